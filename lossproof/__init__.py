@@ -1,0 +1,3 @@
+"""lossproof: numerical-stability verification of machine-learning loss functions."""
+
+__version__ = "0.1.0"

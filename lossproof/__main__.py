@@ -1,0 +1,5 @@
+import sys
+
+from lossproof.cli import main
+
+sys.exit(main())

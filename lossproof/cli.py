@@ -1,0 +1,188 @@
+"""The ``lossproof`` command line: a thin layer over the oracles (and, later, pytest and the reports).
+
+    lossproof exact NAME --format FMT 'JSON'    exact value of a loss, correctly rounded to FMT
+    lossproof demo                              the oracle on the seed notebook's cases and torch's deviations
+
+Exit status: 0 on success, 1 when the oracle cannot decide a rounding below its precision cap, 2 on bad input
+(one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import sys
+
+import oracles
+from oracles import formats
+from oracles.tensors import OracleInputError, _shape_and_flat, parse_float_literal
+
+# keyword arguments that hold floating-point tensors (rounded into the format under test, as torch would)
+FLOAT_TENSORS = ("input", "other", "weight", "pos_weight")
+
+
+class UsageError(Exception):
+    """Bad input on the command line: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def _walk(obj, fn):
+    if isinstance(obj, list):
+        return [_walk(o, fn) for o in obj]
+    return fn(obj)
+
+
+def _read_number(x, where):
+    if isinstance(x, bool) or x is None:
+        raise UsageError(f"{where} holds {json.dumps(x)}; numbers (or strings with float literals) are expected")
+    if isinstance(x, str):
+        try:
+            return parse_float_literal(x)
+        except OracleInputError as e:
+            raise UsageError(f"{where}: {e}") from None
+    if isinstance(x, (int, float)):
+        return x
+    raise UsageError(f"{where} holds {json.dumps(x)}; numbers are expected")
+
+
+def _is_float_target(name, kwargs):
+    """Whether ``target`` is a floating-point tensor (probabilities) rather than class indices."""
+    if name in ("nll_loss",):
+        return False
+    if name == "cross_entropy":
+        try:
+            return _shape_and_flat(kwargs.get("target"), "target")[0] == _shape_and_flat(kwargs.get("input"), "input")[0]
+        except OracleInputError:
+            return False
+    return "target" in kwargs
+
+
+def prepare_arguments(name, fmt, kwargs, notes):
+    """Validate the JSON keyword arguments for oracle ``name`` and round floating tensors into ``fmt``."""
+    fn = oracles.REGISTRY[name]
+    params = inspect.signature(fn).parameters
+    for key in kwargs:
+        if key not in params:
+            raise UsageError(f"{name} takes no argument {key!r} (it takes {', '.join(params)})")
+    missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.name not in kwargs]
+    if missing:
+        raise UsageError(f"{name} needs {', '.join(repr(m) for m in missing)}")
+    out = dict(kwargs)
+    tensor_keys = list(FLOAT_TENSORS) + (["target"] if _is_float_target(name, kwargs) else [])
+    for key in tensor_keys:
+        if key not in out or out[key] is None:
+            continue
+        changed = []
+
+        def to_fmt(x, key=key, changed=changed):
+            v = _read_number(x, key)
+            r = formats.round_to_format(v, fmt)
+            if isinstance(v, float) and math.isnan(v):
+                return r
+            if not (r == v and (v != 0 or math.copysign(1, r) == math.copysign(1, v if isinstance(v, float) else 1.0))):
+                changed.append((x, r))
+            return r
+
+        out[key] = _walk(out[key], to_fmt)
+        if changed:
+            x, r = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            notes.append(
+                f"note: {key} value {x!r} is not exactly representable in {fmt}; rounded to {r!r} "
+                f"({float.hex(r)}){more}, as a framework would when building the tensor"
+            )
+    if "target" in out and "target" not in tensor_keys:
+        out["target"] = _walk(out["target"], lambda x: _index(x))
+    return out
+
+
+def _index(x):
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise UsageError(f"class-index target holds {json.dumps(x)}; integers are expected")
+    return x
+
+
+def _flatten(result):
+    if isinstance(result, list):
+        return [e for r in result for e in _flatten(r)]
+    return [result]
+
+
+def cmd_exact(args) -> int:
+    name = args.name
+    if name not in oracles.REGISTRY:
+        raise UsageError(f"unknown oracle {name!r}; expected one of {', '.join(oracles.REGISTRY)}")
+    fmt = args.format
+    if fmt not in formats.FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
+    try:
+        kwargs = json.loads(args.json)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
+    notes = []
+    call = prepare_arguments(name, fmt, kwargs, notes)
+    for n in notes:
+        print(n, file=sys.stderr)
+    result = oracles.REGISTRY[name](**call)
+    lines = []
+    for e in _flatten(result):
+        y = e.to(fmt)
+        lines.append(f"{e}  {float.hex(y)}  {y!r}")
+        if args.grad:
+            for g in _flatten(e.grad):
+                gy = g.to(fmt)
+                lines.append(f"  grad  {g}  {float.hex(gy)}  {gy!r}")
+        if args.kappa:
+            lines.append(f"  kappa  {e.kappa}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from lossproof.demo import run
+
+    return run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lossproof", description="Numerical-stability verification of ML loss functions.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    e = sub.add_parser("exact", help="the exact value of a loss, correctly rounded to a format")
+    e.add_argument("name", help="oracle name: " + ", ".join(oracles.REGISTRY))
+    e.add_argument("--format", "-f", default="float64", help="float64 (default), float32, float16 or bfloat16")
+    e.add_argument("--grad", action="store_true", help="also print each element's exact gradient")
+    e.add_argument("--kappa", action="store_true", help="also print each element's condition number")
+    e.add_argument("json", help="keyword arguments as a JSON object, e.g. '{\"input\": [[0, 10]], \"target\": [1]}'")
+    e.set_defaults(fn=cmd_exact)
+    d = sub.add_parser("demo", help="the oracle on the seed notebook's results and torch's documented deviations")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    except UsageError as e:
+        print(f"lossproof: error: {e}", file=sys.stderr)
+        return 2
+    except (OracleInputError, ValueError, TypeError) as e:
+        print(f"lossproof: error: {e}", file=sys.stderr)
+        return 2
+    except oracles.OraclePrecisionError as e:
+        print(f"lossproof: cannot decide: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Exact results and certified rounding (Ziv's strategy).
+
+An ``Exact`` is a real number of the extended reals known exactly: either a special value (+-inf, NaN) or an
+expression (``expr.Node``) that can be enclosed in balls of any width. ``Exact.to(fmt)`` evaluates the ball at
+a working precision, and raises the precision until both ends of the ball round to the same value of the
+format, or the ball is a single point (an exact value, ties included). Past the cap it raises
+``OraclePrecisionError``: never a silent guess.
+
+Precision control lives in a context variable (``precision_cap``), never in mpmath's global context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from fractions import Fraction
+
+from mpmath import libmp
+
+from . import expr
+from .balls import BallError
+from .formats import get_format, round_mpf
+
+__all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD"]
+
+DEFAULT_CAP = 1 << 15
+START_GUARD = 40  # first working precision is p + START_GUARD bits: decides all but about 2**-40 of cases
+_cap = contextvars.ContextVar("lossproof_precision_cap", default=DEFAULT_CAP)
+
+
+class OraclePrecisionError(ArithmeticError):
+    """The rounding could not be decided below the precision cap."""
+
+
+@contextlib.contextmanager
+def precision_cap(bits: int):
+    """Temporarily set the highest working precision (bits) the oracle may use."""
+    if not isinstance(bits, int) or bits < 64:
+        raise ValueError("the precision cap must be an integer number of bits >= 64")
+    token = _cap.set(bits)
+    try:
+        yield
+    finally:
+        _cap.reset(token)
+
+
+def get_precision_cap() -> int:
+    return _cap.get()
+
+
+def _same_float(a: float, b: float) -> bool:
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+class Exact:
+    """An exact real result. ``.to(fmt)`` is its correctly rounded value (a Python float), ``.grad`` the exact
+    gradient with respect to the input (nested lists shaped like the input, of Exact), ``.kappa`` the
+    condition number sum_j |x_j df/dx_j| (an Exact), ``str()`` at least 30 significant digits."""
+
+    __slots__ = ("node", "special", "_grad_fn", "_grad", "_kappa_fn", "_kappa", "_cache", "precision_used")
+
+    def __init__(self, value, grad_fn=None, kappa_fn=None):
+        if isinstance(value, float):
+            if math.isfinite(value) and value != 0:
+                value = expr.as_node(value)
+                self.special = None
+            elif value == 0:
+                self.special = None
+                value = expr.ZERO
+            else:
+                self.special = value
+                value = None
+        elif isinstance(value, expr.Node):
+            self.special = None
+        else:
+            value = expr.as_node(value)
+            self.special = None
+        self.node = value
+        self._grad_fn = grad_fn
+        self._grad = None
+        self._kappa_fn = kappa_fn
+        self._kappa = None
+        self._cache = {}
+        self.precision_used = 0
+
+    # -------------------------------------------------------------- the value
+    @property
+    def is_special(self) -> bool:
+        return self.special is not None
+
+    @property
+    def is_nan(self) -> bool:
+        return self.special is not None and math.isnan(self.special)
+
+    @property
+    def is_finite(self) -> bool:
+        return self.special is None
+
+    def to(self, fmt) -> float:
+        """RN of the exact value into ``fmt`` ("float64", "float32", "float16", "bfloat16"), certified."""
+        f = get_format(fmt)
+        if self.special is not None:
+            return self.special
+        r = self._cache.get(f.name)
+        if r is None:
+            r = self._cache[f.name] = self._round(f)
+        return r
+
+    def _round(self, f) -> float:
+        node = self.node
+        if node.is_const:
+            return round_mpf(node.value, f)
+        cap = _cap.get()
+        w = f.p + START_GUARD
+        while True:
+            try:
+                b = node.ball(w)
+            except BallError:
+                b = None
+            if b is not None:
+                self.precision_used = max(self.precision_used, w)
+                if b.exact:
+                    return round_mpf(b.mid, f)
+                lo = round_mpf(b.lower(w + 4), f)
+                hi = round_mpf(b.upper(w + 4), f)
+                if _same_float(lo, hi):
+                    return lo
+            if w >= cap:
+                raise OraclePrecisionError(
+                    f"could not decide the {f.name} rounding within {cap} bits of working precision "
+                    "(the value may lie exactly on a rounding boundary that the expression does not show)"
+                )
+            w = min(2 * w, cap)
+
+    def enclose(self, rel_bits: int = 120):
+        """A ball (raw mpf mid, rad) with rad <= |mid| * 2**-rel_bits (or an exact point). For finite values."""
+        if self.special is not None:
+            raise ValueError("a special value has no enclosure")
+        node = self.node
+        if node.is_const:
+            return node.value, libmp.fzero
+        cap = _cap.get()
+        w = rel_bits + 16
+        while True:
+            try:
+                b = node.ball(w)
+            except BallError:
+                b = None
+            if b is not None:
+                if b.exact:
+                    return b.mid, b.rad
+                if b.mid[1] and libmp.mpf_cmp(
+                    libmp.mpf_shift(libmp.mpf_abs(b.mid), -rel_bits), b.rad
+                ) >= 0:
+                    return b.mid, b.rad
+            if w >= cap:
+                raise OraclePrecisionError(f"could not enclose the value within {cap} bits")
+            w = min(2 * w, cap)
+
+    def fraction(self, rel_bits: int = 120) -> Fraction:
+        """A rational within |z| * 2**-rel_bits of the exact value (the value itself when exact)."""
+        mid, _ = self.enclose(rel_bits)
+        sign, man, e, _ = mid
+        if not man:
+            return Fraction(0)
+        n = -int(man) if sign else int(man)
+        return Fraction(n * 2**e) if e >= 0 else Fraction(n, 2**-e)
+
+    def __str__(self) -> str:
+        if self.special is not None:
+            return "nan" if math.isnan(self.special) else ("inf" if self.special > 0 else "-inf")
+        mid, rad = self.enclose(130)
+        if not mid[1]:
+            return "0.0"
+        digits = 36
+        if not rad[1]:
+            # exact: print every digit when it is short (0.5, 0.1015625), else 36 significant digits
+            s = libmp.to_str(mid, 60)
+            if len(s.replace("-", "").replace(".", "").split("e")[0].strip("0")) < 50:
+                return s
+        return libmp.to_str(mid, digits)
+
+    def __repr__(self) -> str:
+        return f"Exact({self})"
+
+    def __float__(self) -> float:
+        return self.to("float64")
+
+    # -------------------------------------------------------------- derived quantities
+    @property
+    def grad(self):
+        if self._grad is None:
+            if self._grad_fn is None:
+                raise AttributeError("this exact value carries no gradient")
+            self._grad = self._grad_fn()
+        return self._grad
+
+    @property
+    def kappa(self) -> "Exact":
+        if self._kappa is None:
+            if self._kappa_fn is None:
+                raise AttributeError("this exact value carries no condition number")
+            self._kappa = self._kappa_fn()
+        return self._kappa

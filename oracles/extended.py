@@ -1,0 +1,132 @@
+"""Extended-real values and arithmetic on them, with the conventions of NUMERICS.md.
+
+A value ``V`` is either an ``expr.Node`` (a finite exact real, possibly only known as an expression) or a Python
+float special: ``inf``, ``-inf`` or ``nan``. The arithmetic takes limits where they exist and gives NaN where
+none does (inf - inf, 0/0). One convention goes beyond the limits: an *exact* zero coefficient annihilates
+anything but NaN (0 * inf = 0), which is the 0 * log 0 = 0 rule of information theory extended to the terms a
+loss multiplies by a probability or weight that is exactly zero ("contributes nothing").
+"""
+
+from __future__ import annotations
+
+import math
+
+from mpmath import libmp
+
+from . import expr
+from .balls import BallError
+from .expr import Node
+
+INF, NINF, NAN = math.inf, -math.inf, math.nan
+
+__all__ = ["is_nan", "is_inf", "is_finite", "sign", "add", "sub", "mul", "div", "neg", "total", "cmp_const"]
+
+
+def is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def is_inf(v) -> bool:
+    return isinstance(v, float) and math.isinf(v)
+
+
+def is_finite(v) -> bool:
+    return isinstance(v, Node)
+
+
+def is_zero(v) -> bool:
+    return isinstance(v, Node) and v.is_zero
+
+
+def sign(v) -> int:
+    """-1, 0 or 1. For a finite expression the ball is refined until its sign is certain (a nonzero value
+    is eventually separated from zero; an exact zero is recognised as a point ball)."""
+    if isinstance(v, float):
+        if math.isnan(v):
+            raise ValueError("NaN has no sign")
+        return 1 if v > 0 else -1
+    if v.is_const:
+        return 0 if not v.value[1] else (-1 if v.value[0] else 1)
+    w = 64
+    while w <= 1 << 15:
+        try:
+            b = v.ball(w)
+        except BallError:
+            b = None
+        if b is not None:
+            if b.exact and not b.mid[1]:
+                return 0
+            if not b.contains_zero():
+                return -1 if b.mid[0] else 1
+        w *= 2
+    raise ArithmeticError("could not decide the sign of an expression")
+
+
+def cmp_const(a: Node, b: Node) -> int:
+    return libmp.mpf_cmp(a.value, b.value)
+
+
+def neg(a):
+    if isinstance(a, float):
+        return -a
+    return -a
+
+
+def add(a, b):
+    return total([a, b])
+
+
+def sub(a, b):
+    return total([a, neg(b)])
+
+
+def total(vals):
+    """Sum in the extended reals: NaN if any NaN or both +inf and -inf appear."""
+    nodes, pos, negv = [], False, False
+    for v in vals:
+        if isinstance(v, float):
+            if math.isnan(v):
+                return NAN
+            if v > 0:
+                pos = True
+            else:
+                negv = True
+        else:
+            nodes.append(v)
+    if pos and negv:
+        return NAN
+    if pos:
+        return INF
+    if negv:
+        return NINF
+    return expr.nsum(nodes)
+
+
+def mul(a, b):
+    if is_nan(a) or is_nan(b):
+        return NAN
+    if is_zero(a) or is_zero(b):
+        return expr.ZERO
+    if isinstance(a, float) or isinstance(b, float):
+        s = sign(a) * sign(b)
+        return INF if s > 0 else NINF
+    return a * b
+
+
+def div(a, b):
+    """a / b; x/0 is +-inf by the sign of x, 0/0 and inf/inf are NaN, finite/inf is 0."""
+    if is_nan(a) or is_nan(b):
+        return NAN
+    if isinstance(b, float):
+        if isinstance(a, float):
+            return NAN
+        return expr.ZERO
+    sb = sign(b)
+    if sb == 0:
+        if is_zero(a):
+            return NAN
+        sa = sign(a)
+        return INF if sa > 0 else NINF
+    if isinstance(a, float):
+        return a if sb > 0 else -a
+    return a / b

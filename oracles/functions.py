@@ -1,0 +1,347 @@
+"""The building blocks, exactly: logsumexp, softmax, log_softmax, sigmoid, logsigmoid, softplus, xlogy.
+
+Each takes torch's arguments and returns an ``Exact`` (0-d output) or nested lists of them, each carrying its
+exact gradient with respect to ``input`` (shaped like ``input``) and its condition number
+kappa = sum_j |x_j * d f / d x_j| over the floating-point arguments.
+
+The formulations keep every subtraction exact (x_j - max is a difference of binary constants) and use log1p for
+the sum of the non-maximal terms, so the balls stay tight for the confident and the extreme regimes alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import expr
+from . import extended as X
+from .exact import Exact
+from .expr import ONE, ZERO
+from .tensors import (OracleInputError, broadcast_index, broadcast_shape, normalize_dim, numel, read_values,
+                      slices_along, unflatten)
+
+INF, NINF, NAN = math.inf, -math.inf, math.nan
+
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy", "Row",
+           "make_result", "kappa_of", "softmax_dim"]
+
+_ZERO_EXACT = None
+
+
+def _exact_zero():
+    global _ZERO_EXACT
+    if _ZERO_EXACT is None:
+        _ZERO_EXACT = Exact(ZERO)
+    return _ZERO_EXACT
+
+
+def kappa_of(pairs) -> Exact:
+    """kappa = sum |x * g| over (argument value, partial derivative) pairs, in the extended reals."""
+    terms = []
+    for x, g in pairs:
+        if X.is_zero(x) or X.is_zero(g):
+            continue
+        if X.is_nan(x) or X.is_nan(g):
+            return Exact(NAN)
+        if isinstance(x, float) or isinstance(g, float):
+            return Exact(INF)
+        terms.append(expr.absval(x * g))
+    return Exact(expr.nsum(terms))
+
+
+def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None) -> Exact:
+    """An Exact for ``value`` whose gradient is built lazily from {flat input index: V} (the rest is 0)."""
+
+    def grad():
+        entries = grad_entries_fn()
+        z = _exact_zero()
+        flat = [z] * numel(shape)
+        for k, g in entries.items():
+            flat[k] = Exact(g)
+        return unflatten(shape, flat)
+
+    def kappa():
+        return kappa_of(kappa_pairs_fn())
+
+    return Exact(value, grad_fn=grad, kappa_fn=kappa if kappa_pairs_fn else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# the softmax family: one slice along the class dimension
+
+
+class Row:
+    """log-sum-exp of one slice, in the extended reals, with the pieces shared by its relatives."""
+
+    def __init__(self, xs):
+        self.xs = xs
+        self.nan = any(X.is_nan(x) for x in xs)
+        self.pinf = [j for j, x in enumerate(xs) if x == INF]
+        self.fin = [j for j, x in enumerate(xs) if X.is_finite(x)]
+        self.regular = not self.nan and not self.pinf and bool(self.fin)
+        if not self.regular:
+            return
+        jmax = self.fin[0]
+        for j in self.fin[1:]:
+            if X.cmp_const(xs[j], xs[jmax]) > 0:
+                jmax = j
+        self.jmax = jmax
+        m = xs[jmax]
+        self.m = m
+        self.d = {j: xs[j] - m for j in self.fin}  # exact constants <= 0
+        self.e = {j: expr.exp(self.d[j]) for j in self.fin}
+        rest = expr.nsum(self.e[j] for j in self.fin if j != jmax)
+        self.rest = rest
+        self.denom = expr.nsum([ONE, rest])
+        self.l1p = expr.log1p(rest)
+
+    def lse(self):
+        if self.nan:
+            return NAN
+        if self.pinf:
+            return INF
+        if not self.fin:
+            return NINF
+        return self.m + self.l1p
+
+    def log_softmax(self, i):
+        if self.nan:
+            return NAN
+        if self.pinf:
+            if i in self.pinf:
+                return ZERO if len(self.pinf) == 1 else NAN
+            return NINF
+        if not self.fin:
+            return NAN
+        if i not in self.d:
+            return NINF
+        return self.d[i] - self.l1p
+
+    def softmax(self, i):
+        if self.nan:
+            return NAN
+        if self.pinf:
+            if i in self.pinf:
+                return ONE if len(self.pinf) == 1 else NAN
+            return ZERO
+        if not self.fin:
+            return NAN
+        if i not in self.e:
+            return ZERO
+        return self.e[i] / self.denom
+
+
+def softmax_dim(ndim):
+    """torch's implicit dim (``_get_softmax_dim``): 0 for 0-, 1- and 3-d inputs, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _rows(input, dim, name):
+    shape, vals = read_values(input, "input")
+    if dim is None:
+        dim = softmax_dim(len(shape))
+    d = normalize_dim(dim, len(shape))
+    groups = slices_along(shape, d) if shape else [[0]]
+    rows = [(idx, Row([vals[k] for k in idx])) for idx in groups]
+    return shape, vals, d, rows
+
+
+def _delta_minus(delta, s):
+    return X.sub(ONE if delta else ZERO, s)
+
+
+def logsumexp(input, dim=None, keepdim=False):
+    """log(sum(exp(input))) over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
+    shape, vals = read_values(input, "input")
+    if dim is None or dim == () or dim == []:
+        dims = list(range(len(shape)))
+    elif isinstance(dim, (list, tuple)):
+        dims = sorted({normalize_dim(d, len(shape)) for d in dim})
+    else:
+        dims = [normalize_dim(dim, len(shape))]
+    if not shape:
+        dims = []
+    # group flat indices by the coordinates outside ``dims``
+    groups = {}
+    for k in range(numel(shape)):
+        rem, coord = k, []
+        for s in reversed(shape):
+            coord.append(rem % s)
+            rem //= s
+        coord.reverse()
+        key = tuple(c for d, c in enumerate(coord) if d not in dims)
+        groups.setdefault(key, []).append(k)
+    if keepdim:
+        out_shape = tuple(1 if d in dims else s for d, s in enumerate(shape))
+    else:
+        out_shape = tuple(s for d, s in enumerate(shape) if d not in dims)
+    outs = []
+    for key in sorted(groups) if groups else []:
+        idx = groups[key]
+        row = Row([vals[k] for k in idx])
+
+        def grad(idx=idx, row=row):
+            return {k: row.softmax(j) for j, k in enumerate(idx)}
+
+        def kpairs(idx=idx, row=row):
+            return [(vals[k], row.softmax(j)) for j, k in enumerate(idx)]
+
+        outs.append(make_result(row.lse(), shape, grad, kpairs))
+    if not groups:  # an empty reduction: log(0)
+        outs = [Exact(NINF)] * max(numel(out_shape), 1)
+    return unflatten(out_shape, outs)
+
+
+def softmax(input, dim=None):
+    """exp(x_i) / sum_j exp(x_j) along ``dim`` (torch's implicit dim when None)."""
+    shape, vals, _, rows = _rows(input, dim, "softmax")
+    flat = [None] * numel(shape)
+    for idx, row in rows:
+        for i, k in enumerate(idx):
+            def grad(i=i, idx=idx, row=row):
+                si = row.softmax(i)
+                return {kk: X.mul(si, _delta_minus(i == j, row.softmax(j))) for j, kk in enumerate(idx)}
+
+            def kpairs(i=i, idx=idx, row=row):
+                si = row.softmax(i)
+                return [(vals[kk], X.mul(si, _delta_minus(i == j, row.softmax(j)))) for j, kk in enumerate(idx)]
+
+            flat[k] = make_result(row.softmax(i), shape, grad, kpairs)
+    return unflatten(shape, flat) if shape else flat[0]
+
+
+def log_softmax(input, dim=None):
+    """x_i - logsumexp(x) along ``dim`` (torch's implicit dim when None)."""
+    shape, vals, _, rows = _rows(input, dim, "log_softmax")
+    flat = [None] * numel(shape)
+    for idx, row in rows:
+        for i, k in enumerate(idx):
+            def grad(i=i, idx=idx, row=row):
+                return {kk: _delta_minus(i == j, row.softmax(j)) for j, kk in enumerate(idx)}
+
+            def kpairs(i=i, idx=idx, row=row):
+                return [(vals[kk], _delta_minus(i == j, row.softmax(j))) for j, kk in enumerate(idx)]
+
+            flat[k] = make_result(row.log_softmax(i), shape, grad, kpairs)
+    return unflatten(shape, flat) if shape else flat[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# elementwise
+
+
+def sigmoid_value(x):
+    """sigma(x) = 1 / (1 + e^-x), as an extended-real value, without cancellation for either sign."""
+    if X.is_nan(x):
+        return NAN
+    if x == INF:
+        return ONE
+    if x == NINF:
+        return ZERO
+    if X.sign(x) >= 0:
+        return ONE / expr.nsum([ONE, expr.exp(-x)])
+    ex = expr.exp(x)
+    return ex / expr.nsum([ONE, ex])
+
+
+def softplus_value(x, beta=ONE, inv_beta=ONE):
+    """(1/beta) log(1 + e^(beta x)) in the extended reals."""
+    if X.is_nan(x):
+        return NAN
+    bx = X.mul(beta, x)
+    if bx == INF:
+        return X.mul(inv_beta, INF)
+    if bx == NINF:
+        return ZERO
+    if X.sign(bx) <= 0:
+        return inv_beta * expr.log1p(expr.exp(bx))
+    return x + inv_beta * expr.log1p(expr.exp(-bx))
+
+
+def _elementwise(input, value_fn, deriv_fn):
+    shape, vals = read_values(input, "input")
+    flat = []
+    for k, x in enumerate(vals):
+        def grad(k=k, x=x):
+            return {k: deriv_fn(x)}
+
+        def kpairs(x=x):
+            return [(x, deriv_fn(x))]
+
+        flat.append(make_result(value_fn(x), shape, grad, kpairs))
+    return unflatten(shape, flat)
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-x)) elementwise; derivative sigma(x) sigma(-x)."""
+    return _elementwise(input, sigmoid_value, lambda x: X.mul(sigmoid_value(x), sigmoid_value(X.neg(x))))
+
+
+def logsigmoid(input):
+    """log(sigma(x)) = -softplus(-x) elementwise; derivative sigma(-x)."""
+    return _elementwise(input, lambda x: X.neg(softplus_value(X.neg(x))), lambda x: sigmoid_value(X.neg(x)))
+
+
+def _beta_nodes(beta):
+    from .tensors import value_of
+
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, str)) and not hasattr(beta, "_mpf_"):
+        raise OracleInputError(f"beta must be a number, got {beta!r}")
+    b = value_of(beta, "beta")
+    if not X.is_finite(b) or X.is_zero(b):
+        raise OracleInputError(f"beta must be finite and nonzero, got {beta!r}")
+    return b, ONE / b
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """The exact softplus (1/beta) log(1 + exp(beta x)) elementwise; derivative sigma(beta x).
+
+    ``threshold`` is accepted for torch's signature and ignored: torch's linear shortcut above it is the
+    named variant ``oracles.torch_variants.softplus``."""
+    b, ib = _beta_nodes(beta)
+    return _elementwise(input, lambda x: softplus_value(x, b, ib), lambda x: sigmoid_value(X.mul(b, x)))
+
+
+def xlogy(input, other):
+    """input * log(other), with 0 * log(y) = 0 for every y but NaN (torch.xlogy); log of a negative is NaN.
+    The gradient is with respect to ``input``: log(other)."""
+    xs_shape, xs = read_values(input, "input")
+    ys_shape, ys = read_values(other, "other")
+    shape = broadcast_shape(xs_shape, ys_shape, "input and other shapes")
+    n = numel(shape)
+
+    def logy(y):
+        if X.is_nan(y):
+            return NAN
+        if y == INF:
+            return INF
+        if y == NINF:
+            return NAN
+        s = X.sign(y)
+        if s < 0:
+            return NAN
+        if s == 0:
+            return NINF
+        return expr.log(y)
+
+    flat = []
+    for k in range(n):
+        x = xs[broadcast_index(k, shape, xs_shape)]
+        y = ys[broadcast_index(k, shape, ys_shape)]
+        if X.is_nan(y):
+            val = NAN
+        elif X.is_zero(x):
+            val = ZERO
+        else:
+            val = X.mul(x, logy(y))
+        kx = broadcast_index(k, shape, xs_shape)
+
+        def grad(kx=kx, y=y):
+            return {kx: logy(y)}
+
+        def kpairs(x=x, y=y):
+            ly = logy(y)
+            # d/dy (x log y) = x / y, so |y * x / y| = |x| (for y != 0)
+            return [(x, ly), (y, X.div(x, y))]
+
+        flat.append(make_result(val, xs_shape, grad, kpairs))
+    return unflatten(shape, flat)

@@ -1,0 +1,421 @@
+"""The losses of torch.nn.functional, exactly, with torch's argument names, defaults and semantics.
+
+cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits and kl_div. Every result is an
+``Exact`` (or nested lists of them for ``reduction="none"``) with its exact gradient with respect to ``input`` and
+its condition number kappa = sum_j |x_j df/dx_j| over the floating-point data: ``input`` and a floating-point
+``target`` (weights and pos_weight are treated as exact constants of the problem).
+
+Special values follow NUMERICS.md: limits in the extended reals where they exist, NaN where none does, an
+exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), and a
+mean over zero total weight is 0/0 = NaN. A NaN result has an all-NaN gradient (no derivative of an undefined
+value). The torch-only conventions (the -100 clamp of BCELoss's log, softplus's threshold) live in
+``oracles.torch_variants``.
+
+Stability bounds (NUMERICS.md "stable" rung), derived from the reference stable algorithm with pairwise
+summation, are in ``oracles.bounds``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mpmath import libmp
+
+from . import expr
+from . import extended as X
+from .exact import Exact
+from .expr import ONE, ZERO
+from .functions import Row, kappa_of, sigmoid_value, softplus_value
+from .tensors import (OracleInputError, _shape_and_flat, broadcast_index, broadcast_shape, numel, read_indices,
+                      read_values, slices_along, unflatten, value_of)
+
+INF, NINF, NAN = math.inf, -math.inf, math.nan
+
+__all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+           "legacy_reduction"]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def legacy_reduction(size_average, reduce, reduction, allowed=REDUCTIONS):
+    """torch's _Reduction.legacy_get_string, then validation of the reduction name."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    if reduction not in allowed:
+        raise OracleInputError(f"reduction must be one of {', '.join(allowed)}, got {reduction!r}")
+    return reduction
+
+
+# --------------------------------------------------------------------------------------------------
+# assembling results
+
+
+class _Out:
+    """One output element: its value and, lazily, (grad dict over input, target grad dict)."""
+
+    __slots__ = ("value", "grad", "tgrad")
+
+    def __init__(self, value, grad, tgrad=None):
+        self.value = value
+        self.grad = grad  # () -> {flat input index: V}
+        self.tgrad = tgrad  # () -> {flat target index: V} or None
+
+
+def _finish(outs, out_shape, reduction, denom, in_shape, in_vals, t_vals):
+    """Reduce per-element outputs and wrap them as Exact results.
+
+    ``denom``: for "mean", the divisor (a V); other reductions ignore it."""
+
+    def wrap(value, grad, tgrad):
+        if X.is_nan(value):
+            gfn = lambda: {k: NAN for k in range(numel(in_shape))}  # noqa: E731
+            return _exact(value, in_shape, gfn, in_vals, t_vals, gfn, nan=True)
+        return _exact(value, in_shape, grad, in_vals, t_vals, tgrad)
+
+    if reduction == "none":
+        return unflatten(out_shape, [wrap(o.value, o.grad, o.tgrad) for o in outs])
+    total = X.total([o.value for o in outs])
+    scale = ONE
+    if reduction in ("mean", "batchmean"):
+        total = X.div(total, denom)
+        scale = denom
+
+    def merged(attr):
+        def fn():
+            acc = {}
+            for o in outs:
+                f = getattr(o, attr)
+                if f is None:
+                    continue
+                for k, g in f().items():
+                    acc[k] = X.add(acc[k], g) if k in acc else g
+            if scale is not ONE:
+                acc = {k: X.div(g, scale) for k, g in acc.items()}
+            return acc
+
+        return fn
+
+    return wrap(total, merged("grad"), merged("tgrad") if t_vals is not None else None)
+
+
+def _exact(value, in_shape, grad_fn, in_vals, t_vals, tgrad_fn, nan=False):
+    def grad():
+        entries = grad_fn()
+        z = Exact(ZERO)
+        flat = [z] * numel(in_shape)
+        for k, g in entries.items():
+            flat[k] = Exact(g)
+        return unflatten(in_shape, flat)
+
+    def kappa():
+        if nan:
+            return Exact(NAN)
+        pairs = [(in_vals[k], g) for k, g in grad_fn().items()]
+        if tgrad_fn is not None and t_vals is not None:
+            pairs += [(t_vals[k], g) for k, g in tgrad_fn().items()]
+        return kappa_of(pairs)
+
+    return Exact(value, grad_fn=grad, kappa_fn=kappa)
+
+
+def _number(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise OracleInputError(f"{name} must be a number, got {x!r}")
+    return x
+
+
+def _class_layout(input):
+    in_shape, vals = read_values(input, "input")
+    if len(in_shape) == 0:
+        raise OracleInputError("input must have at least 1 dimension (the classes)")
+    cd = 0 if len(in_shape) == 1 else 1
+    C = in_shape[cd]
+    out_shape = tuple(s for d, s in enumerate(in_shape) if d != cd)
+    rows = slices_along(in_shape, cd)
+    return in_shape, vals, cd, C, out_shape, rows
+
+
+def _class_weights(weight, C):
+    if weight is None:
+        return None
+    w_shape, w = read_values(weight, "weight")
+    if w_shape != (C,):
+        raise OracleInputError(f"weight must have shape ({C},) (one per class), got {w_shape}")
+    return w
+
+
+def _index_targets(target, out_shape, C, ignore_index):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise OracleInputError(f"ignore_index must be an integer, got {ignore_index!r}")
+    t_shape, ts = read_indices(target, "target")
+    if t_shape != out_shape:
+        raise OracleInputError(
+            f"target shape {t_shape} does not match the input: expected {out_shape} for class indices "
+            "or the input's own shape for probabilities"
+        )
+    for t in ts:
+        if t != ignore_index and not 0 <= t < C:
+            raise OracleInputError(f"target {t} is out of bounds for {C} classes")
+    return ts
+
+
+# --------------------------------------------------------------------------------------------------
+# cross_entropy / nll_loss
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """torch.nn.functional.cross_entropy: class-index targets (with ``ignore_index``) or probability targets
+    (same shape as ``input``), ``weight`` per class, ``label_smoothing`` in [0, 1], shapes (C), (N, C),
+    (N, C, d1, ...)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    eps = _number(label_smoothing, "label_smoothing")
+    if not 0.0 <= eps <= 1.0:
+        raise OracleInputError(f"label_smoothing must be in [0, 1], got {eps!r}")
+    in_shape, vals, cd, C, out_shape, rows = _class_layout(input)
+    w = _class_weights(weight, C)
+    t_shape, _ = _shape_and_flat(target, "target")
+    eps_n = value_of(float(eps))
+    one_m_eps = ONE - eps_n
+    eps_c = eps_n / expr.const(libmp.from_int(C)) if eps and C else ZERO
+    wc = (lambda c: w[c]) if w is not None else (lambda c: ONE)
+    rowobjs = [Row([vals[k] for k in idx]) for idx in rows]
+
+    if t_shape == in_shape and in_shape != out_shape:
+        return _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one_m_eps, eps_c,
+                        reduction)
+
+    ts = _index_targets(target, out_shape, C, ignore_index)
+    w_row = X.total([wc(c) for c in range(C)]) if eps else None
+    outs, wsum = [], []
+    for n, (idx, row) in enumerate(zip(rows, rowobjs)):
+        t = ts[n]
+        if t == ignore_index:
+            outs.append(_Out(ZERO, dict))
+            continue
+        wt = wc(t)
+        wsum.append(wt)
+        nll = X.mul(wt, X.neg(row.log_softmax(t)))
+        parts = [X.mul(one_m_eps, nll)]
+        if eps:
+            smooth = X.total([X.mul(wc(c), X.neg(row.log_softmax(c))) for c in range(C)])
+            parts.append(X.mul(eps_c, smooth))
+        value = X.total(parts)
+
+        def grad(idx=idx, row=row, t=t, wt=wt):
+            g = {}
+            for c, k in enumerate(idx):
+                s = row.softmax(c)
+                gc = X.mul(X.mul(one_m_eps, wt), X.sub(s, ONE if c == t else ZERO))
+                if eps:
+                    gc = X.add(gc, X.mul(eps_c, X.sub(X.mul(s, w_row), wc(c))))
+                g[k] = gc
+            return g
+
+        outs.append(_Out(value, grad))
+    denom = X.total(wsum)
+    return _finish(outs, out_shape, reduction, denom, in_shape, vals, None)
+
+
+def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one_m_eps, eps_c, reduction):
+    _, tv = read_values(target, "target")
+    for t in tv:
+        if X.is_finite(t) and X.sign(t) < 0 or t == NINF:
+            raise OracleInputError("target holds a negative probability")
+    smoothing = not eps_n.is_zero
+    tgt = [X.add(X.mul(t, one_m_eps), eps_c) if smoothing else t for t in tv]
+    outs = []
+    for idx, row in zip(rows, rowobjs):
+        value = X.total([X.mul(X.mul(wc(c), tgt[k]), X.neg(row.log_softmax(c))) for c, k in enumerate(idx)])
+
+        def grad(idx=idx, row=row):
+            mass = X.total([X.mul(wc(c), tgt[k]) for c, k in enumerate(idx)])
+            return {k: X.sub(X.mul(row.softmax(c), mass), X.mul(wc(c), tgt[k])) for c, k in enumerate(idx)}
+
+        def tgrad(idx=idx, row=row):
+            return {k: X.mul(X.mul(one_m_eps, wc(c)), X.neg(row.log_softmax(c))) for c, k in enumerate(idx)}
+
+        outs.append(_Out(value, grad, tgrad))
+    n_rows = len(rows)
+    denom = expr.const(libmp.from_int(n_rows)) if n_rows else ZERO
+    return _finish(outs, out_shape, reduction, denom, in_shape, vals, tv)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """torch.nn.functional.nll_loss: -weight[t] * input[t] per element; "mean" divides by the total weight of
+    the targets that are not ignored (0/0 = NaN when every target is ignored)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    in_shape, vals, cd, C, out_shape, rows = _class_layout(input)
+    w = _class_weights(weight, C)
+    ts = _index_targets(target, out_shape, C, ignore_index)
+    outs, wsum = [], []
+    for n, idx in enumerate(rows):
+        t = ts[n]
+        if t == ignore_index:
+            outs.append(_Out(ZERO, dict))
+            continue
+        wt = w[t] if w is not None else ONE
+        wsum.append(wt)
+        k = idx[t]
+        value = X.mul(wt, X.neg(vals[k]))
+        outs.append(_Out(value, lambda k=k, wt=wt: {k: X.neg(wt)}))
+    return _finish(outs, out_shape, reduction, X.total(wsum), in_shape, vals, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# binary losses
+
+
+def _same_shape_target(in_shape, target):
+    t_shape, tv = read_values(target, "target")
+    if t_shape != in_shape:
+        raise OracleInputError(f"target shape {t_shape} does not match input shape {in_shape}")
+    for t in tv:
+        if (X.is_finite(t) and X.sign(t) < 0) or t == NINF:
+            raise OracleInputError("target holds a negative probability")
+    return tv
+
+
+def _broadcast_to(obj, in_shape, name):
+    if obj is None:
+        return None
+    shape, v = read_values(obj, name)
+    if broadcast_shape(shape, in_shape, f"{name} and input shapes") != tuple(in_shape):
+        raise OracleInputError(f"{name} of shape {shape} does not broadcast to the input's {in_shape}")
+    return [v[broadcast_index(k, in_shape, shape)] for k in range(numel(in_shape))]
+
+
+def _count(n):
+    return expr.const(libmp.from_int(n)) if n else ZERO
+
+
+def _log_nonneg(v):
+    """log of a value >= 0 (a const, an expression or +inf): -inf at 0."""
+    if X.is_nan(v):
+        return NAN
+    if v == INF:
+        return INF
+    if X.is_zero(v):
+        return NINF
+    return expr.log(v)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """torch.nn.functional.binary_cross_entropy, the mathematical loss -w (y log p + (1 - y) log(1 - p)),
+    with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``)."""
+    return _bce(input, target, weight, size_average, reduce, reduction, clamp=None)
+
+
+def _bce(input, target, weight, size_average, reduce, reduction, clamp):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    in_shape, ps = read_values(input, "input")
+    for p in ps:
+        if X.is_nan(p):
+            continue
+        if isinstance(p, float) or X.sign(p) < 0 or X.sign(p - ONE) > 0:
+            raise OracleInputError("all elements of input should be between 0 and 1")
+    ys = _same_shape_target(in_shape, target)
+    ws = _broadcast_to(weight, in_shape, "weight")
+
+    def logc(v):  # log, with torch's clamp when asked: max(log v, clamp)
+        lv = _log_nonneg(v)
+        if clamp is None or X.is_nan(lv):
+            return lv, False
+        if lv == NINF or X.sign(X.sub(lv, clamp)) < 0:
+            return clamp, True
+        return lv, False
+
+    outs = []
+    for k, (p, y) in enumerate(zip(ps, ys)):
+        w = ws[k] if ws is not None else ONE
+        if X.is_nan(p) or X.is_nan(y):
+            outs.append(_Out(NAN, lambda k=k: {k: NAN}, lambda k=k: {k: NAN}))
+            continue
+        q = ONE - p  # exact
+        omy = X.sub(ONE, y)
+        lp, cp = logc(p)
+        lq, cq = logc(q)
+        a = ZERO if X.is_zero(y) else X.mul(y, lp)
+        b = ZERO if X.is_zero(omy) else X.mul(omy, lq)
+        value = X.mul(w, X.neg(X.add(a, b)))
+
+        def grad(k=k, p=p, q=q, y=y, omy=omy, w=w, cp=cp, cq=cq):
+            da = ZERO if X.is_zero(y) or cp else X.div(y, p)
+            db = ZERO if X.is_zero(omy) or cq else X.div(omy, q)
+            return {k: X.mul(w, X.neg(X.sub(da, db)))}
+
+        def tgrad(k=k, w=w, lp=lp, lq=lq):
+            return {k: X.mul(w, X.neg(X.sub(lp, lq)))}
+
+        outs.append(_Out(value, grad, tgrad))
+    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, ps, ys)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """torch.nn.functional.binary_cross_entropy_with_logits:
+    w (pos_weight * y * softplus(-x) + (1 - y) * softplus(x)), ``weight`` and ``pos_weight`` broadcast to the
+    input (pos_weight along the last, class, dimension)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    in_shape, xs = read_values(input, "input")
+    ys = _same_shape_target(in_shape, target)
+    ws = _broadcast_to(weight, in_shape, "weight")
+    pws = _broadcast_to(pos_weight, in_shape, "pos_weight")
+    outs = []
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        w = ws[k] if ws is not None else ONE
+        pw = pws[k] if pws is not None else ONE
+        omy = X.sub(ONE, y)
+        pos = ZERO if X.is_zero(y) else X.mul(X.mul(pw, y), softplus_value(X.neg(x)))
+        negt = ZERO if X.is_zero(omy) else X.mul(omy, softplus_value(x))
+        value = X.mul(w, X.add(pos, negt))
+
+        def grad(k=k, x=x, y=y, omy=omy, w=w, pw=pw):
+            a = ZERO if X.is_zero(y) else X.mul(X.mul(pw, y), sigmoid_value(X.neg(x)))
+            b = ZERO if X.is_zero(omy) else X.mul(omy, sigmoid_value(x))
+            return {k: X.mul(w, X.sub(b, a))}
+
+        def tgrad(k=k, x=x, w=w, pw=pw):
+            return {k: X.mul(w, X.sub(X.mul(pw, softplus_value(X.neg(x))), softplus_value(x)))}
+
+        outs.append(_Out(value, grad, tgrad))
+    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, xs, ys)
+
+
+# --------------------------------------------------------------------------------------------------
+# kl_div
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """torch.nn.functional.kl_div: pointwise target * (log target - input) (``log_target``: exp(target) *
+    (target - input)), input being log-probabilities; reductions none, sum, mean (over elements) and
+    batchmean (over the first dimension)."""
+    reduction = legacy_reduction(size_average, reduce, reduction, REDUCTIONS + ("batchmean",))
+    in_shape, xs = read_values(input, "input")
+    t_shape, ts = read_values(target, "target")
+    if t_shape != in_shape:
+        raise OracleInputError(f"target shape {t_shape} does not match input shape {in_shape}")
+    if not log_target:
+        for t in ts:
+            if (X.is_finite(t) and X.sign(t) < 0) or t == NINF:
+                raise OracleInputError("target holds a negative probability")
+    outs = []
+    for k, (x, t) in enumerate(zip(xs, ts)):
+        if log_target:
+            et = ZERO if t == NINF else (INF if t == INF else (NAN if X.is_nan(t) else expr.exp(t)))
+            value = X.mul(et, X.sub(t, x)) if not X.is_nan(t) else NAN
+            grad = lambda k=k, et=et: {k: X.neg(et)}  # noqa: E731
+            tgrad = lambda k=k, et=et, t=t, x=x: {k: X.mul(et, X.add(X.sub(t, x), ONE))}  # noqa: E731
+        else:
+            lt = _log_nonneg(t)
+            value = ZERO if X.is_zero(t) else X.mul(t, X.sub(lt, x))
+            grad = lambda k=k, t=t: {k: X.neg(t)}  # noqa: E731
+            tgrad = lambda k=k, lt=lt, x=x: {k: X.add(X.sub(lt, x), ONE)}  # noqa: E731
+        outs.append(_Out(value, grad, tgrad))
+    if reduction == "batchmean":
+        denom = _count(in_shape[0]) if in_shape else ONE
+    else:
+        denom = _count(numel(in_shape))
+    return _finish(outs, in_shape, reduction, denom, in_shape, xs, ts)
