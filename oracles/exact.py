@@ -108,30 +108,37 @@ class Exact:
         return r
 
     def _round(self, f) -> float:
-        node = self.node
-        if node.is_const:
-            return round_mpf(node.value, f)
+        if self.node.is_const:
+            return round_mpf(self.node.value, f)
         cap = _cap.get()
         w = f.p + START_GUARD
         while True:
-            try:
-                b = node.ball(w)
-            except BallError:
-                b = None
-            if b is not None:
+            r = self.decided_at(f, w)
+            if r is not None:
                 self.precision_used = max(self.precision_used, w)
-                if b.exact:
-                    return round_mpf(b.mid, f)
-                lo = round_mpf(b.lower(w + 4), f)
-                hi = round_mpf(b.upper(w + 4), f)
-                if _same_float(lo, hi):
-                    return lo
+                return r
             if w >= cap:
                 raise OraclePrecisionError(
                     f"could not decide the {f.name} rounding within {cap} bits of working precision "
                     "(the value may lie exactly on a rounding boundary that the expression does not show)"
                 )
             w = min(2 * w, cap)
+
+    def decided_at(self, fmt, w: int):
+        """The rounding into ``fmt`` that the ball at working precision ``w`` decides, or None when the ball
+        still straddles a rounding boundary (or is too wide to evaluate)."""
+        f = get_format(fmt)
+        if self.special is not None:
+            return self.special
+        try:
+            b = self.node.ball(w)
+        except BallError:
+            return None
+        if b.exact:
+            return round_mpf(b.mid, f)
+        lo = round_mpf(b.lower(w + 4), f)
+        hi = round_mpf(b.upper(w + 4), f)
+        return lo if _same_float(lo, hi) else None
 
     def enclose(self, rel_bits: int = 120):
         """A ball (raw mpf mid, rad) with rad <= |mid| * 2**-rel_bits (or an exact point). For finite values."""

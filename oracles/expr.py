@@ -106,6 +106,8 @@ class Node:
             return const(libmp.mpf_neg(self.value))
         if self.op == "neg":
             return self.args[0]
+        if self.op in ("sum", "mul", "log") and _log_terms(self) is not None:
+            return nsum(_scaled_log(libmp.mpf_neg(k), L) for k, L in _log_terms(self))
         return Node("neg", (self,))
 
     def __mul__(self, other):
@@ -118,6 +120,12 @@ class Node:
             return self
         if self.is_const and other.is_const:
             return const(libmp.mpf_mul(self.value, other.value))
+        # a constant times a linear combination of canonical logs stays one (so that sums can cancel exactly)
+        for c, s in ((self, other), (other, self)):
+            if c.is_const and s.op in ("sum", "neg", "mul"):
+                terms = _log_terms(s)
+                if terms is not None:
+                    return nsum(_scaled_log(libmp.mpf_mul(c.value, k), L) for k, L in terms)
         return Node("mul", (self, other))
 
     __rmul__ = __mul__
@@ -143,6 +151,7 @@ def const(v) -> Node:
 
 ZERO = const(fzero)
 ONE = const(fone)
+LOG2 = Node("log", (const(libmp.from_int(2)),))
 
 
 def as_node(x) -> Node:
@@ -153,9 +162,49 @@ def as_node(x) -> Node:
     return const(to_mpf(x))
 
 
+def _as_log_term(t):
+    """(coefficient raw mpf, canonical log node) when t is c * log(const), else None."""
+    if t.op == "log" and t.args[0].is_const:
+        return fone, t
+    if t.op == "neg":
+        r = _as_log_term(t.args[0])
+        return (libmp.mpf_neg(r[0]), r[1]) if r else None
+    if t.op == "mul":
+        a, b = t.args
+        if a.is_const and b.op == "log" and b.args[0].is_const:
+            return a.value, b
+        if b.is_const and a.op == "log" and a.args[0].is_const:
+            return b.value, a
+    return None
+
+
+def _scaled_log(k, L):
+    """k * L for a raw mpf k and a canonical log node L (or the constant k when L is None)."""
+    if L is None or not k[1]:
+        return const(k)
+    return L if k == fone else Node("mul", (const(k), L))
+
+
+def _log_terms(t):
+    """[(coefficient, log node or None for a constant)] when t is a linear combination of canonical logs."""
+    terms = t.args if t.op == "sum" else (t,)
+    out = []
+    for s in terms:
+        if s.is_const:
+            out.append((s.value, None))
+            continue
+        r = _as_log_term(s)
+        if r is None:
+            return None
+        out.append(r)
+    return out
+
+
 def nsum(terms) -> Node:
-    """Exact-aware sum: constants are added exactly, zeros dropped, nested sums flattened."""
+    """Exact-aware sum: constants are added exactly, zeros dropped, nested sums flattened, and multiples of
+    the same canonical logarithm collected with exact coefficients (so that log terms cancel exactly)."""
     flat = []
+    logs: dict = {}
     c = fzero
     for t in terms:
         t = as_node(t)
@@ -166,8 +215,16 @@ def nsum(terms) -> Node:
         for s in stack:
             if s.is_const:
                 c = libmp.mpf_add(c, s.value, 0)
+                continue
+            r = _as_log_term(s)
+            if r is not None:
+                k, L = r
+                logs[id(L)] = (libmp.mpf_add(logs[id(L)][0], k, 0), L) if id(L) in logs else (k, L)
             else:
                 flat.append(s)
+    for k, L in logs.values():
+        if k[1]:
+            flat.append(_scaled_log(k, L))
     if c[1]:
         flat.append(const(c))
     if not flat:
@@ -185,10 +242,38 @@ def exp(x) -> Node:
 
 
 def log(x) -> Node:
+    """log x. The log of a constant is put in a canonical form, so that equal logarithms are one node and
+    sums of them cancel exactly: log(m 2**e) = log(m) + e log(2) with m odd (kept whole when x is in [1/2, 2],
+    where the split would cancel), and the node for each log is shared."""
     x = as_node(x)
     if x.is_one:
         return ZERO
-    return Node("log", (x,))
+    if not x.is_const:
+        return Node("log", (x,))
+    v = x.value
+    if v[0] or not v[1]:
+        raise ValueError("log of a constant that is not positive reached an expression")
+    man, e = int(v[1]), v[2]
+    top = e + man.bit_length() - 1
+    if top in (-1, 0) and man != 1:  # 1/2 <= x < 2, not a power of two
+        return _log_const(v)
+    parts = [_log_const(libmp.from_int(man))] if man != 1 else []
+    if e:
+        parts.append(const(libmp.from_int(e)) * LOG2)
+    return nsum(parts)
+
+
+_LOGS: dict = {}
+
+
+def _log_const(v) -> Node:
+    """The one shared node for log(v), v a positive constant (a bounded table)."""
+    n = _LOGS.get(v)
+    if n is None:
+        if len(_LOGS) > 100_000:
+            _LOGS.clear()
+        n = _LOGS[v] = Node("log", (const(v),))
+    return n
 
 
 def log1p(x) -> Node:
