@@ -217,3 +217,10 @@ def _rounding_charge(v, w):
     if not v[1] or v[3] <= w:
         return fzero
     return _rel(v, w)
+
+
+def rational_ball(q, w: int) -> Ball:
+    """A ball around the rational q (a Fraction), its midpoint rounded to w bits."""
+    m = libmp.from_rational(q.numerator, q.denominator, w, _N)
+    exact = libmp.mpf_mul(m, libmp.from_int(q.denominator)) == libmp.from_int(q.numerator)
+    return Ball(m, fzero if exact else _rel(m, w))

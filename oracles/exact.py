@@ -20,7 +20,7 @@ from mpmath import libmp
 
 from . import expr
 from .balls import BallError
-from .formats import get_format, round_mpf
+from .formats import get_format, next_up, round_mpf, to_mpf
 
 __all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD"]
 
@@ -47,6 +47,30 @@ def precision_cap(bits: int):
 
 def get_precision_cap() -> int:
     return _cap.get()
+
+
+def _sign_of(node):
+    """-1, 0 or 1 for an expression, refining its ball up to the cap; None when undecidable there."""
+    if node.op == "const":
+        return 0 if not node.value[1] else (-1 if node.value[0] else 1)
+    if node.op == "rat":
+        q = node.value
+        return (q > 0) - (q < 0)
+    w = 64
+    cap = _cap.get()
+    while True:
+        try:
+            b = node.ball(w)
+        except BallError:
+            b = None
+        if b is not None:
+            if b.exact:
+                return 0 if not b.mid[1] else (-1 if b.mid[0] else 1)
+            if not b.contains_zero():
+                return -1 if b.mid[0] else 1
+        if w >= cap:
+            return None
+        w = min(2 * w, cap)
 
 
 def _same_float(a: float, b: float) -> bool:
@@ -111,18 +135,55 @@ class Exact:
         if self.node.is_const:
             return round_mpf(self.node.value, f)
         cap = _cap.get()
-        w = f.p + START_GUARD
+        w0 = w = f.p + START_GUARD
         while True:
             r = self.decided_at(f, w)
             if r is not None:
                 self.precision_used = max(self.precision_used, w)
                 return r
+            if w >= 4 * w0:
+                r = self._decide_by_boundary(f, w)
+                if r is not None:
+                    return r
             if w >= cap:
                 raise OraclePrecisionError(
                     f"could not decide the {f.name} rounding within {cap} bits of working precision "
                     "(the value may lie exactly on a rounding boundary that the expression does not show)"
                 )
             w = min(2 * w, cap)
+
+    def _decide_by_boundary(self, f, w):
+        """When the ball keeps straddling one rounding boundary B (a midpoint between two neighbours, or zero),
+        decide by the sign of value - B, evaluated as its own expression: the exact parts cancel exactly there
+        (an exact midpoint plus a tail such as log1p(e**-1e6) leaves the tail alone, whose sign a ball shows at
+        low precision), and an exact zero difference is an exact tie. None when the ball is not of that kind."""
+        try:
+            b = self.node.ball(w)
+        except BallError:
+            return None
+        lo = round_mpf(b.lower(w + 4), f)
+        hi = round_mpf(b.upper(w + 4), f)
+        if lo == hi:  # -0.0 and +0.0: the boundary is zero itself
+            return self._side_of_zero(lo)
+        if not (math.isfinite(lo) or math.isfinite(hi)) or next_up(lo, f) != hi:
+            return None
+        if math.isinf(hi):  # the overflow boundary: the midpoint above the largest finite value
+            mid = libmp.mpf_add(to_mpf(lo), libmp.from_man_exp(1, f.emax - f.p), 0)
+        elif math.isinf(lo):
+            mid = libmp.mpf_sub(to_mpf(hi), libmp.from_man_exp(1, f.emax - f.p), 0)
+        else:
+            mid = libmp.mpf_shift(libmp.mpf_add(to_mpf(lo), to_mpf(hi), 0), -1)
+        s = _sign_of(expr.nsum([self.node, expr.const(libmp.mpf_neg(mid))]))
+        if s is None:
+            return None
+        r = hi if s > 0 else lo if s < 0 else round_mpf(mid, f)
+        return self._side_of_zero(r) if r == 0 else r
+
+    def _side_of_zero(self, r):
+        s = _sign_of(self.node)
+        if s is None:
+            return None
+        return -0.0 if s < 0 else 0.0
 
     def decided_at(self, fmt, w: int):
         """The rounding into ``fmt`` that the ball at working precision ``w`` decides, or None when the ball

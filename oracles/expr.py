@@ -9,11 +9,13 @@ extended reals.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from mpmath import libmp
 
-from .balls import Ball
+from .balls import Ball, rational_ball
 
-__all__ = ["Node", "const", "ZERO", "ONE", "nsum", "exp", "log", "log1p", "absval", "as_node"]
+__all__ = ["Node", "const", "rational", "ZERO", "ONE", "nsum", "exp", "log", "log1p", "absval", "as_node"]
 
 fzero, fone = libmp.fzero, libmp.fone
 
@@ -31,6 +33,8 @@ class Node:
     def ball(self, w: int) -> Ball:
         if self.op == "const":
             return Ball(self.value)
+        if self.op == "rat":
+            return rational_ball(self.value, w)
         memo = self._memo
         if memo is None:
             memo = self._memo = {}
@@ -73,7 +77,13 @@ class Node:
     # -------------------------------------------------------------- building
     @property
     def is_const(self) -> bool:
+        """An exact binary (dyadic) constant, held as a raw mpf in ``value``."""
         return self.op == "const"
+
+    @property
+    def is_exact(self) -> bool:
+        """An exact constant: dyadic ("const") or any other rational ("rat", a Fraction in ``value``)."""
+        return self.op == "const" or self.op == "rat"
 
     @property
     def is_zero(self) -> bool:
@@ -83,6 +93,12 @@ class Node:
     def is_one(self) -> bool:
         return self.op == "const" and self.value == fone
 
+    def fraction(self) -> Fraction:
+        """The exact rational value of an exact constant."""
+        if self.op == "rat":
+            return self.value
+        return _mpf_fraction(self.value)
+
     def __add__(self, other):
         return nsum([self, as_node(other)])
 
@@ -90,24 +106,24 @@ class Node:
 
     def __sub__(self, other):
         other = as_node(other)
-        if other.is_zero:
-            return self
-        if self.is_const and other.is_const:
-            return const(libmp.mpf_sub(self.value, other.value, 0))
         if self is other:
             return ZERO
-        return Node("sub", (self, other))
+        return nsum([self, -other])
 
     def __rsub__(self, other):
         return as_node(other) - self
 
     def __neg__(self):
-        if self.is_const:
+        if self.op == "const":
             return const(libmp.mpf_neg(self.value))
+        if self.op == "rat":
+            return rational(-self.value)
         if self.op == "neg":
             return self.args[0]
-        if self.op in ("sum", "mul", "log") and _log_terms(self) is not None:
-            return nsum(_scaled_log(libmp.mpf_neg(k), L) for k, L in _log_terms(self))
+        if self.op == "sum":
+            return nsum(-t for t in self.args)
+        if self.op == "mul" and self.args[0].is_exact:
+            return self.args[0].__neg__() * self.args[1]
         return Node("neg", (self,))
 
     def __mul__(self, other):
@@ -118,14 +134,21 @@ class Node:
             return other
         if other.is_one:
             return self
-        if self.is_const and other.is_const:
-            return const(libmp.mpf_mul(self.value, other.value))
-        # a constant times a linear combination of canonical logs stays one (so that sums can cancel exactly)
-        for c, s in ((self, other), (other, self)):
-            if c.is_const and s.op in ("sum", "neg", "mul"):
-                terms = _log_terms(s)
-                if terms is not None:
-                    return nsum(_scaled_log(libmp.mpf_mul(c.value, k), L) for k, L in terms)
+        if self.is_exact and other.is_exact:
+            if self.op == "const" and other.op == "const":
+                return const(libmp.mpf_mul(self.value, other.value))
+            if _fraction_ok(self) and _fraction_ok(other):
+                return rational(self.fraction() * other.fraction())
+        if other.is_exact:
+            self, other = other, self
+        if self.is_exact:
+            # an exact coefficient: distributed over sums, merged with another coefficient, kept first
+            if other.op == "sum":
+                return nsum(self * t for t in other.args)
+            if other.op == "neg":
+                return (-self) * other.args[0]
+            if other.op == "mul" and other.args[0].is_exact:
+                return (self * other.args[0]) * other.args[1]
         return Node("mul", (self, other))
 
     __rmul__ = __mul__
@@ -138,15 +161,54 @@ class Node:
             return ZERO
         if other.is_one:
             return self
+        if other.is_exact and _fraction_ok(other):
+            return self * rational(1 / other.fraction())
         return Node("div", (self, other))
 
     def __rtruediv__(self, other):
         return as_node(other) / self
 
 
+def _mpf_fraction(v) -> Fraction:
+    sign, man, e, _ = v
+    if not man:
+        return Fraction(0)
+    n = -int(man) if sign else int(man)
+    return Fraction(n * 2**e) if e >= 0 else Fraction(n, 2**-e)
+
+
+# Exact rational arithmetic is used for constants of moderate exponent only: a Fraction of 2**-10**12 (an
+# input such as e**-1e12 handed over as an mpf) cannot be built, and such a constant cannot cancel a rational
+# of modest denominator anyway, so it stays a dyadic constant evaluated as a ball.
+_FRACTION_BITS = 1 << 16
+
+
+def _fraction_ok(n) -> bool:
+    if n.op == "rat":
+        return True
+    v = n.value
+    return abs(v[2]) + v[3] < _FRACTION_BITS
+
+
+def _cheap_exact_sum(a, b) -> bool:
+    if not a[1] or not b[1]:
+        return True
+    top = max(a[2] + a[3], b[2] + b[3])
+    return top - min(a[2], b[2]) < _FRACTION_BITS
+
+
 def const(v) -> Node:
     """An exact constant from a raw mpf."""
     return Node("const", (), v)
+
+
+def rational(q) -> Node:
+    """An exact rational constant: a "const" node when q is dyadic, else a "rat" node."""
+    q = Fraction(q)
+    d = q.denominator
+    if not d & (d - 1):
+        return const(libmp.from_man_exp(q.numerator, -(d.bit_length() - 1)))
+    return Node("rat", (), q)
 
 
 ZERO = const(fzero)
@@ -157,76 +219,63 @@ LOG2 = Node("log", (const(libmp.from_int(2)),))
 def as_node(x) -> Node:
     if isinstance(x, Node):
         return x
+    if isinstance(x, Fraction):
+        return rational(x)
     from .formats import to_mpf
 
     return const(to_mpf(x))
 
 
 def _as_log_term(t):
-    """(coefficient raw mpf, canonical log node) when t is c * log(const), else None."""
+    """(coefficient as a Fraction, canonical log node) when t is q * log(const), else None."""
     if t.op == "log" and t.args[0].is_const:
-        return fone, t
-    if t.op == "neg":
-        r = _as_log_term(t.args[0])
-        return (libmp.mpf_neg(r[0]), r[1]) if r else None
+        return Fraction(1), t
     if t.op == "mul":
         a, b = t.args
-        if a.is_const and b.op == "log" and b.args[0].is_const:
-            return a.value, b
-        if b.is_const and a.op == "log" and a.args[0].is_const:
-            return b.value, a
+        if a.is_exact and _fraction_ok(a) and b.op == "log" and b.args[0].is_const:
+            return a.fraction(), b
     return None
 
 
-def _scaled_log(k, L):
-    """k * L for a raw mpf k and a canonical log node L (or the constant k when L is None)."""
-    if L is None or not k[1]:
-        return const(k)
-    return L if k == fone else Node("mul", (const(k), L))
-
-
-def _log_terms(t):
-    """[(coefficient, log node or None for a constant)] when t is a linear combination of canonical logs."""
-    terms = t.args if t.op == "sum" else (t,)
-    out = []
-    for s in terms:
-        if s.is_const:
-            out.append((s.value, None))
-            continue
-        r = _as_log_term(s)
-        if r is None:
-            return None
-        out.append(r)
-    return out
-
-
 def nsum(terms) -> Node:
-    """Exact-aware sum: constants are added exactly, zeros dropped, nested sums flattened, and multiples of
-    the same canonical logarithm collected with exact coefficients (so that log terms cancel exactly)."""
+    """Exact-aware sum: exact constants are added exactly (dyadic ones as raw mpf, others as Fractions), zeros
+    dropped, nested sums flattened, and multiples of the same canonical logarithm collected with exact
+    coefficients, so that structurally cancelling terms cancel exactly."""
     flat = []
     logs: dict = {}
     c = fzero
+    q = Fraction(0)
     for t in terms:
         t = as_node(t)
-        if t.op == "sum":
-            stack = list(t.args)
-        else:
-            stack = [t]
+        stack = t.args if t.op == "sum" else (t,)
         for s in stack:
-            if s.is_const:
-                c = libmp.mpf_add(c, s.value, 0)
+            if s.op == "const":
+                if _cheap_exact_sum(c, s.value):
+                    c = libmp.mpf_add(c, s.value, 0)
+                else:  # exponents too far apart for an exact sum of modest size: left to the balls
+                    flat.append(s)
+                continue
+            if s.op == "rat":
+                q += s.value
                 continue
             r = _as_log_term(s)
             if r is not None:
                 k, L = r
-                logs[id(L)] = (libmp.mpf_add(logs[id(L)][0], k, 0), L) if id(L) in logs else (k, L)
+                logs[id(L)] = (logs[id(L)][0] + k, L) if id(L) in logs else (k, L)
             else:
                 flat.append(s)
     for k, L in logs.values():
-        if k[1]:
-            flat.append(_scaled_log(k, L))
-    if c[1]:
-        flat.append(const(c))
+        if k:
+            flat.append(L if k == 1 else Node("mul", (rational(k), L)))
+    if q and (not c[1] or _fraction_ok(const(c))):
+        total = rational(q + _mpf_fraction(c))
+        if not total.is_zero:
+            flat.append(total)
+    else:
+        if q:
+            flat.append(rational(q))
+        if c[1]:
+            flat.append(const(c))
     if not flat:
         return ZERO
     if len(flat) == 1:

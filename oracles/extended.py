@@ -14,7 +14,6 @@ import math
 from mpmath import libmp
 
 from . import expr
-from .balls import BallError
 from .expr import Node
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
@@ -45,21 +44,12 @@ def sign(v) -> int:
         if math.isnan(v):
             raise ValueError("NaN has no sign")
         return 1 if v > 0 else -1
-    if v.is_const:
-        return 0 if not v.value[1] else (-1 if v.value[0] else 1)
-    w = 64
-    while w <= 1 << 15:
-        try:
-            b = v.ball(w)
-        except BallError:
-            b = None
-        if b is not None:
-            if b.exact and not b.mid[1]:
-                return 0
-            if not b.contains_zero():
-                return -1 if b.mid[0] else 1
-        w *= 2
-    raise ArithmeticError("could not decide the sign of an expression")
+    from .exact import OraclePrecisionError, _sign_of
+
+    s = _sign_of(v)
+    if s is None:
+        raise OraclePrecisionError("could not decide the sign of an expression below the precision cap")
+    return s
 
 
 def cmp_const(a: Node, b: Node) -> int:

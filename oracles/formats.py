@@ -118,6 +118,8 @@ def to_mpf(x) -> tuple:
     if isinstance(x, float):
         if not math.isfinite(x):
             raise ValueError(f"not a finite value: {x}")
+        if x == 0:
+            return libmp.fnzero if math.copysign(1.0, x) < 0 else libmp.fzero
         m, e = math.frexp(x)
         # m * 2**53 is an exact integer for every binary64 value (subnormals included)
         return libmp.from_man_exp(int(m * 2**53), e - 53)
@@ -154,6 +156,11 @@ def round_mpf(v: tuple, fmt: "str | Format") -> float:
         return -0.0 if sign else 0.0
     man = int(man)
     e = exp + man.bit_length() - 1  # floor(log2 |v|)
+    # far outside the format (exponents such as e**(-1e10) carry): decide without building huge integers
+    if e <= f.quantum_min - 2:  # |v| < 2**(qmin - 1), less than half the smallest subnormal
+        return -0.0 if sign else 0.0
+    if e > f.emax:  # |v| >= 2**(emax + 1), beyond the overflow midpoint
+        return -math.inf if sign else math.inf
     q = max(e, f.emin) - f.p + 1  # exponent of the ulp at |v|
     if exp < q:
         shift = q - exp
@@ -218,23 +225,29 @@ def is_representable(x: float, fmt: "str | Format") -> bool:
 # measures
 
 
-def ulp(z, fmt: "str | Format") -> float:
-    """ulp(z) = 2**(max(floor(log2|z|), emin) - p + 1) (NUMERICS.md); ulp(0) is the smallest subnormal.
-    ``z`` is any exact finite value (float, int, Fraction, mpf, raw mpf); the result is exact."""
-    f = get_format(fmt)
-    v = to_mpf(z) if not isinstance(z, Fraction) else None
-    if v is not None:
-        if not v[1]:
-            return f.min_subnormal
-        e = v[2] + int(v[1]).bit_length() - 1
-    else:
+def _ulp_exponent(z, f: Format) -> int:
+    """k such that ulp(z) = 2**k, for an exact finite z."""
+    if isinstance(z, Fraction):
         if z == 0:
-            return f.min_subnormal
+            return f.quantum_min
         a = abs(z)
         e = a.numerator.bit_length() - a.denominator.bit_length()
         if Fraction(2) ** e > a:
             e -= 1
-    return math.ldexp(1.0, max(e, f.emin) - f.p + 1)  # ldexp may reach 2**(1023-52): fine
+    else:
+        v = to_mpf(z)
+        if not v[1]:
+            return f.quantum_min
+        e = v[2] + int(v[1]).bit_length() - 1
+    return max(e, f.emin) - f.p + 1
+
+
+def ulp(z, fmt: "str | Format"):
+    """ulp(z) = 2**(max(floor(log2|z|), emin) - p + 1) (NUMERICS.md); ulp(0) is the smallest subnormal.
+    ``z`` is any exact finite value (float, int, Fraction, mpf, raw mpf); the result is exact: a float, or a
+    Fraction when it lies beyond binary64's range (an exact value far past the format's largest finite)."""
+    k = _ulp_exponent(z, get_format(fmt))
+    return math.ldexp(1.0, k) if k <= 1023 else Fraction(2) ** k
 
 
 def ordinal(y: float, fmt: "str | Format") -> int:
@@ -302,12 +315,15 @@ def ulp_error(y: float, z, fmt: "str | Format") -> float:
     if not math.isfinite(y):
         return math.inf
     zq = z if isinstance(z, Fraction) else _mpf_to_fraction(to_mpf(z))
-    err = abs(Fraction(y) - zq) / Fraction(ulp(zq, fmt))
+    err = abs(Fraction(y) - zq) / Fraction(2) ** _ulp_exponent(zq, get_format(fmt))
     return _fraction_to_float_up(err)
 
 
 def _fraction_to_float_up(q: Fraction) -> float:
-    r = float(q)  # correctly rounded to nearest by Python
+    try:
+        r = float(q)  # correctly rounded to nearest by Python
+    except OverflowError:
+        return math.inf
     if Fraction(r) < q:
         r = math.nextafter(r, math.inf)
     return r
@@ -319,7 +335,7 @@ def bits_of_error(y: float, z_rounded: float, fmt: "str | Format") -> float:
     f = get_format(fmt)
     if math.isnan(z_rounded) or math.isnan(y):
         return 0.0 if (math.isnan(z_rounded) and math.isnan(y)) else float(f.width)
-    if math.isinf(y) != math.isinf(z_rounded):
+    if (math.isinf(y) or math.isinf(z_rounded)) and y != z_rounded:
         return float(f.width)
     d = abs(ordinal(y, f) - ordinal(z_rounded, f))
     return math.log2(1 + d)
@@ -337,7 +353,10 @@ def format_ulps(e: float) -> str:
     if n >= 1000:  # 999.x rounded up to 1000
         n //= 10
         k += 1
-    v = Fraction(n) * Fraction(10) ** k
-    if k >= 0:
-        return str(int(v))
-    return f"{float(v):.{-k}f}"
+    if -6 <= k + 2 < 6:  # fixed point, exactly the three digits (no binary float in between)
+        if k >= 0:
+            return str(n * 10**k)
+        digits = str(n).rjust(-k + 1, "0")
+        return f"{digits[:k]}.{digits[k:]}"
+    d = str(n)
+    return f"{d[0]}.{d[1:]}e{k + 2:+d}"

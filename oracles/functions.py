@@ -94,6 +94,23 @@ class Row:
         self.denom = expr.nsum([ONE, rest])
         self.l1p = expr.log1p(rest)
 
+    def one_minus_softmax(self, i):
+        """1 - softmax_i, without the cancellation of 1 - s when s is close to 1: the sum of the other
+        terms over the denominator."""
+        if not self.regular:
+            return X.sub(ONE, self.softmax(i))
+        if i not in self.e:
+            return ONE
+        if i == self.jmax:
+            others = self.rest
+        else:
+            others = expr.nsum([ONE] + [self.e[j] for j in self.fin if j != i and j != self.jmax])
+        return others / self.denom
+
+    def delta_minus_softmax(self, i, j):
+        """[i == j] - softmax_j."""
+        return self.one_minus_softmax(j) if i == j else X.neg(self.softmax(j))
+
     def lse(self):
         if self.nan:
             return NAN
@@ -143,10 +160,6 @@ def _rows(input, dim, name):
     groups = slices_along(shape, d) if shape else [[0]]
     rows = [(idx, Row([vals[k] for k in idx])) for idx in groups]
     return shape, vals, d, rows
-
-
-def _delta_minus(delta, s):
-    return X.sub(ONE if delta else ZERO, s)
 
 
 def logsumexp(input, dim=None, keepdim=False):
@@ -199,11 +212,11 @@ def softmax(input, dim=None):
         for i, k in enumerate(idx):
             def grad(i=i, idx=idx, row=row):
                 si = row.softmax(i)
-                return {kk: X.mul(si, _delta_minus(i == j, row.softmax(j))) for j, kk in enumerate(idx)}
+                return {kk: X.mul(si, row.delta_minus_softmax(i, j)) for j, kk in enumerate(idx)}
 
             def kpairs(i=i, idx=idx, row=row):
                 si = row.softmax(i)
-                return [(vals[kk], X.mul(si, _delta_minus(i == j, row.softmax(j)))) for j, kk in enumerate(idx)]
+                return [(vals[kk], X.mul(si, row.delta_minus_softmax(i, j))) for j, kk in enumerate(idx)]
 
             flat[k] = make_result(row.softmax(i), shape, grad, kpairs)
     return unflatten(shape, flat) if shape else flat[0]
@@ -216,10 +229,10 @@ def log_softmax(input, dim=None):
     for idx, row in rows:
         for i, k in enumerate(idx):
             def grad(i=i, idx=idx, row=row):
-                return {kk: _delta_minus(i == j, row.softmax(j)) for j, kk in enumerate(idx)}
+                return {kk: row.delta_minus_softmax(i, j) for j, kk in enumerate(idx)}
 
             def kpairs(i=i, idx=idx, row=row):
-                return [(vals[kk], _delta_minus(i == j, row.softmax(j))) for j, kk in enumerate(idx)]
+                return [(vals[kk], row.delta_minus_softmax(i, j)) for j, kk in enumerate(idx)]
 
             flat[k] = make_result(row.log_softmax(i), shape, grad, kpairs)
     return unflatten(shape, flat) if shape else flat[0]

@@ -208,9 +208,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             g = {}
             for c, k in enumerate(idx):
                 s = row.softmax(c)
-                gc = X.mul(X.mul(one_m_eps, wt), X.sub(s, ONE if c == t else ZERO))
-                if eps:
-                    gc = X.add(gc, X.mul(eps_c, X.sub(X.mul(s, w_row), wc(c))))
+                gc = X.mul(X.mul(one_m_eps, wt), X.neg(row.delta_minus_softmax(t, c)))
+                if eps:  # s W - w_c = s (W - w_c) - w_c (1 - s): no cancellation of 1 - s when s -> 1
+                    gc = X.add(gc, X.mul(eps_c, X.sub(X.mul(s, X.sub(w_row, wc(c))),
+                                                      X.mul(wc(c), row.one_minus_softmax(c)))))
                 g[k] = gc
             return g
 
@@ -231,8 +232,13 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
         value = X.total([X.mul(X.mul(wc(c), tgt[k]), X.neg(row.log_softmax(c))) for c, k in enumerate(idx)])
 
         def grad(idx=idx, row=row):
-            mass = X.total([X.mul(wc(c), tgt[k]) for c, k in enumerate(idx)])
-            return {k: X.sub(X.mul(row.softmax(c), mass), X.mul(wc(c), tgt[k])) for c, k in enumerate(idx)}
+            # sum_k w_k t_k (s_c - [k == c]) = s_c * (mass of the other classes) - w_c t_c (1 - s_c)
+            wt = [X.mul(wc(c), tgt[k]) for c, k in enumerate(idx)]
+            g = {}
+            for c, k in enumerate(idx):
+                others = X.total([m for j, m in enumerate(wt) if j != c])
+                g[k] = X.sub(X.mul(row.softmax(c), others), X.mul(wt[c], row.one_minus_softmax(c)))
+            return g
 
         def tgrad(idx=idx, row=row):
             return {k: X.mul(X.mul(one_m_eps, wc(c)), X.neg(row.log_softmax(c))) for c, k in enumerate(idx)}
