@@ -411,7 +411,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     for k, (x, t) in enumerate(zip(xs, ts)):
         if log_target:
             et = ZERO if t == NINF else (INF if t == INF else (NAN if X.is_nan(t) else expr.exp(t)))
-            value = X.mul(et, X.sub(t, x)) if not X.is_nan(t) else NAN
+            # a target of log-probability -inf has zero mass: it contributes nothing, whatever the input
+            value = ZERO if t == NINF else (X.mul(et, X.sub(t, x)) if not X.is_nan(t) else NAN)
             grad = lambda k=k, et=et: {k: X.neg(et)}  # noqa: E731
             tgrad = lambda k=k, et=et, t=t, x=x: {k: X.mul(et, X.add(X.sub(t, x), ONE))}  # noqa: E731
         else:
