@@ -2,8 +2,8 @@
 
 cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits and kl_div. Every result is an
 ``Exact`` (or nested lists of them for ``reduction="none"``) with its exact gradient with respect to ``input`` and
-its condition number kappa = sum_j |x_j df/dx_j| over the floating-point data: ``input`` and a floating-point
-``target`` (weights and pos_weight are treated as exact constants of the problem).
+its condition number kappa = sum_j |x_j df/dx_j| over ``input`` (targets, weights and pos_weight are exact data
+of the problem: hard labels are exact, and the input is what the computation perturbs).
 
 Special values follow NUMERICS.md: limits in the extended reals where they exist, NaN where none does, an
 exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), and a
@@ -55,52 +55,45 @@ def legacy_reduction(size_average, reduce, reduction, allowed=REDUCTIONS):
 class _Out:
     """One output element: its value and, lazily, (grad dict over input, target grad dict)."""
 
-    __slots__ = ("value", "grad", "tgrad")
+    __slots__ = ("value", "grad")
 
-    def __init__(self, value, grad, tgrad=None):
+    def __init__(self, value, grad):
         self.value = value
         self.grad = grad  # () -> {flat input index: V}
-        self.tgrad = tgrad  # () -> {flat target index: V} or None
 
 
-def _finish(outs, out_shape, reduction, denom, in_shape, in_vals, t_vals):
+def _finish(outs, out_shape, reduction, denom, in_shape, in_vals):
     """Reduce per-element outputs and wrap them as Exact results.
 
     ``denom``: for "mean", the divisor (a V); other reductions ignore it."""
 
-    def wrap(value, grad, tgrad):
+    def wrap(value, grad):
         if X.is_nan(value):
             gfn = lambda: {k: NAN for k in range(numel(in_shape))}  # noqa: E731
-            return _exact(value, in_shape, gfn, in_vals, t_vals, gfn, nan=True)
-        return _exact(value, in_shape, grad, in_vals, t_vals, tgrad)
+            return _exact(value, in_shape, gfn, in_vals, nan=True)
+        return _exact(value, in_shape, grad, in_vals)
 
     if reduction == "none":
-        return unflatten(out_shape, [wrap(o.value, o.grad, o.tgrad) for o in outs])
+        return unflatten(out_shape, [wrap(o.value, o.grad) for o in outs])
     total = X.total([o.value for o in outs])
     scale = ONE
     if reduction in ("mean", "batchmean"):
         total = X.div(total, denom)
         scale = denom
 
-    def merged(attr):
-        def fn():
-            acc = {}
-            for o in outs:
-                f = getattr(o, attr)
-                if f is None:
-                    continue
-                for k, g in f().items():
-                    acc[k] = X.add(acc[k], g) if k in acc else g
-            if scale is not ONE:
-                acc = {k: X.div(g, scale) for k, g in acc.items()}
-            return acc
+    def merged():
+        acc = {}
+        for o in outs:
+            for k, g in o.grad().items():
+                acc[k] = X.add(acc[k], g) if k in acc else g
+        if scale is not ONE:
+            acc = {k: X.div(g, scale) for k, g in acc.items()}
+        return acc
 
-        return fn
-
-    return wrap(total, merged("grad"), merged("tgrad") if t_vals is not None else None)
+    return wrap(total, merged)
 
 
-def _exact(value, in_shape, grad_fn, in_vals, t_vals, tgrad_fn, nan=False):
+def _exact(value, in_shape, grad_fn, in_vals, nan=False):
     def grad():
         entries = grad_fn()
         z = Exact(ZERO)
@@ -112,10 +105,7 @@ def _exact(value, in_shape, grad_fn, in_vals, t_vals, tgrad_fn, nan=False):
     def kappa():
         if nan:
             return Exact(NAN)
-        pairs = [(in_vals[k], g) for k, g in grad_fn().items()]
-        if tgrad_fn is not None and t_vals is not None:
-            pairs += [(t_vals[k], g) for k, g in tgrad_fn().items()]
-        return kappa_of(pairs)
+        return kappa_of([(in_vals[k], g) for k, g in grad_fn().items()])
 
     return Exact(value, grad_fn=grad, kappa_fn=kappa)
 
@@ -217,7 +207,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
         outs.append(_Out(value, grad))
     denom = X.total(wsum)
-    return _finish(outs, out_shape, reduction, denom, in_shape, vals, None)
+    return _finish(outs, out_shape, reduction, denom, in_shape, vals)
 
 
 def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one_m_eps, eps_c, reduction):
@@ -240,13 +230,11 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
                 g[k] = X.sub(X.mul(row.softmax(c), others), X.mul(wt[c], row.one_minus_softmax(c)))
             return g
 
-        def tgrad(idx=idx, row=row):
-            return {k: X.mul(X.mul(one_m_eps, wc(c)), X.neg(row.log_softmax(c))) for c, k in enumerate(idx)}
 
-        outs.append(_Out(value, grad, tgrad))
+        outs.append(_Out(value, grad))
     n_rows = len(rows)
     denom = expr.const(libmp.from_int(n_rows)) if n_rows else ZERO
-    return _finish(outs, out_shape, reduction, denom, in_shape, vals, tv)
+    return _finish(outs, out_shape, reduction, denom, in_shape, vals)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -267,7 +255,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         k = idx[t]
         value = X.mul(wt, X.neg(vals[k]))
         outs.append(_Out(value, lambda k=k, wt=wt: {k: X.neg(wt)}))
-    return _finish(outs, out_shape, reduction, X.total(wsum), in_shape, vals, None)
+    return _finish(outs, out_shape, reduction, X.total(wsum), in_shape, vals)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,7 +325,7 @@ def _bce(input, target, weight, size_average, reduce, reduction, clamp):
     for k, (p, y) in enumerate(zip(ps, ys)):
         w = ws[k] if ws is not None else ONE
         if X.is_nan(p) or X.is_nan(y):
-            outs.append(_Out(NAN, lambda k=k: {k: NAN}, lambda k=k: {k: NAN}))
+            outs.append(_Out(NAN, lambda k=k: {k: NAN}))
             continue
         q = ONE - p  # exact
         omy = X.sub(ONE, y)
@@ -352,11 +340,9 @@ def _bce(input, target, weight, size_average, reduce, reduction, clamp):
             db = ZERO if X.is_zero(omy) or cq else X.div(omy, q)
             return {k: X.mul(w, X.neg(X.sub(da, db)))}
 
-        def tgrad(k=k, w=w, lp=lp, lq=lq):
-            return {k: X.mul(w, X.neg(X.sub(lp, lq)))}
 
-        outs.append(_Out(value, grad, tgrad))
-    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, ps, ys)
+        outs.append(_Out(value, grad))
+    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, ps)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
@@ -383,11 +369,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
             b = ZERO if X.is_zero(omy) else X.mul(omy, sigmoid_value(x))
             return {k: X.mul(w, X.sub(b, a))}
 
-        def tgrad(k=k, x=x, w=w, pw=pw):
-            return {k: X.mul(w, X.sub(X.mul(pw, softplus_value(X.neg(x))), softplus_value(x)))}
 
-        outs.append(_Out(value, grad, tgrad))
-    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, xs, ys)
+        outs.append(_Out(value, grad))
+    return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, xs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,15 +398,13 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
             # a target of log-probability -inf has zero mass: it contributes nothing, whatever the input
             value = ZERO if t == NINF else (X.mul(et, X.sub(t, x)) if not X.is_nan(t) else NAN)
             grad = lambda k=k, et=et: {k: X.neg(et)}  # noqa: E731
-            tgrad = lambda k=k, et=et, t=t, x=x: {k: X.mul(et, X.add(X.sub(t, x), ONE))}  # noqa: E731
         else:
             lt = _log_nonneg(t)
             value = ZERO if X.is_zero(t) else X.mul(t, X.sub(lt, x))
             grad = lambda k=k, t=t: {k: X.neg(t)}  # noqa: E731
-            tgrad = lambda k=k, lt=lt, x=x: {k: X.add(X.sub(lt, x), ONE)}  # noqa: E731
-        outs.append(_Out(value, grad, tgrad))
+        outs.append(_Out(value, grad))
     if reduction == "batchmean":
         denom = _count(in_shape[0]) if in_shape else ONE
     else:
         denom = _count(numel(in_shape))
-    return _finish(outs, in_shape, reduction, denom, in_shape, xs, ts)
+    return _finish(outs, in_shape, reduction, denom, in_shape, xs)
