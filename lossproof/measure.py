@@ -1,0 +1,298 @@
+"""Measurements: a subject's result against the oracle, per output element and per gradient component, with the
+verdict ladder of NUMERICS.md. A measurement is made once and used three times: to decide the test, to steer
+Hypothesis (``bits`` of error), and for the summary and the results file.
+
+Verdicts, best first: correctly_rounded > accurate > stable > unstable > broken. The pass line is "stable".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from mpmath import libmp
+
+import oracles
+from oracles import bounds
+from oracles import extended as X
+from oracles.exact import Exact
+from oracles.formats import bits_of_error, get_format
+
+__all__ = ["VERDICTS", "Element", "Measurement", "measure", "worst", "PASS_LINE"]
+
+VERDICTS = ("broken", "unstable", "stable", "accurate", "correctly_rounded")
+RANK = {v: i for i, v in enumerate(VERDICTS)}
+PASS_LINE = "stable"
+_CLAMP = 1 << 12  # magnitudes beyond 2**+-4096 are clamped before becoming Fractions (no format reaches them)
+
+
+def worst(verdicts) -> str:
+    vs = list(verdicts)
+    return min(vs, key=RANK.__getitem__) if vs else "correctly_rounded"
+
+
+def passes(verdict: str) -> bool:
+    return RANK[verdict] >= RANK[PASS_LINE]
+
+
+def _fraction(v) -> Fraction:
+    """Exact Fraction of a raw mpf, clamped to [2**-4096, 2**4096] in magnitude (zero stays zero)."""
+    sign, man, e, bc = v
+    if not man:
+        return Fraction(0)
+    top = e + bc
+    if top < -_CLAMP:
+        q = Fraction(1, 2**_CLAMP)
+    elif top > _CLAMP:
+        q = Fraction(2**_CLAMP)
+    else:
+        q = Fraction(int(man) * 2**e) if e >= 0 else Fraction(int(man), 2**-e)
+    return -q if sign else q
+
+
+def exact_fraction(e: Exact) -> Fraction:
+    mid, _ = e.enclose(80)
+    return _fraction(mid)
+
+
+@dataclass
+class Element:
+    """One compared number: a loss value or one gradient component."""
+
+    kind: str  # "value" or "grad"
+    index: tuple
+    y: float
+    z: str  # the exact value, 36 digits (or inf/nan)
+    z_rounded: float
+    ulp_error: float
+    bits: float
+    verdict: str
+    stable_bound: float = math.nan  # in absolute terms (K * B)
+    accurate_bound: float = math.nan
+
+
+@dataclass
+class Measurement:
+    subject: str
+    loss: str
+    fmt: str
+    device: str
+    params: dict
+    elements: list = field(default_factory=list)
+    unsupported: str | None = None
+    skipped: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return worst(e.verdict for e in self.elements)
+
+    @property
+    def max_ulp(self) -> float:
+        return max((e.ulp_error for e in self.elements), default=0.0)
+
+    @property
+    def max_bits(self) -> float:
+        return max((e.bits for e in self.elements), default=0.0)
+
+    @property
+    def worst_element(self):
+        if not self.elements:
+            return None
+        return min(self.elements, key=lambda e: (RANK[e.verdict], -e.ulp_error))
+
+    def failures(self):
+        return [e for e in self.elements if not passes(e.verdict)]
+
+
+def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fraction):
+    """(verdict, ulp error, bits) of y against the exact z."""
+    f = get_format(fmt)
+    zr = z.to(f)
+    if z.is_special:
+        if math.isnan(zr):
+            ok = math.isnan(y)
+        else:
+            ok = y == zr
+        return ("correctly_rounded" if ok else "broken"), (0.0 if ok else math.inf), bits_of_error(y, zr, f)
+    bits = bits_of_error(y, zr, f)
+    if math.isnan(y) or (math.isinf(y) and not math.isinf(zr)):
+        return "broken", math.inf, bits
+    if math.isinf(y):  # and zr is inf
+        return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits
+    mid, _ = z.enclose(80)
+    err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
+    ulp_exp = _ulp_exp(mid, f)
+    try:
+        ulps = libmp.to_float(libmp.mpf_shift(err, -ulp_exp), rnd="u")
+    except OverflowError:  # pragma: no cover - to_float saturates; kept for safety
+        ulps = math.inf
+    same_zero_sign = zr != 0 or mid == libmp.fzero or math.copysign(1, y) == math.copysign(1, zr)
+    if y == zr and same_zero_sign:
+        return "correctly_rounded", ulps, bits
+    e = _fraction(err)
+    if e <= accurate_allow:
+        return "accurate", ulps, bits
+    if e <= stable_allow:
+        return "stable", ulps, bits
+    return "unstable", ulps, bits
+
+
+def _ulp_exp(mid, f):
+    if not mid[1]:
+        return f.quantum_min
+    e = mid[2] + mid[3] - 1
+    return max(e, f.emin) - f.p + 1
+
+
+def _flat(r):
+    return [e for x in r for e in _flat(x)] if isinstance(r, list) else [r]
+
+
+def _abs(e: Exact) -> Fraction:
+    if e.is_special:
+        return Fraction(0)
+    return abs(exact_fraction(e))
+
+
+def grad_of_sum(results, shape_like) -> list:
+    """The exact gradient of the sum of the output elements (what autograd computes from ones), flattened."""
+    outs = _flat(results)
+    grads = [_flat(o.grad) for o in outs]
+    n = len(grads[0]) if grads else 0
+    flat = []
+    for j in range(n):
+        vals = []
+        for g in grads:
+            e = g[j]
+            vals.append(e.special if e.is_special else e.node)
+        flat.append(Exact(X.total(vals)))
+    return flat
+
+
+def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
+            oracle_name: str | None = None, context: dict | None = None) -> Measurement:
+    """Compare a subject's flattened outputs (and gradient of their sum, flattened like ``input``) with the
+    oracle ``oracle_name`` (default: ``loss``) on the same exact inputs."""
+    f = get_format(fmt)
+    context = {**structure(loss, kwargs), **(context or {})}
+    params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
+    m = Measurement(subject, loss, f.name, device, params)
+    result = oracles.REGISTRY[oracle_name or loss](**kwargs)
+    outs = _flat(result)
+    if len(outs) != len(y_values):
+        raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(outs)}")
+    s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
+                     context.get("prob_targets", False))
+    reduced = kwargs.get("reduction", "none") != "none" and loss in _REDUCING
+    if reduced:
+        per = _flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
+        vsum = sum((_abs(e) for e in per), Fraction(0))
+        wsum = Fraction(context.get("weights_abs_sum", len(per)))
+        denom = Fraction(context.get("denominator_abs", 1))
+        n = len(per)
+    for i, (z, y) in enumerate(zip(outs, y_values)):
+        za = _abs(z)
+        if reduced:
+            B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
+        else:
+            B = bounds.element_bound(f, s, za)
+        kap = _abs(z.kappa) if not z.is_special and not z.kappa.is_special else Fraction(0)
+        acc = bounds.accurate_bound(f, za, kap)
+        v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
+        m.elements.append(Element("value", (i,), float(y), str(z), z.to(f), ulps, bits, v,
+                                  float(bounds.K * B), float(acc)))
+    if y_grads is not None:
+        gz = grad_of_sum(result, None)
+        if len(gz) != len(y_grads):
+            raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
+        gabs = [_abs(g) for g in gz]
+        # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
+        # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
+        # u in that unit cannot change a training run, as for the values' "+ 1" floor
+        G = max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
+        for j, (z, y) in enumerate(zip(gz, y_grads)):
+            B = bounds.gradient_bound(f, s, gabs[j], G)
+            acc = bounds.K * f.u * gabs[j] + Fraction(f.min_subnormal)  # componentwise: a few ulps
+            v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
+            m.elements.append(Element("grad", (j,), float(y), str(z), z.to(f), ulps, bits, v,
+                                      float(bounds.K * B), float(acc)))
+    return m
+
+
+def _shape(obj):
+    shape = []
+    while isinstance(obj, (list, tuple)):
+        shape.append(len(obj))
+        obj = obj[0] if obj else None
+    return tuple(shape)
+
+
+def _grad_unit(out: dict, wmax: Fraction) -> dict:
+    D = out.get("denominator_abs") or Fraction(1)
+    out["grad_unit"] = wmax / D if D else wmax
+    return out
+
+
+def _fr(x) -> Fraction:
+    return Fraction(x) if isinstance(x, (int, float)) and math.isfinite(x) else Fraction(0)
+
+
+def structure(loss: str, kwargs: dict) -> dict:
+    """What the bound needs to know of a call: classes C, smoothing, probability targets, the sum of |weights|
+    over the reduced elements and the reduction's denominator |D| (both exact, from the inputs)."""
+    x = kwargs.get("input")
+    shape = _shape(x)
+    red = kwargs.get("reduction", "mean")
+    out = {"n_classes": 1, "label_smoothing": float(kwargs.get("label_smoothing", 0.0) or 0.0),
+           "prob_targets": False}
+    if loss in ("logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy"):
+        dim = kwargs.get("dim")
+        if dim is None:
+            dim = (-1 if loss == "logsumexp" else oracles.functions.softmax_dim(len(shape)))
+        if shape:
+            out["n_classes"] = shape[dim] if isinstance(dim, int) else math.prod(shape)
+        return out
+    if loss in ("cross_entropy", "nll_loss"):
+        cd = 0 if len(shape) == 1 else 1
+        C = shape[cd] if shape else 1
+        out["n_classes"] = C
+        t = kwargs.get("target")
+        w = kwargs.get("weight")
+        wc = (lambda c: abs(_fr(w[c]))) if w is not None else (lambda c: Fraction(1))
+        if _shape(t) == shape:  # probability targets
+            out["prob_targets"] = True
+            rows = math.prod(shape) // C if C else 0
+            out["weights_abs_sum"] = rows * max((wc(c) for c in range(C)), default=Fraction(1))
+            out["denominator_abs"] = Fraction(rows) if red == "mean" else Fraction(1)
+            return _grad_unit(out, max((wc(c) for c in range(C)), default=Fraction(1)))
+        ts = _flat(t) if isinstance(t, list) else [t]
+        ign = kwargs.get("ignore_index", -100)
+        kept = [c for c in ts if c != ign]
+        out["weights_abs_sum"] = sum((wc(c) for c in kept), Fraction(0))
+        if red == "mean":
+            if w is None:
+                out["denominator_abs"] = Fraction(len(kept))
+            else:
+                out["denominator_abs"] = abs(sum((_fr(w[c]) for c in kept), Fraction(0)))
+        return _grad_unit(out, max((wc(c) for c in range(C)), default=Fraction(1)))
+    n = math.prod(shape) if shape else 1
+    w = kwargs.get("weight")
+    out["weights_abs_sum"] = (sum((abs(_fr(v)) for v in _flat(w)), Fraction(0)) * Fraction(n, max(len(_flat(w)), 1))
+                              if w is not None else Fraction(n))
+    if red == "mean":
+        out["denominator_abs"] = Fraction(n)
+    elif red == "batchmean":
+        out["denominator_abs"] = Fraction(shape[0] if shape else 1)
+    wmax = max((abs(_fr(v)) for v in _flat(w)), default=Fraction(1)) if w is not None else Fraction(1)
+    pw = kwargs.get("pos_weight")
+    if pw is not None:
+        wmax *= max(Fraction(1), max((abs(_fr(v)) for v in _flat(pw)), default=Fraction(1)))
+    if loss == "kl_div":  # d/dx = -t (or -e^t): the target's scale
+        t = kwargs.get("target")
+        ts = [abs(_fr(v)) for v in _flat(t)] if isinstance(t, list) else [Fraction(1)]
+        wmax = max(ts, default=Fraction(1)) if not kwargs.get("log_target") else Fraction(1)
+    return _grad_unit(out, wmax)
+
+
+_REDUCING = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}

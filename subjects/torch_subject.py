@@ -1,0 +1,87 @@
+"""PyTorch's losses (torch.nn.functional and torch), in every format, on every available device."""
+
+from __future__ import annotations
+
+LOSSES = ("cross_entropy", "nll_loss", "log_softmax", "softmax", "binary_cross_entropy",
+          "binary_cross_entropy_with_logits", "kl_div", "logsumexp", "sigmoid", "logsigmoid", "softplus", "xlogy")
+FORMATS = ("float64", "float32", "float16", "bfloat16")
+FLOAT_ARGS = ("input", "other", "weight", "pos_weight")
+
+
+def torch_modules():
+    import torch
+    import torch.nn.functional as F
+
+    return torch, F
+
+
+def dtype_of(fmt):
+    torch, _ = torch_modules()
+    return {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+            "bfloat16": torch.bfloat16}[fmt]
+
+
+def devices():
+    """["cpu"] plus "cuda" when torch sees a CUDA device."""
+    torch, _ = torch_modules()
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def function(loss):
+    torch, F = torch_modules()
+    table = {"logsumexp": torch.logsumexp, "sigmoid": torch.sigmoid, "xlogy": torch.xlogy}
+    return table.get(loss) or getattr(F, loss)
+
+
+def is_index_target(loss, kwargs):
+    if loss == "nll_loss":
+        return True
+    if loss != "cross_entropy":
+        return False
+    from oracles.tensors import _shape_and_flat
+
+    return _shape_and_flat(kwargs["target"], "t")[0] != _shape_and_flat(kwargs["input"], "x")[0]
+
+
+def tensors(loss, fmt, device, kwargs):
+    """torch keyword arguments: float tensors in the format (exact: the values are format values), class
+    indices as int64, the rest as they are."""
+    torch, _ = torch_modules()
+    dt = dtype_of(fmt)
+    out = {}
+    for k, v in kwargs.items():
+        if k in FLOAT_ARGS or (k == "target" and not is_index_target(loss, kwargs)):
+            out[k] = torch.tensor(v, dtype=dt, device=device)
+        elif k == "target":
+            out[k] = torch.tensor(v, dtype=torch.int64, device=device)
+        else:
+            out[k] = v
+    if loss == "logsumexp" and out.get("dim") is None:
+        out["dim"] = tuple(range(out["input"].dim()))
+    return out
+
+
+def run(fn, loss, fmt, device, kwargs, grad=True):
+    """Call ``fn`` (torch's or a user's torch function) on exact inputs: the flattened values and the gradient
+    of their sum with respect to ``input`` (None when the output carries no gradient)."""
+    torch, _ = torch_modules()
+    t = tensors(loss, fmt, device, kwargs)
+    x = t["input"]
+    if grad and x.is_floating_point():
+        x.requires_grad_(True)
+    out = fn(**t)
+    if not isinstance(out, torch.Tensor):
+        out = torch.as_tensor(out)
+    values = out.detach().to(torch.float64).reshape(-1).cpu().tolist()
+    grads = None
+    if grad and x.requires_grad and out.requires_grad:
+        out.sum().backward()
+        if x.grad is not None:
+            grads = x.grad.detach().to(torch.float64).reshape(-1).cpu().tolist()
+    return values, grads
+
+
+def version() -> str:
+    import torch
+
+    return torch.__version__
