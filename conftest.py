@@ -36,3 +36,90 @@ def pytest_report_header(config):
         f"lossproof: profile={settings.get_current_profile_name()} oracle v{oracles.ORACLE_VERSION} "
         f"mpmath {mpmath.__version__} (backend {BACKEND}) python {platform.python_version()}"
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# the suite's options, its subjects, and the summary table
+
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+_RESULTS = []  # measurements made in this process (a worker's, under xdist)
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("lossproof")
+    g.addoption("--strict-specials", action="store_true", default=False,
+                help="also gate on special values with infinite or NaN inputs (other than -inf masks)")
+    g.addoption("--subject", action="append", default=[], metavar="LOSS=TARGET",
+                help="a user's implementation: package.module:function or path/to/file.py:function (repeatable)")
+    g.addoption("--subject-framework", default="torch", choices=["torch", "numpy"],
+                help="the framework of the --subject functions (default torch)")
+    g.addoption("--only-subjects", default=None, metavar="NAMES",
+                help="comma-separated subjects to run (torch, numpy, scipy, user); default all")
+    g.addoption("--only-losses", default=None, metavar="NAMES", help="comma-separated losses to run")
+    g.addoption("--only-formats", default=None, metavar="NAMES", help="comma-separated formats to run")
+
+
+def record(measurement, deviation=None, gating=True):
+    _RESULTS.append((measurement, deviation, gating))
+
+
+def pytest_configure(config):
+    config._lossproof_results = _RESULTS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: send the summary rows to the controller
+        session.config.workeroutput["lossproof_rows"] = _summary_rows(_RESULTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    rows = getattr(node, "workeroutput", {}).get("lossproof_rows", [])
+    node.config._lossproof_worker_rows = getattr(node.config, "_lossproof_worker_rows", []) + rows
+
+
+def _summary_rows(results):
+    from lossproof.measure import RANK
+
+    cells = {}
+    for m, dev, gating in results:
+        key = (m.loss, m.subject, m.fmt, m.device)
+        verdict = m.verdict if m.elements else ("not supported" if m.unsupported else "n/a")
+        worst, ulp, n, devs = cells.get(key, ("correctly_rounded", 0.0, 0, set()))
+        if verdict in RANK and RANK[verdict] < RANK.get(worst, 99):
+            worst = verdict
+        elif verdict not in RANK:
+            worst = verdict
+        if dev:
+            devs = devs | {dev}
+        cells[key] = (worst, max(ulp, m.max_ulp if m.elements else 0.0), n + 1, devs)
+    return [(k, v[0], v[1], v[2], sorted(v[3])) for k, v in cells.items()]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from oracles.formats import format_ulps
+
+    rows = _summary_rows(_RESULTS) + getattr(config, "_lossproof_worker_rows", [])
+    if not rows:
+        return
+    merged = {}
+    from lossproof.measure import RANK
+
+    for key, worst, ulp, n, devs in rows:
+        key = tuple(key)
+        if key in merged:
+            w0, u0, n0, d0 = merged[key]
+            worst = min(w0, worst, key=lambda v: RANK.get(v, -1))
+            merged[key] = (worst, max(u0, ulp), n0 + n, sorted(set(d0) | set(devs)))
+        else:
+            merged[key] = (worst, ulp, n, list(devs))
+    tr = terminalreporter
+    tr.section("lossproof summary: worst verdict and max ULP error per loss x subject x format x device")
+    tr.write_line(f"{'loss':34} {'subject':16} {'format':9} {'device':6} {'cases':>6} {'worst':18} "
+                  f"{'max ULP':>10}  documented deviations")
+    for (loss, subject, fmt, device), (worst, ulp, n, devs) in sorted(merged.items()):
+        tr.write_line(f"{loss:34} {subject[:16]:16} {fmt:9} {device:6} {n:>6} {worst:18} "
+                      f"{format_ulps(ulp) if math.isfinite(ulp) else 'inf':>10}  {', '.join(devs)}")

@@ -1,0 +1,75 @@
+"""Array-library subjects without autograd: our NumPy losses, SciPy's special functions, and a user's NumPy
+function. Values only (SciPy, a user's NumPy function) or values and our analytical gradients (our NumPy losses).
+NumPy has no bfloat16: those formats are reported as not supported."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+
+FLOAT_ARGS = ("input", "other", "weight", "pos_weight")
+
+
+def arrays(loss, fmt, kwargs):
+    from subjects.torch_subject import is_index_target
+
+    dt = DTYPES[fmt]
+    out = {}
+    for k, v in kwargs.items():
+        if k in FLOAT_ARGS or (k == "target" and not is_index_target(loss, kwargs)):
+            out[k] = np.asarray(v, dtype=dt)
+        elif k == "target":
+            out[k] = np.asarray(v, dtype=np.int64)
+        else:
+            out[k] = v
+    return out
+
+
+def values_of(out):
+    a = np.asarray(out)
+    return [float(v) for v in a.astype(np.float64).reshape(-1)]
+
+
+def run(fn, loss, fmt, kwargs, grad_fn=None):
+    a = arrays(loss, fmt, kwargs)
+    values = values_of(fn(**a))
+    grads = values_of(grad_fn(**a)) if grad_fn is not None else None
+    return values, grads
+
+
+# SciPy's counterparts: (scipy callable, how to call it with torch's keyword arguments)
+def scipy_functions():
+    from scipy import special
+
+    def lse(input, dim=None, keepdim=False):
+        return special.logsumexp(input, axis=dim if dim is not None else None, keepdims=keepdim)
+
+    def softmax(input, dim=None):
+        from oracles.functions import softmax_dim
+
+        return special.softmax(input, axis=softmax_dim(np.ndim(input)) if dim is None else dim)
+
+    def log_softmax(input, dim=None):
+        from oracles.functions import softmax_dim
+
+        return special.log_softmax(input, axis=softmax_dim(np.ndim(input)) if dim is None else dim)
+
+    def xlogy(input, other):
+        return special.xlogy(input, other)
+
+    def kl_div(input, target, reduction="mean", log_target=False):
+        # rel_entr(t, q) = t log(t / q) with q = exp(input): the pointwise KL of torch's kl_div
+        if log_target or reduction != "none":
+            raise NotImplementedError("SciPy's rel_entr is the pointwise, probability-target KL only")
+        return special.rel_entr(target, np.exp(input))
+
+    return {
+        "logsumexp": lse,
+        "softmax": softmax,
+        "log_softmax": log_softmax,
+        "sigmoid": lambda input: special.expit(input),
+        "logsigmoid": lambda input: special.log_expit(input),
+        "xlogy": xlogy,
+        "kl_div": kl_div,
+    }

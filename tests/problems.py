@@ -1,0 +1,54 @@
+"""Which strategy draws the inputs of which loss (lossproof.strategies), and which inputs gate the run."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+
+SOFTMAX_FAMILY = ("cross_entropy", "nll_loss", "logsumexp", "softmax", "log_softmax")
+MAX_CLASSES = 4096
+
+
+def _strip(d):
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def problems(loss: str, fmt: str):
+    """Keyword arguments for ``loss`` in ``fmt``: exact values, every regime of NUMERICS.md."""
+    from lossproof import strategies as S
+
+    if loss == "cross_entropy":
+        s = st.one_of(S.class_problem(fmt, max_classes=MAX_CLASSES), S.prob_class_problem(fmt))
+    elif loss == "nll_loss":
+        s = S.class_problem(fmt, max_classes=MAX_CLASSES).map(
+            lambda d: {k: v for k, v in d.items() if k != "label_smoothing"})
+    elif loss == "binary_cross_entropy":
+        s = S.binary_problem(fmt, logits=False)
+    elif loss == "binary_cross_entropy_with_logits":
+        s = S.binary_problem(fmt, logits=True)
+    elif loss == "kl_div":
+        s = S.kl_problem(fmt)
+    else:
+        s = S.elementwise_problem(fmt, loss)
+    return s.map(_strip)
+
+
+def _flat(v):
+    return [e for x in v for e in _flat(x)] if isinstance(v, list) else [v]
+
+
+def finite_except_masks(loss: str, kwargs: dict) -> bool:
+    """Whether a case gates the run without --strict: finite inputs, and -inf masks in the softmax family's
+    logits. Other infinities and NaN inputs are checked and reported, and gate only under --strict."""
+    for key in ("input", "target", "weight", "pos_weight", "other"):
+        v = kwargs.get(key)
+        if v is None or (key == "target" and loss in ("cross_entropy", "nll_loss") and not isinstance(
+                _flat(v)[0] if isinstance(v, list) and v else v, float)):
+            continue
+        for x in _flat(v):
+            if isinstance(x, float) and not math.isfinite(x):
+                if x == -math.inf and key == "input" and loss in SOFTMAX_FAMILY:
+                    continue
+                return False
+    return True
