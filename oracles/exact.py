@@ -82,9 +82,10 @@ class Exact:
     gradient with respect to the input (nested lists shaped like the input, of Exact), ``.kappa`` the
     condition number sum_j |x_j df/dx_j| (an Exact), ``str()`` at least 30 significant digits."""
 
-    __slots__ = ("node", "special", "_grad_fn", "_grad", "_kappa_fn", "_kappa", "_cache", "precision_used")
+    __slots__ = ("node", "special", "_grad_fn", "_grad", "_kappa_fn", "_kappa", "_cache", "precision_used",
+                 "_entries_fn")
 
-    def __init__(self, value, grad_fn=None, kappa_fn=None):
+    def __init__(self, value, grad_fn=None, kappa_fn=None, entries_fn=None):
         if isinstance(value, float):
             if math.isfinite(value) and value != 0:
                 value = expr.as_node(value)
@@ -105,6 +106,7 @@ class Exact:
         self._grad = None
         self._kappa_fn = kappa_fn
         self._kappa = None
+        self._entries_fn = entries_fn
         self._cache = {}
         self.precision_used = 0
 
@@ -263,6 +265,15 @@ class Exact:
                 raise AttributeError("this exact value carries no gradient")
             self._grad = self._grad_fn()
         return self._grad
+
+    def grad_entries(self) -> dict:
+        """The gradient's nonzero part: {flat input index: Exact} (cheaper than ``.grad`` for large inputs)."""
+        if self._entries_fn is None:
+            from .tensors import _shape_and_flat
+
+            _, flat = _shape_and_flat(self.grad, "grad")
+            return {k: g for k, g in enumerate(flat) if not (g.node is not None and g.node.is_zero)}
+        return {k: Exact(v) for k, v in self._entries_fn().items()}
 
     @property
     def kappa(self) -> "Exact":

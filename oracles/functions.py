@@ -62,7 +62,7 @@ def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None) -> Exact:
     def kappa():
         return kappa_of(kappa_pairs_fn())
 
-    return Exact(value, grad_fn=grad, kappa_fn=kappa if kappa_pairs_fn else None)
+    return Exact(value, grad_fn=grad, kappa_fn=kappa if kappa_pairs_fn else None, entries_fn=grad_entries_fn)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ of the problem: hard labels are exact, and the input is what the computation per
 
 Special values follow NUMERICS.md: limits in the extended reals where they exist, NaN where none does, an
 exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), and a
-mean over zero total weight is 0/0 = NaN. A NaN result has an all-NaN gradient (no derivative of an undefined
-value). The torch-only conventions (the -100 clamp of BCELoss's log, softplus's threshold) live in
+mean over zero total weight is 0/0 = NaN. Gradients are structural, as autograd's are: an input that does not
+enter the result (every target ignored) has derivative 0 even where the value is NaN; a NaN result has a NaN
+condition number. The torch-only conventions (the -100 clamp of BCELoss's log, softplus's threshold) live in
 ``oracles.torch_variants``.
 
 Stability bounds (NUMERICS.md "stable" rung), derived from the reference stable algorithm with pairwise
@@ -68,10 +69,7 @@ def _finish(outs, out_shape, reduction, denom, in_shape, in_vals):
     ``denom``: for "mean", the divisor (a V); other reductions ignore it."""
 
     def wrap(value, grad):
-        if X.is_nan(value):
-            gfn = lambda: {k: NAN for k in range(numel(in_shape))}  # noqa: E731
-            return _exact(value, in_shape, gfn, in_vals, nan=True)
-        return _exact(value, in_shape, grad, in_vals)
+        return _exact(value, in_shape, grad, in_vals, nan=X.is_nan(value))
 
     if reduction == "none":
         return unflatten(out_shape, [wrap(o.value, o.grad) for o in outs])
@@ -107,7 +105,7 @@ def _exact(value, in_shape, grad_fn, in_vals, nan=False):
             return Exact(NAN)
         return kappa_of([(in_vals[k], g) for k, g in grad_fn().items()])
 
-    return Exact(value, grad_fn=grad, kappa_fn=kappa)
+    return Exact(value, grad_fn=grad, kappa_fn=kappa, entries_fn=grad_fn)
 
 
 def _number(x, name):
@@ -396,11 +394,11 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         if log_target:
             et = ZERO if t == NINF else (INF if t == INF else (NAN if X.is_nan(t) else expr.exp(t)))
             # a target of log-probability -inf has zero mass: it contributes nothing, whatever the input
-            value = ZERO if t == NINF else (X.mul(et, X.sub(t, x)) if not X.is_nan(t) else NAN)
+            value = NAN if X.is_nan(x) or X.is_nan(t) else (ZERO if t == NINF else X.mul(et, X.sub(t, x)))
             grad = lambda k=k, et=et: {k: X.neg(et)}  # noqa: E731
         else:
             lt = _log_nonneg(t)
-            value = ZERO if X.is_zero(t) else X.mul(t, X.sub(lt, x))
+            value = NAN if X.is_nan(x) else (ZERO if X.is_zero(t) else X.mul(t, X.sub(lt, x)))
             grad = lambda k=k, t=t: {k: X.neg(t)}  # noqa: E731
         outs.append(_Out(value, grad))
     if reduction == "batchmean":

@@ -98,6 +98,14 @@ def test_gradient_of_a_masked_row_has_limits():
     assert [g.to("float64") for g in r.grad[0]] == [-1.0, 0.5, 0.5]
 
 
-def test_gradient_of_nan_result_is_nan():
+def test_gradient_where_every_target_is_ignored_is_zero():
+    """The mean over no targets is 0/0 = NaN, but no input enters it: its gradient is 0 (autograd's answer)."""
     r = oracles.nll_loss([[0.0, 1.0]], [-100])
+    assert math.isnan(r.to("float32"))
+    assert [g.to("float32") for g in r.grad[0]] == [0.0, 0.0]
+    assert r.kappa.is_nan
+
+
+def test_gradient_through_a_nan_input_is_nan():
+    r = oracles.cross_entropy([[math.nan, 1.0]], [1], reduction="sum")
     assert all(math.isnan(g.to("float32")) for g in r.grad[0])
