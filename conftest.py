@@ -50,6 +50,8 @@ _RESULTS = []  # measurements made in this process (a worker's, under xdist)
 
 def pytest_addoption(parser):
     g = parser.getgroup("lossproof")
+    g.addoption("--suite", action="store_true", default=False,
+                help="run the Hypothesis verification battery (tests/test_agreement.py, tests/test_properties.py)")
     g.addoption("--strict-specials", action="store_true", default=False,
                 help="also gate on special values with infinite or NaN inputs (other than -inf masks)")
     g.addoption("--subject", action="append", default=[], metavar="LOSS=TARGET",
@@ -60,6 +62,18 @@ def pytest_addoption(parser):
                 help="comma-separated subjects to run (torch, numpy, scipy, user); default all")
     g.addoption("--only-losses", default=None, metavar="NAMES", help="comma-separated losses to run")
     g.addoption("--only-formats", default=None, metavar="NAMES", help="comma-separated formats to run")
+    g.addoption("--only-devices", default=None, metavar="NAMES", help="comma-separated devices to run")
+
+
+BATTERY = ("test_agreement.py", "test_properties.py")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The Hypothesis battery over every subject runs with --suite (and under ``lossproof check``); the plain
+    test command runs the oracle's proofs and the fixed cases. See README "Status"."""
+    if collection_path.name in BATTERY and not config.getoption("--suite"):
+        return True
+    return None
 
 
 def record(measurement, deviation=None, gating=True):

@@ -152,6 +152,51 @@ def cmd_demo(args) -> int:
     return run()
 
 
+def cmd_check(args) -> int:
+    """The battery for one loss against one user function: exit 0 when every property holds, 1 when one
+    fails (with its reproducer), 2 on a usage error."""
+    import os
+    from pathlib import Path
+
+    from subjects.user import SubjectError, load
+
+    try:
+        load(f"{args.loss}={args.target}", args.framework)
+    except SubjectError as e:
+        raise UsageError(str(e)) from None
+    formats_ = args.dtype.split(",") if args.dtype else None
+    for f in formats_ or []:
+        if f not in formats.FORMATS:
+            raise UsageError(f"unknown dtype {f!r}; expected one of {', '.join(formats.FORMATS)}")
+    if args.profile not in ("dev", "ci", "thorough"):
+        raise UsageError(f"unknown profile {args.profile!r}; expected dev, ci or thorough")
+    if args.device not in (None, "cpu", "cuda"):
+        raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
+    root = Path(__file__).resolve().parent.parent
+    tests = root / "tests" / "test_agreement.py"
+    if not tests.exists():
+        raise UsageError(f"the test battery is not at {tests}: run lossproof from a checkout (pip install -e .)")
+    os.environ["LOSSPROOF_PROFILE"] = args.profile
+    argv = [str(tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"),
+            "--subject", f"{args.loss}={args.target}", "--subject-framework", args.framework,
+            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile, "--suite"]
+    if formats_:
+        argv += ["--only-formats", ",".join(formats_)]
+    if args.device:
+        argv += ["--only-devices", args.device]
+    if args.strict:
+        argv.append("--strict-specials")
+    import pytest
+
+    code = pytest.main(argv)
+    if code == 0:
+        return 0
+    if code == 1:
+        return 1
+    print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lossproof", description="Numerical-stability verification of ML loss functions.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -162,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--kappa", action="store_true", help="also print each element's condition number")
     e.add_argument("json", help="keyword arguments as a JSON object, e.g. '{\"input\": [[0, 10]], \"target\": [1]}'")
     e.set_defaults(fn=cmd_exact)
+    c = sub.add_parser("check", help="the whole battery for one loss against your function")
+    c.add_argument("loss", help="the loss it implements: cross_entropy, nll_loss, softplus, ...")
+    c.add_argument("target", help="package.module:function or path/to/file.py:function")
+    c.add_argument("--framework", default="torch", help="torch (default) or numpy")
+    c.add_argument("--dtype", default=None, help="formats to check, comma-separated (default: all)")
+    c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
+    c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
+    c.add_argument("--strict", action="store_true", help="also gate on special values of non-finite inputs")
+    c.set_defaults(fn=cmd_check)
     d = sub.add_parser("demo", help="the oracle on the seed notebook's results and torch's documented deviations")
     d.set_defaults(fn=cmd_demo)
     return p

@@ -16,7 +16,7 @@ from mpmath import libmp
 import oracles
 from oracles import bounds
 from oracles import extended as X
-from oracles.exact import Exact
+from oracles.exact import START_GUARD, Exact
 from oracles.formats import bits_of_error, get_format
 
 __all__ = ["VERDICTS", "Element", "Measurement", "measure", "worst", "PASS_LINE"]
@@ -51,8 +51,8 @@ def _fraction(v) -> Fraction:
     return -q if sign else q
 
 
-def exact_fraction(e: Exact) -> Fraction:
-    mid, _ = e.enclose(80)
+def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
+    mid, _ = e.enclose(rel_bits)
     return _fraction(mid)
 
 
@@ -63,13 +63,18 @@ class Element:
     kind: str  # "value" or "grad"
     index: tuple
     y: float
-    z: str  # the exact value, 36 digits (or inf/nan)
+    exact: Exact = field(repr=False)
     z_rounded: float
     ulp_error: float
     bits: float
     verdict: str
     stable_bound: float = math.nan  # in absolute terms (K * B)
     accurate_bound: float = math.nan
+
+    @property
+    def z(self) -> str:
+        """The exact value, 36 significant digits (or inf / nan); computed when asked."""
+        return str(self.exact)
 
 
 @dataclass
@@ -120,7 +125,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
         return "broken", math.inf, bits
     if math.isinf(y):  # and zr is inf
         return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits
-    mid, _ = z.enclose(80)
+    mid, _ = z.enclose(f.p + START_GUARD - 16)  # the precision Ziv's loop started at: already evaluated
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
     try:
@@ -149,31 +154,35 @@ def _flat(r):
     return [e for x in r for e in _flat(x)] if isinstance(r, list) else [r]
 
 
-def _abs(e: Exact) -> Fraction:
+def _abs(e: Exact, rel_bits: int = 48) -> Fraction:
+    """|e| to rel_bits relative bits (bounds need magnitudes, not digits)."""
     if e.is_special:
         return Fraction(0)
-    return abs(exact_fraction(e))
+    return abs(exact_fraction(e, rel_bits))
 
 
-def grad_of_sum(results, shape_like) -> list:
-    """The exact gradient of the sum of the output elements (what autograd computes from ones), flattened."""
-    outs = _flat(results)
-    grads = [_flat(o.grad) for o in outs]
-    n = len(grads[0]) if grads else 0
-    flat = []
-    for j in range(n):
-        vals = []
-        for g in grads:
-            e = g[j]
-            vals.append(e.special if e.is_special else e.node)
-        flat.append(Exact(X.total(vals)))
-    return flat
+def vector_jacobian(results, n: int, upstream=None) -> list:
+    """The exact gradient of sum_i upstream_i * output_i with respect to the n input elements, flattened
+    (what autograd computes from ``backward(upstream)``; ones by default)."""
+    from oracles.formats import to_mpf
+
+    acc = {}
+    for i, o in enumerate(_flat(results)):
+        vi = None if upstream is None or upstream[i] == 1.0 else oracles.expr.const(to_mpf(upstream[i]))
+        for k, g in o.grad_entries().items():
+            v = g.special if g.is_special else g.node
+            if vi is not None:
+                v = X.mul(vi, v)
+            acc[k] = X.add(acc[k], v) if k in acc else v
+    zero = Exact(oracles.expr.ZERO)
+    return [Exact(acc[k]) if k in acc else zero for k in range(n)]
 
 
 def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
-            oracle_name: str | None = None, context: dict | None = None) -> Measurement:
-    """Compare a subject's flattened outputs (and gradient of their sum, flattened like ``input``) with the
-    oracle ``oracle_name`` (default: ``loss``) on the same exact inputs."""
+            oracle_name: str | None = None, context: dict | None = None, upstream=None) -> Measurement:
+    """Compare a subject's flattened outputs (and its gradient of sum(upstream * outputs), flattened like
+    ``input``; upstream defaults to ones) with the oracle ``oracle_name`` (default: ``loss``) on the same exact
+    inputs."""
     f = get_format(fmt)
     context = {**structure(loss, kwargs), **(context or {})}
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
@@ -187,26 +196,27 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     reduced = kwargs.get("reduction", "none") != "none" and loss in _REDUCING
     if reduced:
         per = _flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
-        vsum = sum((_abs(e) for e in per), Fraction(0))
+        vsum = sum((_abs(e, 8) for e in per), Fraction(0))  # a magnitude: 8 bits are plenty
         wsum = Fraction(context.get("weights_abs_sum", len(per)))
         denom = Fraction(context.get("denominator_abs", 1))
         n = len(per)
+    rb = f.p + START_GUARD - 16  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
     for i, (z, y) in enumerate(zip(outs, y_values)):
-        za = _abs(z)
+        za = _abs(z, rb)
         if reduced:
             B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
         else:
             B = bounds.element_bound(f, s, za)
-        kap = _abs(z.kappa) if not z.is_special and not z.kappa.is_special else Fraction(0)
+        kap = _abs(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-        m.elements.append(Element("value", (i,), float(y), str(z), z.to(f), ulps, bits, v,
+        m.elements.append(Element("value", (i,), float(y), z, z.to(f), ulps, bits, v,
                                   float(bounds.K * B), float(acc)))
     if y_grads is not None:
-        gz = grad_of_sum(result, None)
+        gz = vector_jacobian(result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
-        gabs = [_abs(g) for g in gz]
+        gabs = [_abs(g, rb) for g in gz]
         # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
         # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
         # u in that unit cannot change a training run, as for the values' "+ 1" floor
@@ -215,7 +225,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             B = bounds.gradient_bound(f, s, gabs[j], G)
             acc = bounds.K * f.u * gabs[j] + Fraction(f.min_subnormal)  # componentwise: a few ulps
             v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-            m.elements.append(Element("grad", (j,), float(y), str(z), z.to(f), ulps, bits, v,
+            m.elements.append(Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v,
                                       float(bounds.K * B), float(acc)))
     return m
 

@@ -61,9 +61,16 @@ def tensors(loss, fmt, device, kwargs):
     return out
 
 
+def upstream(n: int) -> list:
+    """The upstream gradient of a backward pass over n outputs: 1 for a scalar, else distinct values in [1, 2)
+    with three fractional bits (exact in every format). Not all ones: the gradient of sum(softmax) is exactly
+    zero, which tests nothing and which no enclosure can certify."""
+    return [1.0] if n == 1 else [1.0 + ((5 * i) % 8) / 8 for i in range(n)]
+
+
 def run(fn, loss, fmt, device, kwargs, grad=True):
     """Call ``fn`` (torch's or a user's torch function) on exact inputs: the flattened values and the gradient
-    of their sum with respect to ``input`` (None when the output carries no gradient)."""
+    of sum(upstream * output) with respect to ``input`` (None when the output carries no gradient)."""
     torch, _ = torch_modules()
     t = tensors(loss, fmt, device, kwargs)
     x = t["input"]
@@ -75,7 +82,8 @@ def run(fn, loss, fmt, device, kwargs, grad=True):
     values = out.detach().to(torch.float64).reshape(-1).cpu().tolist()
     grads = None
     if grad and x.requires_grad and out.requires_grad:
-        out.sum().backward()
+        v = torch.tensor(upstream(out.numel()), dtype=out.dtype, device=out.device).reshape(out.shape)
+        out.backward(v)
         if x.grad is not None:
             grads = x.grad.detach().to(torch.float64).reshape(-1).cpu().tolist()
     return values, grads

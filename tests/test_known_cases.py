@@ -19,7 +19,9 @@ from tests.problems import finite_except_masks
 
 def torch_measure(loss, fmt, kwargs, oracle_name=None):
     values, grads = torch_subject.run(torch_subject.function(loss), loss, fmt, "cpu", kwargs)
-    return measure("torch", loss, fmt, "cpu", kwargs, values, grads, oracle_name=oracle_name), values
+    m = measure("torch", loss, fmt, "cpu", kwargs, values, grads, oracle_name=oracle_name,
+                upstream=torch_subject.upstream(len(values)))
+    return m, values
 
 
 def test_torch_float32_cross_entropy_of_the_seed_row_is_stable_not_accurate():

@@ -1,0 +1,143 @@
+"""Agreement with the oracle: one test per subject x loss x format x device, on Hypothesis-drawn extreme inputs.
+
+Each example is measured once (lossproof.measure): the verdict decides the test (pass line: stable; our NumPy
+losses must be accurate), ``hypothesis.target`` climbs toward more bits of error, and the summary table at the
+end of the run shows the worst verdict and ULP error of every cell. A documented deviation of a third-party
+library is measured against the documented behaviour and reported, never skipped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings, target
+from hypothesis import strategies as st
+
+import conftest
+from lossproof import suite
+from lossproof.measure import RANK, measure, passes
+from subjects import deviations
+from subjects.torch_subject import upstream
+from tests import profile
+from tests.problems import finite_except_masks, problems
+
+EXAMPLES = {"dev": 8, "ci": 20, "default": 20, "thorough": 400}
+
+
+def _cases(config):
+    import torch
+
+    cuda = torch.cuda.is_available()
+    only = config.getoption("--only-subjects")
+    only = set(only.split(",")) if only else None
+    cases = []
+    if only is None or "torch" in only:
+        cases += suite.torch_cases(cuda)
+    if only is None or "numpy" in only:
+        cases += suite.numpy_cases()
+    if only is None or "scipy" in only:
+        cases += suite.scipy_cases()
+    if config.getoption("--subject"):
+        from subjects.user import load
+
+        for spec in config.getoption("--subject"):
+            cases += suite.user_cases(load(spec, config.getoption("--subject-framework")), cuda)
+    losses = config.getoption("--only-losses")
+    formats = config.getoption("--only-formats")
+    if losses:
+        cases = [c for c in cases if c.loss in losses.split(",")]
+    if formats:
+        cases = [c for c in cases if c.fmt in formats.split(",")]
+    devices = config.getoption("--only-devices")
+    if devices:
+        cases = [c for c in cases if c.device in devices.split(",")]
+    return cases
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        cases = _cases(metafunc.config)
+        params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else [])
+                  for c in cases]
+        metafunc.parametrize("case", params)
+
+
+def required_rung(case) -> str:
+    """Our NumPy losses must be accurate; every other subject must be stable (NUMERICS' pass line)."""
+    return "accurate" if case.subject == "numpy" else "stable"
+
+
+def failure_report(case, kwargs, m, deviation=None) -> str:
+    w = m.worst_element
+    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case)})",
+             f"  expected (exact) {w.z}",
+             f"  correctly rounded {w.z_rounded!r} ({float.hex(w.z_rounded) if math.isfinite(w.z_rounded) else w.z_rounded})",
+             f"  got               {w.y!r}",
+             f"  error             {w.ulp_error:.3g} ULP, {w.bits:.1f} bits; stable allows {w.stable_bound:.3g}, "
+             f"accurate allows {w.accurate_bound:.3g} (absolute)",
+             "  reproducer:"]
+    lines += ["    " + line for line in suite.reproducer(case, kwargs).splitlines()]
+    if deviation:
+        lines.append(f"  documented deviation {deviation.id}: {deviation.reason} ({deviation.link})")
+    return "\n".join(lines)
+
+
+def _supported(case, kwargs):
+    """Drop the parameters the subject does not take; None when the call needs one it lacks."""
+    for k, v in kwargs.items():
+        if not case.accepts(k):
+            default = {"weight": None, "pos_weight": None, "label_smoothing": 0.0, "ignore_index": -100,
+                       "reduction": "mean", "log_target": False, "dim": None, "beta": 1.0}.get(k, object())
+            if v != default:
+                return None
+    return {k: v for k, v in kwargs.items() if case.accepts(k)}
+
+
+def test_agreement(case, request):
+    strict = request.config.getoption("--strict-specials")
+    n = EXAMPLES.get(profile.name(), 20)
+    ran = {"n": 0, "unsupported": None}
+
+    @settings(max_examples=n, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                      HealthCheck.filter_too_much])
+    @given(st.data())
+    def check(data):
+        kwargs = data.draw(problems(case.loss, case.fmt), label="problem")
+        kwargs = _supported(case, kwargs)
+        if kwargs is None:
+            return
+        note("exact inputs: " + repr(kwargs))
+        try:
+            values, grads = case.call(kwargs)
+        except suite.NotSupported as e:
+            ran["unsupported"] = str(e)
+            return
+        up = upstream(len(values)) if case.framework == "torch" else None
+        m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up)
+        ran["n"] += 1
+        target(m.max_bits, label="bits of error")
+        gating = strict or finite_except_masks(case.loss, kwargs)
+        if RANK[m.verdict] >= RANK[required_rung(case)]:
+            conftest.record(m, None, gating)
+            return
+        devs = deviations.matching(case.subject, case.loss, kwargs)
+        if devs:  # measured against the documented behaviour instead, and shown as a documented deviation
+            d = devs[0]
+            conftest.record(m, d.id, gating)
+            if d.documented_oracle:
+                md = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, None,
+                             oracle_name=d.documented_oracle)
+                assert passes(md.verdict), "broke even its documented behaviour:\n" + failure_report(
+                    case, kwargs, md, d)
+            else:
+                off = [e for e in m.failures() if not d.documented_output(e.y)]
+                assert not off, f"documented deviation {d.id} does not explain:\n" + failure_report(case, kwargs, m, d)
+            return
+        conftest.record(m, None, gating)
+        if gating:
+            raise AssertionError(failure_report(case, kwargs, m))
+
+    check()
+    if ran["n"] == 0 and ran["unsupported"]:
+        pytest.skip(f"not supported: {ran['unsupported']}")

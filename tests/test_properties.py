@@ -1,0 +1,251 @@
+"""Properties beyond agreement, per subject x format x device:
+
+- identity: cross_entropy(x, t, ...) = nll_loss(log_softmax(x), t, ...) for every parameter combination (class
+  targets, weights, ignore_index, reductions): both paths held to the stable bound of the exact cross-entropy,
+  and whether they agree bit for bit is recorded;
+- KL/CE equivalence: kl_div(log_softmax(x), p, "batchmean") = cross_entropy(x, p) - H(p), equal gradients with
+  respect to x (torch: autograd), and KL = CE for one-hot p;
+- no overflow: a finite result and gradient wherever the correctly rounded exact result is finite.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import conftest
+import oracles
+from lossproof import suite
+from lossproof.measure import exact_fraction, measure, passes
+from oracles import bounds
+from oracles import extended as X
+from oracles.exact import Exact
+from oracles.formats import get_format
+from subjects import deviations
+from tests import profile
+from tests.problems import finite_except_masks, problems
+
+EXAMPLES = {"dev": 5, "ci": 12, "default": 12, "thorough": 200}
+SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.filter_too_much])
+
+
+def _subject_cases(loss_names, subjects=("torch", "numpy")):
+    import torch
+
+    out = []
+    cuda = torch.cuda.is_available()
+    if "torch" in subjects:
+        out += [c for c in suite.torch_cases(cuda) if c.loss in loss_names]
+    if "numpy" in subjects:
+        try:
+            out += [c for c in suite.numpy_cases() if c.loss in loss_names]
+        except ImportError:  # pragma: no cover - our NumPy losses are part of the project
+            pass
+    return out
+
+
+def _by_key(cases):
+    groups = {}
+    for c in cases:
+        groups.setdefault((c.subject, c.fmt, c.device, c.skip), {})[c.loss] = c
+    return [pytest.param(g, id=f"{s}-{f}-{d}", marks=[pytest.mark.skip(reason=k)] if k else [])
+            for (s, f, d, k), g in groups.items()]
+
+
+def _class_kwargs(fmt):
+    from lossproof import strategies as S
+
+    return S.class_problem(fmt, max_classes=512, allow_spatial=False).map(
+        lambda d: {k: v for k, v in d.items() if not k.startswith("_") and k != "label_smoothing"})
+
+
+@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "nll_loss", "log_softmax"))))
+def test_cross_entropy_is_nll_of_log_softmax(cases):
+    any_case = next(iter(cases.values()))
+    fmt = any_case.fmt
+
+    @settings(max_examples=EXAMPLES.get(profile.name(), 12), **SETTINGS)
+    @given(st.data())
+    def check(data):
+        kw = data.draw(_class_kwargs(fmt), label="problem")
+        x = kw["input"]
+        if not isinstance(x[0], list):
+            return
+        note(repr(kw))
+        try:
+            ce, _ = cases["cross_entropy"].call(kw)
+            ls, _ = cases["log_softmax"].call({"input": x, "dim": 1})
+        except suite.NotSupported:
+            return
+        n, c = len(x), len(x[0])
+        ls_rows = [ls[i * c:(i + 1) * c] for i in range(n)]
+        nll, _ = cases["nll_loss"].call({**kw, "input": ls_rows})
+        m1 = measure(any_case.subject, "cross_entropy", fmt, any_case.device, kw, ce, None)
+        m2 = measure(any_case.subject, "cross_entropy", fmt, any_case.device, kw, nll, None)
+        same = all((a == b) or (math.isnan(a) and math.isnan(b)) for a, b in zip(ce, nll))
+        note(f"bit for bit: {same}")
+        conftest.record(m2, None, finite_except_masks("cross_entropy", kw))
+        if finite_except_masks("cross_entropy", kw):
+            assert passes(m1.verdict) and passes(m2.verdict), (
+                f"cross_entropy {ce} vs nll_loss(log_softmax) {nll}: {m1.verdict} / {m2.verdict}; "
+                f"exact {m1.elements[0].z}")
+
+    check()
+
+
+def _entropy(p_rows) -> Exact:
+    """H(P) averaged over the rows, exactly: -sum xlogy(p, p) / N."""
+    terms = []
+    for row in oracles.xlogy(p_rows, p_rows):
+        for e in row:
+            terms.append(e.special if e.is_special else e.node)
+    total = X.total(terms)
+    return Exact(X.div(X.neg(total), oracles.expr.as_node(float(len(p_rows)))))
+
+
+@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "kl_div", "log_softmax"))))
+def test_kl_is_cross_entropy_minus_entropy(cases):
+    any_case = next(iter(cases.values()))
+    fmt = any_case.fmt
+    f = get_format(fmt)
+    from lossproof import strategies as S
+
+    @settings(max_examples=EXAMPLES.get(profile.name(), 12), **SETTINGS)
+    @given(st.data())
+    def check(data):
+        kw = data.draw(S.prob_class_problem(fmt), label="problem")
+        x, p = kw["input"], kw["target"]
+        if not isinstance(x[0], list) or isinstance(x[0][0], list):
+            return
+        if not (finite_except_masks("cross_entropy", kw) and all(math.isfinite(v) for r in x for v in r)):
+            return
+        try:
+            ls, _ = cases["log_softmax"].call({"input": x, "dim": 1})
+        except suite.NotSupported:
+            return
+        n, c = len(x), len(x[0])
+        ls_rows = [ls[i * c:(i + 1) * c] for i in range(n)]
+        try:
+            kl, _ = cases["kl_div"].call({"input": ls_rows, "target": p, "reduction": "batchmean"})
+        except suite.NotSupported:
+            return
+        ce_exact = oracles.cross_entropy(x, p)
+        h = _entropy(p)
+        if ce_exact.is_special or h.is_special:
+            return
+        z = Exact(ce_exact.node - h.node)  # KL(P || Q) = H(P, Q) - H(P), exactly
+        # bound: the log_softmax path (its steps) then kl_div's pointwise 3 steps and the batch sum, on values
+        # of size up to |H(P, Q)| + |H(P)|; K = 8 as everywhere
+        S_ = bounds.steps("cross_entropy", c) + bounds.steps("kl_div")
+        scale = abs(exact_fraction(ce_exact)) + abs(exact_fraction(h)) + 1
+        allow = bounds.K * f.u * (S_ + bounds.ceil_log2(n * c)) * scale
+        err = abs(Fraction(kl[0]) - exact_fraction(z)) if math.isfinite(kl[0]) else math.inf
+        note(f"kl {kl[0]!r}, exact {z}, error {float(err):.3g}, allowed {float(allow):.3g}")
+        assert err <= allow, f"kl_div(log_softmax(x), p) = {kl[0]!r}, exact CE - H = {z}"
+        if any_case.framework == "torch":
+            _same_gradients(any_case, x, p, fmt)
+
+    check()
+
+
+def _same_gradients(case, x, p, fmt):
+    """d/dx kl_div(log_softmax(x), p, batchmean) and d/dx cross_entropy(x, p), both against the exact one."""
+    import torch
+    import torch.nn.functional as F
+
+    from subjects.torch_subject import dtype_of
+
+    dt = dtype_of(fmt)
+    a = torch.tensor(x, dtype=dt, device=case.device, requires_grad=True)
+    pt = torch.tensor(p, dtype=dt, device=case.device)
+    F.kl_div(F.log_softmax(a, dim=1), pt, reduction="batchmean").backward()
+    b = torch.tensor(x, dtype=dt, device=case.device, requires_grad=True)
+    F.cross_entropy(b, pt).backward()
+    kw = {"input": x, "target": p}
+    for g in (a.grad, b.grad):
+        grads = g.to(torch.float64).reshape(-1).cpu().tolist()
+        ce = oracles.cross_entropy(x, p).to(fmt)
+        m = measure(case.subject, "cross_entropy", fmt, case.device, kw, [ce], grads)
+        bad = [e for e in m.elements if e.kind == "grad" and not passes(e.verdict)]
+        assert not bad, f"gradient component {bad[0].index}: {bad[0].y!r} vs exact {bad[0].z} ({bad[0].verdict})"
+
+
+@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "kl_div", "log_softmax"))))
+def test_kl_equals_cross_entropy_for_one_hot(cases):
+    any_case = next(iter(cases.values()))
+    fmt = any_case.fmt
+    from lossproof import strategies as S
+
+    @settings(max_examples=EXAMPLES.get(profile.name(), 12), **SETTINGS)
+    @given(st.data())
+    def check(data):
+        c = data.draw(st.integers(2, 64), label="C")
+        row, _ = data.draw(S.logit_rows(fmt, c), label="row")
+        if not all(math.isfinite(v) for v in row):
+            return
+        k = data.draw(st.integers(0, c - 1), label="class")
+        p = [[1.0 if j == k else 0.0 for j in range(c)]]
+        try:
+            ls, _ = cases["log_softmax"].call({"input": [row], "dim": 1})
+            kl, _ = cases["kl_div"].call({"input": [ls], "target": p, "reduction": "batchmean"})
+        except suite.NotSupported:
+            return
+        m = measure(any_case.subject, "cross_entropy", fmt, any_case.device, {"input": [row], "target": p}, kl,
+                    None)
+        assert passes(m.verdict), f"KL = CE for one-hot P: kl {kl} vs exact {m.elements[0].z} ({m.verdict})"
+
+    check()
+
+
+def pytest_generate_tests(metafunc):
+    if "overflow_case" in metafunc.fixturenames:
+        import torch
+
+        cases = suite.torch_cases(torch.cuda.is_available())
+        try:
+            cases += suite.numpy_cases()
+        except ImportError:  # pragma: no cover
+            pass
+        cases += suite.scipy_cases()
+        metafunc.parametrize("overflow_case", [
+            pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases])
+
+
+def test_no_overflow(overflow_case):
+    """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs)."""
+    case = overflow_case
+
+    @settings(max_examples=max(3, EXAMPLES.get(profile.name(), 12) // 2), **SETTINGS)
+    @given(st.data())
+    def check(data):
+        kw = data.draw(problems(case.loss, case.fmt), label="problem")
+        if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
+            return
+        kw = {k: v for k, v in kw.items() if case.accepts(k)}
+        if deviations.matching(case.subject, case.loss, kw):
+            return  # measured against the documented behaviour by test_agreement
+        try:
+            values, grads = case.call(kw)
+        except (suite.NotSupported, NotImplementedError):
+            return
+        from lossproof.measure import _flat, vector_jacobian
+        from subjects.torch_subject import upstream
+
+        result = oracles.REGISTRY[case.loss](**kw)
+        for y, z in zip(values, _flat(result)):
+            if math.isfinite(z.to(case.fmt)):
+                assert math.isfinite(y), f"{case.id}: {y} where the exact result {z} is finite\n" + \
+                    suite.reproducer(case, kw)
+        if grads is not None:
+            up = upstream(len(values)) if case.framework == "torch" else None
+            for y, z in zip(grads, vector_jacobian(result, len(grads), up)):
+                if math.isfinite(z.to(case.fmt)):
+                    assert math.isfinite(y), f"{case.id}: gradient {y} where the exact one {z} is finite\n" + \
+                        suite.reproducer(case, kw)
+
+    check()
