@@ -56,20 +56,27 @@ def _sign_of(node):
     if node.op == "rat":
         q = node.value
         return (q > 0) - (q < 0)
-    w = 64
+    for _, b in _balls(node, 64):
+        if b is not None:
+            if b.exact:
+                return 0 if not b.mid[1] else (-1 if b.mid[0] else 1)
+            if not b.contains_zero():
+                return -1 if b.mid[0] else 1
+    return None
+
+
+def _balls(node, w):
+    """(w, ball) at working precisions w, 2w, 4w, ... up to the cap (ball None where too wide to evaluate):
+    the one precision-raising loop that rounding, sign and enclosure share."""
     cap = _cap.get()
     while True:
         try:
             b = node.ball(w)
         except BallError:
             b = None
-        if b is not None:
-            if b.exact:
-                return 0 if not b.mid[1] else (-1 if b.mid[0] else 1)
-            if not b.contains_zero():
-                return -1 if b.mid[0] else 1
+        yield w, b
         if w >= cap:
-            return None
+            return
         w = min(2 * w, cap)
 
 
@@ -136,10 +143,9 @@ class Exact:
     def _round(self, f) -> float:
         if self.node.is_const:
             return round_mpf(self.node.value, f)
-        cap = _cap.get()
-        w0 = w = f.p + START_GUARD
-        while True:
-            r = self.decided_at(f, w)
+        w0 = f.p + START_GUARD
+        for w, b in _balls(self.node, w0):
+            r = self._decided_by(b, f, w) if b is not None else None
             if r is not None:
                 self.precision_used = max(self.precision_used, w)
                 return r
@@ -147,12 +153,10 @@ class Exact:
                 r = self._decide_by_boundary(f, w)
                 if r is not None:
                     return r
-            if w >= cap:
-                raise OraclePrecisionError(
-                    f"could not decide the {f.name} rounding within {cap} bits of working precision "
-                    "(the value may lie exactly on a rounding boundary that the expression does not show)"
-                )
-            w = min(2 * w, cap)
+        raise OraclePrecisionError(
+            f"could not decide the {f.name} rounding within {_cap.get()} bits of working precision "
+            "(the value may lie exactly on a rounding boundary that the expression does not show)"
+        )
 
     def _decide_by_boundary(self, f, w):
         """When the ball keeps straddling one rounding boundary B (a midpoint between two neighbours, or zero),
@@ -197,6 +201,10 @@ class Exact:
             b = self.node.ball(w)
         except BallError:
             return None
+        return self._decided_by(b, f, w)
+
+    @staticmethod
+    def _decided_by(b, f, w):
         if b.exact:
             return round_mpf(b.mid, f)
         lo = round_mpf(b.lower(w + 4), f)
@@ -210,13 +218,7 @@ class Exact:
         node = self.node
         if node.is_const:
             return node.value, libmp.fzero
-        cap = _cap.get()
-        w = rel_bits + 16
-        while True:
-            try:
-                b = node.ball(w)
-            except BallError:
-                b = None
+        for _, b in _balls(node, rel_bits + 16):
             if b is not None:
                 if b.exact:
                     return b.mid, b.rad
@@ -224,9 +226,7 @@ class Exact:
                     libmp.mpf_shift(libmp.mpf_abs(b.mid), -rel_bits), b.rad
                 ) >= 0:
                     return b.mid, b.rad
-            if w >= cap:
-                raise OraclePrecisionError(f"could not enclose the value within {cap} bits")
-            w = min(2 * w, cap)
+        raise OraclePrecisionError(f"could not enclose the value within {_cap.get()} bits")
 
     def fraction(self, rel_bits: int = 120) -> Fraction:
         """A rational within |z| * 2**-rel_bits of the exact value (the value itself when exact)."""
