@@ -222,9 +222,12 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
         def grad(idx=idx, row=row):
             # sum_k w_k t_k (s_c - [k == c]) = s_c * (mass of the other classes) - w_c t_c (1 - s_c)
             wt = [X.mul(wc(c), tgt[k]) for c, k in enumerate(idx)]
+            exact = all(isinstance(m, expr.Node) and m.is_exact for m in wt)
+            mass = X.total(wt) if exact else None
             g = {}
             for c, k in enumerate(idx):
-                others = X.total([m for j, m in enumerate(wt) if j != c])
+                # the other classes' mass: an exact difference of exact constants in O(1), else summed afresh
+                others = X.sub(mass, wt[c]) if exact else X.total([m for j, m in enumerate(wt) if j != c])
                 g[k] = X.sub(X.mul(row.softmax(c), others), X.mul(wt[c], row.one_minus_softmax(c)))
             return g
 
