@@ -63,14 +63,22 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("case", params)
 
 
-def required_rung(case) -> str:
-    """Our NumPy losses must be accurate; every other subject must be stable (NUMERICS' pass line)."""
-    return "accurate" if case.subject == "numpy" else "stable"
+def required_rung(case, kind: str = "value") -> str:
+    """Our NumPy losses' values must be accurate; everything else must be stable (NUMERICS' pass line).
+    Gradient components are held to stable here: the battery's accurate rung for a gradient component is
+    componentwise (K u |g| + subnormal, no condition number of its own), stricter than the conditioning allows;
+    tests/meta/test_numpy_losses.py holds our NumPy gradients to K u (|g| + kappa_g) with kappa_g derived from
+    the exact second derivatives."""
+    return "accurate" if case.subject == "numpy" and kind == "value" else "stable"
+
+
+def meets(case, m) -> bool:
+    return all(RANK[e.verdict] >= RANK[required_rung(case, e.kind)] for e in m.elements)
 
 
 def failure_report(case, kwargs, m, deviation=None) -> str:
     w = m.worst_element
-    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case)})",
+    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})",
              f"  expected (exact) {w.z}",
              f"  correctly rounded {w.z_rounded!r} ({float.hex(w.z_rounded) if math.isfinite(w.z_rounded) else w.z_rounded})",
              f"  got               {w.y!r}",
@@ -118,7 +126,7 @@ def test_agreement(case, request):
         ran["n"] += 1
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
-        if RANK[m.verdict] >= RANK[required_rung(case)]:
+        if meets(case, m):
             conftest.record(m, None, gating)
             return
         devs = deviations.matching(case.subject, case.loss, kwargs)
