@@ -753,7 +753,6 @@ def nll_loss_grad(input, target, weight=None, size_average=None, ignore_index=-1
     with np.errstate(all="ignore"):
         dt, out_shape, rows, back, active, ti, wt, j, vals = _nll_setup(input, target, weight, ignore_index)
         denom = _total(wt) + 0.0
-        v = _reduce_scaled(vals, reduction, j, denom, 0)
         R, C = rows.shape
         g = np.zeros((R, C))
         if C:

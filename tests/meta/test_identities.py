@@ -156,8 +156,6 @@ def test_log_softmax_is_shift_invariant(x, c):
 @pytest.mark.parametrize("a", [0.0, 0.25, -1e300, 1e300])
 def test_uniform_logits_give_log_c(C, a):
     """Closed form: cross-entropy of equal logits is log C, whatever the target and the common value."""
-    import mpmath
-
     want = libmp.mpf_log(libmp.from_int(C), 400, "n")
     got = enc(oracles.cross_entropy([[a] * C], [C // 2]))
     assert_close(got, want, f"cross_entropy(uniform {C}) vs log {C}")
