@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from mpmath import isfinite as mpmath_isfinite
 from mpmath import libmp
 
 import oracles
@@ -18,6 +19,8 @@ from oracles import bounds
 from oracles import extended as X
 from oracles.exact import START_GUARD, Exact
 from oracles.formats import bits_of_error, get_format
+
+from .conditioning import grad_kappa
 
 __all__ = ["VERDICTS", "Element", "Measurement", "measure", "worst", "PASS_LINE"]
 
@@ -49,6 +52,15 @@ def _fraction(v) -> Fraction:
     else:
         q = Fraction(int(man) * 2**e) if e >= 0 else Fraction(int(man), 2**-e)
     return -q if sign else q
+
+
+def _mpf_fraction(v) -> Fraction:
+    """An mpmath mpf magnitude (kappa_g, a bound) as a Fraction, clamped like ``_fraction`` (inf -> 2**4096)."""
+    if isinstance(v, int):
+        return Fraction(v)
+    if not mpmath_isfinite(v):
+        return Fraction(2**_CLAMP)
+    return _fraction(v._mpf_)
 
 
 def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
@@ -221,9 +233,10 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
         # u in that unit cannot change a training run, as for the values' "+ 1" floor
         G = max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
+        kap = grad_kappa(loss, kwargs, upstream)
         for j, (z, y) in enumerate(zip(gz, y_grads)):
             B = bounds.gradient_bound(f, s, gabs[j], G)
-            acc = bounds.K * f.u * gabs[j] + Fraction(f.min_subnormal)  # componentwise: a few ulps
+            acc = bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # the gradient's own kappa_g
             v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
             m.elements.append(Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v,
                                       float(bounds.K * B), float(acc)))

@@ -64,12 +64,9 @@ def pytest_generate_tests(metafunc):
 
 
 def required_rung(case, kind: str = "value") -> str:
-    """Our NumPy losses' values must be accurate; everything else must be stable (NUMERICS' pass line).
-    Gradient components are held to stable here: the battery's accurate rung for a gradient component is
-    componentwise (K u |g| + subnormal, no condition number of its own), stricter than the conditioning allows;
-    tests/meta/test_numpy_losses.py holds our NumPy gradients to K u (|g| + kappa_g) with kappa_g derived from
-    the exact second derivatives."""
-    return "accurate" if case.subject == "numpy" and kind == "value" else "stable"
+    """Our NumPy losses must be accurate, values and gradient components (a gradient component with its own
+    condition number, lossproof.conditioning); everything else must be stable (NUMERICS' pass line)."""
+    return "accurate" if case.subject == "numpy" else "stable"
 
 
 def meets(case, m) -> bool:
