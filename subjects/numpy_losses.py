@@ -631,6 +631,8 @@ class _CE:
             tt = _xmul(trows, ome) + eps_c if eps else trows
             a = _xmul(wn[None, :], tt)
             per = _xmul(a, nll_c)
+            if eps:  # (1 - eps) t + eps / C is positive even where eps / C underflows: no 0 * inf there
+                per = np.where(np.isinf(nll_c) & (a == 0) & (wn[None, :] != 0), nll_c, per)
             self.values = _acc_sum(per, axis=1) if C else np.zeros(R)
             self.active = np.ones(R, dtype=bool)
             self.denom = float(R)
@@ -650,7 +652,10 @@ class _CE:
                 a[ridx, ti] = _xmul(ome, wt)
             if eps:
                 smooth = _acc_sum(_xmul(wn[None, :], nll_c), axis=1)
-                vals = vals + _xmul(eps_c, smooth)
+                # eps / C scaled up by 2**S where it would underflow, so it never becomes an exact zero (0 * inf)
+                # nor loses its digits; the product is scaled back with one rounding
+                S = 0 if eps_c >= 2.0 ** -960 else 200
+                vals = vals + np.ldexp(_xmul(np.ldexp(eps, S) / C, smooth), -S)
                 a = a + _xmul(eps_c, wn)[None, :]
             self.values = np.where(active, vals, 0.0)
             self.active = active

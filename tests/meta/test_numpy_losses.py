@@ -96,6 +96,11 @@ def battery(fmt):
     add("ce-ignore-mean", "cross_entropy", input=rows, target=[2, -100, 1, -100, 0, 2, -100, 0, 3])
     add("ce-ignore1-sum", "cross_entropy", input=rows, target=T, ignore_index=1, reduction="sum")
     add("ce-allignored-mean", "cross_entropy", input=rows[:2], target=[-100, -100])
+    # eps / C below the smallest subnormal is still not zero: eps / C * inf = inf (found by the battery)
+    add("ce-smoothing-underflow-mask", "cross_entropy", input=[[0.0, -INF]], target=[0], label_smoothing=c["sub"])
+    add("ce-smoothing-underflow-prob", "cross_entropy", input=[[0.0, -INF]], target=[[1.0, 0.0]],
+        label_smoothing=c["sub"])
+    add("ce-smoothing-subnormal", "cross_entropy", input=[[30.0, 0.0, 3.0]], target=[0], label_smoothing=c["sub"] * 8)
     add("ce-allignored-sum", "cross_entropy", input=rows[:2], target=[-100, -100], reduction="sum")
     add("ce-specials-none", "cross_entropy", input=special_rows, target=[0, 1, 2, 2], reduction="none")
     add("ce-special-inf-at-target", "cross_entropy", input=special_rows[:1], target=[0])
