@@ -505,23 +505,32 @@ def _weights(f):
 # class counts
 
 
-def class_counts(max_classes=4096, min_classes=2):
-    """Numbers of classes in [min_classes, max_classes]: half of draws 2..16, a fifth up to 512, some notable
-    sizes (1024, 2047-2049, 4095, 4096, 65536, ...), and a fifth beyond 2,048 when the range reaches there.
-    Shrinks toward ``min_classes``."""
+def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
+    """Numbers of classes in [min_classes, max_classes]. A share ``large_share`` of draws (default a fifth) is
+    large: two in three a notable size from 1,024 up (2047-2049, 4095, 4096, 65536, ...), else anything beyond
+    2,048 when the range reaches there; of the rest, five in eight are 2..16, two in eight up to 512 and one in eight a notable
+    small size (2, 3, 10, 100, 1000). A lower share keeps a run's cost down (the exact oracle's cost grows with
+    the classes) without taking the large sizes out of reach. Shrinks toward ``min_classes``."""
     hi = _check_int("max_classes", max_classes, 1)
     lo = _check_int("min_classes", min_classes, 1)
     if lo > hi:
         raise InvalidArgument(f"min_classes={lo} is greater than max_classes={hi}")
-    notable = sorted({x for x in (2, 3, 10, 100, 1000, 1024, 2047, 2048, 2049, 4095, 4096, 65536, 65537,
-                                  131072, 262144, lo, hi) if lo <= x <= hi})
-    buckets = [st.integers(lo, min(hi, 16))] * 5 + [st.integers(lo, min(hi, 512))] * 2
-    buckets.append(st.sampled_from(notable))
-    if hi > 2048:
-        buckets += [st.integers(max(lo, 2049), hi)] * 2
-    else:
-        buckets += [st.integers(lo, hi)] * 2
-    return st.integers(0, len(buckets) - 1).flatmap(lambda i: buckets[i])
+    if not isinstance(large_share, Real) or not 0 <= large_share <= 1:
+        raise InvalidArgument(f"large_share={large_share!r} must be a number in [0, 1]")
+    sizes = {x for x in (2, 3, 10, 100, 1000, 1024, 2047, 2048, 2049, 4095, 4096, 65536, 65537,
+                         131072, 262144, lo, hi) if lo <= x <= hi}
+    small_notable = sorted(x for x in sizes if x < 1024)
+    large_notable = sorted(x for x in sizes if x >= 1024)
+    small = [st.integers(lo, min(hi, 16))] * 5 + [st.integers(lo, min(hi, 512))] * 2
+    if small_notable:
+        small.append(st.sampled_from(small_notable))
+    large = [st.integers(max(lo, 2049), hi) if hi > 2048 else st.integers(lo, hi)]
+    if large_notable:  # two in three large draws: the sizes where blocked kernels change path
+        large += [st.sampled_from(large_notable)] * 2
+    small_s = st.integers(0, len(small) - 1).flatmap(lambda i: small[i])
+    large_s = st.integers(0, len(large) - 1).flatmap(lambda i: large[i])
+    cut = round(1000 * (1 - large_share))  # draws below the cut are small: shrinking goes there
+    return st.integers(0, 999).flatmap(lambda r: small_s if r < cut else large_s)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -827,7 +836,7 @@ def _check_problem_args(fmt, max_classes, max_batch, allow_spatial, allow_nonfin
 
 
 def class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, allow_nonfinite=True,
-                  max_elements=MAX_ELEMENTS, structure=None):
+                  max_elements=MAX_ELEMENTS, structure=None, large_share=0.2):
     """Keyword arguments of ``torch.nn.functional.cross_entropy`` with class-index targets.
 
     ``input``: shape (C,), (N, C) or (N, C, d1) (at most ``max_elements`` elements), rows from ``logit_rows``
@@ -837,11 +846,13 @@ def class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, allow_
     ignore index, which is the default -100 (not passed), -100 or -1 passed, or a valid class.
     ``weight`` (C,) sometimes: ones, one value, or mixed zero/tiny/1/huge; ``label_smoothing`` 0, 0.1, 0.5, 1 (as
     binary64 numbers: torch takes a double) or a small value exact in the format; ``reduction`` none/mean/sum.
+    ``large_share``: the share of draws with 1,024 classes or more (``class_counts``).
     Metadata: ``_function`` = "cross_entropy", ``_format``, ``_target_kind`` = "indices", ``_regime``, ``_rows``.
     """
     f = _check_problem_args(fmt, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements)
     names = _structures_arg(structure, allow_nonfinite)
-    return _class_problem(f, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements, names)
+    return _class_problem(f, class_counts(max_classes, large_share=large_share), max_batch, allow_spatial,
+                          allow_nonfinite, max_elements, names)
 
 
 def _pick_target(draw, C, row, info):
@@ -861,8 +872,8 @@ def _pick_target(draw, C, row, info):
 
 
 @st.composite
-def _class_problem(draw, f, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements, structures):
-    C = draw(class_counts(max_classes))
+def _class_problem(draw, f, classes, max_batch, allow_spatial, allow_nonfinite, max_elements, structures):
+    C = draw(classes)
     shape, R = _layout(draw, C, max_batch, allow_spatial, max_elements)
     s = draw(st.sampled_from(structures))
     pairs = _repeat_rows(draw, _row(f, C, (s,), allow_nonfinite), R)
@@ -919,7 +930,7 @@ def _class_problem(draw, f, max_classes, max_batch, allow_spatial, allow_nonfini
 
 
 def prob_class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, allow_nonfinite=True,
-                       max_elements=MAX_ELEMENTS, structure=None, kind=None):
+                       max_elements=MAX_ELEMENTS, structure=None, kind=None, large_share=0.2):
     """Keyword arguments of ``torch.nn.functional.cross_entropy`` with probability targets of the input's shape
     (rows from ``probability_rows``: one-hot, one ulp from 0 and 1, soft labels summing to ~1, smoothed, uniform,
     below the format's resolution, arbitrary). Input, ``weight``, ``label_smoothing`` and ``reduction`` as in
@@ -928,14 +939,15 @@ def prob_class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, a
     f = _check_problem_args(fmt, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements)
     names = _structures_arg(structure, allow_nonfinite)
     kinds = _choice("kind", kind, PROBABILITY_KINDS, PROBABILITY_KINDS)
-    return _prob_class_problem(f, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements, names,
+    return _prob_class_problem(f, class_counts(max_classes, large_share=large_share), max_batch, allow_spatial,
+                               allow_nonfinite, max_elements, names,
                                kinds)
 
 
 @st.composite
-def _prob_class_problem(draw, f, max_classes, max_batch, allow_spatial, allow_nonfinite, max_elements,
+def _prob_class_problem(draw, f, classes, max_batch, allow_spatial, allow_nonfinite, max_elements,
                         structures, kinds):
-    C = draw(class_counts(max_classes))
+    C = draw(classes)
     shape, R = _layout(draw, C, max_batch, allow_spatial, max_elements)
     s = draw(st.sampled_from(structures))
     k = draw(st.sampled_from(kinds))
@@ -1101,7 +1113,8 @@ def _kl_problem(draw, f, max_classes, max_batch, allow_spatial, max_elements):
 # elementwise functions and softmax family
 
 
-def elementwise_problem(fmt, name, allow_nonfinite=True, max_classes=4096, max_elements=MAX_ELEMENTS):
+def elementwise_problem(fmt, name, allow_nonfinite=True, max_classes=4096, max_elements=MAX_ELEMENTS,
+                        large_share=0.2):
     """Keyword arguments for one of ``ELEMENTWISE``:
 
     - sigmoid, logsigmoid, softplus: ``input`` of shape (n,) or (N, K) (<= 32 elements), logits from every
@@ -1117,11 +1130,11 @@ def elementwise_problem(fmt, name, allow_nonfinite=True, max_classes=4096, max_e
     _check_bool("allow_nonfinite", allow_nonfinite)
     _check_int("max_classes", max_classes, 1)
     _check_int("max_elements", max_elements, 2)
-    return _elementwise_problem(f, name, allow_nonfinite, max_classes, max_elements)
+    return _elementwise_problem(f, name, allow_nonfinite, class_counts(max_classes, 1, large_share), max_elements)
 
 
 @st.composite
-def _elementwise_problem(draw, f, name, allow_nonfinite, max_classes, max_elements):
+def _elementwise_problem(draw, f, name, allow_nonfinite, classes, max_elements):
     out = {}
     if name in ("sigmoid", "logsigmoid", "softplus"):
         elem = logits(f)
@@ -1143,7 +1156,7 @@ def _elementwise_problem(draw, f, name, allow_nonfinite, max_classes, max_elemen
         out["other"] = _elements(draw, shape, ys)
         regime = f"shape={list(shape)}"
     else:
-        C = draw(class_counts(max_classes, min_classes=1))
+        C = draw(classes)
         shape, R = _layout(draw, C, 4, True, max_elements)
         axis = 0 if len(shape) == 1 else 1
         if len(shape) > 1 and draw(st.booleans()):

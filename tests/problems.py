@@ -18,6 +18,14 @@ def max_elements() -> int:
     return 20_000 if profile.name() == "thorough" else 4096
 
 
+def large_share() -> float:
+    """The share of draws with 1,024 classes or more: a twentieth by default (one such example in most tests,
+    each costing the oracle a second or two), a fifth under the thorough profile."""
+    from tests import profile
+
+    return 0.2 if profile.name() == "thorough" else 0.05
+
+
 def _strip(d):
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
@@ -27,10 +35,11 @@ def problems(loss: str, fmt: str):
     from lossproof import strategies as S
 
     if loss == "cross_entropy":
-        s = st.one_of(S.class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements()),
-                      S.prob_class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements()))
+        s = st.one_of(S.class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements(), large_share=large_share()),
+                      S.prob_class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements(),
+                                            large_share=large_share()))
     elif loss == "nll_loss":
-        s = S.class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements()).map(
+        s = S.class_problem(fmt, max_classes=MAX_CLASSES, max_elements=max_elements(), large_share=large_share()).map(
             lambda d: {k: v for k, v in d.items() if k != "label_smoothing"})
     elif loss == "binary_cross_entropy":
         s = S.binary_problem(fmt, logits=False)
@@ -39,7 +48,7 @@ def problems(loss: str, fmt: str):
     elif loss == "kl_div":
         s = S.kl_problem(fmt)
     else:
-        s = S.elementwise_problem(fmt, loss)
+        s = S.elementwise_problem(fmt, loss, large_share=large_share())
     return s.map(_strip)
 
 

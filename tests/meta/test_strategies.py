@@ -446,11 +446,18 @@ def test_probability_rows(fmt, kind):
 
 
 def test_class_counts():
-    cs = sample(S.class_counts(), 100)
+    cs = sample(S.class_counts(), 300)
     assert all(2 <= c <= 4096 for c in cs)
-    assert sum(c > 2048 for c in cs) >= 5, "beyond 2,048 too rare"
-    assert sum(c <= 16 for c in cs) >= 30, "small counts should dominate"
-    assert 2 in cs and 4096 in cs
+    assert sum(c > 2048 for c in cs) >= 15, "beyond 2,048 too rare"
+    assert sum(c <= 16 for c in cs) >= 90, "small counts should dominate"
+    assert 2 in cs and find(S.class_counts(), lambda c: c == 4096) == 4096
+    lean = sample(S.class_counts(large_share=0.05), 300)
+    assert 1 <= sum(c >= 1024 for c in lean) <= 45, "large_share=0.05 should keep large counts rare, not absent"
+    assert sum(c >= 1024 for c in sample(S.class_counts(large_share=0.0), 200)) == 0
+    assert all(c >= 1024 for c in sample(S.class_counts(large_share=1.0), 50))
+    for bad in (-0.1, 1.5, "x"):
+        with pytest.raises(InvalidArgument):
+            S.class_counts(large_share=bad)
     assert find(S.class_counts(), lambda c: True) == 2
     assert find(S.class_counts(), lambda c: c > 2048) == 2049
     assert all(2 <= c <= 8 for c in sample(S.class_counts(8), 50))
