@@ -54,6 +54,14 @@ def _fraction(v) -> Fraction:
     return -q if sign else q
 
 
+def _float(q: Fraction) -> float:
+    """A bound as a float for display: inf beyond the largest double."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf
+
+
 def _mpf_fraction(v) -> Fraction:
     """An mpmath mpf magnitude (kappa_g, a bound) as a Fraction, clamped like ``_fraction`` (inf -> 2**4096)."""
     if isinstance(v, int):
@@ -185,9 +193,9 @@ def vector_jacobian(results, n: int, upstream=None) -> list:
             v = g.special if g.is_special else g.node
             if vi is not None:
                 v = X.mul(vi, v)
-            acc[k] = X.add(acc[k], v) if k in acc else v
+            acc.setdefault(k, []).append(v)
     zero = Exact(oracles.expr.ZERO)
-    return [Exact(acc[k]) if k in acc else zero for k in range(n)]
+    return [Exact(X.total(acc[k])) if k in acc else zero for k in range(n)]
 
 
 def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
@@ -223,9 +231,13 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
         m.elements.append(Element("value", (i,), float(y), z, z.to(f), ulps, bits, v,
-                                  float(bounds.K * B), float(acc)))
+                                  _float(bounds.K * B), _float(acc)))
     if y_grads is not None:
-        gz = vector_jacobian(result, len(y_grads), upstream)
+        vjp = oracles.functions.VJP.get(oracle_name or loss)
+        if vjp is not None and upstream is not None and len(_flat(result)) > 1:  # O(C) per row, not O(C^2)
+            gz = vjp(kwargs["input"], upstream, kwargs.get("dim"))
+        else:
+            gz = vector_jacobian(result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
         gabs = [_abs(g, rb) for g in gz]
@@ -239,7 +251,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             acc = bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # the gradient's own kappa_g
             v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
             m.elements.append(Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v,
-                                      float(bounds.K * B), float(acc)))
+                                      _float(bounds.K * B), _float(acc)))
     return m
 
 

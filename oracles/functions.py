@@ -21,7 +21,8 @@ from .tensors import (OracleInputError, broadcast_index, broadcast_shape, normal
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy", "Row",
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy", "Row", "VJP",
+           "exclusive_sums", "softmax_vjp", "log_softmax_vjp",
            "make_result", "kappa_of", "softmax_dim"]
 
 _ZERO_EXACT = None
@@ -48,8 +49,9 @@ def kappa_of(pairs) -> Exact:
     return Exact(expr.nsum(terms))
 
 
-def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None) -> Exact:
-    """An Exact for ``value`` whose gradient is built lazily from {flat input index: V} (the rest is 0)."""
+def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None, kappa_fn=None) -> Exact:
+    """An Exact for ``value`` whose gradient is built lazily from {flat input index: V} (the rest is 0); its
+    kappa from (value, derivative) pairs, or from ``kappa_fn`` (an Exact) where a closed form is cheaper."""
 
     def grad():
         entries = grad_entries_fn()
@@ -62,7 +64,9 @@ def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None) -> Exact:
     def kappa():
         return kappa_of(kappa_pairs_fn())
 
-    return Exact(value, grad_fn=grad, kappa_fn=kappa if kappa_pairs_fn else None, entries_fn=grad_entries_fn)
+    if kappa_fn is None and kappa_pairs_fn is not None:
+        kappa_fn = kappa
+    return Exact(value, grad_fn=grad, kappa_fn=kappa_fn, entries_fn=grad_entries_fn)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,6 +112,29 @@ class Row:
             others = expr.Node("sum", (self.denom, -self.e[i]))
         return others / self.denom
 
+    def _abs_x_e(self):
+        """excl(i) = sum over the finite classes j != i of |x_j| e_j (kappa's shared part), built once."""
+        if getattr(self, "_axe", None) is None:
+            pos = {j: n for n, j in enumerate(self.fin)}
+            terms = [None if X.is_zero(self.xs[j]) else expr.absval(self.xs[j]) * self.e[j] for j in self.fin]
+            excl = exclusive_sums(terms)
+            self._axe = lambda i: excl(pos[i])
+        return self._axe
+
+    def log_softmax_kappa(self, i):
+        """kappa of log_softmax_i = sum_j |x_j (delta_ij - s_j)| = |x_i| (1 - s_i) + sum_{j != i} |x_j| s_j,
+        O(log C) nodes per class (``exclusive_sums``) instead of a sum over the row; None for an irregular
+        row (the caller sums the pairs)."""
+        if not self.regular:
+            return None
+        if i not in self.e:  # x_i = -inf: its own derivative 1 - s_i = 1 meets |x_i| = inf
+            return INF
+        others = self._abs_x_e()(i)
+        k = others / self.denom if others is not None else ZERO
+        if not X.is_zero(self.xs[i]):
+            k = X.add(expr.absval(self.xs[i]) * self.one_minus_softmax(i), k)
+        return k
+
     def delta_minus_softmax(self, i, j):
         """[i == j] - softmax_j."""
         return self.one_minus_softmax(j) if i == j else X.neg(self.softmax(j))
@@ -146,6 +173,32 @@ class Row:
         if i not in self.e:
             return ZERO
         return self.e[i] / self.denom
+
+
+def exclusive_sums(terms):
+    """For nonnegative nodes t_0 .. t_{n-1} (None for an exact zero): a function i -> sum_{j != i} t_j (a node,
+    or None when empty), each a sum of O(log n) shared partial sums of a balanced tree: no cancellation (as
+    total - t_i would have) and O(n log n) nodes for all i instead of O(n^2)."""
+    size = 1
+    while size < len(terms):
+        size *= 2
+    tree = [None] * (2 * size)
+    tree[size:size + len(terms)] = terms
+    for p in range(size - 1, 0, -1):
+        a, b = tree[2 * p], tree[2 * p + 1]
+        tree[p] = a if b is None else b if a is None else expr.Node("sum", (a, b))
+
+    def excl(i):
+        parts, p = [], size + i
+        while p > 1:
+            if tree[p ^ 1] is not None:
+                parts.append(tree[p ^ 1])
+            p //= 2
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else expr.Node("sum", tuple(parts))
+
+    return excl
 
 
 def softmax_dim(ndim):
@@ -219,7 +272,13 @@ def softmax(input, dim=None):
                 si = row.softmax(i)
                 return [(vals[kk], X.mul(si, row.delta_minus_softmax(i, j))) for j, kk in enumerate(idx)]
 
-            flat[k] = make_result(row.softmax(i), shape, grad, kpairs)
+            def kappa(i=i, row=row, kpairs=kpairs):  # s_i times log_softmax_i's kappa (0 where s_i = 0)
+                kl = row.log_softmax_kappa(i)
+                if kl is None:
+                    return kappa_of(kpairs())
+                return Exact(ZERO) if i not in row.e else Exact(X.mul(row.softmax(i), kl))
+
+            flat[k] = make_result(row.softmax(i), shape, grad, kappa_fn=kappa)
     return unflatten(shape, flat) if shape else flat[0]
 
 
@@ -235,7 +294,11 @@ def log_softmax(input, dim=None):
             def kpairs(i=i, idx=idx, row=row):
                 return [(vals[kk], row.delta_minus_softmax(i, j)) for j, kk in enumerate(idx)]
 
-            flat[k] = make_result(row.log_softmax(i), shape, grad, kpairs)
+            def kappa(i=i, row=row, kpairs=kpairs):
+                kl = row.log_softmax_kappa(i)
+                return kappa_of(kpairs()) if kl is None else Exact(kl)
+
+            flat[k] = make_result(row.log_softmax(i), shape, grad, kappa_fn=kappa)
     return unflatten(shape, flat) if shape else flat[0]
 
 
@@ -357,3 +420,82 @@ def xlogy(input, other):
 
         flat.append(make_result(val, xs_shape, grad, kpairs))
     return unflatten(shape, flat)
+
+
+# --------------------------------------------------------------------------------------------------
+# vector-Jacobian products of the softmax family: closed forms, O(C) per row instead of the O(C^2) sum of
+# every output's dense gradient row
+
+
+def _upstream_node(u):
+    from .formats import to_mpf
+
+    return expr.const(to_mpf(u))
+
+
+def _row_vjp_generic(row, idx, upstream, entries):
+    """sum_i u_i d out_i / d x over one row, term by term (rows with NaN, +inf or no finite logit)."""
+    acc = {kk: [] for kk in idx}
+    for i, k in enumerate(idx):
+        ui = _upstream_node(upstream[k])
+        for j, kk in enumerate(idx):
+            acc[kk].append(X.mul(ui, entries(row, i, j)))
+    return {kk: X.total(v) for kk, v in acc.items()}
+
+
+def _exact_zero_vjp(row, idx, upstream):
+    """The classes j whose softmax VJP s_j (u_j - ubar) is exactly 0 although no expression shows it: u_j - ubar
+    = sum over the distinct finite logits v of (u_j N_v - W_v) e_v / D (N_v classes with upstream sum W_v), and
+    the e_v = exp(v - max) of distinct rationals v are linearly independent over the rationals
+    (Lindemann-Weierstrass), so it vanishes iff every group's mean upstream W_v / N_v equals u_j."""
+    from fractions import Fraction
+
+    groups = {}
+    for j in row.fin:
+        n, w = groups.get(row.xs[j].value, (0, Fraction(0)))
+        groups[row.xs[j].value] = (n + 1, w + Fraction(upstream[idx[j]]))
+    means = {w / n for n, w in groups.values()}
+    if len(means) != 1:
+        return set()
+    (m,) = means
+    return {j for j in row.fin if Fraction(upstream[idx[j]]) == m}
+
+
+def log_softmax_vjp(input, upstream, dim=None):
+    """The exact gradient of sum_i u_i log_softmax(x)_i with respect to x (flat, one Exact per element, u flat
+    like the output): g_k = u_k - s_k U per row, U the row's sum of u (exact)."""
+    shape, vals, _, rows = _rows(input, dim, "log_softmax")
+    out = [None] * max(numel(shape), 1)
+    for idx, row in rows:
+        if not row.regular:
+            g = _row_vjp_generic(row, idx, upstream, lambda r, i, j: r.delta_minus_softmax(i, j))
+        else:
+            U = expr.nsum(_upstream_node(upstream[k]) for k in idx)
+            g = {k: X.sub(_upstream_node(upstream[k]), X.mul(row.softmax(j), U)) for j, k in enumerate(idx)}
+        for k, v in g.items():
+            out[k] = Exact(v)
+    return out
+
+
+def softmax_vjp(input, upstream, dim=None):
+    """The exact gradient of sum_i u_i softmax(x)_i with respect to x (flat): g_k = s_k (u_k - ubar) per row,
+    ubar = sum_i u_i s_i."""
+    shape, vals, _, rows = _rows(input, dim, "softmax")
+    out = [None] * max(numel(shape), 1)
+    for idx, row in rows:
+        if not row.regular:
+            g = _row_vjp_generic(row, idx, upstream,
+                                 lambda r, i, j: X.mul(r.softmax(i), r.delta_minus_softmax(i, j)))
+        else:
+            ubar = X.div(expr.nsum(X.mul(_upstream_node(upstream[k]), row.e[j]) for j, k in
+                                   ((j, idx[j]) for j in row.fin)), row.denom)
+            zero = _exact_zero_vjp(row, idx, upstream)
+            g = {k: ZERO if j in zero else X.mul(row.softmax(j), X.sub(_upstream_node(upstream[k]), ubar))
+                 for j, k in enumerate(idx)}
+        for k, v in g.items():
+            out[k] = Exact(v)
+    return out
+
+
+#: closed-form vector-Jacobian products, by oracle name (measure uses them for a non-uniform upstream)
+VJP = {"log_softmax": log_softmax_vjp, "softmax": softmax_vjp}
