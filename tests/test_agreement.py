@@ -19,48 +19,15 @@ from lossproof import suite
 from lossproof.measure import RANK, measure, passes
 from subjects import deviations
 from subjects.torch_subject import upstream
-from tests import profile
+from tests import cases, profile
 from tests.problems import finite_except_masks, problems
 
 EXAMPLES = {"dev": 8, "ci": 20, "default": 20, "thorough": 400}
 
 
-def _cases(config):
-    import torch
-
-    cuda = torch.cuda.is_available()
-    only = config.getoption("--only-subjects")
-    only = set(only.split(",")) if only else None
-    cases = []
-    if only is None or "torch" in only:
-        cases += suite.torch_cases(cuda)
-    if only is None or "numpy" in only:
-        cases += suite.numpy_cases()
-    if only is None or "scipy" in only:
-        cases += suite.scipy_cases()
-    if config.getoption("--subject"):
-        from subjects.user import load
-
-        for spec in config.getoption("--subject"):
-            cases += suite.user_cases(load(spec, config.getoption("--subject-framework")), cuda)
-    losses = config.getoption("--only-losses")
-    formats = config.getoption("--only-formats")
-    if losses:
-        cases = [c for c in cases if c.loss in losses.split(",")]
-    if formats:
-        cases = [c for c in cases if c.fmt in formats.split(",")]
-    devices = config.getoption("--only-devices")
-    if devices:
-        cases = [c for c in cases if c.device in devices.split(",")]
-    return cases
-
-
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
-        cases = _cases(metafunc.config)
-        params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else [])
-                  for c in cases]
-        metafunc.parametrize("case", params)
+        metafunc.parametrize("case", cases.params(cases.selected(metafunc.config)))
 
 
 def required_rung(case, kind: str = "value") -> str:
@@ -88,27 +55,6 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
     return "\n".join(lines)
 
 
-def _supported(case, kwargs):
-    """The call restricted to the parameters the subject takes: the others are dropped, so both the subject and
-    the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). None
-    when a drawn input needs a dropped parameter to mean what it says (a -100 target without ignore_index, a
-    log-space target without log_target)."""
-    out = {}
-    for k, v in kwargs.items():
-        if case.accepts(k):
-            out[k] = v
-        elif k == "log_target" and v:
-            return None
-    if not case.accepts("ignore_index") and "target" in out:
-        t = out["target"]
-        flat = t if isinstance(t, list) else [t]
-        while flat and isinstance(flat[0], list):
-            flat = [x for row in flat for x in row]
-        if any(isinstance(x, int) and x == -100 for x in flat):
-            return None
-    return out
-
-
 def test_agreement(case, request):
     strict = request.config.getoption("--strict-specials")
     n = EXAMPLES.get(profile.name(), 20)
@@ -119,7 +65,7 @@ def test_agreement(case, request):
     @given(st.data())
     def check(data):
         kwargs = data.draw(problems(case.loss, case.fmt), label="problem")
-        kwargs = _supported(case, kwargs)
+        kwargs = cases.restrict(case, kwargs)
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
         try:

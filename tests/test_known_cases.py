@@ -1,5 +1,5 @@
-"""Fixed cases every run shows: the verdicts the issue pins, the seed notebook's six results reproduced bit
-for bit by torch float32, and the special-value table held against each subject."""
+"""Fixed cases every run shows: the verdicts the issue pins and the seed notebook's six results reproduced bit
+for bit by torch float32 (the special-value table per subject is tests/test_special_values.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from lossproof import suite
 from lossproof.demo import SEED_CASES, round_inputs
 from lossproof.measure import measure, passes
 from subjects import deviations, torch_subject
-from tests.meta.test_special_values import CASES as SPECIAL_CASES
 from tests.problems import finite_except_masks
 
 
@@ -77,46 +76,6 @@ def test_seed_notebook_result_is_reproduced_bit_for_bit(label, name, kwargs, pri
     print(f"{label}: torch {printed!r}, exact {v.z}, {v.ulp_error:.3g} ULP, {v.verdict}")
     assert v.verdict in ("stable", "accurate", "correctly_rounded")
     conftest.record(m)
-
-
-def _special_subjects():
-    out = [("torch", "float32")]
-    try:
-        import subjects.numpy_losses  # noqa: F401
-
-        out.append(("numpy", "float64"))
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
-
-@pytest.mark.parametrize("subject,fmt", _special_subjects(), ids=lambda v: v)
-@pytest.mark.parametrize("case_id,name,kwargs,want", SPECIAL_CASES, ids=[c[0] for c in SPECIAL_CASES])
-def test_special_value(subject, fmt, case_id, name, kwargs, want, request):
-    if name.startswith("torch:"):
-        pytest.skip("a torch-behaviour variant of the oracle, not a loss to run")
-    cases = {c.loss: c for c in (suite.torch_cases(False) if subject == "torch" else suite.numpy_cases())
-             if c.fmt == fmt and c.device == "cpu"}
-    case = cases[name]
-    try:
-        values, _ = case.call(kwargs)
-    except suite.NotSupported as e:
-        pytest.skip(f"not supported: {e}")
-    except (ValueError, RuntimeError) as e:
-        values = [f"raised {type(e).__name__}: {e}"]
-    exact = [e.to(fmt) for e in _flat(oracles.REGISTRY[name](**kwargs))]
-    if len(values) == len(exact) and all(isinstance(y, float) for y in values):
-        m = measure(subject, name, fmt, "cpu", kwargs, values, None)
-        conftest.record(m, None, finite_except_masks(name, kwargs))
-        if passes(m.verdict):  # the special value itself, and finite ones held to the pass line
-            return
-    devs = deviations.matching(subject, name, kwargs)
-    if devs and all(d.documented_output is None or all(d.documented_output(y) for y in values) for d in devs):
-        return  # a documented deviation, shown in the summary
-    message = f"{subject} {case_id}: got {values}, exact {exact}"
-    if finite_except_masks(name, kwargs) or request.config.getoption("--strict-specials"):
-        pytest.fail(message)
-    pytest.xfail(f"special value deviates (reported; gates under --strict): {message}")
 
 
 def _flat(v):

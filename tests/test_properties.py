@@ -26,7 +26,7 @@ from oracles import extended as X
 from oracles.exact import Exact
 from oracles.formats import get_format
 from subjects import deviations
-from tests import profile
+from tests import cases, profile
 from tests.problems import finite_except_masks, problems
 
 EXAMPLES = {"dev": 5, "ci": 12, "default": 12, "thorough": 200}
@@ -34,27 +34,20 @@ SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_to
                                        HealthCheck.filter_too_much])
 
 
-def _subject_cases(loss_names, subjects=("torch", "numpy")):
-    import torch
+def groups(config, loss_names):
+    """The selected cases grouped by subject x format x device, where a subject has every loss of
+    ``loss_names`` (torch and our NumPy losses; a user's single function has no such group)."""
+    import pytest
 
-    out = []
-    cuda = torch.cuda.is_available()
-    if "torch" in subjects:
-        out += [c for c in suite.torch_cases(cuda) if c.loss in loss_names]
-    if "numpy" in subjects:
-        try:
-            out += [c for c in suite.numpy_cases() if c.loss in loss_names]
-        except ImportError:  # pragma: no cover - our NumPy losses are part of the project
-            pass
-    return out
-
-
-def _by_key(cases):
-    groups = {}
-    for c in cases:
-        groups.setdefault((c.subject, c.fmt, c.device, c.skip), {})[c.loss] = c
+    by = {}
+    for c in cases.selected(config):
+        by.setdefault((c.subject, c.fmt, c.device, c.skip), {})[c.loss] = c
     return [pytest.param(g, id=f"{s}-{f}-{d}", marks=[pytest.mark.skip(reason=k)] if k else [])
-            for (s, f, d, k), g in groups.items()]
+            for (s, f, d, k), g in by.items() if all(n in g for n in loss_names)]
+
+
+_GROUPS = {"identity_cases": ("cross_entropy", "nll_loss", "log_softmax"),
+           "kl_cases": ("cross_entropy", "kl_div", "log_softmax")}
 
 
 def _class_kwargs(fmt):
@@ -64,9 +57,9 @@ def _class_kwargs(fmt):
         lambda d: {k: v for k, v in d.items() if not k.startswith("_") and k != "label_smoothing"})
 
 
-@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "nll_loss", "log_softmax"))))
-def test_cross_entropy_is_nll_of_log_softmax(cases):
-    any_case = next(iter(cases.values()))
+def test_cross_entropy_is_nll_of_log_softmax(identity_cases):
+    group = identity_cases
+    any_case = next(iter(group.values()))
     fmt = any_case.fmt
 
     @settings(max_examples=EXAMPLES.get(profile.name(), 12), **SETTINGS)
@@ -78,13 +71,13 @@ def test_cross_entropy_is_nll_of_log_softmax(cases):
             return
         note(repr(kw))
         try:
-            ce, _ = cases["cross_entropy"].call(kw)
-            ls, _ = cases["log_softmax"].call({"input": x, "dim": 1})
+            ce, _ = group["cross_entropy"].call(kw)
+            ls, _ = group["log_softmax"].call({"input": x, "dim": 1})
         except suite.NotSupported:
             return
         n, c = len(x), len(x[0])
         ls_rows = [ls[i * c:(i + 1) * c] for i in range(n)]
-        nll, _ = cases["nll_loss"].call({**kw, "input": ls_rows})
+        nll, _ = group["nll_loss"].call({**kw, "input": ls_rows})
         m1 = measure(any_case.subject, "cross_entropy", fmt, any_case.device, kw, ce, None)
         m2 = measure(any_case.subject, "cross_entropy", fmt, any_case.device, kw, nll, None)
         same = all((a == b) or (math.isnan(a) and math.isnan(b)) for a, b in zip(ce, nll))
@@ -108,9 +101,9 @@ def _entropy(p_rows) -> Exact:
     return Exact(X.div(X.neg(total), oracles.expr.as_node(float(len(p_rows)))))
 
 
-@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "kl_div", "log_softmax"))))
-def test_kl_is_cross_entropy_minus_entropy(cases):
-    any_case = next(iter(cases.values()))
+def test_kl_is_cross_entropy_minus_entropy(kl_cases):
+    group = kl_cases
+    any_case = next(iter(group.values()))
     fmt = any_case.fmt
     f = get_format(fmt)
     from lossproof import strategies as S
@@ -125,13 +118,13 @@ def test_kl_is_cross_entropy_minus_entropy(cases):
         if not (finite_except_masks("cross_entropy", kw) and all(math.isfinite(v) for r in x for v in r)):
             return
         try:
-            ls, _ = cases["log_softmax"].call({"input": x, "dim": 1})
+            ls, _ = group["log_softmax"].call({"input": x, "dim": 1})
         except suite.NotSupported:
             return
         n, c = len(x), len(x[0])
         ls_rows = [ls[i * c:(i + 1) * c] for i in range(n)]
         try:
-            kl, _ = cases["kl_div"].call({"input": ls_rows, "target": p, "reduction": "batchmean"})
+            kl, _ = group["kl_div"].call({"input": ls_rows, "target": p, "reduction": "batchmean"})
         except suite.NotSupported:
             return
         ce_exact = oracles.cross_entropy(x, p)
@@ -175,9 +168,9 @@ def _same_gradients(case, x, p, fmt):
         assert not bad, f"gradient component {bad[0].index}: {bad[0].y!r} vs exact {bad[0].z} ({bad[0].verdict})"
 
 
-@pytest.mark.parametrize("cases", _by_key(_subject_cases(("cross_entropy", "kl_div", "log_softmax"))))
-def test_kl_equals_cross_entropy_for_one_hot(cases):
-    any_case = next(iter(cases.values()))
+def test_kl_equals_cross_entropy_for_one_hot(kl_cases):
+    group = kl_cases
+    any_case = next(iter(group.values()))
     fmt = any_case.fmt
     from lossproof import strategies as S
 
@@ -191,8 +184,8 @@ def test_kl_equals_cross_entropy_for_one_hot(cases):
         k = data.draw(st.integers(0, c - 1), label="class")
         p = [[1.0 if j == k else 0.0 for j in range(c)]]
         try:
-            ls, _ = cases["log_softmax"].call({"input": [row], "dim": 1})
-            kl, _ = cases["kl_div"].call({"input": [ls], "target": p, "reduction": "batchmean"})
+            ls, _ = group["log_softmax"].call({"input": [row], "dim": 1})
+            kl, _ = group["kl_div"].call({"input": [ls], "target": p, "reduction": "batchmean"})
         except suite.NotSupported:
             return
         m = measure(any_case.subject, "cross_entropy", fmt, any_case.device, {"input": [row], "target": p}, kl,
@@ -203,17 +196,11 @@ def test_kl_equals_cross_entropy_for_one_hot(cases):
 
 
 def pytest_generate_tests(metafunc):
+    for name, losses in _GROUPS.items():
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, groups(metafunc.config, losses))
     if "overflow_case" in metafunc.fixturenames:
-        import torch
-
-        cases = suite.torch_cases(torch.cuda.is_available())
-        try:
-            cases += suite.numpy_cases()
-        except ImportError:  # pragma: no cover
-            pass
-        cases += suite.scipy_cases()
-        metafunc.parametrize("overflow_case", [
-            pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases])
+        metafunc.parametrize("overflow_case", cases.params(cases.selected(metafunc.config)))
 
 
 def test_no_overflow(overflow_case):
