@@ -71,9 +71,25 @@ def _mpf_fraction(v) -> Fraction:
     return _fraction(v._mpf_)
 
 
+_TINY_BITS = 1200  # below 2**-1100 every format's error is measured against 0: no relative digits needed
+
+
+def _midpoint(e: Exact, rel_bits: int):
+    """A midpoint of e to rel_bits relative bits; for a nonzero value too tiny to enclose relatively (such as
+    e**-(7e48), below every format's smallest subnormal by a googol of binades) the midpoint of an absolute
+    ball of radius below 2**-1100, which is all any measurement here needs of it."""
+    try:
+        return e.enclose(rel_bits)[0]
+    except oracles.OraclePrecisionError:
+        ball = e.node.ball(_TINY_BITS + rel_bits)
+        top = libmp.mpf_add(libmp.mpf_abs(ball.mid), ball.rad, 64, "u")
+        if top[1] and top[2] + top[3] > -1100:
+            raise
+        return ball.mid
+
+
 def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
-    mid, _ = e.enclose(rel_bits)
-    return _fraction(mid)
+    return _fraction(_midpoint(e, rel_bits))
 
 
 @dataclass
@@ -145,7 +161,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
         return "broken", math.inf, bits
     if math.isinf(y):  # and zr is inf
         return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits
-    mid, _ = z.enclose(f.p + START_GUARD - 16)  # the precision Ziv's loop started at: already evaluated
+    mid = _midpoint(z, f.p + START_GUARD - 16)  # the precision Ziv's loop started at: already evaluated
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
     try:

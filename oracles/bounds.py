@@ -32,6 +32,17 @@ values, the sum of the weights (when it is data) and the final division:
 
     B = u * ( S * sum_i (|v_i| + |w_i|) / D  +  L(n) * sum_i |v_i| / D  +  (1 + L(n)) * |z| )
 
+Underflow: in the standard model with gradual underflow every rounding is fl(x) = x (1 + d) + e with |d| <= u
+and |e| <= s_min / 2 (s_min the smallest subnormal), so each of the S steps of an element may also add s_min / 2
+in absolute terms, and a reduction carries its n elements' underflow errors through the division by D (exact
+additions of subnormals add none):
+
+    B_element   += S * s_min / 2
+    B_reduction += (n * S / D + L(n) + 1) * s_min / 2
+
+(negligible unless the result or the weights are near the subnormal range, where they are what a stable
+algorithm in that format can do).
+
 The verdict allows K * B with K = 8 (NUMERICS: a small constant, never tuned per failure). An implementation
 that accumulates one term at a time in float16 or bfloat16 has an error growing like n u instead of L(n) u
 and fails this bound once n is in the hundreds, as it should.
@@ -87,17 +98,20 @@ def steps(loss: str, n_classes: int = 1, label_smoothing: float = 0.0, prob_targ
 
 
 def element_bound(fmt, s: int, z_abs: Fraction) -> Fraction:
-    """B = u S (|z| + 1) for one element."""
-    return get_format(fmt).u * s * (z_abs + 1)
+    """B = u S (|z| + 1) + S s_min / 2 for one element."""
+    f = get_format(fmt)
+    return f.u * s * (z_abs + 1) + s * Fraction(f.min_subnormal) / 2
 
 
 def reduction_bound(fmt, s: int, z_abs: Fraction, values_abs_sum: Fraction, weights_abs_sum: Fraction,
                     n: int, denominator_abs: Fraction) -> Fraction:
     """B for a sum or mean over n weighted elements (formula in the module docstring)."""
-    u = get_format(fmt).u
+    f = get_format(fmt)
+    u = f.u
     D = denominator_abs if denominator_abs else Fraction(1)
     L = ceil_log2(n)
-    return u * (s * (values_abs_sum + weights_abs_sum) / D + L * values_abs_sum / D + (1 + L) * z_abs)
+    underflow = (n * s / D + L + 1) * Fraction(f.min_subnormal) / 2
+    return u * (s * (values_abs_sum + weights_abs_sum) / D + L * values_abs_sum / D + (1 + L) * z_abs) + underflow
 
 
 def gradient_bound(fmt, s: int, g_abs: Fraction, g_max: Fraction) -> Fraction:

@@ -479,7 +479,7 @@ def log_softmax_vjp(input, upstream, dim=None):
 
 def softmax_vjp(input, upstream, dim=None):
     """The exact gradient of sum_i u_i softmax(x)_i with respect to x (flat): g_k = s_k (u_k - ubar) per row,
-    ubar = sum_i u_i s_i."""
+    ubar = sum_i u_i s_i (0 where s_k = 0)."""
     shape, vals, _, rows = _rows(input, dim, "softmax")
     out = [None] * max(numel(shape), 1)
     for idx, row in rows:
@@ -487,11 +487,22 @@ def softmax_vjp(input, upstream, dim=None):
             g = _row_vjp_generic(row, idx, upstream,
                                  lambda r, i, j: X.mul(r.softmax(i), r.delta_minus_softmax(i, j)))
         else:
-            ubar = X.div(expr.nsum(X.mul(_upstream_node(upstream[k]), row.e[j]) for j, k in
-                                   ((j, idx[j]) for j in row.fin)), row.denom)
+            # u_k - ubar = sum_i (u_k - u_i) e_i / D without the cancellation of u_k - ubar when one class
+            # dominates (ubar within e**-(1e48) of u_jmax, say): for the largest class the sum over the others
+            # with exact coefficients; for the others (u_k - u_jmax) + (u_k rest - A), A = sum_{i != jmax} u_i e_i
+            jm = row.jmax
+            u = {j: _upstream_node(upstream[idx[j]]) for j in range(len(idx))}
+            others = [j for j in row.fin if j != jm]
+            A = expr.nsum(X.mul(u[j], row.e[j]) for j in others)
+            top = expr.nsum(X.mul(X.sub(u[jm], u[j]), row.e[j]) for j in others)
             zero = _exact_zero_vjp(row, idx, upstream)
-            g = {k: ZERO if j in zero else X.mul(row.softmax(j), X.sub(_upstream_node(upstream[k]), ubar))
-                 for j, k in enumerate(idx)}
+            g = {}
+            for j, k in enumerate(idx):
+                if j in zero or j not in row.e:
+                    g[k] = ZERO
+                    continue
+                num = top if j == jm else X.add(X.sub(u[j], u[jm]), X.sub(X.mul(u[j], row.rest), A))
+                g[k] = X.mul(row.softmax(j), X.div(num, row.denom))
         for k, v in g.items():
             out[k] = Exact(v)
     return out
