@@ -21,28 +21,29 @@ class Deviation:
     condition: str  # one line, human-readable
     reason: str
     link: str
-    applies: Callable[[dict], bool]  # on the exact keyword arguments
+    applies: Callable  # (exact keyword arguments, Format or None) -> bool
     documented_oracle: str | None = None  # an oracle variant name: measured against it
     documented_output: Callable[[float], bool] | None = None  # else: a predicate every output element meets
+    witness: tuple | None = None  # (format, exact keyword arguments) on which the deviation shows: tested
 
 
 def _flat(v):
     return [e for x in v for e in _flat(x)] if isinstance(v, list) else [v]
 
 
-def _softplus_linear(kw):
+def _softplus_linear(kw, f=None):
     beta = kw.get("beta", 1.0)
     th = kw.get("threshold", 20.0)
     return any(math.isfinite(x) and x * beta > th for x in _flat(kw["input"]))
 
 
-def _bce_clamped(kw):
+def _bce_clamped(kw, f=None):
     # log(p) < -100 or log(1 - p) < -100, i.e. p < e**-100 or 1 - p < e**-100 (p = 0 and p = 1 included)
     lim = math.exp(-100)
     return any(p < lim or (1 - p) < lim for p in _flat(kw["input"]) if not math.isnan(p))
 
 
-def _prob_target_with_masked_logit(kw):
+def _prob_target_with_masked_logit(kw, f=None):
     x, t = kw.get("input"), kw.get("target")
     fx, ft = _flat(x), _flat(t) if isinstance(t, list) else []
     if len(fx) != len(ft):
@@ -50,7 +51,7 @@ def _prob_target_with_masked_logit(kw):
     return any(xi == -math.inf and ti == 0 for xi, ti in zip(fx, ft))
 
 
-def _zero_weight_on_masked_target(kw):
+def _zero_weight_on_masked_target(kw, f=None):
     """A class-index target whose class weight is exactly 0 and whose logit / log-probability is -inf."""
     w, t, x = kw.get("weight"), kw.get("target"), kw.get("input")
     if w is None or not isinstance(x, list):
@@ -65,8 +66,106 @@ def _zero_weight_on_masked_target(kw):
     return any(c != ign and w[c] == 0 and row[c] == -math.inf for row, c in zip(rows, ts))
 
 
-def _plus_inf_logit(kw):
+def _plus_inf_logit(kw, f=None):
     return any(v == math.inf for v in _flat(kw.get("input", [])))
+
+
+def _rows_of(x):
+    """The class rows of a cross_entropy input (C,), (N, C) or (N, C, d...), as lists."""
+    if not isinstance(x, list) or not x:
+        return []
+    if not isinstance(x[0], list):
+        return [x]
+    if not isinstance(x[0][0], list):
+        return x
+    out = []
+    for sample in x:  # (C, d...): the class axis first
+        flat = [_flat(c) for c in sample]
+        out += [list(col) for col in zip(*flat)]
+    return out
+
+
+def _max_finite(f):
+    from oracles.formats import get_format
+
+    return get_format(f or "bfloat16").max_finite
+
+
+def _smoothing_underflows(kw, f=None):
+    """label_smoothing / C rounds to 0 in the format (below half its smallest subnormal) and a logit is -inf."""
+    from oracles.formats import get_format
+
+    eps = kw.get("label_smoothing", 0.0) or 0.0
+    rows = _rows_of(kw.get("input"))
+    if not eps or not rows:
+        return False
+    smin = get_format(f or "float16").min_subnormal
+    return eps / len(rows[0]) < smin / 2 and any(v == -math.inf for r in rows for v in r)
+
+
+def _smoothing_span_overflows(kw, f=None):
+    """Label smoothing, and a row whose finite logits span more than the largest finite value: some class's
+    -log_softmax = lse - x_c overflows before its eps / C weighting."""
+    if not kw.get("label_smoothing"):
+        return False
+    big = _max_finite(f)
+    for r in _rows_of(kw.get("input")):
+        fin = [v for v in r if math.isfinite(v)]
+        if fin and max(fin) - min(fin) > big:
+            return True
+    return False
+
+
+def _weight_sum_overflows(kw, f=None):
+    """Class weights whose sum over the classes (the label-smoothing term) or over the targets (the weighted
+    mean's denominator) exceeds the largest finite value."""
+    w = kw.get("weight")
+    if w is None:
+        return False
+    big = _max_finite(f)
+    if sum(abs(v) for v in w if math.isfinite(v)) > big:
+        return True
+    t = kw.get("target")
+    ts = _flat(t) if isinstance(t, list) else [t]
+    ign = kw.get("ignore_index", -100)
+    idx = [c for c in ts if isinstance(c, int) and c != ign and 0 <= c < len(w)]
+    return sum(abs(w[c]) for c in idx) > big
+
+
+def _tiny_total_weight(kw, f=None):
+    """A weighted mean (class-index targets) whose total target weight W is positive but below 1 / (largest
+    finite): the backward pass's 1 / W overflows."""
+    w = kw.get("weight")
+    if w is None or kw.get("reduction", "mean") != "mean":
+        return False
+    t = kw.get("target")
+    ts = _flat(t) if isinstance(t, list) else [t]
+    if not all(isinstance(c, int) for c in ts):
+        return False
+    ign = kw.get("ignore_index", -100)
+    W = sum(w[c] for c in ts if c != ign and 0 <= c < len(w))
+    return 0 < abs(W) < 1 / _max_finite(f)
+
+
+def _not_finite(y):
+    return not math.isfinite(y)
+
+
+def _not_finite_or_zero(y):
+    return not math.isfinite(y) or y == 0
+
+
+def _kl_masked(kw, f=None):
+    """kl_div where a -inf log-probability input meets a zero target (or log_target -inf)."""
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    if len(x) != len(t):
+        return False
+    zero_t = (lambda v: v == -math.inf) if kw.get("log_target") else (lambda v: v == 0)
+    return any(xi == -math.inf and zero_t(ti) for xi, ti in zip(x, t))
+
+
+def _bcel_infinite_logit(kw, f=None):
+    return any(math.isinf(v) for v in _flat(kw.get("input", [])))
 
 
 DEVIATIONS = [
@@ -76,14 +175,16 @@ DEVIATIONS = [
         "torch returns x itself above the threshold: softplus(25) = 25 where the exact value is "
         "25.0000000000139 (3,900 ULP in float64)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.softplus.html",
-        _softplus_linear, documented_oracle="torch:softplus"),
+        _softplus_linear, documented_oracle="torch:softplus",
+        witness=("float64", {"input": [25.0]})),
     Deviation(
         "torch-bce-log-clamp", "torch", "binary_cross_entropy",
         "log(p) or log(1 - p) below -100 (p < e**-100 or 1 - p < e**-100)",
         "BCELoss clamps its log outputs at -100: p = 1e-50, y = 1 gives 100 where the exact loss is 115.13; "
         "the backward clamps p(1 - p) at 1e-12",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
-        _bce_clamped, documented_oracle="torch:binary_cross_entropy"),
+        _bce_clamped, documented_oracle="torch:binary_cross_entropy",
+        witness=("float64", {"input": [1e-50], "target": [1.0]})),
     Deviation(
         "torch-ce-prob-target-masked-logit", "torch", "cross_entropy",
         "probability targets with a -inf logit where the target probability is 0",
@@ -91,36 +192,118 @@ DEVIATIONS = [
         "zero-mass class (0 log 0 = 0); class-index targets are not affected",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html "
         "(no upstream issue found; optax has the same defect: https://github.com/google-deepmind/optax/issues/896)",
-        _prob_target_with_masked_logit, documented_output=math.isnan),
+        _prob_target_with_masked_logit, documented_output=math.isnan,
+        witness=("float32", {"input": [[0.0, -math.inf]], "target": [[1.0, 0.0]]})),
     Deviation(
         "torch-nll-zero-weight-masked", "torch", "nll_loss",
         "a target whose class weight is 0 has log-probability -inf",
         "torch computes -weight[t] * input[t] = -0 * (-inf) = NaN; a class of weight 0 contributes nothing "
         "to the exact loss (the 0 log 0 = 0 convention)",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
-        _zero_weight_on_masked_target, documented_output=math.isnan),
+        _zero_weight_on_masked_target, documented_output=math.isnan,
+        witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-ce-zero-weight-masked", "torch", "cross_entropy",
         "a target whose class weight is 0 has logit -inf",
         "as for nll_loss: weight 0 times an infinite log-probability is NaN in torch, 0 in the exact loss",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
-        _zero_weight_on_masked_target, documented_output=math.isnan),
+        _zero_weight_on_masked_target, documented_output=math.isnan,
+        witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-softmax-plus-inf", "torch", "softmax",
         "a +inf logit",
         "softmax with a single +inf logit is one-hot in the limit; torch returns NaN (a design decision: "
         "'true in the limit sense only')",
         "https://github.com/pytorch/pytorch/issues/6864",
-        _plus_inf_logit, documented_output=math.isnan),
+        _plus_inf_logit, documented_output=math.isnan,
+        witness=("float32", {"input": [[math.inf, 0.0]], "dim": 1})),
     Deviation(
         "torch-log_softmax-plus-inf", "torch", "log_softmax",
         "a +inf logit",
         "as for softmax: the limit exists (0 at the +inf logit, -inf elsewhere); torch returns NaN",
         "https://github.com/pytorch/pytorch/issues/6864",
-        _plus_inf_logit, documented_output=math.isnan),
+        _plus_inf_logit, documented_output=math.isnan,
+        witness=("float32", {"input": [[math.inf, 0.0]], "dim": 1})),
+    # found by the battery in torch 2.13.0 (each verified with a one-line reproducer, see the reason)
+    Deviation(
+        "torch-ce-plus-inf", "torch", "cross_entropy",
+        "a +inf logit",
+        "as for log_softmax: cross_entropy([[inf, 0]], [0]) is 0 in the limit and cross_entropy([[inf, 0]], [1]) "
+        "is +inf; torch returns NaN for both (gates only under --strict-specials: an infinite input)",
+        "https://github.com/pytorch/pytorch/issues/6864",
+        _plus_inf_logit, documented_output=math.isnan,
+        witness=("float32", {"input": [[math.inf, 0.0]], "target": [1]})),
+    Deviation(
+        "torch-ce-smoothing-underflow", "torch", "cross_entropy",
+        "label_smoothing / C rounds to 0 in the format and a logit is -inf",
+        "torch weights the smoothing term by label_smoothing / C computed in the input's dtype: it underflows to 0 "
+        "and 0 * inf = NaN where the exact loss is +inf (cross_entropy([[0, -inf]], [0], label_smoothing=1e-45) in "
+        "float32; 5e-324 in float64)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _smoothing_underflows, documented_output=math.isnan,
+        witness=("float32", {"input": [[0.0, -math.inf]], "target": [0], "label_smoothing": 1e-45})),
+    Deviation(
+        "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
+        "label smoothing with a row whose finite logits span more than the largest finite value",
+        "the smoothing term sums -log_softmax over the classes; lse - x_c overflows to inf for the smallest logit "
+        "before the eps / C weighting, where the exact loss is finite (inf, or NaN times a zero weight)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _smoothing_span_overflows, documented_output=_not_finite,
+        witness=("float32", {"input": [[3e38, -3e38, 0.0]], "target": [0], "label_smoothing": 0.25})),
+    Deviation(
+        "torch-ce-weight-sum-overflow", "torch", "cross_entropy",
+        "class weights whose sum (over the classes, or over the targets) exceeds the largest finite value",
+        "torch forms the weighted sums (the smoothing term's sum of w_c, the mean's denominator sum of w_t) in the "
+        "format; they overflow to inf and the loss becomes inf or NaN, its gradient inf, NaN or w / inf = 0, where the "
+        "exact ones are finite and nonzero",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _weight_sum_overflows, documented_output=_not_finite_or_zero,
+        witness=("float32", {"input": [[0.0, 1.0], [2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
+    Deviation(
+        "torch-ce-tiny-total-weight", "torch", "cross_entropy",
+        "a weighted mean whose total target weight is below 1 / (largest finite value)",
+        "the backward pass scales by 1 / total_weight, which overflows to inf: the gradient is inf or NaN where "
+        "the exact one is finite (float32 weight [1e-39, 1], logits [[-10, 0]], target [0]: grad [nan, inf], "
+        "exact [-1, 1]); the loss value itself is right",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _tiny_total_weight, documented_output=_not_finite,
+        witness=("float32", {"input": [[-10.0, 0.0]], "target": [0], "weight": [1e-39, 1.0]})),
+    Deviation(
+        "torch-nll-tiny-total-weight", "torch", "nll_loss",
+        "a weighted mean whose total target weight is below 1 / (largest finite value)",
+        "as for cross_entropy: nll_loss([[-10, 0]], [0], weight=[1e-39, 1]) in float32 has gradient [-inf, 0] "
+        "where the exact one is [-1, 0]",
+        "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
+        _tiny_total_weight, documented_output=_not_finite,
+        witness=("float32", {"input": [[-10.0, 0.0]], "target": [0], "weight": [1e-39, 1.0]})),
+    Deviation(
+        "torch-nll-weight-sum-overflow", "torch", "nll_loss",
+        "class weights whose sum over the targets exceeds the largest finite value",
+        "the weighted mean's denominator overflows to inf in the format: the loss is NaN (inf / inf) and the "
+        "gradient w / inf = 0 where the exact ones are finite and nonzero",
+        "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
+        _weight_sum_overflows, documented_output=_not_finite_or_zero,
+        witness=("float32", {"input": [[-1.0, 0.0], [-2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
+    Deviation(
+        "torch-kl_div-masked", "torch", "kl_div",
+        "an input log-probability of -inf where the target is 0 (log_target: -inf)",
+        "torch computes target * (log(target) - input) = 0 * inf = NaN (log_target: exp(-inf) * (-inf - -inf)); "
+        "a class of zero target mass contributes 0 to the exact divergence (0 log 0 = 0)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
+        _kl_masked, documented_output=math.isnan,
+        witness=("float32", {"input": [-math.inf, -1.0], "target": [0.0, 0.5], "reduction": "sum"})),
+    Deviation(
+        "torch-bce-with-logits-infinite", "torch", "binary_cross_entropy_with_logits",
+        "an infinite logit",
+        "torch's (1 - y) x + max(-x, 0) + log1p(exp(-|x|)) is 0 * inf or inf - inf = NaN at x = +inf, y = 1 and "
+        "x = -inf, y = 0, where the limit (0) exists",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+        _bcel_infinite_logit, documented_output=math.isnan,
+        witness=("float32", {"input": [math.inf], "target": [1.0]})),
 ]
 
 
-def matching(subject: str, loss: str, kwargs: dict):
-    """The deviations that apply to this call (usually none)."""
-    return [d for d in DEVIATIONS if d.subject == subject and d.loss == loss and d.applies(kwargs)]
+def matching(subject: str, loss: str, kwargs: dict, fmt=None):
+    """The deviations that apply to this call in format ``fmt`` (usually none). Without a format the
+    format-dependent conditions take the widest one (float16's subnormals, bfloat16's range)."""
+    return [d for d in DEVIATIONS if d.subject == subject and d.loss == loss and d.applies(kwargs, fmt)]

@@ -58,7 +58,7 @@ def test_special_value(special, request):
         conftest.record(m, None, gating)
         if passes(m.verdict):  # the special value itself, and finite ones held to the pass line
             return
-    devs = deviations.matching(case.subject, case.loss, kw)
+    devs = deviations.matching(case.subject, case.loss, kw, case.fmt)
     if devs and all(d.documented_output is None or all(d.documented_output(y) for y in values) for d in devs):
         return  # a documented deviation, shown in the summary
     message = f"{case.id} {row_id}: got {values}, exact {exact}"
