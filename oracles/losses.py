@@ -76,7 +76,9 @@ def _finish(outs, out_shape, reduction, denom, in_shape, in_vals):
     total = X.total([o.value for o in outs])
     scale = ONE
     if reduction in ("mean", "batchmean"):
-        total = X.div(total, denom)
+        # a mean over a total weight of exactly zero is undefined (NaN), whatever the numerator: label smoothing
+        # can make it nonzero when every target's class weighs 0, but there is nothing to average over
+        total = NAN if X.is_zero(denom) else X.div(total, denom)
         scale = denom
 
     def merged():

@@ -418,9 +418,9 @@ def arb_cross_entropy(case):
         coefs = [dsum([dmul(e, dy(w[c])), dmul(Come, dy(w[t])) if c == t else ZERO_D]) for c in range(C)]
         items.append(_lse_terms(r, coefs, C))
     if red == "mean" and not any(wt != 0 for wt in wts):
-        # 0/0 unless the smoothing term carries mass: then x/0 = +inf
-        numer_zero = not wts or not eps or all(wc == 0 for wc in w)
-        return [NAN if numer_zero else INF]
+        # a mean over a total weight of zero is undefined (the oracle's convention, as torch's), even where the
+        # smoothing term carries mass
+        return [NAN]
     return _split_reduce(items, Cd, red, dsum(dy(wt) for wt in wts))
 
 
