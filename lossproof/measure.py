@@ -17,6 +17,7 @@ from mpmath import libmp
 import oracles
 from oracles import bounds
 from oracles import extended as X
+from oracles.balls import BallError
 from oracles.exact import START_GUARD, Exact
 from oracles.formats import bits_of_error, get_format
 
@@ -71,21 +72,46 @@ def _mpf_fraction(v) -> Fraction:
     return _fraction(v._mpf_)
 
 
-_TINY_BITS = 1200  # below 2**-1100 every format's error is measured against 0: no relative digits needed
+_LOCAL_CAP = 1100  # relative enclosures for measuring stop here; past it, an absolute ball (below)
 
 
-def _midpoint(e: Exact, rel_bits: int):
-    """A midpoint of e to rel_bits relative bits; for a nonzero value too tiny to enclose relatively (such as
-    e**-(7e48), below every format's smallest subnormal by a googol of binades) the midpoint of an absolute
-    ball of radius below 2**-1100, which is all any measurement here needs of it."""
+def _midpoint(e: Exact, rel_bits: int, fmt=None):
+    """A midpoint of e good for measuring an error in ``fmt``: e enclosed to rel_bits relative bits, or, for a
+    value that needs more than _LOCAL_CAP bits to enclose relatively (a near-cancellation, or e**-(7e48), below
+    every format's smallest subnormal by a googol of binades), the midpoint of an absolute ball whose radius is
+    below 2**-(p + 20) of the format's quantum at that value (so below 2**-20 ULP): all a measurement needs. Raises
+    OraclePrecisionError when even that cannot be had."""
     try:
-        return e.enclose(rel_bits)[0]
+        with oracles.precision_cap(max(_LOCAL_CAP, 4 * rel_bits)):
+            return e.enclose(rel_bits)[0]
     except oracles.OraclePrecisionError:
-        ball = e.node.ball(_TINY_BITS + rel_bits)
-        top = libmp.mpf_add(libmp.mpf_abs(ball.mid), ball.rad, 64, "u")
-        if top[1] and top[2] + top[3] > -1100:
-            raise
-        return ball.mid
+        f = get_format(fmt or "float64")
+        w = 1200 + rel_bits
+        while w <= oracles.get_precision_cap():
+            ball = e.node.ball(w)
+            mag = libmp.mpf_add(libmp.mpf_abs(ball.mid), ball.rad, 64, "u")
+            top = mag[2] + mag[3] if mag[1] else f.quantum_min
+            quantum = max(top, f.emin + 1) - f.p  # the format's ulp exponent at that magnitude, at least
+            if not ball.rad[1] or ball.rad[2] + ball.rad[3] <= quantum - 20:
+                return ball.mid
+            w *= 2
+        raise
+
+
+def _upper(e: Exact, bits: int = 64) -> Fraction:
+    """An upper bound of |e| (bounds need magnitudes, not digits): |mid| + rad of a ball at ``bits`` (raised only
+    while the ball cannot be formed), instead of a relative enclosure that near a cancellation escalates."""
+    if e.is_special:
+        return Fraction(0)
+    w = bits
+    while True:
+        try:
+            ball = e.node.ball(w)
+            return abs(_fraction(ball.mid)) + _fraction(ball.rad)
+        except BallError:  # a log or quotient whose operand may touch zero at this precision
+            w *= 2
+            if w > oracles.get_precision_cap():
+                raise oracles.OraclePrecisionError(f"could not bound the magnitude within {w // 2} bits") from None
 
 
 def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
@@ -161,7 +187,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
         return "broken", math.inf, bits
     if math.isinf(y):  # and zr is inf
         return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits
-    mid = _midpoint(z, f.p + START_GUARD - 16)  # the precision Ziv's loop started at: already evaluated
+    mid = _midpoint(z, f.p + START_GUARD - 16, f)  # the precision Ziv's loop started at: already evaluated
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
     try:
@@ -191,10 +217,8 @@ def _flat(r):
 
 
 def _abs(e: Exact, rel_bits: int = 48) -> Fraction:
-    """|e| to rel_bits relative bits (bounds need magnitudes, not digits)."""
-    if e.is_special:
-        return Fraction(0)
-    return abs(exact_fraction(e, rel_bits))
+    """|e|, an upper bound within 2**-rel_bits of its scale (bounds need magnitudes, not digits)."""
+    return _upper(e, rel_bits)
 
 
 def vector_jacobian(results, n: int, upstream=None) -> list:
@@ -215,10 +239,11 @@ def vector_jacobian(results, n: int, upstream=None) -> list:
 
 
 def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
-            oracle_name: str | None = None, context: dict | None = None, upstream=None) -> Measurement:
+            oracle_name: str | None = None, context: dict | None = None, upstream=None,
+            go_on=None) -> Measurement:
     """Compare a subject's flattened outputs (and its gradient of sum(upstream * outputs), flattened like
     ``input``; upstream defaults to ones) with the oracle ``oracle_name`` (default: ``loss``) on the same exact
-    inputs."""
+    inputs. ``go_on(measurement of the values)``, when given, decides whether the gradient is measured too."""
     f = get_format(fmt)
     context = {**structure(loss, kwargs), **(context or {})}
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
@@ -232,7 +257,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     reduced = kwargs.get("reduction", "none") != "none" and loss in _REDUCING
     if reduced:
         per = _flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
-        vsum = sum((_abs(e, 8) for e in per), Fraction(0))  # a magnitude: 8 bits are plenty
+        vsum = sum((_abs(e, f.p + START_GUARD - 16) for e in per), Fraction(0))  # at the precision evaluated
         wsum = Fraction(context.get("weights_abs_sum", len(per)))
         denom = Fraction(context.get("denominator_abs", 1))
         n = len(per)
@@ -248,7 +273,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
         m.elements.append(Element("value", (i,), float(y), z, z.to(f), ulps, bits, v,
                                   _float(bounds.K * B), _float(acc)))
-    if y_grads is not None:
+    if y_grads is not None and (go_on is None or go_on(m)):
         vjp = oracles.functions.VJP.get(oracle_name or loss)
         if vjp is not None and upstream is not None and len(_flat(result)) > 1:  # O(C) per row, not O(C^2)
             gz = vjp(kwargs["input"], upstream, kwargs.get("dim"))
