@@ -25,6 +25,9 @@ class Deviation:
     documented_oracle: str | None = None  # an oracle variant name: measured against it
     documented_output: Callable[[float], bool] | None = None  # else: a predicate every output element meets
     witness: tuple | None = None  # (format, exact keyword arguments) on which the deviation shows: tested
+    # else: an absolute error bound (kwargs, Format) -> float that every failing element's |y - z| meets: the
+    # documented algorithm's own error, derived in the reason
+    documented_error: Callable | None = None
 
 
 def _flat(v):
@@ -38,8 +41,9 @@ def _softplus_linear(kw, f=None):
 
 
 def _bce_clamped(kw, f=None):
-    # log(p) < -100 or log(1 - p) < -100, i.e. p < e**-100 or 1 - p < e**-100 (p = 0 and p = 1 included)
-    lim = math.exp(-100)
+    # log(p) < -100 or log(1 - p) < -100, i.e. p < e**-100 or 1 - p < e**-100 (p = 0 and p = 1 included); the
+    # backward pass clamps p (1 - p) at 1e-12: p or 1 - p below 1e-12
+    lim = 1e-12
     return any(p < lim or (1 - p) < lim for p in _flat(kw["input"]) if not math.isnan(p))
 
 
@@ -162,6 +166,58 @@ def _kl_masked(kw, f=None):
         return False
     zero_t = (lambda v: v == -math.inf) if kw.get("log_target") else (lambda v: v == 0)
     return any(xi == -math.inf and zero_t(ti) for xi, ti in zip(x, t))
+
+
+def _xlogy_zero_x(kw, f=None):
+    """x = 0 where y = 0 (any pair: broadcasting aside, flat positions line up)."""
+    x, y = _flat(kw.get("input", [])), _flat(kw.get("other", []))
+    if len(x) != len(y):
+        return any(v == 0 for v in x) and any(v == 0 for v in y)
+    return any(a == 0 and b == 0 for a, b in zip(x, y))
+
+
+def _fmt(f):
+    from oracles.formats import get_format
+
+    return get_format(f or "float16")
+
+
+def _bcel_soft_target(kw, f=None):
+    """A negative logit whose target is not 0: torch's (1 - y) x + max(-x, 0) cancels."""
+    x, y = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    return len(x) == len(y) and any(math.isfinite(a) and a < 0 and b != 0 for a, b in zip(x, y))
+
+
+def _bcel_cancellation_error(kw, f):
+    """K S u sum_i |w_i| (1 + |pw_i|) (|x_i| + 1) / D: (1 - y) x rounded (and 1 - y rounded) carries u |x|,
+    which the cancellation against max(-x, 0) leaves absolute; K = 8, S = 8 as in oracles/bounds.py."""
+    from oracles import bounds
+
+    u = _fmt(f).u
+    x = _flat(kw["input"])
+    n = len(x)
+    w = _flat(kw["weight"]) if kw.get("weight") is not None else [1.0]
+    pw = _flat(kw["pos_weight"]) if kw.get("pos_weight") is not None else [1.0]
+    wmax = max((abs(v) for v in w if math.isfinite(v)), default=1.0)
+    pmax = max((abs(v) for v in pw if math.isfinite(v)), default=1.0)
+    total = sum(abs(v) + 1 for v in x if math.isfinite(v)) * wmax * (1 + pmax)
+    D = n if kw.get("reduction", "mean") == "mean" else 1
+    return float(bounds.K * bounds.steps("binary_cross_entropy_with_logits") * u * total / D)
+
+
+def _large_logits(kw, f=None):
+    return any(math.isfinite(v) and abs(v) > 1 for v in _flat(kw.get("input", [])))
+
+
+def _lse_grad_error(kw, f):
+    """torch's backward is exp(x - lse) * upstream: x - lse carries u (|x| + |lse|) <= 2 u (max |x| + 1) (lse is
+    within log C of the max), which exp turns into that relative error of a component of size <= max |upstream|
+    (< 2): K * 2 * 2 u (max |x| + log C + 1)."""
+    from oracles import bounds
+
+    fx = [abs(v) for v in _flat(kw["input"]) if math.isfinite(v)]
+    m = max(fx, default=0.0) + math.log(max(len(fx), 1)) + 1
+    return float(bounds.K * 4 * _fmt(f).u * m)
 
 
 def _bcel_infinite_logit(kw, f=None):
@@ -300,6 +356,35 @@ DEVIATIONS = [
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
         _bcel_infinite_logit, documented_output=math.isnan,
         witness=("float32", {"input": [math.inf], "target": [1.0]})),
+    Deviation(
+        "torch-bce-with-logits-cancellation", "torch", "binary_cross_entropy_with_logits",
+        "a negative logit whose target is not 0 (soft labels)",
+        "torch computes (1 - y) x + max(-x, 0) + log1p(exp(-|x|)); for x < 0 the first two cancel to -y x, leaving "
+        "the rounding of (1 - y) x (u |x|) as an absolute error: float16 x = -53, y = 6.1e-5 gives 0 where the exact "
+        "loss is 3.2e-3 (1 - y rounds to 1; weight 65472: 0 for 211.6). Not stable in NUMERICS' sense (an accurate form is -y x + "
+        "log1p(exp(x))); measured against the formula's own bound K S u sum w (1 + pw)(|x| + 1) / D",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+        _bcel_soft_target, documented_error=_bcel_cancellation_error,
+        witness=("float16", {"input": [-53.0], "target": [6.097555160522461e-05], "weight": [65472.0],
+                             "reduction": "none"})),
+    Deviation(
+        "torch-logsumexp-grad-offset", "torch", "logsumexp",
+        "logits of magnitude above 1",
+        "torch's backward computes exp(x - logsumexp(x)): the subtraction of the rounded result carries u (|x| + "
+        "|lse|), an error relative to the gradient that grows with the logits' magnitude (float64 logits near -700: "
+        "392 ULP), where exp(x - max) / sum exp(x - max) has none; measured against that bound",
+        "https://github.com/pytorch/pytorch/blob/main/tools/autograd/derivatives.yaml (logsumexp: "
+        "logsumexp_backward)",
+        _large_logits, documented_error=_lse_grad_error,
+        witness=("float64", {"input": [[-698.3964185322643], [-708.3964185322643]], "dim": 0})),
+    Deviation(
+        "torch-xlogy-grad-at-zero", "torch", "xlogy",
+        "x = 0 and y = 0",
+        "torch's backward for x is grad * xlogy(x != 0, y), which at x = 0, y = 0 is xlogy(0, 0) = 0 by its own "
+        "convention, while the derivative of x log(y) in x is log(0) = -inf there (log(y) elsewhere, as torch)",
+        "https://github.com/pytorch/pytorch/blob/main/tools/autograd/derivatives.yaml (xlogy)",
+        _xlogy_zero_x, documented_output=lambda y: y == 0,
+        witness=("float32", {"input": [0.0], "other": [0.0]})),
 ]
 
 

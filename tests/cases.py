@@ -4,6 +4,8 @@ battery file, so ``lossproof check`` (``--only-subjects user``) runs exactly the
 
 from __future__ import annotations
 
+import math
+
 from lossproof import suite
 
 
@@ -47,20 +49,47 @@ def params(cases):
 
 def restrict(case, kwargs):
     """The call restricted to the parameters the subject takes: the others are dropped, so both the subject and
-    the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). None
-    when a drawn input needs a dropped parameter to mean what it says (a -100 target without ignore_index, a
-    log-space target without log_target)."""
+    the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). Targets
+    at the default ignore index (-100) become class 0 for a function without ``ignore_index`` (it could not
+    mean them). None when a drawn input needs a dropped parameter to mean what it says (a log-space target
+    without log_target, an ignore index other than -100)."""
     out = {}
     for k, v in kwargs.items():
         if case.accepts(k):
             out[k] = v
         elif k == "log_target" and v:
             return None
-    if not case.accepts("ignore_index") and "target" in out:
-        t = out["target"]
-        flat = t if isinstance(t, list) else [t]
-        while flat and isinstance(flat[0], list):
-            flat = [x for row in flat for x in row]
-        if any(isinstance(x, int) and x == -100 for x in flat):
+        elif k == "ignore_index" and v != -100:
             return None
+    if not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
+        out["target"] = _unignore(out["target"])
     return out
+
+
+def _unignore(t):
+    if isinstance(t, list):
+        return [_unignore(x) for x in t]
+    return 0 if isinstance(t, int) and not isinstance(t, bool) and t == -100 else t
+
+
+def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
+    """(True, None) when the documented deviation ``dev`` explains every failing element of measurement ``m``:
+    the output meets the documented oracle (values), satisfies the documented output predicate, or stays within
+    the documented error bound; else (False, the measurement to report)."""
+    from fractions import Fraction
+
+    from lossproof.measure import exact_fraction, measure, passes
+
+    if dev.documented_oracle:
+        md = measure(m.subject, m.loss, m.fmt, m.device, kwargs, values, None, oracle_name=dev.documented_oracle)
+        return passes(md.verdict), md
+    bad = m.failures()
+    if dev.documented_output is not None:
+        return all(dev.documented_output(e.y) for e in bad), m
+    bound = Fraction(dev.documented_error(kwargs, m.fmt))
+    for e in bad:
+        if not (math.isfinite(e.y) and math.isfinite(e.z_rounded)):
+            return False, m
+        if abs(Fraction(e.y) - exact_fraction(e.exact)) > bound:
+            return False, m
+    return True, m
