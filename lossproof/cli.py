@@ -2,6 +2,8 @@
 
     lossproof exact NAME --format FMT 'JSON'    exact value of a loss, correctly rounded to FMT
     lossproof demo                              the oracle on the seed notebook's cases and torch's deviations
+    lossproof verify                            the battery against torch, NumPy and SciPy, with the summary
+    lossproof check LOSS TARGET                 the battery for one loss against your function
 
 Exit status: 0 on success, 1 when the oracle cannot decide a rounding below its precision cap, 2 on bad input
 (one line on stderr, never a traceback).
@@ -173,13 +175,16 @@ def cmd_check(args) -> int:
     if args.device not in (None, "cpu", "cuda"):
         raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
     root = Path(__file__).resolve().parent.parent
-    tests = root / "tests" / "test_agreement.py"
-    if not tests.exists():
-        raise UsageError(f"the test battery is not at {tests}: run lossproof from a checkout (pip install -e .)")
+    # the battery for one subject: agreement, no overflow, and the special-value table
+    tests = [root / "tests" / name for name in ("test_agreement.py", "test_properties.py", "test_special_values.py")]
+    missing = [str(t) for t in tests if not t.exists()]
+    if missing:
+        raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
     os.environ["LOSSPROOF_PROFILE"] = args.profile
-    argv = [str(tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"),
+    argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+            "-c", str(root / "pyproject.toml"),
             "--subject", f"{args.loss}={args.target}", "--subject-framework", args.framework,
-            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile, "--suite"]
+            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile]
     if formats_:
         argv += ["--only-formats", ",".join(formats_)]
     if args.device:
@@ -193,6 +198,42 @@ def cmd_check(args) -> int:
         return 0
     if code == 1:
         return 1
+    print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
+    return 2
+
+
+def cmd_verify(args) -> int:
+    """The verification battery against torch, our NumPy losses and SciPy (every loss, format and device), ending
+    with the summary table: exit 0 when every gating property holds, 1 when one fails, 2 on a usage error."""
+    import os
+    from pathlib import Path
+
+    if args.profile not in ("dev", "ci", "thorough"):
+        raise UsageError(f"unknown profile {args.profile!r}; expected dev, ci or thorough")
+    for opt, allowed in (("losses", oracles.REGISTRY), ("formats", formats.FORMATS)):
+        for v in (getattr(args, opt) or "").split(",") if getattr(args, opt) else []:
+            if v not in allowed:
+                raise UsageError(f"unknown {opt[:-1]} {v!r}")
+    root = Path(__file__).resolve().parent.parent
+    tests = [root / "tests" / n for n in ("test_agreement.py", "test_properties.py", "test_special_values.py",
+                                         "test_known_cases.py")]
+    missing = [str(t) for t in tests if not t.exists()]
+    if missing:
+        raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
+    os.environ["LOSSPROOF_PROFILE"] = args.profile
+    argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"),
+            "--hypothesis-profile", args.profile, "-n", str(args.workers)]
+    if args.losses:
+        argv += ["--only-losses", args.losses]
+    if args.formats:
+        argv += ["--only-formats", args.formats]
+    if args.strict:
+        argv.append("--strict-specials")
+    import pytest
+
+    code = pytest.main(argv)
+    if code in (0, 1):
+        return int(code)
     print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
     return 2
 
@@ -216,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
     c.add_argument("--strict", action="store_true", help="also gate on special values of non-finite inputs")
     c.set_defaults(fn=cmd_check)
+    v = sub.add_parser("verify", help="the battery against torch, NumPy and SciPy, ending with the summary table")
+    v.add_argument("--losses", default=None, help="comma-separated losses (default: all)")
+    v.add_argument("--formats", default=None, help="comma-separated formats (default: all)")
+    v.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
+    v.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto: one per core)")
+    v.add_argument("--strict", action="store_true", help="also gate on special values of non-finite inputs")
+    v.set_defaults(fn=cmd_verify)
     d = sub.add_parser("demo", help="the oracle on the seed notebook's results and torch's documented deviations")
     d.set_defaults(fn=cmd_demo)
     return p

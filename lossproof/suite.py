@@ -146,6 +146,12 @@ def _hex(v):
     return repr(v)
 
 
+def _load_user_line(case: Case) -> list:
+    target = case.subject[len("user:"):]
+    return ["from subjects.user import load_function  # run from the lossproof checkout",
+            f"fn = load_function({target!r})"]
+
+
 def reproducer(case: Case, kwargs: dict) -> str:
     """Copy-pasteable code that recomputes the case with the exact inputs (hex floats) and the exact value."""
     from subjects.torch_subject import FLOAT_ARGS, is_index_target
@@ -153,8 +159,10 @@ def reproducer(case: Case, kwargs: dict) -> str:
     lines = []
     if case.framework == "torch":
         fn = {"logsumexp": "torch.logsumexp", "sigmoid": "torch.sigmoid", "xlogy": "torch.xlogy"}.get(
-            case.loss, f"F.{case.loss}") if case.subject == "torch" else f"<{case.subject}>"
+            case.loss, f"F.{case.loss}") if case.subject == "torch" else "fn"
         lines += ["import torch, torch.nn.functional as F"]
+        if case.subject.startswith("user:"):
+            lines += _load_user_line(case)
         args = []
         for k, v in kwargs.items():
             if k in FLOAT_ARGS or (k == "target" and not is_index_target(case.loss, kwargs)):
@@ -168,7 +176,11 @@ def reproducer(case: Case, kwargs: dict) -> str:
         lines.append(f"print({fn}(" + ", ".join(args) + "))")
     else:
         mod = {"numpy": "subjects.numpy_losses", "scipy": "subjects.array_subject"}.get(case.subject, case.subject)
-        lines += ["import numpy as np", f"# {mod}.{case.loss}"]
+        lines += ["import numpy as np"]
+        if case.subject.startswith("user:"):
+            lines += _load_user_line(case)
+        else:
+            lines += [f"from {mod} import {case.loss} as fn"]
         args = []
         for k, v in kwargs.items():
             if k in FLOAT_ARGS or (k == "target" and not is_index_target(case.loss, kwargs)):
@@ -177,7 +189,7 @@ def reproducer(case: Case, kwargs: dict) -> str:
                 args.append(f"{k}=np.array({_hex(v)})")
             else:
                 args.append(f"{k}={v!r}")
-        lines.append(f"{case.loss}(" + ", ".join(args) + ")")
+        lines.append("print(fn(" + ", ".join(args) + "))")
     exact_args = ", ".join(f"{k}={_hex(v)}" for k, v in kwargs.items())
     lines.append(f"import oracles; print(oracles.{case.loss}({exact_args}))  # the exact value")
     return "\n".join(lines)

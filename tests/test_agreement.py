@@ -21,8 +21,10 @@ from subjects import deviations
 from subjects.torch_subject import upstream
 from tests import cases, profile
 from tests.problems import finite_except_masks, problems
+from tests.budget import Budget
 
-EXAMPLES = {"dev": 8, "ci": 20, "default": 20, "thorough": 400}
+# at most this many examples; the search budget (tests/budget.py) stops measuring sooner on large problems
+EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 2000}
 
 
 def pytest_generate_tests(metafunc):
@@ -57,8 +59,9 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
 
 def test_agreement(case, request):
     strict = request.config.getoption("--strict-specials")
-    n = EXAMPLES.get(profile.name(), 20)
+    n = EXAMPLES.get(profile.name(), 100)
     ran = {"n": 0, "unsupported": None}
+    budget = Budget()
 
     @settings(max_examples=n, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                       HealthCheck.filter_too_much])
@@ -68,13 +71,20 @@ def test_agreement(case, request):
         kwargs = cases.restrict(case, kwargs)
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
+        key = repr(kwargs)
+        if budget.skip(key):
+            return
         try:
             values, grads = case.call(kwargs)
         except suite.NotSupported as e:
             ran["unsupported"] = str(e)
             return
         up = upstream(len(values)) if case.framework == "torch" else None
-        m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up)
+        # the gradient is measured only when the values meet the requirement or a documented deviation may
+        # explain them (a failing example fails on its values alone: half the cost while Hypothesis shrinks it)
+        m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
+                    go_on=lambda mv: meets(case, mv) or bool(deviations.matching(case.subject, case.loss, kwargs,
+                                                                                 case.fmt)))
         ran["n"] += 1
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
@@ -85,25 +95,18 @@ def test_agreement(case, request):
         if devs:  # measured against the documented behaviour instead, and shown as a documented deviation
             unexplained = []
             for d in devs:
-                if d.documented_oracle:
-                    md = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, None,
-                                 oracle_name=d.documented_oracle)
-                    if passes(md.verdict):
-                        conftest.record(m, d.id, gating)
-                        return
-                    unexplained.append(failure_report(case, kwargs, md, d))
-                elif all(d.documented_output(e.y) for e in m.failures()):
+                ok, md = cases.explains(d, case, m, kwargs, values)
+                if ok:
                     conftest.record(m, d.id, gating)
                     return
-                else:
-                    unexplained.append(failure_report(case, kwargs, m, d))
+                unexplained.append(failure_report(case, kwargs, md, d))
             conftest.record(m, None, gating)
             if gating:
-                raise AssertionError("no documented deviation explains this:\n" + "\n".join(unexplained))
+                budget.fail(key, "no documented deviation explains this:\n" + "\n".join(unexplained))
             return
         conftest.record(m, None, gating)
         if gating:
-            raise AssertionError(failure_report(case, kwargs, m))
+            budget.fail(key, failure_report(case, kwargs, m))
 
     check()
     if ran["n"] == 0 and ran["unsupported"]:

@@ -1,0 +1,61 @@
+"""``lossproof check`` as a user runs it (a subprocess, from the checkout): a function written the naive way
+fails with a minimal, runnable reproducer (exit 1), a careful one passes (exit 0), and a usage error exits 2
+with one line and no traceback. The example functions are in examples/user_losses.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def check(*args, timeout=300):
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "lossproof", "check", *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr, time.monotonic() - t
+
+
+@pytest.mark.parametrize("args,message", [
+    (("nosuch", "examples/user_losses.py:careful_softplus"), "unknown loss 'nosuch'"),
+    (("softplus", "examples/nofile.py:f"), "no such file"),
+    (("softplus", "examples/user_losses.py:nofn"), "has no function 'nofn'"),
+    (("softplus", "examples/user_losses.py:careful_softplus", "--framework", "jax"), "unknown framework"),
+    (("softplus", "examples/user_losses.py:careful_softplus", "--dtype", "float8"), "unknown dtype"),
+    (("softplus", "examples/user_losses.py:careful_softplus", "--profile", "fast"), "unknown profile"),
+])
+def test_usage_errors_exit_2_with_one_line(args, message):
+    code, out, _ = check(*args, timeout=120)
+    assert code == 2, out
+    assert out.strip().count("\n") == 0 and message in out and "Traceback" not in out, out
+
+
+def test_naive_softplus_fails_with_a_runnable_reproducer():
+    code, out, secs = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32")
+    assert code == 1, out
+    assert "is broken" in out and "reproducer:" in out, out
+    # the reproducer runs as printed and shows the failure: the user's function gives inf where the exact
+    # value is finite
+    lines = out[out.index("reproducer:"):].splitlines()[1:6]
+    code_lines = [ln.split("E     ", 1)[-1].strip() for ln in lines]
+    code_lines = [ln for ln in code_lines if ln.startswith(("import", "from", "fn =", "print("))]
+    r = subprocess.run([sys.executable, "-c", "\n".join(code_lines)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    got, exact = r.stdout.strip().splitlines()[-2:]
+    assert "inf" in got and "inf" not in exact, r.stdout
+    print(f"naive softplus: exit 1 in {secs:.1f} s")
+
+
+@pytest.mark.parametrize("loss,fn", [("softplus", "careful_softplus"), ("softplus", "where_softplus"),
+                                     ("cross_entropy", "naive_cross_entropy"), ("sigmoid", "naive_sigmoid")])
+def test_verdicts_on_the_examples(loss, fn):
+    code, out, secs = check(loss, f"examples/user_losses.py:{fn}", "--dtype", "float32")
+    want = 0 if fn.startswith("careful") else 1
+    assert code == want, out[-3000:]
+    print(f"{fn}: exit {code} in {secs:.1f} s")
