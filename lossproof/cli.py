@@ -184,7 +184,7 @@ def cmd_check(args) -> int:
     argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
             "-c", str(root / "pyproject.toml"),
             "--subject", f"{args.loss}={args.target}", "--subject-framework", args.framework,
-            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile]
+            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile, "--suite"]
     if formats_:
         argv += ["--only-formats", ",".join(formats_)]
     if args.device:
@@ -222,7 +222,7 @@ def cmd_verify(args) -> int:
         raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
     os.environ["LOSSPROOF_PROFILE"] = args.profile
     argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"),
-            "--hypothesis-profile", args.profile, "-n", str(args.workers)]
+            "--hypothesis-profile", args.profile, "-n", str(args.workers), "--suite"]
     if args.losses:
         argv += ["--only-losses", args.losses]
     if args.formats:

@@ -222,8 +222,8 @@ def grad_kappa(name, kw, upstream=None):
                 pk, yk, wk = p[k], y[k], w[k]
                 if math.isnan(pk) or math.isnan(yk):
                     continue
-                if pk in (0.0, 1.0) and wk != 0:
-                    kap[k] = mpmath.inf
+                if pk in (0.0, 1.0):  # log 0: an infinite condition number, unless the weight removes the term
+                    kap[k] = mpmath.inf if wk != 0 else mp(0)
                     continue
                 P, Y = mp(pk), mp(yk)
                 dp = (Y / P**2 if yk else 0) + ((1 - Y) / (1 - P) ** 2 if yk != 1 else 0)
