@@ -154,88 +154,79 @@ def cmd_demo(args) -> int:
     return run()
 
 
-def cmd_check(args) -> int:
-    """The battery for one loss against one user function: exit 0 when every property holds, 1 when one
-    fails (with its reproducer), 2 on a usage error."""
+BATTERY_FILES = ("test_agreement.py", "test_properties.py", "test_special_values.py")
+
+
+def _run_battery(files, profile: str, extra: list) -> int:
+    """pytest on the battery ``files`` of this checkout under ``profile``: its exit status as ours (0 every gating
+    property holds, 1 one failed), 2 with one line when the battery could not run."""
     import os
     from pathlib import Path
 
+    if profile not in ("dev", "ci", "thorough"):
+        raise UsageError(f"unknown profile {profile!r}; expected dev, ci or thorough")
+    root = Path(__file__).resolve().parent.parent
+    tests = [root / "tests" / name for name in files]
+    missing = [str(t) for t in tests if not t.exists()]
+    if missing:
+        raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
+    os.environ["LOSSPROOF_PROFILE"] = profile
+    import pytest
+
+    code = pytest.main([*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
+                        "-c", str(root / "pyproject.toml"), "--hypothesis-profile", profile, "--suite", *extra])
+    if code in (0, 1):
+        return int(code)
+    print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
+    return 2
+
+
+def _formats_arg(value, what):
+    out = value.split(",") if value else []
+    for f in out:
+        if f not in formats.FORMATS:
+            raise UsageError(f"unknown {what} {f!r}; expected one of {', '.join(formats.FORMATS)}")
+    return out
+
+
+def cmd_check(args) -> int:
+    """The battery for one loss against one user function (agreement, no overflow, the special-value table):
+    exit 0 when every property holds, 1 when one fails (with its reproducer), 2 on a usage error."""
     from subjects.user import SubjectError, load
 
     try:
         load(f"{args.loss}={args.target}", args.framework)
     except SubjectError as e:
         raise UsageError(str(e)) from None
-    formats_ = args.dtype.split(",") if args.dtype else None
-    for f in formats_ or []:
-        if f not in formats.FORMATS:
-            raise UsageError(f"unknown dtype {f!r}; expected one of {', '.join(formats.FORMATS)}")
-    if args.profile not in ("dev", "ci", "thorough"):
-        raise UsageError(f"unknown profile {args.profile!r}; expected dev, ci or thorough")
+    formats_ = _formats_arg(args.dtype, "dtype")
     if args.device not in (None, "cpu", "cuda"):
         raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
-    root = Path(__file__).resolve().parent.parent
-    # the battery for one subject: agreement, no overflow, and the special-value table
-    tests = [root / "tests" / name for name in ("test_agreement.py", "test_properties.py", "test_special_values.py")]
-    missing = [str(t) for t in tests if not t.exists()]
-    if missing:
-        raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
-    os.environ["LOSSPROOF_PROFILE"] = args.profile
-    argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
-            "-c", str(root / "pyproject.toml"),
-            "--subject", f"{args.loss}={args.target}", "--subject-framework", args.framework,
-            "--only-subjects", "user", "--only-losses", args.loss, "--hypothesis-profile", args.profile, "--suite"]
+    extra = ["--subject", f"{args.loss}={args.target}", "--subject-framework", args.framework,
+             "--only-subjects", "user", "--only-losses", args.loss]
     if formats_:
-        argv += ["--only-formats", ",".join(formats_)]
+        extra += ["--only-formats", ",".join(formats_)]
     if args.device:
-        argv += ["--only-devices", args.device]
+        extra += ["--only-devices", args.device]
     if args.strict:
-        argv.append("--strict-specials")
-    import pytest
-
-    code = pytest.main(argv)
-    if code == 0:
-        return 0
-    if code == 1:
-        return 1
-    print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
-    return 2
+        extra.append("--strict-specials")
+    return _run_battery(BATTERY_FILES, args.profile, extra)
 
 
 def cmd_verify(args) -> int:
-    """The verification battery against torch, our NumPy losses and SciPy (every loss, format and device), ending
-    with the summary table: exit 0 when every gating property holds, 1 when one fails, 2 on a usage error."""
-    import os
-    from pathlib import Path
-
-    if args.profile not in ("dev", "ci", "thorough"):
-        raise UsageError(f"unknown profile {args.profile!r}; expected dev, ci or thorough")
-    for opt, allowed in (("losses", oracles.REGISTRY), ("formats", formats.FORMATS)):
-        for v in (getattr(args, opt) or "").split(",") if getattr(args, opt) else []:
-            if v not in allowed:
-                raise UsageError(f"unknown {opt[:-1]} {v!r}")
-    root = Path(__file__).resolve().parent.parent
-    tests = [root / "tests" / n for n in ("test_agreement.py", "test_properties.py", "test_special_values.py",
-                                         "test_known_cases.py")]
-    missing = [str(t) for t in tests if not t.exists()]
-    if missing:
-        raise UsageError(f"the test battery is not at {missing[0]}: run lossproof from a checkout (pip install -e .)")
-    os.environ["LOSSPROOF_PROFILE"] = args.profile
-    argv = [*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"),
-            "--hypothesis-profile", args.profile, "-n", str(args.workers), "--suite"]
+    """The verification battery against torch, our NumPy losses and SciPy (every loss, format and device) and
+    the fixed cases, ending with the summary table: exit 0 when every gating property holds, 1 when one fails,
+    2 on a usage error."""
+    extra = ["-n", str(args.workers)]
     if args.losses:
-        argv += ["--only-losses", args.losses]
+        for v in args.losses.split(","):
+            if v not in oracles.REGISTRY or ":" in v:
+                raise UsageError(f"unknown loss {v!r}")
+        extra += ["--only-losses", args.losses]
     if args.formats:
-        argv += ["--only-formats", args.formats]
+        extra += ["--only-formats", ",".join(_formats_arg(args.formats, "format"))]
     if args.strict:
-        argv.append("--strict-specials")
-    import pytest
-
-    code = pytest.main(argv)
-    if code in (0, 1):
-        return int(code)
-    print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)
-    return 2
+        extra.append("--strict-specials")
+    return _run_battery(BATTERY_FILES + ("test_known_cases.py",), args.profile, extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
