@@ -136,6 +136,39 @@ def _weight_sum_overflows(kw, f=None):
     return sum(abs(w[c]) for c in idx) > big
 
 
+def _weighted_term_overflows(kw, f=None):
+    """Terms or sums that overflow the format: the weight sums of ``_weight_sum_overflows``, one target's w_t times
+    its -log-probability, or their sum over the targets (the mean's numerator) beyond the largest finite value
+    (nll_loss: |w_t x_t|; cross_entropy: w_t (max - x_t + log C), an upper estimate of w_t |log_softmax_t|; w = 1
+    without weights)."""
+    if _weight_sum_overflows(kw, f):
+        return True
+    w, t = kw.get("weight"), kw.get("target")
+    rows = _rows_of(kw.get("input"))
+    if not rows:
+        return False
+    ts = _flat(t) if isinstance(t, list) else [t]
+    if len(ts) != len(rows) or not all(isinstance(c, int) for c in ts):
+        return False
+    big = _max_finite(f)
+    ign = kw.get("ignore_index", -100)
+    total = 0.0
+    for row, c in zip(rows, ts):
+        if c == ign or not 0 <= c < len(row) or not math.isfinite(row[c]):
+            continue
+        fin = [v for v in row if math.isfinite(v)]
+        mag = abs(row[c]) if kw.get("_nll") else max(fin) - row[c] + math.log(len(row))
+        term = (abs(w[c]) if w is not None else 1.0) * mag
+        total += term
+        if term > big or total > big:
+            return True
+    return False
+
+
+def _nll_weighted_term_overflows(kw, f=None):
+    return _weighted_term_overflows({**kw, "_nll": True}, f)
+
+
 def _tiny_total_weight(kw, f=None):
     """A weighted mean (class-index targets) whose total target weight W is positive but below 1 / (largest
     finite): the backward pass's 1 / W overflows."""
@@ -307,13 +340,14 @@ DEVIATIONS = [
         _smoothing_span_overflows, documented_output=_not_finite,
         witness=("float32", {"input": [[3e38, -3e38, 0.0]], "target": [0], "label_smoothing": 0.25})),
     Deviation(
-        "torch-ce-weight-sum-overflow", "torch", "cross_entropy",
-        "class weights whose sum (over the classes, or over the targets) exceeds the largest finite value",
-        "torch forms the weighted sums (the smoothing term's sum of w_c, the mean's denominator sum of w_t) in the "
+        "torch-ce-sum-overflow", "torch", "cross_entropy",
+        "class weights whose sum (over the classes, or over the targets), a weighted -log-probability, or the "
+        "sum of those, exceeds the largest finite value",
+        "torch forms the weighted terms and sums (the smoothing term's sum of w_c, the mean's denominator sum of w_t) in the "
         "format; they overflow to inf and the loss becomes inf or NaN, its gradient inf, NaN or w / inf = 0, where the "
         "exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
-        _weight_sum_overflows, documented_output=_not_finite_or_zero,
+        _weighted_term_overflows, documented_output=_not_finite_or_zero,
         witness=("float32", {"input": [[0.0, 1.0], [2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
     Deviation(
         "torch-ce-tiny-total-weight", "torch", "cross_entropy",
@@ -333,12 +367,15 @@ DEVIATIONS = [
         _tiny_total_weight, documented_output=_not_finite,
         witness=("float32", {"input": [[-10.0, 0.0]], "target": [0], "weight": [1e-39, 1.0]})),
     Deviation(
-        "torch-nll-weight-sum-overflow", "torch", "nll_loss",
-        "class weights whose sum over the targets exceeds the largest finite value",
-        "the weighted mean's denominator overflows to inf in the format: the loss is NaN (inf / inf) and the "
-        "gradient w / inf = 0 where the exact ones are finite and nonzero",
+        "torch-nll-sum-overflow", "torch", "nll_loss",
+        "class weights whose sum over the targets, a product w_t x_t, or the sum of those, exceeds the largest "
+        "finite value",
+        "the weighted mean's denominator or a weighted term overflows to inf in the format: the loss is NaN "
+        "(inf / inf) or +-inf (w_t = 3.4e38, x_t = -10 in float32: inf where the exact mean is 10; float16 "
+        "log-probabilities near -2**15, unweighted: the sum of four overflows where the mean is -16885.75), the gradient "
+        "w / inf = 0, where the exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
-        _weight_sum_overflows, documented_output=_not_finite_or_zero,
+        _nll_weighted_term_overflows, documented_output=_not_finite_or_zero,
         witness=("float32", {"input": [[-1.0, 0.0], [-2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
     Deviation(
         "torch-kl_div-masked", "torch", "kl_div",

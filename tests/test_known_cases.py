@@ -97,3 +97,15 @@ def test_documented_deviation_is_real_and_explained(dev):
     assert ok, f"{dev.id} does not explain torch's output on its witness: {[(e.kind, e.index, e.y) for e in bad]}"
     conftest.record(m, dev.id, False)
     print(f"{dev.id}: {len(bad)} element(s) off, worst {bad[0].kind} {bad[0].y!r} where exact {bad[0].z}")
+
+
+def test_nll_weighted_term_overflow_is_recorded():
+    """Found by the battery: w_t x_t overflows before the weighted mean divides by w_t (float32 w_t = max
+    finite, x_t = -10: +inf where the exact loss is 10). The recorded deviation covers it."""
+    kw = {"input": [[-10.0, 0.0]], "target": [0], "weight": [3.4028234663852886e38, 1.0]}
+    values, grads = torch_subject.run(torch_subject.function("nll_loss"), "nll_loss", "float32", "cpu", kw)
+    m = measure("torch", "nll_loss", "float32", "cpu", kw, values, grads)
+    assert values == [math.inf] and m.elements[0].z_rounded == 10.0 and m.elements[0].verdict == "broken"
+    (d,) = deviations.matching("torch", "nll_loss", kw, "float32")
+    assert d.id == "torch-nll-sum-overflow" and cases.explains(d, None, m, kw, values)[0]
+    conftest.record(m, d.id, True)
