@@ -96,15 +96,19 @@ def _max_finite(f):
 
 
 def _smoothing_underflows(kw, f=None):
-    """label_smoothing / C rounds to 0 in the format (below half its smallest subnormal) and a logit is -inf."""
+    """label_smoothing / C rounds to 0 in the format (at most half its smallest subnormal) and a logit is -inf."""
     from oracles.formats import get_format
 
     eps = kw.get("label_smoothing", 0.0) or 0.0
     rows = _rows_of(kw.get("input"))
     if not eps or not rows:
         return False
-    smin = get_format(f or "float16").min_subnormal
-    return eps / len(rows[0]) < smin / 2 and any(v == -math.inf for r in rows for v in r)
+    from fractions import Fraction
+
+    smin = Fraction(get_format(f or "float16").min_subnormal)
+    # eps / C rounds to 0 iff it is at most half the smallest subnormal (the tie rounds to even, 0); compared
+    # exactly, since the float quotient itself underflows
+    return Fraction(eps) / len(rows[0]) <= smin / 2 and any(v == -math.inf for r in rows for v in r)
 
 
 def _smoothing_span_overflows(kw, f=None):
