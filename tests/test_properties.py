@@ -86,13 +86,24 @@ def test_cross_entropy_is_nll_of_log_softmax(identity_cases):
         m2 = measure(any_case.subject, "cross_entropy", fmt, any_case.device, kw, nll, None)
         same = all((a == b) or (math.isnan(a) and math.isnan(b)) for a, b in zip(ce, nll))
         note(f"bit for bit: {same}")
-        conftest.record(m2, None, finite_except_masks("cross_entropy", kw))
+        # a path that misses the pass line may be a documented deviation of that path's function
+        dev1 = passes(m1.verdict) or _explained(any_case, "cross_entropy", m1, kw, ce)
+        dev2 = passes(m2.verdict) or _explained(any_case, "nll_loss", m2, {**kw, "input": ls_rows}, nll)
+        conftest.record(m2, dev2 if isinstance(dev2, str) else None, finite_except_masks("cross_entropy", kw))
         if finite_except_masks("cross_entropy", kw):
-            assert passes(m1.verdict) and passes(m2.verdict), (
+            assert dev1 and dev2, (
                 f"cross_entropy {ce} vs nll_loss(log_softmax) {nll}: {m1.verdict} / {m2.verdict}; "
                 f"exact {m1.elements[0].z}")
 
     check()
+
+
+def _explained(case, loss, m, call_kw, values):
+    """The id of a documented deviation of ``loss`` that explains measurement ``m`` of the call, or None."""
+    for d in deviations.matching(case.subject, loss, call_kw, case.fmt):
+        if cases.explains(d, None, m, call_kw, values)[0]:
+            return d.id
+    return None
 
 
 def _entropy(p_rows) -> Exact:
