@@ -216,11 +216,6 @@ def _flat(r):
     return [e for x in r for e in _flat(x)] if isinstance(r, list) else [r]
 
 
-def _abs(e: Exact, rel_bits: int = 48) -> Fraction:
-    """|e|, an upper bound within 2**-rel_bits of its scale (bounds need magnitudes, not digits)."""
-    return _upper(e, rel_bits)
-
-
 def vector_jacobian(results, n: int, upstream=None) -> list:
     """The exact gradient of sum_i upstream_i * output_i with respect to the n input elements, flattened
     (what autograd computes from ``backward(upstream)``; ones by default)."""
@@ -236,6 +231,16 @@ def vector_jacobian(results, n: int, upstream=None) -> list:
             acc.setdefault(k, []).append(v)
     zero = Exact(oracles.expr.ZERO)
     return [Exact(X.total(acc[k])) if k in acc else zero for k in range(n)]
+
+
+def exact_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> list:
+    """The exact gradient of sum(upstream * outputs) of oracle ``name`` (its ``result`` on ``kwargs``) with
+    respect to the n input elements: the closed-form VJP where the oracle has one (softmax, log_softmax: O(C) per
+    row, not O(C^2)), else ``vector_jacobian``."""
+    vjp = oracles.functions.VJP.get(name)
+    if vjp is not None and upstream is not None and len(_flat(result)) > 1:
+        return vjp(kwargs["input"], upstream, kwargs.get("dim"))
+    return vector_jacobian(result, n, upstream)
 
 
 def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
@@ -254,34 +259,30 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(outs)}")
     s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
                      context.get("prob_targets", False))
+    rb = f.p + START_GUARD - 16  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
     reduced = kwargs.get("reduction", "none") != "none" and loss in _REDUCING
     if reduced:
         per = _flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
-        vsum = sum((_abs(e, f.p + START_GUARD - 16) for e in per), Fraction(0))  # at the precision evaluated
+        vsum = sum((_upper(e, rb) for e in per), Fraction(0))
         wsum = Fraction(context.get("weights_abs_sum", len(per)))
         denom = Fraction(context.get("denominator_abs", 1))
         n = len(per)
-    rb = f.p + START_GUARD - 16  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
     for i, (z, y) in enumerate(zip(outs, y_values)):
-        za = _abs(z, rb)
+        za = _upper(z, rb)
         if reduced:
             B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
         else:
             B = bounds.element_bound(f, s, za)
-        kap = _abs(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
+        kap = _upper(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
         m.elements.append(Element("value", (i,), float(y), z, z.to(f), ulps, bits, v,
                                   _float(bounds.K * B), _float(acc)))
     if y_grads is not None and (go_on is None or go_on(m)):
-        vjp = oracles.functions.VJP.get(oracle_name or loss)
-        if vjp is not None and upstream is not None and len(_flat(result)) > 1:  # O(C) per row, not O(C^2)
-            gz = vjp(kwargs["input"], upstream, kwargs.get("dim"))
-        else:
-            gz = vector_jacobian(result, len(y_grads), upstream)
+        gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
-        gabs = [_abs(g, rb) for g in gz]
+        gabs = [_upper(g, rb) for g in gz]
         # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
         # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
         # u in that unit cannot change a training run, as for the values' "+ 1" floor

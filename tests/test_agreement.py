@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import conftest
 from lossproof import suite
-from lossproof.measure import RANK, measure, passes
+from lossproof.measure import RANK, measure
 from subjects import deviations
 from subjects.torch_subject import upstream
 from tests import cases, profile

@@ -8,10 +8,8 @@ import math
 import pytest
 
 import conftest
-import oracles
-from lossproof import suite
 from lossproof.demo import SEED_CASES, round_inputs
-from lossproof.measure import measure, passes
+from lossproof.measure import measure
 from subjects import deviations, torch_subject
 from tests import cases
 

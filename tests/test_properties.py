@@ -39,8 +39,6 @@ SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_to
 def groups(config, loss_names):
     """The selected cases grouped by subject x format x device, where a subject has every loss of
     ``loss_names`` (torch and our NumPy losses; a user's single function has no such group)."""
-    import pytest
-
     by = {}
     for c in cases.selected(config):
         by.setdefault((c.subject, c.fmt, c.device, c.skip), {})[c.loss] = c
@@ -239,7 +237,7 @@ def test_no_overflow(overflow_case):
             values, grads = case.call(kw)
         except (suite.NotSupported, NotImplementedError):
             return
-        from lossproof.measure import _flat, vector_jacobian
+        from lossproof.measure import _flat, exact_gradient
         from subjects.torch_subject import upstream
 
         result = oracles.REGISTRY[case.loss](**kw)
@@ -248,10 +246,7 @@ def test_no_overflow(overflow_case):
                 budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n" + suite.reproducer(case, kw))
         if grads is not None and not all(math.isfinite(y) for y in grads):
             up = upstream(len(values)) if case.framework == "torch" else None
-            vjp = oracles.functions.VJP.get(case.loss)
-            exact = vjp(kw["input"], up, kw.get("dim")) if vjp and up and len(values) > 1 else \
-                vector_jacobian(result, len(grads), up)
-            for y, z in zip(grads, exact):
+            for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
                 if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
                     budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
                                 + suite.reproducer(case, kw))
