@@ -89,8 +89,8 @@ class Exact:
     gradient with respect to the input (nested lists shaped like the input, of Exact), ``.kappa`` the
     condition number sum_j |x_j df/dx_j| (an Exact), ``str()`` at least 30 significant digits."""
 
-    __slots__ = ("node", "special", "_grad_fn", "_grad", "_kappa_fn", "_kappa", "_cache", "precision_used",
-                 "_entries_fn")
+    __slots__ = ("_node", "special", "_grad_fn", "_grad", "_kappa_fn", "_kappa", "_cache", "precision_used",
+                 "_entries_fn", "_lazy")
 
     def __init__(self, value, grad_fn=None, kappa_fn=None, entries_fn=None):
         if isinstance(value, float):
@@ -108,7 +108,8 @@ class Exact:
         else:
             value = expr.as_node(value)
             self.special = None
-        self.node = value
+        self._node = value
+        self._lazy = None
         self._grad_fn = grad_fn
         self._grad = None
         self._kappa_fn = kappa_fn
@@ -116,6 +117,41 @@ class Exact:
         self._entries_fn = entries_fn
         self._cache = {}
         self.precision_used = 0
+
+    @classmethod
+    def deferred(cls, source, key, special=None) -> "Exact":
+        """A finite exact value whose expression is built only when needed (``oracles.fast``).
+
+        ``source.decide(key, fmt)`` is a certified rounding into ``fmt`` or None when it cannot certify one, and
+        ``source.build(key)`` the full Exact (expression, gradient, kappa) of the mpmath path: ``.to`` asks the
+        first and falls back on the second, every other use (``node``, ``grad``, ``kappa``, ``str``) builds it.
+        At LLM vocabulary sizes building the expressions costs seconds a row, which ``.to`` usually avoids.
+        ``special`` (inf, -inf or nan) when the value is known to be one (a -inf mask's log_softmax)."""
+        e = cls.__new__(cls)
+        e._node = None
+        e.special = special
+        e._lazy = (source, key)
+        e._grad_fn = e._grad = e._kappa_fn = e._kappa = e._entries_fn = None
+        e._cache = {}
+        e.precision_used = 0
+        return e
+
+    def _materialize(self) -> None:
+        source, key = self._lazy
+        full = source.build(key)
+        self._node = full.node
+        if full.special is not None:  # a fast path claims finite values only; the mpmath path has the last word
+            self.special = full.special
+        self._grad_fn, self._kappa_fn, self._entries_fn = full._grad_fn, full._kappa_fn, full._entries_fn
+        self._grad, self._kappa = full._grad, full._kappa
+        self._lazy = None
+
+    @property
+    def node(self):
+        """The value's expression (None for a special value); a deferred value builds it here."""
+        if self._lazy is not None:
+            self._materialize()
+        return self._node
 
     # -------------------------------------------------------------- the value
     @property
@@ -137,7 +173,18 @@ class Exact:
             return self.special
         r = self._cache.get(f.name)
         if r is None:
-            r = self._cache[f.name] = self._round(f)
+            if self._lazy is not None:
+                source, key = self._lazy
+                r = source.decide(key, f)
+                if r is not None:  # decided by binary64 arithmetic with a rigorous error bound
+                    self.precision_used = max(self.precision_used, 53)
+                else:
+                    self._materialize()
+                    if self.special is not None:  # the mpmath path found it special after all
+                        return self.special
+            if r is None:
+                r = self._round(f)
+            self._cache[f.name] = r
         return r
 
     def _round(self, f) -> float:
@@ -260,6 +307,8 @@ class Exact:
     # -------------------------------------------------------------- derived quantities
     @property
     def grad(self):
+        if self._lazy is not None:
+            self._materialize()
         if self._grad is None:
             if self._grad_fn is None:
                 raise AttributeError("this exact value carries no gradient")
@@ -268,6 +317,8 @@ class Exact:
 
     def grad_entries(self) -> dict:
         """The gradient's nonzero part: {flat input index: Exact} (cheaper than ``.grad`` for large inputs)."""
+        if self._lazy is not None:
+            self._materialize()
         if self._entries_fn is None:
             from .tensors import _shape_and_flat
 
@@ -277,6 +328,8 @@ class Exact:
 
     @property
     def kappa(self) -> "Exact":
+        if self._lazy is not None:
+            self._materialize()
         if self._kappa is None:
             if self._kappa_fn is None:
                 raise AttributeError("this exact value carries no condition number")

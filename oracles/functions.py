@@ -216,8 +216,18 @@ def _rows(input, dim, name):
     return shape, vals, d, rows
 
 
+def _fast(name, **kwargs):
+    """The certified fast path (``oracles.fast``, NumPy) where it applies, else None: the mpmath path below."""
+    from . import fast
+
+    return fast.attempt(name, **kwargs)
+
+
 def logsumexp(input, dim=None, keepdim=False):
     """log(sum(exp(input))) over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
+    fast = _fast("logsumexp", input=input, dim=dim, keepdim=keepdim)
+    if fast is not None:
+        return fast
     shape, vals = read_values(input, "input")
     if dim is None or dim == () or dim == []:
         dims = list(range(len(shape)))
@@ -260,6 +270,9 @@ def logsumexp(input, dim=None, keepdim=False):
 
 def softmax(input, dim=None):
     """exp(x_i) / sum_j exp(x_j) along ``dim`` (torch's implicit dim when None)."""
+    fast = _fast("softmax", input=input, dim=dim)
+    if fast is not None:
+        return fast
     shape, vals, _, rows = _rows(input, dim, "softmax")
     flat = [None] * numel(shape)
     for idx, row in rows:
@@ -284,6 +297,9 @@ def softmax(input, dim=None):
 
 def log_softmax(input, dim=None):
     """x_i - logsumexp(x) along ``dim`` (torch's implicit dim when None)."""
+    fast = _fast("log_softmax", input=input, dim=dim)
+    if fast is not None:
+        return fast
     shape, vals, _, rows = _rows(input, dim, "log_softmax")
     flat = [None] * numel(shape)
     for idx, row in rows:

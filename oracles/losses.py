@@ -26,7 +26,7 @@ from . import expr
 from . import extended as X
 from .exact import Exact
 from .expr import ONE, ZERO
-from .functions import Row, kappa_of, sigmoid_value, softplus_value
+from .functions import Row, _fast, kappa_of, sigmoid_value, softplus_value
 from .tensors import (OracleInputError, _shape_and_flat, broadcast_index, broadcast_shape, numel, read_indices,
                       read_values, slices_along, unflatten, value_of)
 
@@ -160,6 +160,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """torch.nn.functional.cross_entropy: class-index targets (with ``ignore_index``) or probability targets
     (same shape as ``input``), ``weight`` per class, ``label_smoothing`` in [0, 1], shapes (C), (N, C),
     (N, C, d1, ...)."""
+    fast = _fast("cross_entropy", input=input, target=target, weight=weight, size_average=size_average,
+                 ignore_index=ignore_index, reduce=reduce, reduction=reduction, label_smoothing=label_smoothing)
+    if fast is not None:
+        return fast
     reduction = legacy_reduction(size_average, reduce, reduction)
     eps = _number(label_smoothing, "label_smoothing")
     if not 0.0 <= eps <= 1.0:
@@ -243,6 +247,10 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """torch.nn.functional.nll_loss: -weight[t] * input[t] per element; "mean" divides by the total weight of
     the targets that are not ignored (0/0 = NaN when every target is ignored)."""
+    fast = _fast("nll_loss", input=input, target=target, weight=weight, size_average=size_average,
+                 ignore_index=ignore_index, reduce=reduce, reduction=reduction)
+    if fast is not None:
+        return fast
     reduction = legacy_reduction(size_average, reduce, reduction)
     in_shape, vals, cd, C, out_shape, rows = _class_layout(input)
     w = _class_weights(weight, C)

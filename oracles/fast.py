@@ -1,0 +1,649 @@
+"""The certified fast path: vectorised binary64 evaluation with a rigorous error bound, mpmath when it cannot decide.
+
+Why: the mpmath path builds an expression of O(C) nodes per row, about 2 seconds a row at an LLM vocabulary of
+C = 128,256, thousands of times the cost of the computation it checks. Here the softmax family (logsumexp,
+softmax, log_softmax) and cross_entropy / nll_loss (class-index targets, no label smoothing) are evaluated in
+NumPy binary64, each output with an absolute error bound B derived below. When both ends of the enclosure
+[approx - B, approx + B] round to the same value of the target format (same sign of zero, overflow to inf
+included), that value is the correctly rounded result, by the monotonicity of rounding; otherwise the caller
+gets None and the mpmath path decides. Results are therefore the same as the mpmath path's, bit for bit
+(``tests/meta/test_fast_oracle.py`` checks it on thousands of rows, adversarial ones included).
+
+The bound is a few thousand times the unit roundoff u = 2**-53 of binary64 (times C for the sums), so it decides
+float32, float16 and bfloat16 roundings except within about 2**-36 relative of a rounding boundary, and never
+float64 ones (for those the mpmath path always decides, unless the value is exact, as nll_loss's often are).
+
+Everything else (other losses, probability targets, label smoothing, NaN or +inf inputs, inputs that are not
+arrays of floats) returns None from ``attempt`` and takes the mpmath path unchanged. The expressions, gradient
+and condition number of a fast result are built only when asked for (``Exact.deferred``): per row for
+elementwise outputs, for the whole call for a reduced loss.
+
+Error analysis (all quantities nonnegative unless said; RN = binary64 round-to-nearest-even; u = 2**-53)
+-------------------------------------------------------------------------------------------------------
+Assumptions, each with a margin of about 4,000 ulps over what the libraries document (glibc and NumPy's SIMD
+exp/log1p claim a few ulps; we do NOT assume correct rounding), and checked by sampling in the meta-tests:
+
+(A1) for every binary64 a (including -inf, where exp(-inf) = 0 as C99 Annex F requires):
+     |exp~(a) - exp(a)| <= ETA * exp(a) + TAU_LIBM,      ETA = 2**-40, TAU_LIBM = 2**-1062
+(A2) for every binary64 a >= 0:
+     |log1p~(a) - log1p(a)| <= ETA * log1p(a) + TAU_LIBM
+(A3) binary64 +, -, *, / are IEEE round-to-nearest with gradual underflow: fl(a op b) = (a op b)(1 + d) + e,
+     |d| <= u, |e| <= 2**-1075, e = 0 for + and - (their results are multiples of 2**-1074). This is checked
+     at every call (``_fp_env_ok``): flush-to-zero or a directed rounding mode disables the fast path.
+
+One row x_1..x_C, finite or -inf, at least one finite; m = max x_j (exact), d_j = x_j - m <= 0, e_j = exp(d_j),
+R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i - L, softmax_i = e_i / (1 + R).
+
+1. d^_j = fl(x_j - m) = d_j (1 + a_j), |a_j| <= u (A3; an overflow to -inf only where d_j < -1.7e308).
+2. e^_j = exp~(d^_j) (e^_jmax := 0 for R; := 1 for softmax, both exact). Per term |e^_j - e_j| <= THETA e_j + TAU
+   with THETA = ETA + 2**-41, TAU = 2**-1060: if d^_j >= -746 then |d_j| < 2**10 and |d^_j - d_j| <= 2**-43, so
+   exp(d^_j) = e_j exp(d^_j - d_j) is within e_j 2**-42 of e_j, and A1 adds ETA (1 + 2**-42) e_j + TAU_LIBM; if
+   d^_j < -746 then e_j < 2**-1074 and e^_j <= 2**-1075 (1 + ETA) + TAU_LIBM, so |e^_j - e_j| < TAU.
+3. R^ = the binary64 sum of the k = C - 1 terms e^_j in any order: |R^ - sum e^_j| <= gamma_{k} sum e^_j with
+   gamma_k = k u / (1 - k u) (Higham, Accuracy and Stability, 4.2; no underflow error in additions). Hence
+   |R^ - R| <= rho R + nu, rho = THETA + gamma_k (1 + THETA), nu = (1 + gamma_k) k TAU.
+4. L^ = log1p~(R^). By the mean value theorem |log1p(R^) - L| <= |R^ - R| / (1 + min(R, R^)) and
+   1 + min(R, R^) >= (1 - rho - nu)(1 + R), and R / (1 + R) <= log1p(R) = L, so
+   |log1p(R^) - L| <= rho' L + nu', rho' = rho / (1 - rho - nu), nu' = nu / (1 - rho - nu); with A2
+   |L^ - L| <= eps_L L + nu_L, eps_L = rho' + ETA (1 + rho'), nu_L = nu' (1 + ETA) + TAU, and since
+   L <= (L^ + nu_L) / (1 - eps_L):  err_L = eps_L (L^ + nu_L) / (1 - eps_L) + nu_L  bounds |L^ - L|.
+5. log_softmax: y^ = fl(d^_i - L^). d_i <= 0 <= L, so no cancellation; |y^ - y| <= u|d_i| + err_L + u|d^_i - L^|
+   <= U1 (|d^_i| + |y^|) + err_L with U1 = 2**-52 >= u / (1 - u).
+6. logsumexp: z^ = fl(m + L^), |z^ - z| <= err_L + U1 |z^| (cancellation of m and L shows as a wide bound).
+7. softmax: D^ = fl(1 + R^), |D^ - (1 + R)| <= delta_D = U1 D^ + rho R_up + nu with R_up = (R^ + nu) / (1 - rho)
+   >= R; D >= D_lo = max(1, (D^ - delta_D)(1 - 2**-50)). s^ = fl(e^_i / D^):
+   |s^ - s| <= U1 s^ + 2**-1074 + (THETA e_up + TAU) / D^ + e_up delta_D / (D^ D_lo), e_up = (e^_i + TAU) / (1 - THETA)
+   >= e_i (the first two terms: the division's rounding, the next the term's error, the last the denominator's;
+   the term's error is 0 for jmax, whose e = 1 is exact; a -inf entry's softmax is exactly 0).
+8. cross_entropy per row n with target t not ignored: v = w_t (L - d_t) (w_t = 1 unweighted). v^ = fl(w_t fl(L^ - d^_t)),
+   |v^ - v| <= |w_t| err_y + U1 |v^| + 2**-1074 (err_y from 5; the product is exact when unweighted).
+   nll_loss: v = -w_t x_t, v^ = fl(-w_t x_t), |v^ - v| <= U1 |v^| + 2**-1074, or 0 (exact) when unweighted.
+   An ignored row is exactly 0.
+9. sum: T^ = math.fsum(v^) (the correctly rounded sum of the v^, exact when subnormal):
+   |T^ - T| <= sum |v^_n - v_n| + U1 |T^|.  mean: W^ = math.fsum of the kept weights (or their count, exact),
+   |W^ - W| <= u |W|; q^ = fl(T^ / W^) and |q^ - T/W| <= (err_T + U1 (|T^| + err_T)) / |W^| + U1 |q^| + 2**-1074
+   (from T^/W^ - T/W = (T^ - T)/W^ + T (W - W^)/(W^ W)).
+10. Every bound is itself computed in binary64 from nonnegative terms in at most a few dozen operations
+   (relative error below 2**-46), then multiplied by INFLATE = 1 + 2**-20 and increased by FLOOR = 2**-1050 (which
+   covers the few absolute underflow terms of size 2**-1074 the formulas carry, and any underflow in computing
+   the bound). Finally the enclosure ends are moved outward by one binary64 ulp (``nextafter``), which covers
+   the rounding of approx -+ B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+
+try:  # the fast path is optional: without NumPy every call takes the mpmath path
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy is a test dependency
+    np = None
+
+from .formats import get_format
+from .tensors import OracleInputError
+
+__all__ = ["attempt", "disabled", "enabled", "counting", "round_array", "certify", "available", "ETA", "TAU"]
+
+U = 2.0**-53
+U1 = 2.0**-52  # >= u / (1 - u)
+ETA = 2.0**-40  # assumed relative error bound of NumPy's exp and log1p (A1, A2)
+TAU_LIBM = 2.0**-1062  # their assumed absolute error bound (subnormal results)
+THETA = ETA + 2.0**-41
+TAU = 2.0**-1060
+FLOOR = 2.0**-1050
+INFLATE = 1.0 + 2.0**-20
+SUBNORMAL = 2.0**-1074
+_CHUNK = 1 << 21  # elements per block of rows: bounded temporaries, cache-friendly passes
+
+_enabled = contextvars.ContextVar("lossproof_fast_path", default=True)
+_counters: list = []
+
+
+@contextlib.contextmanager
+def disabled():
+    """Take the mpmath path only (the reference the meta-tests compare the fast path with)."""
+    token = _enabled.set(False)
+    try:
+        yield
+    finally:
+        _enabled.reset(token)
+
+
+def enabled() -> bool:
+    return _enabled.get() and np is not None
+
+
+@contextlib.contextmanager
+def counting():
+    """Count the fast path's decisions while the block runs: {"decided": n, "fallback": n} (fallback: the
+    fast bound could not decide the rounding and the mpmath path was used)."""
+    c = {"decided": 0, "fallback": 0}
+    _counters.append(c)
+    try:
+        yield c
+    finally:
+        _counters.remove(c)
+
+
+def _count(key):
+    for c in _counters:
+        c[key] += 1
+
+
+def available() -> bool:
+    """NumPy is importable and binary64 arithmetic behaves as A3 requires (no flush-to-zero, round to nearest)."""
+    return np is not None and _fp_env_ok()
+
+
+def _fp_env_ok() -> bool:
+    """A3 at run time: a library may have set flush-to-zero / denormals-are-zero (torch.set_flush_denormal) or
+    a directed rounding mode, under which the error analysis does not hold."""
+    # subnormals are built and inspected as bit patterns: under denormals-are-zero even a comparison with
+    # 2**-1074 treats it as 0
+    tiny = np.array([2, 1], dtype=np.int64).view(np.float64)  # 2**-1073, 2**-1074
+    return bool(
+        (tiny[:1] - tiny[1:]).view(np.int64)[0] == 1
+        and (tiny[:1] * 0.5).view(np.int64)[0] == 1
+        and _rounds_to_nearest()
+    )
+
+
+def _rounds_to_nearest() -> bool:
+    """1 + u and 1 - u/2 are ties that go to even; 1 + 3u and 1 - 3u/2 round to nearest."""
+    one = np.array([1.0, 1.0])
+    up = one + np.array([2.0**-53, 3 * 2.0**-53]) == np.array([1.0, 1.0 + 2.0**-51])
+    down = one - np.array([2.0**-54, 3 * 2.0**-54]) == np.array([1.0, 1.0 - 2.0**-52])
+    return bool(up.all() and down.all())
+
+
+# --------------------------------------------------------------------------------------------------
+# rounding enclosures
+
+
+def round_array(v, fmt):
+    """RN (ties to even, gradual underflow, overflow to +-inf) of every binary64 value in ``v`` into ``fmt``.
+
+    Exact by construction: v * 2**-q with q the exponent of the format's ulp at |v| is an exact power-of-two
+    scaling to below 2**p, ``rint`` rounds it to an integer with ties to even, and scaling back is exact."""
+    f = get_format(fmt)
+    v = np.asarray(v, dtype=np.float64)
+    if f.name == "float64":
+        return v.copy()
+    with np.errstate(all="ignore"):
+        _, e = np.frexp(v)  # |v| = m 2**e, 1/2 <= m < 1, so floor(log2 |v|) = e - 1
+        q = np.maximum(e - 1, f.emin) - (f.p - 1)
+        r = np.ldexp(np.rint(np.ldexp(v, -q)), q)
+        return np.where(np.abs(r) > f.max_finite, np.copysign(np.inf, v), r)
+
+
+def certify(approx, bound, fmt, sign=None):
+    """(values, ok): where ok, ``values`` is RN(z) into ``fmt`` for every real z with |z - approx| <= bound.
+
+    A zero bound means approx is the exact value (an exact zero is +0.0, as in the mpmath path). Elsewhere both
+    ends of the enclosure, moved outward by one binary64 ulp, must round to the same value with the same sign,
+    and a zero result needs an enclosure that excludes zero (the sign of an exact zero differs). ``sign`` (+1,
+    -1 or 0 per element) is what the caller knows of z's sign: +1 means z > 0 (a softmax), so the enclosure
+    is cut at +0.0 and a value that underflows rounds to +0.0, not "undecided"."""
+    f = get_format(fmt)
+    approx = np.asarray(approx, dtype=np.float64)
+    bound = np.asarray(bound, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        lo = np.nextafter(approx - bound, -np.inf)
+        hi = np.nextafter(approx + bound, np.inf)
+        known = False
+        if sign is not None:
+            sign = np.broadcast_to(np.asarray(sign), approx.shape)
+            lo = np.where((sign > 0) & (lo <= 0), 0.0, lo)
+            hi = np.where((sign < 0) & (hi >= 0), -0.0, hi)
+            known = sign != 0
+        rlo, rhi = round_array(lo, f), round_array(hi, f)
+        ok = (np.isfinite(lo) & np.isfinite(hi) & (rlo == rhi) & (np.signbit(rlo) == np.signbit(rhi))
+              & ((rlo != 0) | (lo > 0) | (hi < 0) | known))
+        exact = (bound == 0) & np.isfinite(approx)
+        # an exact value rounds as itself, except that an exact zero is +0.0 (a tiny negative one rounds to -0.0)
+        values = np.where(exact, np.where(approx == 0, 0.0, round_array(approx, f)), rlo)
+    return values, ok | exact
+
+
+class _Source:
+    """Approximations with bounds for a batch of outputs (``Exact.deferred``'s source): ``decide`` certifies the
+    rounding (vectorised once per format), ``build`` runs the mpmath path for one output."""
+
+    def __init__(self, approx, bound, builder, sign=None):
+        self.approx = approx
+        self.bound = bound
+        self.builder = builder
+        self.sign = sign
+        self._certified = {}
+
+    def decide(self, key, f):
+        c = self._certified.get(f.name)
+        if c is None:
+            values, ok = certify(self.approx, self.bound, f, self.sign)
+            c = self._certified[f.name] = (values.tolist(), ok.tolist())
+        if c[1][key]:
+            _count("decided")
+            return c[0][key]
+        _count("fallback")
+        return None
+
+    def build(self, key):
+        with disabled():
+            return self.builder(key)
+
+
+def _inflate(b):
+    """Step 10. A bound of exactly 0 (every step exact) stays 0: each of its terms is 0 or at least 2**-1074."""
+    b = np.asarray(b, dtype=np.float64)
+    return np.where(b > 0, b * INFLATE + FLOOR, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading inputs
+
+
+class _NotEligible(Exception):
+    """The call is not one the fast path handles: the mpmath path takes it (and reports any error)."""
+
+
+_FLOAT_TYPES = None
+
+
+def _all_floats(obj) -> bool:
+    global _FLOAT_TYPES
+    if _FLOAT_TYPES is None:
+        _FLOAT_TYPES = {float, np.float64, np.float32, np.float16}
+    if obj and isinstance(obj[0], (list, tuple)):
+        return all(isinstance(o, (list, tuple)) and _all_floats(o) for o in obj)
+    return set(map(type, obj)) <= _FLOAT_TYPES
+
+
+def _read(obj):
+    """The input as a binary64 array holding exactly the same values, or _NotEligible: only arrays of floats
+    (lists of Python floats, NumPy float arrays, tensors) are taken; ints, strings, mpf and anything ragged go to
+    the mpmath path, which reads every kind exactly and reports bad input."""
+    a = None
+    if isinstance(obj, np.ndarray):
+        a = obj
+    elif not isinstance(obj, (list, tuple)):
+        if hasattr(obj, "__array__"):
+            try:
+                a = np.asarray(obj)
+            except Exception:  # a bfloat16 or CUDA tensor: read its values through tolist()
+                a = None
+        if a is None:
+            if not hasattr(obj, "tolist"):
+                raise _NotEligible
+            obj = obj.tolist()
+    if a is None:
+        if not isinstance(obj, (list, tuple)) or not obj:
+            raise _NotEligible
+        try:
+            a = np.array(obj)
+        except (ValueError, TypeError):
+            raise _NotEligible from None
+        if a.dtype != np.float64 or not _all_floats(obj):
+            raise _NotEligible
+    if a.dtype not in (np.float64, np.float32, np.float16) or a.ndim == 0 or a.size == 0:
+        raise _NotEligible
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _class_rows(x, d):
+    """(rows (M, C), positions (M, C) of each row's entries in the flat input) with dim ``d`` last."""
+    C = x.shape[d]
+    rows = np.moveaxis(x, d, -1).reshape(-1, C)
+    if d == x.ndim - 1:
+        pos = None  # row-major already: row r, class c is flat position r * C + c
+    else:
+        pos = np.moveaxis(np.arange(x.size).reshape(x.shape), d, -1).reshape(-1, C)
+    return np.ascontiguousarray(rows), pos
+
+
+def _regular(rows):
+    """Every entry finite or -inf and every row with a finite entry (else: the mpmath path's special values)."""
+    if np.isnan(rows).any() or (rows == np.inf).any():
+        raise _NotEligible
+    if not np.isfinite(rows).any(axis=1).all():
+        raise _NotEligible
+
+
+# --------------------------------------------------------------------------------------------------
+# the softmax family's row statistics (steps 1-4 of the error analysis)
+
+
+class _Rows:
+    """m, jmax, R^, L^ and err_L for every row of ``rows`` (M, C), in blocks of rows."""
+
+    def __init__(self, rows):
+        M, C = rows.shape
+        if C >= 1 << 40:
+            raise _NotEligible
+        self.rows, self.M, self.C = rows, M, C
+        self.jmax = np.argmax(rows, axis=1)
+        self.m = rows[np.arange(M), self.jmax]
+        # rows with one finite entry have exact results: log_softmax 0, softmax 1, logsumexp m (R = 0)
+        self.single = np.count_nonzero(rows != -np.inf, axis=1) == 1
+        R = np.empty(M)
+        for a, b, d in self._blocks():
+            np.exp(d, out=d)
+            d[np.arange(b - a), self.jmax[a:b]] = 0.0
+            R[a:b] = d.sum(axis=1)
+        self.R = R
+        with np.errstate(all="ignore"):
+            self.L = np.log1p(R)
+        k = C - 1
+        gamma = k * U / (1 - k * U)
+        self.rho = THETA + gamma * (1 + THETA)
+        self.nu = (1 + gamma) * k * TAU
+        den = 1 - self.rho - self.nu
+        rho1, nu1 = self.rho / den, self.nu / den
+        eps_l = rho1 + ETA * (1 + rho1)
+        nu_l = nu1 * (1 + ETA) + TAU
+        self.err_l = eps_l * (self.L + nu_l) / (1 - eps_l) + nu_l
+
+    def _blocks(self):
+        """(a, b, d^) for blocks of rows: d^ = fl(x - m), a fresh array the caller may overwrite."""
+        step = max(1, _CHUNK // max(self.C, 1))
+        for a in range(0, self.M, step):
+            b = min(self.M, a + step)
+            with np.errstate(all="ignore"):
+                yield a, b, self.rows[a:b] - self.m[a:b, None]
+
+    def log_softmax(self):
+        """(approx, bound) of every log_softmax output, shaped like the rows (step 5)."""
+        y = np.empty((self.M, self.C))
+        bnd = np.empty((self.M, self.C))
+        for a, b, d in self._blocks():
+            with np.errstate(all="ignore"):
+                np.subtract(d, self.L[a:b, None], out=y[a:b])
+                bnd[a:b] = _inflate(U1 * (np.abs(d) + np.abs(y[a:b])) + self.err_l[a:b, None])
+        self._exact_singles(y, bnd, 0.0)
+        return y, bnd
+
+    def _exact_singles(self, approx, bound, value):
+        r = np.nonzero(self.single)[0]
+        approx[r, self.jmax[r]] = value
+        bound[r, self.jmax[r]] = 0.0
+
+    def logsumexp(self):
+        """(approx, bound) per row (step 6)."""
+        z = self.m + self.L
+        bound = _inflate(self.err_l + U1 * np.abs(z))
+        z[self.single] = self.m[self.single]
+        bound[self.single] = 0.0
+        return z, bound
+
+    def softmax(self):
+        """(approx, bound) of every softmax output (step 7); a -inf entry is an exact 0."""
+        D = 1.0 + self.R
+        R_up = (self.R + self.nu) / (1 - self.rho)
+        delta = U1 * D + self.rho * R_up + self.nu
+        D_lo = np.maximum(1.0, (D - delta) * (1 - 2.0**-50))
+        s = np.empty((self.M, self.C))
+        bnd = np.empty((self.M, self.C))
+        for a, b, d in self._blocks():
+            masked = d == -np.inf
+            idx = (np.arange(b - a), self.jmax[a:b])
+            np.exp(d, out=d)
+            d[idx] = 1.0
+            e_up = (d + TAU) / (1 - THETA)
+            e_up[idx] = 1.0
+            term = THETA * e_up + TAU
+            term[idx] = 0.0
+            Dc, dc, lo = D[a:b, None], delta[a:b, None], D_lo[a:b, None]
+            np.divide(d, Dc, out=s[a:b])
+            bb = _inflate(U1 * s[a:b] + SUBNORMAL + term / Dc + e_up * dc / (Dc * lo))
+            bb[masked] = 0.0
+            s[a:b][masked] = 0.0
+            bnd[a:b] = bb
+        self._exact_singles(s, bnd, 1.0)
+        return s, bnd
+
+    def target_log_prob(self, t):
+        """(approx, bound) of -log_softmax at class t[r] of every row r (steps 5 and 8)."""
+        r = np.arange(self.M)
+        with np.errstate(all="ignore"):
+            d = self.rows[r, t] - self.m  # d^_t
+            v = self.L - d
+        err = U1 * (np.abs(d) + np.abs(v)) + self.err_l
+        return np.where(self.single, 0.0, v), np.where(self.single, 0.0, err)
+
+
+# --------------------------------------------------------------------------------------------------
+# mpmath fallbacks with the gradient laid out over the whole input
+
+
+def _remap(ex, positions, shape):
+    """The Exact of one row's mpmath result, its gradient moved from the row's positions 0..C-1 to the given
+    positions of an input of ``shape``."""
+    from .functions import make_result
+
+    value = ex.special if ex.special is not None else ex.node
+
+    def entries():
+        return {int(positions[k]): g for k, g in ex._entries_fn().items()}
+
+    return make_result(value, shape, entries, kappa_fn=lambda: ex.kappa)
+
+
+def _row_positions(r, C, pos):
+    return range(r * C, (r + 1) * C) if pos is None else pos[r]
+
+
+class _RowBuilder:
+    """The mpmath result of one output of a row-wise function, computed row by row on demand (a row of the
+    softmax family depends on that row alone, so an undecided element costs one row, not the whole input)."""
+
+    def __init__(self, fn, rows, pos, shape, per_row):
+        self.fn, self.rows, self.pos, self.shape, self.per_row = fn, rows, pos, shape, per_row
+        self._done = {}
+
+    def __call__(self, key):
+        r, c = divmod(key, self.per_row)
+        res = self._done.get(r)
+        if res is None:
+            res = self._done[r] = self.fn(r)
+        return _remap(res[c], _row_positions(r, self.rows.shape[1], self.pos), self.shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# the functions
+
+
+def _softmax_family(name, input, dim):
+    from . import functions
+    from .exact import Exact
+    from .tensors import normalize_dim, unflatten
+
+    x = _read(input)
+    if dim is None:
+        dim = functions.softmax_dim(x.ndim)
+    d = normalize_dim(dim, x.ndim)
+    rows, pos = _class_rows(x, d)
+    _regular(rows)
+    st = _Rows(rows)
+    approx, bound = st.log_softmax() if name == "log_softmax" else st.softmax()
+    fn = getattr(functions, name)
+    builder = _RowBuilder(lambda r: fn(rows[r].tolist(), dim=0), rows, pos, x.shape, st.C)
+    # the exact sign: a finite entry's softmax is > 0; its log_softmax < 0 when another entry is finite (else 0)
+    finite = rows != -np.inf
+    if name == "softmax":
+        sign = finite.astype(np.int8)
+    else:
+        sign = -(finite & (finite.sum(axis=1) > 1)[:, None]).astype(np.int8)
+    src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel())
+    n = x.size
+    masked = (~finite).ravel().tolist()
+    special = -math.inf if name == "log_softmax" else None
+    out = [Exact.deferred(src, p, special if masked[p] and special is not None else None) for p in range(n)]
+    if pos is not None:
+        flat = [None] * n
+        for p, g in enumerate(pos.ravel().tolist()):
+            flat[g] = out[p]
+        out = flat
+    return unflatten(x.shape, out)
+
+
+def _logsumexp(input, dim=None, keepdim=False):
+    from . import functions
+    from .exact import Exact
+    from .tensors import normalize_dim, unflatten
+
+    x = _read(input)
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) in (0, x.ndim)):
+        if isinstance(dim, (list, tuple)) and len({normalize_dim(k, x.ndim) for k in dim}) != len(dim):
+            raise _NotEligible
+        dims = list(range(x.ndim))
+    elif isinstance(dim, (list, tuple)):
+        if len(dim) != 1:
+            raise _NotEligible
+        dims = [normalize_dim(dim[0], x.ndim)]
+    else:
+        dims = [normalize_dim(dim, x.ndim)]
+    if len(dims) == 1:
+        d = dims[0]
+        rows, pos = _class_rows(x, d)
+        out_shape = tuple(1 if k == d else s for k, s in enumerate(x.shape)) if keepdim else \
+            tuple(s for k, s in enumerate(x.shape) if k != d)
+    else:
+        rows, pos = x.reshape(1, -1), None
+        out_shape = tuple(1 for _ in x.shape) if keepdim else ()
+    _regular(rows)
+    st = _Rows(rows)
+    approx, bound = st.logsumexp()
+    builder = _RowBuilder(lambda r: [functions.logsumexp(rows[r].tolist(), dim=0)], rows, pos, x.shape, 1)
+    src = _Source(approx, bound, builder)
+    return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
+
+
+def _class_call(input, target, weight, ignore_index, reduction, size_average, reduce):
+    """The shared reading of cross_entropy and nll_loss: rows, targets (class indices), weights."""
+    from .losses import legacy_reduction
+    from .tensors import _shape_and_flat, read_indices
+
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise _NotEligible
+    x = _read(input)
+    cd = 0 if x.ndim == 1 else 1
+    C = x.shape[cd]
+    out_shape = tuple(s for k, s in enumerate(x.shape) if k != cd)
+    t_shape, _ = _shape_and_flat(target, "target")
+    if t_shape == x.shape and x.shape != out_shape:
+        raise _NotEligible  # probability targets
+    t_shape, ts = read_indices(target, "target")
+    if t_shape != out_shape or any(t != ignore_index and not 0 <= t < C for t in ts):
+        raise _NotEligible
+    w = None
+    if weight is not None:
+        w = _read(weight)
+        if w.shape != (C,) or not np.isfinite(w).all():
+            raise _NotEligible
+    rows, pos = _class_rows(x, cd)
+    t = np.array(ts, dtype=np.int64)
+    kept = t != ignore_index
+    tk = np.where(kept, t, 0)
+    wt = np.where(kept, w[tk] if w is not None else 1.0, 0.0)
+    return reduction, x, rows, pos, out_shape, t, kept, tk, wt, w
+
+
+def _weighted(v, err_v, wt, weighted):
+    """Step 8: a^ = fl(w_t v^) with its bound (exact when unweighted); an ignored row or a zero weight gives an
+    exact 0, whatever the row holds (the mpmath path's 0 * anything = 0)."""
+    live = wt != 0
+    with np.errstate(all="ignore"):
+        v = np.where(live, v, 0.0)
+        err_v = np.where(live, err_v, 0.0)
+        if not weighted:
+            return v, err_v
+        a = wt * v
+        # the product is exact when v is an exact 0, and can only underflow when |a| < 2**-1022
+        err = np.abs(wt) * err_v + U1 * np.abs(a) + np.where(np.abs(a) < 2.0**-1022, SUBNORMAL, 0.0)
+        return a, np.where(live & ((v != 0) | (err_v != 0)), err, 0.0)
+
+
+def _reduce(a, err, wt, kept, reduction):
+    """Step 9: (approx, bound) of the sum or mean; None where the mean's denominator is 0 (the mpmath path's
+    NaN) or something overflowed."""
+    if not (np.isfinite(a).all() and np.isfinite(err).all()):
+        raise _NotEligible
+    try:
+        T = math.fsum(a.tolist())
+        err_t = float(err.sum()) + U1 * abs(T)
+        if reduction == "sum":
+            return T, float(_inflate(err_t))
+        W = math.fsum(wt[kept].tolist())
+    except OverflowError:
+        raise _NotEligible from None
+    if W == 0:
+        raise _NotEligible
+    q = T / W
+    return q, float(_inflate((err_t + U1 * (abs(T) + err_t)) / abs(W) + U1 * abs(q) + SUBNORMAL))
+
+
+def _class_loss(name, input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                reduction="mean", label_smoothing=0.0):
+    from . import losses
+    from .exact import Exact
+    from .tensors import unflatten
+
+    if name == "cross_entropy" and (type(label_smoothing) not in (int, float) or label_smoothing != 0):
+        raise _NotEligible
+    reduction, x, rows, pos, out_shape, t, kept, tk, wt, w = _class_call(
+        input, target, weight, ignore_index, reduction, size_average, reduce)
+    fn = getattr(losses, name)
+    if name == "cross_entropy":
+        if (rows[np.arange(rows.shape[0]), tk][kept] == -np.inf).any():
+            raise _NotEligible  # an infinite loss: the mpmath path's special value
+        _regular(rows)
+        st = _Rows(rows)
+        v, err_v = st.target_log_prob(tk)
+        multi = ~st.single  # -log_softmax > 0 exactly: the value has the weight's sign
+    else:
+        v = -rows[np.arange(rows.shape[0]), tk]
+        if not np.isfinite(v[kept]).all():
+            raise _NotEligible
+        err_v = np.zeros_like(v)
+        multi = np.zeros(len(v), dtype=bool)  # no sign known
+    a, err = _weighted(v, err_v, wt, w is not None)
+    sign = (np.sign(wt) * multi).astype(np.int8)
+    if reduction != "none":
+        approx, bound = _reduce(a, err, wt, kept, reduction)
+        kwargs = dict(input=input, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+        live = wt != 0
+        positive = live.any() and (sign[live] > 0).all()  # a sum (or mean) of positive terms
+        src = _Source(np.array([approx]), np.array([bound]), lambda key: fn(**kwargs), 1 if positive else None)
+        return Exact.deferred(src, 0)
+    wl = None if w is None else w.tolist()
+    tl = t.tolist()
+
+    def row_result(r):
+        return fn([rows[r].tolist()], [tl[r]], weight=wl, ignore_index=ignore_index, reduction="none")
+
+    builder = _RowBuilder(row_result, rows, pos, x.shape, 1)
+    src = _Source(a, _inflate(err), builder, sign)
+    return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
+
+
+_HANDLERS = {
+    "log_softmax": lambda input, dim=None: _softmax_family("log_softmax", input, dim),
+    "softmax": lambda input, dim=None: _softmax_family("softmax", input, dim),
+    "logsumexp": _logsumexp,
+    "cross_entropy": lambda **kw: _class_loss("cross_entropy", **kw),
+    "nll_loss": lambda **kw: _class_loss("nll_loss", **kw),
+}
+
+
+def attempt(name, **kwargs):
+    """The fast path's result for oracle ``name`` on torch-style ``kwargs`` (the same nested Exact values the
+    mpmath path returns, deferred), or None when the call is not one it handles: the caller then takes the
+    mpmath path, which also reports any bad input."""
+    if not _enabled.get() or np is None or not _fp_env_ok():
+        return None
+    try:
+        return _HANDLERS[name](**kwargs)
+    except (_NotEligible, OracleInputError):
+        return None
