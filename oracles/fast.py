@@ -67,7 +67,16 @@ R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i
    (relative error below 2**-46), then multiplied by INFLATE = 1 + 2**-20 and increased by FLOOR = 2**-1050 (which
    covers the few absolute underflow terms of size 2**-1074 the formulas carry, and any underflow in computing
    the bound). Finally the enclosure ends are moved outward by one binary64 ulp (``nextafter``), which covers
-   the rounding of approx -+ B.
+   the rounding of approx -+ B. A bound of exactly 0 (every step exact: nll_loss without weights, ignored rows)
+   stays 0 and approx is the exact value.
+11. Exact values and known signs: a row with one finite entry has exact results (log_softmax 0, softmax 1,
+   logsumexp m, cross_entropy 0), given with bound 0. The exact sign is passed to ``certify`` where it is known
+   (softmax > 0; log_softmax < 0 when two entries are finite; cross_entropy has its weight's sign), so a value
+   that underflows in the format rounds to the zero of the right sign instead of being left undecided.
+
+Where the fast path leaves the decision to mpmath: the exact value within about the bound (2**-36 to 2**-40
+relative) of a rounding boundary. Random logits meet that about once in a few thousand roundings; structured
+inputs more often (a log_softmax of format values with a dominant logit is a format midpoint minus a tiny L).
 """
 
 from __future__ import annotations
