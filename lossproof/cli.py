@@ -257,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_verify)
     d = sub.add_parser("demo", help="the oracle on the seed notebook's results and torch's documented deviations")
     d.set_defaults(fn=cmd_demo)
+    from lossproof import detect, hunt
+
+    detect.add_parser(sub)
+    hunt.add_parser(sub)
     return p
 
 

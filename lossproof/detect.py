@@ -1,0 +1,655 @@
+"""Detection power: the zoo (zoo/) run through the battery that ``lossproof check`` runs, beside the usual check.
+
+``run_property`` runs one property of the battery (agreement, no overflow, the special-value table) for one
+function in one format, in process, with the pieces ``lossproof check`` uses: the same case (``suite.user_cases``),
+strategies (``tests.problems.problems``), restriction to the parameters the function takes (``tests.cases``),
+measurement and verdicts (``lossproof.measure``, the pass line of ``tests.test_agreement.meets``), time budgets
+(``tests.budget.Budget``: search 4 s, shrink 10 s as under ci) and the special-value table
+(``tests/meta/test_special_values.py``). In process because the detection table needs what pytest does not hand
+back: the time to the first failure and the minimal input. A member's Hypothesis run is derandomized (as under
+the ci profile); ``seed`` gives another sequence (the controls are run under several).
+
+``usual_check`` is what the ecosystem does instead: torch.testing.assert_close, default tolerances, of the
+function against torch's own loss on samples like PyTorch's OpInfo ones (uniform [-9, 9), shapes up to (5, 5)),
+values and (for torch functions) gradients.
+
+``lossproof detect`` prints the table (each member: caught by lossproof? which property, time to the first
+failure, minimal input; caught by assert_close?; each tool's kill rate and median time to detection; the
+controls' false alarms) and with ``--json PATH`` writes it as data for the report (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROPERTIES = ("agreement", "no_overflow", "special_values")
+
+
+def _checkout_on_path():
+    """zoo/ and tests/ live in the checkout, beside the installed packages."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Outcome:
+    """One property run: whether it failed (caught), when, and on what."""
+
+    prop: str
+    caught: bool
+    seconds_to_failure: float | None  # from the start of this property's run to its first failure
+    seconds: float  # the whole run, shrinking included
+    measured: int  # examples (or table rows) actually measured
+    minimal: dict | None = None  # the minimal failing input (the one Hypothesis reports), exact values
+    message: str | None = None  # the failure report's first lines
+    unsupported: str | None = None  # the function raised on some inputs (a capability it lacks)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["minimal"] = _jsonable(self.minimal)
+        return d
+
+
+def _jsonable(v):
+    """Exact inputs as JSON: floats as exact hex strings where repr could not round-trip through JSON (non-finite),
+    else as numbers (Python's repr of a float is exact)."""
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    return v
+
+
+def case_for(member, device: str = "cpu"):
+    """The suite's case for a zoo member: the same one ``lossproof check LOSS TARGET --dtype FMT`` builds."""
+    _checkout_on_path()
+    from lossproof import suite
+    from subjects.user import UserSubject, accepted_parameters
+
+    user = UserSubject(member.loss, member.target, member.framework, member.fn, accepted_parameters(member.fn))
+    for c in suite.user_cases(user, False):
+        if c.fmt == member.fmt and c.device == device:
+            if c.skip:
+                raise ValueError(f"{member.name}: {c.skip}")
+            return c
+    raise ValueError(f"{member.name}: no case in {member.fmt} on {device}")
+
+
+def _settings(examples, seed):
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=examples, deadline=None, derandomize=seed is None, database=None,
+                    print_blob=False, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                             HealthCheck.filter_too_much])
+
+
+def _short(message: str, lines: int = 12) -> str:
+    return "\n".join(str(message).splitlines()[:lines])
+
+
+class _Spent(BaseException):
+    """Raised through Hypothesis once a budget is spent: the search found nothing within its budget, or the shrink
+    budget since the first failure is over. Under pytest the battery lets Hypothesis run on with every further
+    example passing unmeasured (tests/budget.py); that reaches the same verdict and the same smallest failure, but
+    the shrinker then tries every remaining candidate (each a full draw: minutes for a 4,096-class row), so here
+    the run stops at once. A BaseException, so that Hypothesis does not take it for a failure."""
+
+
+def _spent(budget, key) -> bool:
+    """Whether ``budget`` is spent for an example not already seen to fail (tests/budget.py's rule)."""
+    now = time.monotonic()
+    if budget.start is None or key in budget.failed:
+        return False
+    if budget.first_failure is None:
+        return now - budget.start > budget.search
+    return now - budget.first_failure > budget.shrink
+
+
+def _run_hypothesis(prop, body, examples, seed):
+    """Run ``body(data, state)`` under Hypothesis; an AssertionError is a failure the property reports. The
+    minimal input is the last failing one: Hypothesis only tries candidates smaller than its current best, so
+    each new failure is smaller than the one before, and it replays the smallest last."""
+    from hypothesis import given, seed as hseed
+    from hypothesis import strategies as st
+
+    state = {"measured": 0, "first": None, "last_fail": None, "last_message": None, "unsupported": None}
+    t0 = time.monotonic()
+
+    @_settings(examples, seed)
+    @given(st.data())
+    def check(data):
+        try:
+            body(data, state)
+        except AssertionError as e:
+            if state["first"] is None:
+                state["first"] = time.monotonic() - t0
+            state["last_message"] = str(e)
+            raise
+
+    if seed is not None:
+        check = hseed(seed)(check)
+    message = None
+    try:
+        check()
+    except _Spent:
+        message = state["last_message"]
+    except AssertionError as e:
+        message = str(e)
+    except BaseExceptionGroup as g:  # several distinct failures: still a failure of this property
+        if not all(isinstance(x, AssertionError) for x in g.exceptions):
+            raise
+        message = str(g.exceptions[0])
+    caught = message is not None
+    return Outcome(prop, caught, state["first"] if caught else None, time.monotonic() - t0, state["measured"],
+                   state["last_fail"] if caught else None, _short(message) if caught else None,
+                   state["unsupported"])
+
+
+def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+    """tests/test_agreement.py's property for one case: every element and gradient component at least stable
+    (finite inputs and -inf masks gate; other non-finite inputs are reported, as without --strict)."""
+    _checkout_on_path()
+    from hypothesis import assume, note, target
+
+    from lossproof import suite
+    from lossproof.measure import measure
+    from subjects import deviations
+    from subjects.torch_subject import upstream
+    from tests import cases
+    from tests.budget import Budget
+    from tests.problems import finite_except_masks, problems
+    from tests.test_agreement import EXAMPLES, failure_report, meets
+
+    budget = Budget(search, shrink)
+    strategy = problems(case.loss, case.fmt)
+
+    def body(data, state):
+        kwargs = data.draw(strategy, label="problem")
+        kwargs = cases.restrict(case, kwargs)
+        assume(kwargs is not None)
+        note("exact inputs: " + repr(kwargs))
+        key = repr(kwargs)
+        if _spent(budget, key):
+            raise _Spent()
+        try:
+            if budget.skip(key):
+                return
+            try:
+                values, grads = case.call(kwargs)
+            except suite.NotSupported as e:
+                state["unsupported"] = str(e)
+                return
+            up = upstream(len(values)) if case.framework == "torch" else None
+            m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
+                        go_on=lambda mv: meets(case, mv) or bool(
+                            deviations.matching(case.subject, case.loss, kwargs, case.fmt)))
+            state["measured"] += 1
+            target(m.max_bits, label="bits of error")
+            if meets(case, m) or not finite_except_masks(case.loss, kwargs):
+                return
+            for d in deviations.matching(case.subject, case.loss, kwargs, case.fmt):
+                if cases.explains(d, case, m, kwargs, values)[0]:
+                    return
+            budget.fail(key, failure_report(case, kwargs, m))
+        except AssertionError:
+            state["last_fail"] = kwargs
+            raise
+
+    from tests import profile
+
+    return _run_hypothesis("agreement", body, examples or EXAMPLES.get(profile.name(), 100), seed)
+
+
+def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+    """tests/test_properties.py's no-overflow property for one case: a finite result and gradient wherever the
+    correctly rounded exact one is finite (finite inputs)."""
+    _checkout_on_path()
+    import oracles
+    from lossproof import suite
+    from lossproof.measure import _flat, exact_gradient
+    from subjects import deviations
+    from subjects.torch_subject import upstream
+    from tests import profile
+    from tests.budget import Budget
+    from tests.problems import finite_except_masks, problems
+    from tests.test_properties import OVERFLOW_EXAMPLES
+
+    budget = Budget(search if search is not None else Budget().search / 2, shrink)
+    strategy = problems(case.loss, case.fmt)
+
+    def body(data, state):
+        kw = data.draw(strategy, label="problem")
+        if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
+            return
+        kw = {k: v for k, v in kw.items() if case.accepts(k)}
+        if deviations.matching(case.subject, case.loss, kw, case.fmt):
+            return
+        key = repr(kw)
+        if _spent(budget, key):
+            raise _Spent()
+        try:
+            if budget.skip(key):
+                return
+            try:
+                values, grads = case.call(kw)
+            except (suite.NotSupported, NotImplementedError) as e:
+                state["unsupported"] = str(e)
+                return
+            state["measured"] += 1
+            result = oracles.REGISTRY[case.loss](**kw)
+            for y, z in zip(values, _flat(result)):
+                if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+                    budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n"
+                                + suite.reproducer(case, kw))
+            if grads is not None and not all(math.isfinite(y) for y in grads):
+                up = upstream(len(values)) if case.framework == "torch" else None
+                for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
+                    if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+                        budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
+                                    + suite.reproducer(case, kw))
+        except AssertionError:
+            state["last_fail"] = kw
+            raise
+
+    return _run_hypothesis("no_overflow", body, examples or OVERFLOW_EXAMPLES.get(profile.name(), 50), seed)
+
+
+def special_values(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+    """tests/test_special_values.py for one case: every gating row of the special-value table (finite inputs and
+    -inf masks in the softmax family) gives the exact special value; the first failing row is the minimal input.
+    Deterministic: ``seed`` and the budgets do not apply."""
+    _checkout_on_path()
+    import oracles
+    from lossproof import suite
+    from lossproof.measure import _flat, measure, passes
+    from subjects import deviations
+    from tests import cases
+    from tests.meta.test_special_values import CASES as TABLE
+    from tests.problems import finite_except_masks
+
+    t0 = time.monotonic()
+    measured, unsupported = 0, None
+    for row_id, name, kwargs, _want in TABLE:
+        if name != case.loss:
+            continue
+        kw = cases.restrict(case, kwargs)
+        if kw is None or not finite_except_masks(case.loss, kw):
+            continue  # reported, not gating, without --strict
+        try:
+            values, _ = case.call(kw)
+        except suite.NotSupported as e:
+            unsupported = str(e)
+            continue
+        except (ValueError, RuntimeError) as e:
+            values = [f"raised {type(e).__name__}: {e}"]
+        measured += 1
+        exact = [e.to(case.fmt) for e in _flat(oracles.REGISTRY[case.loss](**kw))]
+        if len(values) == len(exact) and all(isinstance(y, float) for y in values):
+            if passes(measure(case.subject, case.loss, case.fmt, case.device, kw, values, None).verdict):
+                continue
+        devs = deviations.matching(case.subject, case.loss, kw, case.fmt)
+        if devs and all(d.documented_output is None or all(d.documented_output(y) for y in values) for d in devs):
+            continue
+        dt = time.monotonic() - t0
+        return Outcome("special_values", True, dt, dt, measured, kw,
+                       f"{case.id} {row_id}: got {values}, exact {exact}", unsupported)
+    return Outcome("special_values", False, None, time.monotonic() - t0, measured, None, None, unsupported)
+
+
+RUNNERS = {"agreement": agreement, "no_overflow": no_overflow, "special_values": special_values}
+
+
+def fails_on(case, prop: str, kwargs: dict) -> bool:
+    """Whether ``prop`` fails for ``case`` on this one input (a reported minimal input, re-checked): agreement,
+    an element or gradient component below the pass line on gating inputs; no_overflow and special_values, a
+    non-finite result (or gradient) where the exact one is finite, or a result that misses the exact special
+    value."""
+    _checkout_on_path()
+    import oracles
+    from lossproof.measure import _flat, exact_gradient, measure, passes
+    from subjects.torch_subject import upstream
+    from tests.problems import finite_except_masks
+    from tests.test_agreement import meets
+
+    values, grads = case.call(kwargs)
+    up = upstream(len(values)) if case.framework == "torch" else None
+    if prop == "agreement":
+        m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
+                    go_on=lambda mv: meets(case, mv))
+        return finite_except_masks(case.loss, kwargs) and not meets(case, m)
+    if prop == "special_values":
+        if not all(isinstance(y, float) for y in values):
+            return True
+        return not passes(measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, None).verdict)
+    if prop == "no_overflow":
+        result = oracles.REGISTRY[case.loss](**kwargs)
+        if any(not math.isfinite(y) and math.isfinite(z.to(case.fmt)) for y, z in zip(values, _flat(result))):
+            return True
+        if grads is not None:
+            gz = exact_gradient(case.loss, kwargs, result, len(grads), up)
+            return any(not math.isfinite(y) and math.isfinite(z.to(case.fmt)) for y, z in zip(grads, gz))
+        return False
+    raise ValueError(f"unknown property {prop!r}")
+
+
+def run_property(member, prop: str, **kw) -> Outcome:
+    """One property of the battery for one zoo member (or control) in its format."""
+    if prop not in RUNNERS:
+        raise ValueError(f"unknown property {prop!r}; expected one of {', '.join(RUNNERS)}")
+    return RUNNERS[prop](case_for(member), **kw)
+
+
+def run_battery(member, **kw) -> list:
+    """The properties in the order ``lossproof check`` runs them, stopping at the first that fails (the time
+    to detection is the time until then). Returns the outcomes run."""
+    out = []
+    for p in PROPERTIES:
+        o = run_property(member, p, **kw)
+        out.append(o)
+        if o.caught:
+            break
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the usual check: torch.testing.assert_close against torch's own loss on OpInfo-like samples
+
+
+def _samples(loss, dtype, gen):
+    """(keyword arguments) samples like PyTorch's OpInfo sample inputs: floating inputs uniform in [-9, 9) (make_tensor's
+    default range for these ops), probabilities uniform in [0, 1), shapes up to (5, 5), each reduction."""
+    import torch
+
+    def U(*shape):
+        return (torch.rand(shape, generator=gen, dtype=torch.float64) * 18 - 9).to(dtype)
+
+    def P(*shape):
+        return torch.rand(shape, generator=gen, dtype=torch.float64).to(dtype)
+
+    S = 5
+    out = []
+    if loss in ("sigmoid", "logsigmoid", "softplus"):
+        out += [{"input": U()}, {"input": U(S)}, {"input": U(S, S)}]
+        if loss == "softplus":
+            out += [{"input": U(S, S), "beta": 2.0}]
+    elif loss in ("softmax", "log_softmax"):
+        out += [{"input": U(S), "dim": 0}, {"input": U(S, S), "dim": 1}, {"input": U(S, S), "dim": 0},
+                {"input": U(S, S), "dim": -1}]
+    elif loss == "logsumexp":
+        out += [{"input": U(S), "dim": 0}, {"input": U(S, S), "dim": 1}, {"input": U(S, S), "dim": 0},
+                {"input": U(S, S), "dim": 1, "keepdim": True}]
+    elif loss in ("cross_entropy", "nll_loss"):
+        for shape in ((S, S), (3, S), (S,)):
+            t = torch.randint(0, S, shape[:1] if len(shape) > 1 else (), generator=gen)
+            for extra in ({}, {"reduction": "sum"}, {"reduction": "none"}, {"weight": P(S)}, {"ignore_index": 1}):
+                out.append({"input": U(*shape), "target": t, **extra})
+        if loss == "cross_entropy":
+            out.append({"input": U(S, S), "target": torch.softmax(U(S, S).double(), 1).to(dtype)})
+            out.append({"input": U(S, S), "target": torch.randint(0, S, (S,), generator=gen), "label_smoothing": 0.1})
+    elif loss == "binary_cross_entropy":
+        for shape in ((S,), (S, S)):
+            for extra in ({}, {"reduction": "sum"}, {"reduction": "none"}, {"weight": P(*shape)}):
+                out.append({"input": P(*shape), "target": P(*shape), **extra})
+    elif loss == "binary_cross_entropy_with_logits":
+        for shape in ((S,), (S, S)):
+            for extra in ({}, {"reduction": "sum"}, {"reduction": "none"}, {"weight": P(*shape)},
+                          {"pos_weight": P(shape[-1])}):
+                out.append({"input": U(*shape), "target": P(*shape), **extra})
+    elif loss == "kl_div":
+        for red in ("mean", "sum", "none", "batchmean"):
+            out.append({"input": torch.log_softmax(U(S, S).double(), 1).to(dtype),
+                        "target": torch.softmax(U(S, S).double(), 1).to(dtype), "reduction": red})
+        out.append({"input": torch.log_softmax(U(S, S).double(), 1).to(dtype),
+                    "target": torch.log_softmax(U(S, S).double(), 1).to(dtype), "log_target": True,
+                    "reduction": "sum"})
+    elif loss == "xlogy":
+        out += [{"input": U(S), "other": P(S) * 9}, {"input": U(S, S), "other": P(S, S) * 9}]
+    else:
+        raise ValueError(f"no samples for {loss!r}")
+    return out
+
+
+@dataclass
+class UsualOutcome:
+    caught: bool
+    seconds_to_failure: float | None
+    seconds: float
+    samples: int  # samples compared
+    skipped: int  # samples the function could not take (parameters it lacks, a raised exception)
+    message: str | None = None
+
+
+def usual_check(member, seed: int = 0) -> UsualOutcome:
+    """torch.testing.assert_close(member(sample), torch's loss(sample)) with default tolerances for every OpInfo-like
+    sample in the member's format, values and (torch members) the gradient of sum(upstream * output)."""
+    _checkout_on_path()
+    import numpy as np
+    import torch
+
+    from subjects.torch_subject import dtype_of, function, upstream
+    from subjects.user import accepted_parameters
+
+    dtype = dtype_of(member.fmt)
+    gen = torch.Generator().manual_seed(seed)
+    params = accepted_parameters(member.fn)
+    ref = function(member.loss)
+    t0 = time.monotonic()
+    compared = skipped = 0
+    if member.framework == "numpy" and member.fmt == "bfloat16":
+        return UsualOutcome(False, None, 0.0, 0, 0, "NumPy has no bfloat16")
+    for kw in _samples(member.loss, dtype, gen):
+        if params is not None and any(k not in params for k in kw if k not in ("input",)):
+            skipped += 1
+            continue
+        try:
+            ref_kw = dict(kw)
+            if member.loss == "logsumexp" and "dim" not in ref_kw:
+                ref_kw["dim"] = tuple(range(kw["input"].dim()))
+            x_ref = kw["input"].clone().requires_grad_(True)
+            expected = ref(**{**ref_kw, "input": x_ref})
+        except RuntimeError:  # torch's own loss lacks this format on this device ("not implemented for 'Half'")
+            skipped += 1
+            continue
+        try:
+            if member.framework == "torch":
+                x = kw["input"].clone().requires_grad_(True)
+                actual = member.fn(**{**kw, "input": x})
+                if not isinstance(actual, torch.Tensor):
+                    actual = torch.as_tensor(actual)
+            else:
+                np_kw = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+                actual = torch.from_numpy(np.asarray(member.fn(**np_kw)))
+        except Exception:  # the function does not take this sample: a capability it lacks, not a detection
+            skipped += 1
+            continue
+        compared += 1
+        try:
+            torch.testing.assert_close(actual.detach().to(expected.dtype).reshape(expected.shape),
+                                       expected.detach())
+            if member.framework == "torch" and actual.requires_grad and expected.requires_grad:
+                up = torch.tensor(upstream(expected.numel()), dtype=expected.dtype).reshape(expected.shape)
+                expected.backward(up)
+                actual.reshape(expected.shape).backward(up.to(actual.dtype))
+                if x.grad is not None:
+                    torch.testing.assert_close(x.grad, x_ref.grad)
+        except AssertionError as e:
+            dt = time.monotonic() - t0
+            return UsualOutcome(True, dt, dt, compared, skipped, _short(str(e), 6))
+    return UsualOutcome(False, None, time.monotonic() - t0, compared, skipped, None)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the table
+
+
+@dataclass
+class Record:
+    member: dict
+    lossproof: dict = field(default_factory=dict)
+    usual: dict = field(default_factory=dict)
+
+
+def detect(members, controls, log=None) -> dict:
+    """Run the zoo: every member through the battery (check's order, stopping at the first failure) and the
+    usual check; every control likewise (a flag is a false alarm). Returns the data of the table."""
+    records = []
+    for group, items in (("member", members), ("control", controls)):
+        for m in items:
+            outs = run_battery(m)
+            caught = next((o for o in outs if o.caught), None)
+            usual = usual_check(m)
+            before = sum(o.seconds for o in outs[:-1])  # properties that passed before the one that failed
+            lp = {"caught": caught is not None, "property": caught.prop if caught else None,
+                  "seconds_to_failure": (before + caught.seconds_to_failure) if caught else None,
+                  "seconds": sum(o.seconds for o in outs),
+                  "minimal": _jsonable(caught.minimal) if caught else None,
+                  "message": caught.message if caught else None,
+                  "expected_property": m.prop,
+                  "runs": [o.as_dict() for o in outs]}
+            rec = {"kind": group, **m.as_dict(), "lossproof": lp, "usual": asdict(usual)}
+            records.append(rec)
+            if log:
+                log(_row(rec))
+    return {"records": records, "summary": summarize(records)}
+
+
+def summarize(records) -> dict:
+    members = [r for r in records if r["kind"] == "member"]
+    controls = [r for r in records if r["kind"] == "control"]
+
+    def rate(rs, tool):
+        return sum(1 for r in rs if r[tool]["caught"]) / len(rs) if rs else math.nan
+
+    def median(rs, tool):
+        ts = [r[tool]["seconds_to_failure"] for r in rs if r[tool]["caught"]]
+        return statistics.median(ts) if ts else None
+
+    return {
+        "members": len(members),
+        "controls": len(controls),
+        "lossproof": {"kill_rate": rate(members, "lossproof"), "median_seconds_to_detection":
+                      median(members, "lossproof"),
+                      "caught": sum(1 for r in members if r["lossproof"]["caught"]),
+                      "false_alarms": sum(1 for r in controls if r["lossproof"]["caught"])},
+        "usual": {"kill_rate": rate(members, "usual"), "median_seconds_to_detection": median(members, "usual"),
+                  "caught": sum(1 for r in members if r["usual"]["caught"]),
+                  "false_alarms": sum(1 for r in controls if r["usual"]["caught"])},
+    }
+
+
+def _brief(v, width=70) -> str:
+    s = json.dumps(v, separators=(",", ":")) if v is not None else "-"
+    return s if len(s) <= width else s[:width - 3] + "..."
+
+
+def _row(r) -> str:
+    lp, us = r["lossproof"], r["usual"]
+    lps = (f"{lp['property']} in {lp['seconds_to_failure']:.1f}s" if lp["caught"] else "not caught")
+    uss = (f"caught in {us['seconds_to_failure']:.2f}s" if us["caught"] else
+           ("n/a" if us["samples"] == 0 else "missed"))
+    return (f"{r['kind']:7} {r['name'][:40]:40} {r['loss'][:20]:20} {r['framework']:5} {r['format']:8} "
+            f"| lossproof: {lps:28} | assert_close: {uss:18} | {_brief(lp['minimal'])}")
+
+
+def format_summary(summary) -> str:
+    lp, us = summary["lossproof"], summary["usual"]
+
+    def med(v):
+        return "-" if v is None else f"{v:.2f} s"
+
+    return "\n".join([
+        f"members {summary['members']}, controls {summary['controls']}",
+        f"lossproof:    kill rate {lp['kill_rate']:.0%} ({lp['caught']}/{summary['members']}), median time to "
+        f"detection {med(lp['median_seconds_to_detection'])}, false alarms {lp['false_alarms']}/{summary['controls']}",
+        f"assert_close: kill rate {us['kill_rate']:.0%} ({us['caught']}/{summary['members']}), median time to "
+        f"detection {med(us['median_seconds_to_detection'])}, false alarms {us['false_alarms']}/{summary['controls']}",
+    ])
+
+
+def write_json_atomic(path, data):
+    """Write ``data`` as JSON to ``path`` through a temporary file in the same folder and os.replace, so a
+    reader never sees half a file."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_detect(args) -> int:
+    """``lossproof detect [--members a,b] [--no-controls] [--json PATH]``: exit 0 when every member is caught and
+    no control flagged, 1 otherwise, 2 on a usage error."""
+    from lossproof.cli import UsageError
+
+    _checkout_on_path()
+    try:
+        import zoo
+    except ImportError as e:
+        raise UsageError(f"the zoo is not importable from {ROOT} ({e}): run lossproof from a checkout") from None
+    members, controls = list(zoo.MEMBERS), list(zoo.CONTROLS)
+    if args.members:
+        names = args.members.split(",")
+        known = {m.name for m in members + controls}
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise UsageError(f"unknown zoo member {bad[0]!r} (lossproof detect --list names them)")
+        members = [m for m in members if m.name in names]
+        controls = [m for m in controls if m.name in names]
+    if args.list:
+        for m in members + controls:
+            print(f"{'control' if m.is_control else 'member':7} {m.name:40} {m.loss:33} {m.framework:5} {m.fmt:8} "
+                  f"{m.prop or '-':14} {m.mistake}")
+        return 0
+    if args.no_controls:
+        controls = []
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise UsageError(f"no such folder for --json: {folder}")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import numpy as np
+
+    np.seterr(all="ignore")
+    print(f"{'':7} {'member':40} {'loss':20} {'fw':5} {'format':8} | lossproof (property, time to first failure)"
+          f"   | usual check            | minimal input")
+    data = detect(members, controls, log=lambda line: print(line, flush=True))
+    print(format_summary(data["summary"]))
+    if args.json:
+        import torch
+
+        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": "ci"}
+        write_json_atomic(args.json, data)
+        print(f"wrote {args.json}")
+    s = data["summary"]
+    return 0 if s["lossproof"]["caught"] == s["members"] and s["lossproof"]["false_alarms"] == 0 else 1
+
+
+def add_parser(sub):
+    d = sub.add_parser("detect", help="the zoo of unstable implementations: what lossproof catches vs assert_close")
+    d.add_argument("--members", default=None, help="comma-separated zoo names (default: all members and controls)")
+    d.add_argument("--no-controls", action="store_true", help="leave the controls out")
+    d.add_argument("--list", action="store_true", help="list the zoo and exit")
+    d.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON (atomically)")
+    d.set_defaults(fn=cmd_detect)
+    return d
