@@ -233,6 +233,99 @@ def _norm_exp(w):
     return int(np.frexp(a.max())[1]) - 1
 
 
+def _me(v):
+    """v as (mantissa, exponent): v = m 2**e with |m| in [0.5, 1) (m = v for 0, inf, NaN)."""
+    m, e = np.frexp(np.asarray(v, _F64))
+    return m, e.astype(np.int64)
+
+
+def _scaled_ratio(nums, dens=(), nums_me=()):
+    """prod(nums) * prod(m 2**e for (m, e) in nums_me) / prod(dens), rounded once at the end: each factor is
+    split into a mantissa in [0.5, 1) and a power of two, the mantissas multiplied and divided (k factors: k - 1
+    roundings, relative error below k u; the quotient of mantissas stays within [2**-k, 2**k], far from overflow
+    and underflow) and the exponents summed exactly; ldexp then rounds once, into the subnormals or to inf where
+    the exact result does. So a tiny weight times a huge derivative, or a subnormal weight over a subnormal
+    probability (w / p = 1), comes out right where the naive product overflows or flushes to zero."""
+    m, e = _me_product(nums, dens, nums_me)
+    e = np.clip(e, -1 << 20, 1 << 20)  # beyond any format: ldexp gives 0 or inf, as the exact value rounds
+    return np.ldexp(m, e.astype(np.int32))
+
+
+def _me_product(nums, dens=(), nums_me=()):
+    """The unrounded-exponent form (m, e) of _scaled_ratio: the value is m 2**e, |m| in [2**-k, 2**k]."""
+    m = np.float64(1.0)
+    e = np.int64(0)
+    zero = nan = np.False_
+    for fm, fe in [_me(f) for f in nums] + [(np.asarray(fm, _F64), fe) for fm, fe in nums_me]:
+        m, e = m * fm, e + np.asarray(fe, np.int64)
+        zero, nan = zero | (fm == 0), nan | np.isnan(fm)
+    m = np.where(zero & ~nan, 0.0, m)  # an exact zero annihilates (0 * inf = 0), as _xmul
+    for f in dens:
+        fm, fe = _me(f)
+        m, e = m / fm, e - fe
+    return m, np.asarray(e, np.int64)
+
+
+def _me_add(am, ae, bm, be):
+    """(am 2**ae) + (bm 2**be) as (m, E), taken at the common scale 2**E of the larger term: the smaller one, if
+    it falls below 2**-1074 there, is below the rounding of the sum."""
+    E = np.maximum(np.where(am == 0, be, ae), np.where(bm == 0, ae, be))
+    m = (np.ldexp(am, np.clip(ae - E, -1 << 20, 0).astype(np.int32))
+         + np.ldexp(bm, np.clip(be - E, -1 << 20, 0).astype(np.int32)))
+    return m, E
+
+
+def _reduce_me(m, e, reduction, n):
+    """Reduce elements held as m 2**e (each its own exponent): "none" rounds each once; "sum" and "mean" sum
+    them at the common scale 2**E of the largest (compensated; terms below 2**-1074 of the largest are below
+    the sum's rounding) and round the total (divided by n) once more into the format's range."""
+    m, e = np.broadcast_arrays(np.asarray(m, _F64), np.asarray(e, np.int64))
+    if reduction == "none":
+        return np.ldexp(m, np.clip(e, -1 << 20, 1 << 20).astype(np.int32))
+    fin = np.isfinite(m)
+    if not fin.all():  # an infinite or NaN element: the extended reals' sum of those alone
+        return np.float64(_total(np.where(fin, 0.0, m)))
+    live = m != 0
+    if not live.any():
+        tot, E = 0.0, 0
+    else:
+        E = int(e[live].max())
+        tot = _total(np.ldexp(m, np.clip(e - E, -1 << 20, 0).astype(np.int32)))
+    with np.errstate(all="ignore"):
+        if reduction == "mean":
+            tot = np.float64(tot) / np.float64(n)
+        return np.ldexp(np.float64(tot), int(np.clip(E, -1 << 20, 1 << 20)))
+
+
+def _exp_me(x):
+    """e**x as (mantissa, exponent), for logits far below exp's underflow threshold: e**x = 2**k e**r with
+    r = x - k ln 2 computed exactly (Cody-Waite: k LN2_HI is exact for |k| < 2**12) and |r| <= ln 2 / 2.
+    Logits below -3000 are taken at -3000 (e**-3000 < 2**-4328: zero even times the largest finite weight)."""
+    xs = np.maximum(np.asarray(x, _F64), -3000.0)
+    k = np.rint(xs / np.log(2.0))
+    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    m, e = _me(np.exp(r))
+    return m, e + np.where(np.isfinite(k), k, 0).astype(np.int64)
+
+
+def _tiny_me(x, plain):
+    """``plain(x)`` (sigmoid or softplus) as (m, e), from e**x where x < -700: there both equal e**x to within
+    e**-700 relative (sigmoid = e**x / (1 + e**x), softplus = log1p(e**x)), far below any format's u."""
+    x = np.asarray(x, _F64)
+    tiny = x < -700.0
+    mt, et = _exp_me(np.where(tiny, x, 0.0))
+    ms, es = _me(plain(x))
+    return np.where(tiny & (x > -INF), mt, ms), np.where(tiny & (x > -INF), et, es)
+
+
+def _sigmoid_me(x):
+    return _tiny_me(x, _sigmoid64)
+
+
+def _softplus_me(x):
+    return _tiny_me(x, _softplus64)
+
+
 def _reduce_scaled(vals, reduction, e_sum, denom=None, e_mean=0):
     """Reduce per-element values held as vals * 2**e: "none" gives vals * 2**e_sum, "sum" total * 2**e_sum,
     "mean" total / denom * 2**e_mean. The total is taken on vals * 2**-kk, kk large enough that no partial sum
@@ -761,10 +854,12 @@ def nll_loss_grad(input, target, weight=None, size_average=None, ignore_index=-1
         R, C = rows.shape
         g = np.zeros((R, C))
         if C:
-            g[np.arange(R), ti] = np.where(active, 0.0 - wt, 0.0)
-        with np.errstate(all="ignore"):
-            g = g / denom if reduction == "mean" else np.ldexp(g, j)
-        g = np.where(active[:, None], g, 0.0)  # structural: an ignored target's inputs do not enter the loss
+            gt = np.where(active, 0.0 - wt, 0.0)
+            with np.errstate(all="ignore"):
+                gt = gt / denom if reduction == "mean" else np.ldexp(gt, j)
+            # structural: only the (non-ignored) target's log-probability enters the loss, so every other input's
+            # derivative is exactly 0, even where the target's is 0/0 = NaN (a mean over zero total weight)
+            g[np.arange(R), ti] = np.where(active, gt, 0.0)
         return _out(back(g), dt)
 
 
@@ -927,16 +1022,15 @@ def _bce_setup(input, target, weight):
     return p, dt, y, (np.ones(p.shape) if w is None else w)
 
 
-def _wscale(w):
-    j = _norm_exp(w)
-    return np.ldexp(w, -j), j
-
-
-def _bce_values(p, y, w):
+def _bce_me(p, y, w):
+    """The elementwise BCE -w (y log p + (1 - y) log1p(-p)) as (m, e): both terms are <= 0 (no cancellation),
+    and each product is taken in scaled form, so a subnormal target or weight times a huge log, or a tiny weight
+    times a large loss, is not flushed to zero or inf before the reduction."""
     with np.errstate(all="ignore"):
-        a = _xmul(y, np.log(p))
-        b = _xmul(1.0 - y, np.log1p(-p))
-        return _xmul(w, -(a + b))
+        am, ae = _me_product([y, -np.log(p)])
+        bm, be = _me_product([1.0 - y, -np.log1p(-p)])
+        lm, le = _me_add(am, ae, bm, be)
+        return _me_product([w], nums_me=[(lm, le)])
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -944,8 +1038,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     (torch's documented deviation): the exact loss, +inf at p = 0 with y > 0."""
     reduction = _reduction(size_average, reduce, reduction)
     p, dt, y, w = _bce_setup(input, target, weight)
-    wn, j = _wscale(w)
-    return _out(_reduce_elems(_bce_values(p, y, wn), reduction, p.size, j), dt)
+    return _out(_reduce_me(*_bce_me(p, y, w), reduction, p.size), dt)
 
 
 def binary_cross_entropy_grad(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -953,16 +1046,16 @@ def binary_cross_entropy_grad(input, target, weight=None, size_average=None, red
     derivative, even at p = 0 or 1)."""
     reduction = _reduction(size_average, reduce, reduction)
     p, dt, y, w = _bce_setup(input, target, weight)
-    wn, j = _wscale(w)
-    v = _reduce_elems(_bce_values(p, y, wn), reduction, p.size, j)
     with np.errstate(all="ignore"):
         q = 1.0 - p
-        g = (p - y) / (p * q)
-        g = np.where(y == 0, 1.0 / q, g)
-        g = np.where(y == 1, -1.0 / p, g)
-        g = np.where(np.isnan(p) | np.isnan(y), NAN, g)
-        g = np.ldexp(_xmul(wn, g), j)
-    return _out(_elem_grad(g, v, reduction, p.size), dt)
+        # w (p - y) / (p q), its y = 0 and y = 1 forms w / q and -w / p, and the mean's 1 / n, as one scaled
+        # product: a subnormal weight over a subnormal p is 1, not inf * 0
+        num = np.where(y == 0, 1.0, np.where(y == 1, -1.0, p - y))
+        n = np.float64(p.size if reduction == "mean" else 1)
+        g = _scaled_ratio([w, num], [np.where(y == 0, 1.0, p), np.where(y == 1, 1.0, q), n])
+        g = np.where((w == 0) & ~np.isnan(p) & ~np.isnan(y), 0.0, g)  # a zero weight annihilates, even inf or 0/0
+        g = np.where(np.isnan(p) | np.isnan(y) | np.isnan(w), NAN, g)
+    return _out(g, dt)
 
 
 def _bcel_setup(input, target, weight, pos_weight):
@@ -973,12 +1066,17 @@ def _bcel_setup(input, target, weight, pos_weight):
     return x, dt, y, (np.ones(x.shape) if w is None else w), (np.ones(x.shape) if pw is None else pw)
 
 
-def _bcel_values(x, y, w, pw):
+def _bcel_me(x, y, w, pw):
+    """The elementwise w (pw y softplus(-x) + (1 - y) softplus(x)) as (m, e): two nonnegative terms, each a
+    scaled product (pw y can be subnormal, softplus(-x) near the largest finite, w either)."""
     with np.errstate(all="ignore"):
-        omy = 1.0 - y
-        pos = np.where(y == 0, 0.0, _xmul(_xmul(pw, y), _softplus64(-x)))
-        neg = np.where(omy == 0, 0.0, _xmul(omy, _softplus64(x)))
-        return _xmul(w, pos + neg)
+        am, ae = _me_product([pw, y], nums_me=[_softplus_me(-x)])
+        bm, be = _me_product([1.0 - y], nums_me=[_softplus_me(x)])
+        am = np.where(y == 0, 0.0, am)
+        bm = np.where(y == 1, 0.0, bm)
+        lm, le = _me_add(am, ae, bm, be)
+        m, e = _me_product([w], nums_me=[(lm, le)])
+        return np.where(np.isnan(x) | np.isnan(y), NAN, m), e
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
@@ -986,8 +1084,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """w (pos_weight y softplus(-x) + (1 - y) softplus(x)), softplus in its stable, accurate form."""
     reduction = _reduction(size_average, reduce, reduction)
     x, dt, y, w, pw = _bcel_setup(input, target, weight, pos_weight)
-    wn, j = _wscale(w)
-    return _out(_reduce_elems(_bcel_values(x, y, wn, pw), reduction, x.size, j), dt)
+    return _out(_reduce_me(*_bcel_me(x, y, w, pw), reduction, x.size), dt)
 
 
 def binary_cross_entropy_with_logits_grad(input, target, weight=None, size_average=None, reduce=None,
@@ -995,19 +1092,32 @@ def binary_cross_entropy_with_logits_grad(input, target, weight=None, size_avera
     """w ((1 - y) sigmoid(x) - pos_weight y sigmoid(-x))."""
     reduction = _reduction(size_average, reduce, reduction)
     x, dt, y, w, pw = _bcel_setup(input, target, weight, pos_weight)
-    wn, j = _wscale(w)
-    v = _reduce_elems(_bcel_values(x, y, wn, pw), reduction, x.size, j)
     with np.errstate(all="ignore"):
         omy = 1.0 - y
-        a = np.where(y == 0, 0.0, _xmul(_xmul(pw, y), _sigmoid64(-x)))
-        b = np.where(omy == 0, 0.0, _xmul(omy, _sigmoid64(x)))
-        g = np.ldexp(_xmul(wn, b - a), j)
+        # a = pw y sigmoid(-x) and b = (1 - y) sigmoid(x) as mantissa and exponent (a sigmoid far below the
+        # smallest float times a huge weight is a normal number), b - a taken at their common scale 2**E, then
+        # w (b - a) / n as one scaled product
+        ma, ea = _sigmoid_me(-x)
+        mb, eb = _sigmoid_me(x)
+        am, ae = _me_product([pw, y], nums_me=[(ma, ea)])
+        bm, be = _me_product([omy], nums_me=[(mb, eb)])
+        am = np.where((y == 0) | (pw == 0), 0.0, am)
+        bm = np.where(omy == 0, 0.0, bm)
+        # b - a at the common scale 2**E of the larger (the smaller term, if it falls below 2**-1074 there, is
+        # below the rounding of the difference)
+        E = np.maximum(np.where(am == 0, be, ae), np.where(bm == 0, ae, be))
+        d = np.ldexp(bm, np.clip(be - E, -1 << 20, 0).astype(np.int32)) - np.ldexp(
+            am, np.clip(ae - E, -1 << 20, 0).astype(np.int32))
+        n = np.float64(x.size if reduction == "mean" else 1)
+        g = _scaled_ratio([w, d], [n], nums_me=[(np.ones_like(d), E)])
+        g = np.where(w == 0, 0.0, g)
         # the sign of a zero: -0.0 where the exact b - a is a negative number that underflowed (a > b, compared
         # through their logarithms log(pw y) - softplus(x) and log(1 - y) - softplus(-x))
         la = np.log(_xmul(pw, y)) - _softplus64(x)
         lb = np.log(omy) - _softplus64(-x)
-        g = np.where(g == 0, np.where((la > lb) & (wn > 0), -0.0, 0.0), g)
-    return _out(_elem_grad(g, v, reduction, x.size), dt)
+        g = np.where(g == 0, np.where((la > lb) & (w > 0), -0.0, 0.0), g)
+        g = np.where(np.isnan(x) | np.isnan(y) | np.isnan(w) | np.isnan(pw), NAN, g)
+    return _out(g, dt)
 
 
 # --------------------------------------------------------------------------------------------------
