@@ -500,13 +500,13 @@ class Record:
     usual: dict = field(default_factory=dict)
 
 
-def detect(members, controls, log=None) -> dict:
+def detect(members, controls, log=None, shrink=None) -> dict:
     """Run the zoo: every member through the battery (check's order, stopping at the first failure) and the
     usual check; every control likewise (a flag is a false alarm). Returns the data of the table."""
     records = []
     for group, items in (("member", members), ("control", controls)):
         for m in items:
-            outs = run_battery(m)
+            outs = run_battery(m, shrink=shrink)
             caught = next((o for o in outs if o.caught), None)
             usual = usual_check(m)
             before = sum(o.seconds for o in outs[:-1])  # properties that passed before the one that failed
@@ -633,12 +633,15 @@ def cmd_detect(args) -> int:
     np.seterr(all="ignore")
     print(f"{'':7} {'member':40} {'loss':20} {'fw':5} {'format':8} | lossproof (property, time to first failure)"
           f"   | usual check            | minimal input")
-    data = detect(members, controls, log=lambda line: print(line, flush=True))
+    if args.shrink is not None and not (args.shrink > 0 and math.isfinite(args.shrink)):
+        raise UsageError(f"--shrink must be a positive number of seconds, not {args.shrink!r}")
+    data = detect(members, controls, log=lambda line: print(line, flush=True), shrink=args.shrink)
     print(format_summary(data["summary"]))
     if args.json:
         import torch
 
-        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": "ci"}
+        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": "ci",
+                               "shrink_seconds": args.shrink or 10.0}
         write_json_atomic(args.json, data)
         print(f"wrote {args.json}")
     s = data["summary"]
@@ -651,5 +654,7 @@ def add_parser(sub):
     d.add_argument("--no-controls", action="store_true", help="leave the controls out")
     d.add_argument("--list", action="store_true", help="list the zoo and exit")
     d.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON (atomically)")
+    d.add_argument("--shrink", type=float, default=None, metavar="SECONDS",
+                   help="shrink budget per failure (default: ci's 10 s); the minimal input is the smallest found")
     d.set_defaults(fn=cmd_detect)
     return d

@@ -14,7 +14,8 @@ TARGET is ``torch`` (torch's own function for LOSS) or a user function (``path/f
    width down to 0, keeping any move that increases the error. For an error that grows across a threshold (an
    overflow, an underflow, a cancellation) the halving steps bisect toward the threshold's worst side.
 
-Every evaluation is measured against the exact oracle (``lossproof.measure``: value and gradient components, ULP
+Inputs under a documented deviation of the subject (subjects/deviations.py) are skipped: they are known. Every
+evaluation is measured against the exact oracle (``lossproof.measure``: value and gradient components, ULP
 error and bits of error as NUMERICS.md defines them). The worst inputs are printed with their errors and exact hex
 inputs; ``--record PATH`` merges them into a worst-known table (JSON, written atomically), one entry per loss x
 target x format. Exit 0 (a hunt reports, it does not judge), 2 on a usage error.
@@ -112,6 +113,7 @@ class Hunter:
         self.top = top
         self.board = {}  # repr(kwargs) -> entry
         self.evaluations = 0
+        self.documented = 0
 
     def evaluate(self, kwargs):
         """Measure ``kwargs``; returns its score, or None when the subject or the oracle cannot take it."""
@@ -120,9 +122,14 @@ class Hunter:
         from subjects.torch_subject import upstream
         from oracles import OraclePrecisionError
 
+        from subjects import deviations
+
         key = repr(kwargs)
         if key in self.board:
             return self.board[key]["score"]
+        if deviations.matching(self.case.subject, self.case.loss, kwargs, self.case.fmt):
+            self.documented += 1  # a documented deviation (subjects/deviations.py): known, not a new worst case
+            return None
         try:
             values, grads = self.case.call(kwargs)
             up = upstream(len(values)) if self.case.framework == "torch" else None
@@ -307,6 +314,7 @@ def hunt(case, budget=60.0, seed=0, top=10, log=None) -> dict:
         log(f"encoding search: {hunter.evaluations} evaluations in all, {time.monotonic() - t0:.1f} s")
     return {"loss": case.loss, "subject": case.subject, "format": case.fmt, "device": case.device,
             "budget_seconds": budget, "seed": seed, "evaluations": hunter.evaluations,
+            "skipped_documented_deviations": hunter.documented,
             "seconds": round(time.monotonic() - t0, 1),
             "worst": [_entry(case, e) for e in hunter.worst()]}
 
