@@ -715,6 +715,10 @@ class _CE:
         nll_c = rw.neg_log_softmax(k)  # -log_softmax 2**-k, >= 0
         ome = 1.0 - eps  # exact or one rounding
         eps_c = eps / C if C else 0.0
+        # where eps / C underflows (below 2**-960), the smoothing's share of the row weights, eps / C w_c, is
+        # kept apart at scale 2**S: its gradient, -eps / C w_c / D for a class of softmax 0, is often all there is
+        self.S = 0 if not eps or eps_c >= 2.0 ** -960 else 200
+        a_smooth = (np.ldexp(eps, self.S) / C) * wn[None, :] if self.S else None
         self.reduction = reduction
         self.j, self.k = j, k
         if _is_prob_target(target, x.shape, out_shape):
@@ -731,6 +735,9 @@ class _CE:
             self.denom = float(R)
             self.e_mean = j + k
             self.a = a
+            # the gradient's weights: without the smoothing share where it is kept apart (a_smooth)
+            self.a_grad = a if not self.S else _xmul(wn[None, :], _xmul(trows, ome))
+            self.a_smooth = None if a_smooth is None else np.broadcast_to(a_smooth, a.shape)
             self.prob = True
         else:
             t = _index_targets(target, out_shape, C, ignore_index)
@@ -743,6 +750,7 @@ class _CE:
             a = np.zeros((R, C))
             if C:
                 a[ridx, ti] = _xmul(ome, wt)
+            a_hard = np.where(active[:, None], a, 0.0)
             if eps:
                 smooth = _acc_sum(_xmul(wn[None, :], nll_c), axis=1)
                 # eps / C scaled up by 2**S where it would underflow, so it never becomes an exact zero (0 * inf)
@@ -753,6 +761,8 @@ class _CE:
             self.values = np.where(active, vals, 0.0)
             self.active = active
             self.a = np.where(active[:, None], a, 0.0)
+            self.a_grad = a_hard if self.S else self.a
+            self.a_smooth = None if a_smooth is None else np.where(active[:, None], a_smooth, 0.0)
             self.denom = _total(np.where(active, wt, 0.0)) + 0.0
             self.e_mean = k
             self.prob = False
@@ -764,20 +774,21 @@ class _CE:
 
     def grad(self):
         rw = self.rw
-        g = rw.weighted_grad(self.a)  # in the scale of the weights, 2**-j
+        a = self.a_grad
+        g = rw.weighted_grad(a)  # in the scale of the weights, 2**-j
         if rw.C:  # several +inf logits: the finite classes have softmax 0, so g_c = -a_c (limits)
-            g = np.where(rw.multi[:, None] & ~rw.pinf, 0.0 - self.a, g)
+            g = np.where(rw.multi[:, None] & ~rw.pinf, 0.0 - a, g)
         with np.errstate(all="ignore"):
             if self.reduction == "mean":
-                F, e = (_acc_sum(self.a, axis=1) / self.denom, 0 if not self.prob else self.j)
+                F, e = (_acc_sum(a, axis=1) / self.denom, 0 if not self.prob else self.j)
                 g = g / self.denom if not self.prob else np.ldexp(g / self.denom, self.j)
             else:
-                F, e = _acc_sum(self.a, axis=1), self.j
+                F, e = _acc_sum(a, axis=1), self.j
                 g = np.ldexp(g, self.j)
             # a class without weight of its own has g_c = F s_c; where e_c underflows (x_c - m < -620) but the
             # factor F (a huge weight) brings F s_c back into range, take it as exp(log s_c + log f) 2**ee
             if rw.C:
-                tiny = rw.good[:, None] & (self.a == 0) & (rw.dh < -620.0) & (F > 0)[:, None]
+                tiny = rw.good[:, None] & (a == 0) & (rw.dh < -620.0) & (F > 0)[:, None]
                 if tiny.any():
                     f, ee = np.frexp(F)
                     n = (ee + e).astype(_F64)[:, None]  # n * LN2_HI is exact (Cody and Waite)
@@ -786,9 +797,16 @@ class _CE:
             # the sign of an underflowed zero: g_c = e_c (M - a_c) - a_c (D - e_c) is negative when only
             # class c has weight (M = a_c) and another class has a finite logit (D > e_c exactly)
             if rw.C:
-                alone_w = (F[:, None] > 0) & (self.a > 0) & (_acc_sum(self.a, axis=1)[:, None] == self.a)
+                alone_w = (F[:, None] > 0) & (a > 0) & (_acc_sum(a, axis=1)[:, None] == a)
                 others = (np.isfinite(rw.Xp).sum(axis=1) > 1)[:, None]
                 g = np.where((g == 0) & alone_w & others & rw.good[:, None], -0.0, g)
+            if self.S and rw.C:  # the smoothing's share (linear in the weights), at its own scale
+                gs = rw.weighted_grad(self.a_smooth)
+                if self.reduction == "mean":
+                    gs = np.ldexp(gs / self.denom, (self.j if self.prob else 0) - self.S)
+                else:
+                    gs = np.ldexp(gs, self.j - self.S)
+                g = np.where(gs == 0, g, g + gs)
         # the extended reals, as the oracle's Row: a NaN or all -inf row has no softmax (NaN), nor do the +inf
         # entries of a row with several +inf
         if rw.C:
