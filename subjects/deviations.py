@@ -25,8 +25,9 @@ class Deviation:
     documented_oracle: str | None = None  # an oracle variant name: measured against it
     documented_output: Callable[[float], bool] | None = None  # else: a predicate every output element meets
     witness: tuple | None = None  # (format, exact keyword arguments) on which the deviation shows: tested
-    # else: an absolute error bound (kwargs, Format) -> float that every failing element's |y - z| meets: the
-    # documented algorithm's own error, derived in the reason
+    # else: an absolute error bound (kwargs, Format) -> float, or a list of floats (one per value element, flat),
+    # that every failing element's |y - z| meets: the documented algorithm's own error, derived in the reason;
+    # inf where that error is unbounded (any number but NaN is the documented behaviour there)
     documented_error: Callable | None = None
 
 
@@ -261,7 +262,56 @@ def _bcel_infinite_logit(kw, f=None):
     return any(math.isinf(v) for v in _flat(kw.get("input", [])))
 
 
+
+def _scipy_exp_not_normal(kw, f=None):
+    """A target > 0 whose input log-probability x has exp(x) outside the format's normal range: below log of the
+    smallest normal (subnormal, or 0 below log(s_min / 2)) or above log of the largest finite (inf)."""
+    from oracles.formats import get_format
+
+    fm = get_format(f or "float16")
+    lo, hi = math.log(fm.min_normal), math.log(fm.max_finite)
+    xs, ts = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    return any(math.isfinite(x) and t > 0 and not lo <= x <= hi for x, t in zip(xs, ts))
+
+
+def _scipy_kl_error(kw, f):
+    """Per element, the error of rel_entr(t, q~) with q~ = exp(x) rounded into the format: |q~ - q| <=
+    max(u q, s_min / 2), so |log q~ - log q| <= -log(1 - r), r = max(u, s_min / (2 q)), an absolute error
+    t (-log(1 - r)) of t (log t - log q~); rel_entr's own roundings add K u (|t log t| + t (|x| + 1)). Where q~ is
+    0 or inf (r >= 1, or x above log(max)) rel_entr is +-inf by definition: unbounded. r from logarithms (q
+    itself may be subnormal in Python's float)."""
+    from oracles.bounds import K
+    from oracles.formats import get_format
+
+    fm = get_format(f)
+    u = float(fm.u)
+    log_half_smin = math.log(fm.min_subnormal) - math.log(2)
+    out = []
+    for x, t in zip(_flat(kw.get("input", [])), _flat(kw.get("target", []))):
+        if not (math.isfinite(x) and t > 0):
+            out.append(0.0)  # no deviation there: the element must be right
+            continue
+        if x > math.log(fm.max_finite):
+            out.append(math.inf)
+            continue
+        r = max(u, math.exp(min(log_half_smin - x, 1.0)))
+        out.append(-t * math.log1p(-r) + K * u * (abs(t * math.log(t)) + t * (abs(x) + 1)) if r < 1 else math.inf)
+    return out
+
 DEVIATIONS = [
+    # SciPy's rel_entr takes probabilities: the suite's adapter passes q = exp(input), rounded in the format
+    Deviation(
+        "scipy-kl_div-exp-not-normal", "scipy", "kl_div",
+        "an input log-probability whose exp is not a normal number of the format (target > 0)",
+        "scipy.special.rel_entr(t, q) is defined on probabilities, and q = exp(x) rounded in the format loses "
+        "relative precision in the subnormals (float64 x = -744: q = 5e-324 for 1.4e-323), rounds to 0 below "
+        "log(s_min / 2) (-745.13) where rel_entr(t, 0) = inf, and to inf above log(max) (709.78) where "
+        "rel_entr(t, inf) = -inf, while the exact t (log t - x) is finite (x = -1.8e308, t = 5e-324: 8.9e-16); "
+        "measured against that error, t (-log(1 - max(u, s_min / 2q))) + K u (|t log t| + t (|x| + 1)) per element",
+        "https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.rel_entr.html",
+        _scipy_exp_not_normal, documented_error=_scipy_kl_error,
+        witness=("float64", {"input": [-744.0, -1000.0, -1.0], "target": [1.0, 0.5, 0.25],
+                             "reduction": "none"})),
     Deviation(
         "torch-softplus-threshold", "torch", "softplus",
         "beta * x > threshold (default 20)",

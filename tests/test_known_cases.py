@@ -9,6 +9,7 @@ import pytest
 
 import conftest
 from lossproof.demo import SEED_CASES, round_inputs
+from lossproof import suite
 from lossproof.measure import measure
 from subjects import deviations, torch_subject
 from tests import cases
@@ -82,15 +83,21 @@ def _flat(v):
 
 @pytest.mark.parametrize("dev", deviations.DEVIATIONS, ids=[d.id for d in deviations.DEVIATIONS])
 def test_documented_deviation_is_real_and_explained(dev):
-    """Every recorded deviation is data we verified: on its witness torch 2.13 really misses the exact value
-    (values or gradient: not stable), the deviation's condition holds there, and torch's output is the
-    documented one. If a torch release fixes it, this fails and the record must go."""
+    """Every recorded deviation is data we verified: on its witness the library (torch 2.13, SciPy) really misses
+    the exact value (values or gradient: not stable), the deviation's condition holds there, and its output is
+    the documented one. If a release fixes it, this fails and the record must go."""
     fmt, kw = dev.witness
     assert dev in deviations.matching(dev.subject, dev.loss, kw, fmt), "the condition does not hold on the witness"
-    values, grads = torch_subject.run(torch_subject.function(dev.loss), dev.loss, fmt, "cpu", kw)
-    m = measure("torch", dev.loss, fmt, "cpu", kw, values, grads, upstream=torch_subject.upstream(len(values)))
+    if dev.subject == "torch":
+        values, grads = torch_subject.run(torch_subject.function(dev.loss), dev.loss, fmt, "cpu", kw)
+        upstream = torch_subject.upstream(len(values))
+    else:
+        (case,) = [c for c in suite.scipy_cases() if c.loss == dev.loss and c.fmt == fmt]
+        assert dev.subject == case.subject, f"no witness runner for subject {dev.subject!r}"
+        (values, grads), upstream = case.call(kw), None
+    m = measure(dev.subject, dev.loss, fmt, "cpu", kw, values, grads, upstream=upstream)
     bad = m.failures()
-    assert bad, f"torch now meets the exact value on the witness of {dev.id}: {values}"
+    assert bad, f"{dev.subject} now meets the exact value on the witness of {dev.id}: {values}"
     ok, _ = cases.explains(dev, None, m, kw, values)
     assert ok, f"{dev.id} does not explain torch's output on its witness: {[(e.kind, e.index, e.y) for e in bad]}"
     conftest.record(m, dev.id, False)
