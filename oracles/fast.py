@@ -442,6 +442,35 @@ def _row_positions(r, C, pos):
     return range(r * C, (r + 1) * C) if pos is None else pos[r]
 
 
+#: inputs up to this many elements are handed to the mpmath path whole when something needs expressions (one
+#: call, no per-row remapping: as cheap as the mpmath path alone, which the battery's measurements rely on)
+WHOLE_ELEMENTS = 1 << 16
+
+
+class _WholeBuilder:
+    """The mpmath result of the whole call, computed once on demand; output ``key`` is its flat element
+    ``order[key]`` (the fast path's row-major position mapped back to the output's layout)."""
+
+    def __init__(self, call, order=None):
+        self.call, self.order, self._flat = call, order, None
+
+    def __call__(self, key):
+        if self._flat is None:
+            res = self.call()
+            self._flat = _flatten(res)
+        return self._flat[key if self.order is None else self.order[key]]
+
+
+def _flatten(r):
+    return [e for x in r for e in _flatten(x)] if isinstance(r, list) else [r]
+
+
+def _builder(x, whole_call, row_call, rows, pos, per_row, order=None):
+    if x.size <= WHOLE_ELEMENTS:
+        return _WholeBuilder(whole_call, order)
+    return _RowBuilder(row_call, rows, pos, x.shape, per_row)
+
+
 class _RowBuilder:
     """The mpmath result of one output of a row-wise function, computed row by row on demand (a row of the
     softmax family depends on that row alone, so an undecided element costs one row, not the whole input)."""
@@ -476,7 +505,9 @@ def _softmax_family(name, input, dim):
     st = _Rows(rows)
     approx, bound = st.log_softmax() if name == "log_softmax" else st.softmax()
     fn = getattr(functions, name)
-    builder = _RowBuilder(lambda r: fn(rows[r].tolist(), dim=0), rows, pos, x.shape, st.C)
+    order = None if pos is None else pos.ravel().tolist()
+    builder = _builder(x, lambda: fn(input, dim=dim), lambda r: fn(rows[r].tolist(), dim=0), rows, pos, st.C,
+                       order)
     # the exact sign: a finite entry's softmax is > 0; its log_softmax < 0 when another entry is finite (else 0)
     finite = rows != -np.inf
     if name == "softmax":
@@ -523,7 +554,8 @@ def _logsumexp(input, dim=None, keepdim=False):
     _regular(rows)
     st = _Rows(rows)
     approx, bound = st.logsumexp()
-    builder = _RowBuilder(lambda r: [functions.logsumexp(rows[r].tolist(), dim=0)], rows, pos, x.shape, 1)
+    builder = _builder(x, lambda: functions.logsumexp(input, dim=dim, keepdim=keepdim),
+                       lambda r: [functions.logsumexp(rows[r].tolist(), dim=0)], rows, pos, 1)
     src = _Source(approx, bound, builder)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
 
@@ -632,7 +664,8 @@ def _class_loss(name, input, target, weight=None, size_average=None, ignore_inde
     def row_result(r):
         return fn([rows[r].tolist()], [tl[r]], weight=wl, ignore_index=ignore_index, reduction="none")
 
-    builder = _RowBuilder(row_result, rows, pos, x.shape, 1)
+    builder = _builder(x, lambda: fn(input, target, weight=weight, ignore_index=ignore_index, reduction="none"),
+                       row_result, rows, pos, 1)
     src = _Source(a, _inflate(err), builder, sign)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
 

@@ -323,8 +323,13 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("builder", ["whole", "per_row"])
 @pytest.mark.parametrize("name,kw", CASES, ids=[c[0] for c in CASES])
-def test_deferred_results_keep_value_gradient_and_kappa(name, kw):
+def test_deferred_results_keep_value_gradient_and_kappa(name, kw, builder, monkeypatch):
+    """Expressions come from the whole call (small inputs) or row by row, the gradient moved to the row's place
+    in the input (large inputs, forced here): both must be the mpmath path's own."""
+    if builder == "per_row":
+        monkeypatch.setattr(fast, "WHOLE_ELEMENTS", 0)
     res = _flat(oracles.REGISTRY[name](**kw))
     with fast.disabled():
         ref = _flat(oracles.REGISTRY[name](**kw))
