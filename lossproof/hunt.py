@@ -320,6 +320,8 @@ def hunt(case, budget=60.0, seed=0, top=10, log=None) -> dict:
 
 
 def _hexify(v):
+    if isinstance(v, dict):
+        return {k: _hexify(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_hexify(x) for x in v]
     if isinstance(v, float):
