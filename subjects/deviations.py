@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 
@@ -113,14 +114,18 @@ def _smoothing_underflows(kw, f=None):
 
 
 def _smoothing_span_overflows(kw, f=None):
-    """Label smoothing, and a row whose finite logits span more than the largest finite value: some class's
-    -log_softmax = lse - x_c overflows before its eps / C weighting."""
+    """Label smoothing, and a row whose finite logits span more than the largest finite value (some class's
+    -log_softmax = lse - x_c overflows), or whose sum over the classes of lse - x_c (<= max - x_c + log C) does:
+    the smoothing term overflows before its eps / C weighting."""
     if not kw.get("label_smoothing"):
         return False
     big = _max_finite(f)
     for r in _rows_of(kw.get("input")):
         fin = [v for v in r if math.isfinite(v)]
-        if fin and max(fin) - min(fin) > big:
+        if not fin:
+            continue
+        m = max(fin)
+        if m - min(fin) > big or sum(m - v + math.log(len(r)) for v in fin) > big:
             return True
     return False
 
@@ -236,11 +241,12 @@ def _bcel_cancellation_error(kw, f):
     n = len(x)
     w = _flat(kw["weight"]) if kw.get("weight") is not None else [1.0]
     pw = _flat(kw["pos_weight"]) if kw.get("pos_weight") is not None else [1.0]
-    wmax = max((abs(v) for v in w if math.isfinite(v)), default=1.0)
-    pmax = max((abs(v) for v in pw if math.isfinite(v)), default=1.0)
-    total = sum(abs(v) + 1 for v in x if math.isfinite(v)) * wmax * (1 + pmax)
+    F = Fraction
+    wmax = F(max((abs(v) for v in w if math.isfinite(v)), default=1.0))
+    pmax = F(max((abs(v) for v in pw if math.isfinite(v)), default=1.0))
+    total = sum((F(abs(v)) + 1 for v in x if math.isfinite(v)), F(0)) * wmax * (1 + pmax)
     D = n if kw.get("reduction", "mean") == "mean" else 1
-    return float(bounds.K * bounds.steps("binary_cross_entropy_with_logits") * u * total / D)
+    return bounds.K * bounds.steps("binary_cross_entropy_with_logits") * u * total / D  # exact: no overflow
 
 
 def _large_logits(kw, f=None):
@@ -257,6 +263,66 @@ def _lse_grad_error(kw, f):
     m = max(fx, default=0.0) + math.log(max(len(fx), 1)) + 1
     return float(bounds.K * 4 * _fmt(f).u * m)
 
+
+def _elementwise(kw, *names):
+    """The flat elementwise arguments (broadcast by position; a missing weight or pos_weight is 1)."""
+    xs = _flat(kw.get("input", []))
+    out = [xs]
+    for n in names:
+        v = kw.get(n)
+        vs = _flat(v) if isinstance(v, list) else ([1.0] if v is None else [v])
+        out.append([vs[i % len(vs)] for i in range(len(xs))])
+    return out
+
+
+def _terms_overflow(terms, kw, big):
+    """Some |term|, or (reductions) their running sum, beyond the largest finite value."""
+    total = 0.0
+    for t in terms:
+        total += t
+        if t > big or (kw.get("reduction", "mean") != "none" and total > big):
+            return True
+    return False
+
+
+def _bce_overflows(kw, f=None):
+    """BCELoss in the format: a weighted term w (-y max(log p, -100) - (1 - y) max(log(1 - p), -100)) or their
+    sum beyond the largest finite value, or the backward's |p - y| / max(p (1 - p), 1e-12) (1e-12 rounded into
+    the format: 0 in float16) beyond it."""
+    from oracles.formats import round_to_format
+
+    fm = _fmt(f)
+    big = fm.max_finite
+    eps = round_to_format(1e-12, fm.name)
+    p, y, w = _elementwise(kw, "target", "weight")
+    terms = []
+    for pi, yi, wi in zip(p, y, w):
+        if not (math.isfinite(pi) and math.isfinite(yi) and math.isfinite(wi)):
+            continue
+        lp = max(math.log(pi), -100.0) if pi > 0 else -100.0
+        lq = max(math.log1p(-pi), -100.0) if pi < 1 else -100.0
+        terms.append(abs(wi) * abs(yi * lp + (1 - yi) * lq))
+        den = max(pi * (1 - pi), eps)
+        if den < fm.min_subnormal / 2 or abs(pi - yi) > big * den:
+            return True
+    return _terms_overflow(terms, kw, big)
+
+
+def _bcel_overflows(kw, f=None):
+    """BCEWithLogitsLoss in the format: torch's w ((1 - y) x + ((pw - 1) y + 1) (max(-x, 0) + log1p(e**-|x|))):
+    the log-weight times softplus(-x), a weighted term, or their sum beyond the largest finite value."""
+    big = _fmt(f).max_finite
+    x, y, w, pw = _elementwise(kw, "target", "weight", "pos_weight")
+    terms = []
+    for xi, yi, wi, pwi in zip(x, y, w, pw):
+        if not all(math.isfinite(v) for v in (xi, yi, wi, pwi)):
+            continue
+        sp = max(-xi, 0.0) + math.log1p(math.exp(-abs(xi)))
+        lw = abs((pwi - 1) * yi + 1) * sp
+        if lw > big:
+            return True
+        terms.append(abs(wi) * (abs((1 - yi) * xi) + lw))
+    return _terms_overflow(terms, kw, big)
 
 def _bcel_infinite_logit(kw, f=None):
     return any(math.isinf(v) for v in _flat(kw.get("input", [])))
@@ -387,9 +453,11 @@ DEVIATIONS = [
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [0], "label_smoothing": 1e-45})),
     Deviation(
         "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
-        "label smoothing with a row whose finite logits span more than the largest finite value",
-        "the smoothing term sums -log_softmax over the classes; lse - x_c overflows to inf for the smallest logit "
-        "before the eps / C weighting, where the exact loss is finite (inf, or NaN times a zero weight)",
+        "label smoothing with a row whose finite logits span more than the largest finite value, or whose sum of "
+        "-log_softmax over the classes exceeds it",
+        "the smoothing term sums -log_softmax over the classes; lse - x_c overflows to inf for the smallest logit, "
+        "or the sum does (bfloat16 [0, 0, 3.39e38], target 0, label_smoothing 0.1: inf where the exact loss is "
+        "3.28e38), before the eps / C weighting, where the exact loss is finite (inf, or NaN times a zero weight)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _smoothing_span_overflows, documented_output=_not_finite,
         witness=("float32", {"input": [[3e38, -3e38, 0.0]], "target": [0], "label_smoothing": 0.25})),
@@ -439,6 +507,29 @@ DEVIATIONS = [
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
         _kl_masked, documented_output=math.isnan,
         witness=("float32", {"input": [-math.inf, -1.0], "target": [0.0, 0.5], "reduction": "sum"})),
+    Deviation(
+        "torch-bce-overflow", "torch", "binary_cross_entropy",
+        "a weighted term w l_i, or their sum, beyond the largest finite value; or a backward |p - y| / max(p (1 - "
+        "p), 1e-12) beyond it (float16: 1e-12 rounds to 0)",
+        "torch forms w * l_i and the reduction's sum in the format, which overflow to inf where the exact mean is "
+        "finite (float32 w = 3.4e38, p = 0.9, y = 0.999: inf where the mean is 6.5e37); the backward's (p - y) / "
+        "(p (1 - p)) overflows in float16 (p = 6e-8, y = 1: -inf, times a zero weight NaN where the exact "
+        "derivative is 0)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
+        _bce_overflows, documented_output=_not_finite_or_zero,
+        witness=("float16", {"input": [5.960464477539063e-08, 0.5], "target": [1.0, 0.0], "weight": [0.0, 1.0]})),
+    Deviation(
+        "torch-bce-with-logits-overflow", "torch", "binary_cross_entropy_with_logits",
+        "the log-weight ((pw - 1) y + 1) times softplus(-x), a weighted term, or their sum beyond the largest "
+        "finite value",
+        "torch computes (1 - y) x + log_weight (max(-x, 0) + log1p(exp(-|x|))) and w times it in the format; "
+        "these overflow to inf where the exact mean is finite (float32 pos_weight 3.4e38, x = -2, y = 1 - 2**-24, "
+        "mean over 7: inf where the exact loss is 1.03e38)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+        _bcel_overflows, documented_output=_not_finite_or_zero,
+        witness=("float32", {"input": [[0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0]],
+                             "target": [[0.0, 0.0, 0.0, 0.0, 0.9999999403953552, 0.0, 0.0]],
+                             "pos_weight": [1.0, 1.0, 1.0, 1.0, 3.4028232635611926e+38, 1.0, 1.0]})),
     Deviation(
         "torch-bce-with-logits-infinite", "torch", "binary_cross_entropy_with_logits",
         "an infinite logit",

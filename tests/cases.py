@@ -94,7 +94,7 @@ def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
             b = bounds[e.index[0]]
         else:
             b = bounds
-        if math.isinf(b):  # the documented algorithm's result is unbounded there (any number, never NaN)
+        if isinstance(b, float) and math.isinf(b):  # the documented algorithm's result is unbounded there (any number, never NaN)
             if math.isnan(e.y):
                 return False, m
             continue
