@@ -49,7 +49,7 @@ def test_torch_float64_bce_at_1e_50_is_unstable_and_documented():
     assert values == [100.0]
     assert m.elements[0].verdict == "unstable"
     assert m.elements[0].z.startswith("115.129254649702284")
-    (d,) = deviations.matching("torch", "binary_cross_entropy", kw)
+    (d,) = deviations.matching("torch", "binary_cross_entropy", kw, "float64")
     documented = measure("torch", "binary_cross_entropy", "float64", "cpu", kw, values, None,
                          oracle_name=d.documented_oracle)
     assert documented.elements[0].verdict == "correctly_rounded"
