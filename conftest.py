@@ -64,6 +64,8 @@ def pytest_addoption(parser):
     g.addoption("--only-losses", default=None, metavar="NAMES", help="comma-separated losses to run")
     g.addoption("--only-formats", default=None, metavar="NAMES", help="comma-separated formats to run")
     g.addoption("--only-devices", default=None, metavar="NAMES", help="comma-separated devices to run")
+    g.addoption("--results", default=os.path.join("out", "results.json"), metavar="PATH",
+                help="where the run's results (reports/schema.py) are written, atomically (default out/results.json)")
 
 
 BATTERY = ("test_agreement.py", "test_properties.py")
@@ -78,17 +80,126 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
-def record(measurement, deviation=None, gating=True):
+_RECORDS = []  # this process's results records (reports/schema.py)
+_CURRENT = {"nodeid": "", "module": "", "function": ""}
+
+#: the results' "source" of a test module (the report keeps the reproducible corpus apart from the search)
+SOURCES = {"test_agreement": "hypothesis", "test_properties": "hypothesis", "test_special_values": "special",
+           "test_corpus": "corpus", "test_known_cases": "fixed"}
+
+
+def record(measurement, deviation=None, gating=True, *, source=None, prop=None, case_id=None):
+    """Count a measurement in the summary table and write it to the run's results."""
+    from reports import schema
+
     _RESULTS.append((measurement, deviation, gating))
+    fn = _CURRENT["function"]
+    _RECORDS.append(schema.record_of(
+        measurement, kwargs=measurement.kwargs, deviation=deviation, gating=gating,
+        source=source or SOURCES.get(_CURRENT["module"], "other"),
+        prop=prop or (fn[len("test_"):] if fn.startswith("test_") else fn or "other"),
+        case_id=case_id or _CURRENT["nodeid"], run=_RUN["id"]))
+
+
+_RUN = {"id": ""}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _CURRENT.update(nodeid=item.nodeid, module=item.module.__name__.rsplit(".", 1)[-1] if item.module else "",
+                    function=getattr(item, "originalname", item.name))
 
 
 def pytest_configure(config):
+    import datetime
+    import uuid
+
     config._lossproof_results = _RESULTS
+    winput = getattr(config, "workerinput", None)
+    _RUN["id"] = winput["lossproof_run"] if winput else uuid.uuid4().hex[:12]
+    config._lossproof_started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # the controller hands its run id to each xdist worker
+    node.workerinput["lossproof_run"] = _RUN["id"]
+
+
+def _parts_dir(config):
+    return config.getoption("--results") + ".parts"
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if hasattr(session.config, "workeroutput"):  # an xdist worker: send the summary rows to the controller
-        session.config.workeroutput["lossproof_rows"] = _summary_rows(_RESULTS)
+    from reports import schema
+
+    config = session.config
+    if hasattr(config, "workeroutput"):  # an xdist worker: its summary rows to the controller, records to a part
+        config.workeroutput["lossproof_rows"] = _summary_rows(_RESULTS)
+        if _RECORDS:
+            wid = config.workerinput.get("workerid", "w")
+            schema.write_atomic(os.path.join(_parts_dir(config), f"{_RUN['id']}-{wid}.json"),
+                                schema.document([], _RECORDS))
+        return
+    _write_results(config)
+
+
+def _write_results(config):
+    """The controller merges its own records and its workers' parts into one results file, atomically."""
+    import glob
+    import sys
+
+    from reports import schema
+
+    parts = sorted(glob.glob(os.path.join(_parts_dir(config), f"{_RUN['id']}-*.json")))
+    docs = [schema.document([], _RECORDS)]
+    for p in parts:
+        try:
+            docs.append(schema.load(p))
+        except schema.ResultsError as e:  # a worker that died mid-write leaves no part (writes are atomic)
+            sys.stderr.write(f"lossproof: skipping a results part: {e}\n")
+    merged = schema.merge(docs)
+    if not merged["records"]:
+        return
+    run = {"id": _RUN["id"], "command": " ".join(["pytest", *config.invocation_params.args]),
+           "profile": os.environ.get("LOSSPROOF_PROFILE", "ci"), "started": config._lossproof_started,
+           "environment": environment()}
+    merged["runs"] = [run]
+    path = config.getoption("--results")
+    schema.write_atomic(path, merged)
+    for p in parts:
+        os.unlink(p)
+    try:
+        os.rmdir(_parts_dir(config))
+    except OSError:
+        pass
+    config._lossproof_results_path = path
+
+
+def environment() -> dict:
+    """Versions, devices and the floating-point state the report's header shows."""
+    import importlib.metadata as md
+
+    from mpmath.libmp import BACKEND
+
+    env = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
+           "processor": platform.processor() or platform.machine(), "mpmath_backend": BACKEND}
+    for pkg in ("torch", "numpy", "scipy", "mpmath", "hypothesis", "gmpy2", "pytest"):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = None
+    try:
+        import torch
+
+        env["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
+            if torch.cuda.is_available() else []
+        # flush-to-zero: does the smallest float32 subnormal survive an addition on the CPU?
+        tiny = torch.tensor([1e-45], dtype=torch.float32)
+        env["cpu_flush_to_zero"] = bool((tiny + 0.0).item() == 0.0)
+        env["torch_threads"] = torch.get_num_threads()
+    except Exception as e:  # pragma: no cover - torch is a dependency
+        env["cuda"] = f"unknown ({type(e).__name__})"
+    return env
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -126,6 +237,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from oracles.formats import format_ulps
 
     rows = _summary_rows(_RESULTS) + getattr(config, "_lossproof_worker_rows", [])
+    if getattr(config, "_lossproof_results_path", None):
+        terminalreporter.write_line(f"lossproof results: {config._lossproof_results_path}")
     if not rows:
         return
 

@@ -149,6 +149,7 @@ class Measurement:
     elements: list = field(default_factory=list)
     unsupported: str | None = None
     skipped: str | None = None
+    kwargs: dict | None = field(default=None, repr=False)  # the exact call, for the results' worst input
 
     @property
     def verdict(self) -> str:
@@ -252,7 +253,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     f = get_format(fmt)
     context = {**structure(loss, kwargs), **(context or {})}
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
-    m = Measurement(subject, loss, f.name, device, params)
+    m = Measurement(subject, loss, f.name, device, params, kwargs=kwargs)
     result = oracles.REGISTRY[oracle_name or loss](**kwargs)
     outs = _flat(result)
     if len(outs) != len(y_values):
