@@ -4,6 +4,9 @@
     lossproof demo                              the oracle on the seed notebook's cases and torch's deviations
     lossproof verify                            the battery against torch, NumPy and SciPy, with the summary
     lossproof check LOSS TARGET                 the battery for one loss against your function
+    lossproof gate --baseline FILE RESULTS...   the regression gate (lossproof/report_cmd.py)
+    lossproof merge --out PATH RESULTS...       results files as one
+    lossproof report [--out PATH] [--no-run]    the corpus run and the HTML accuracy report
 
 Exit status: 0 on success, 1 when the oracle cannot decide a rounding below its precision cap, 2 on bad input
 (one line on stderr, never a traceback).
@@ -261,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect.add_parser(sub)
     hunt.add_parser(sub)
+    from lossproof import report_cmd
+
+    report_cmd.add_parsers(sub)  # gate, merge, report
     return p
 
 
