@@ -84,6 +84,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 
 try:  # the fast path is optional: without NumPy every call takes the mpmath path
     import numpy as np
@@ -106,7 +107,8 @@ INFLATE = 1.0 + 2.0**-20
 SUBNORMAL = 2.0**-1074
 _CHUNK = 1 << 21  # elements per block of rows: bounded temporaries, cache-friendly passes
 
-_enabled = contextvars.ContextVar("lossproof_fast_path", default=True)
+#: LOSSPROOF_FAST=0 in the environment turns the fast path off everywhere (to compare, or to rule it out)
+_enabled = contextvars.ContextVar("lossproof_fast_path", default=os.environ.get("LOSSPROOF_FAST", "1") != "0")
 _counters: list = []
 
 
