@@ -330,6 +330,8 @@ def sigmoid_value(x):
         return ONE
     if x == NINF:
         return ZERO
+    if X.is_zero(x):  # exactly 1/2: a difference of sigmoids at 0 (BCE-with-logits' gradient) can be exactly 0
+        return ONE / expr.nsum([ONE, ONE])
     if X.sign(x) >= 0:
         return ONE / expr.nsum([ONE, expr.exp(-x)])
     ex = expr.exp(x)
