@@ -88,7 +88,7 @@ SOURCES = {"test_agreement": "hypothesis", "test_properties": "hypothesis", "tes
            "test_corpus": "corpus", "test_known_cases": "fixed"}
 
 
-def record(measurement, deviation=None, gating=True, *, source=None, prop=None, case_id=None):
+def record(measurement, deviation=None, gating=True, *, source=None, prop=None, case_id=None, regime=None):
     """Count a measurement in the summary table and write it to the run's results."""
     from reports import schema
 
@@ -98,7 +98,7 @@ def record(measurement, deviation=None, gating=True, *, source=None, prop=None, 
         measurement, kwargs=measurement.kwargs, deviation=deviation, gating=gating,
         source=source or SOURCES.get(_CURRENT["module"], "other"),
         prop=prop or (fn[len("test_"):] if fn.startswith("test_") else fn or "other"),
-        case_id=case_id or _CURRENT["nodeid"], run=_RUN["id"]))
+        case_id=case_id or _CURRENT["nodeid"], run=_RUN["id"], regime=regime))
 
 
 _RUN = {"id": ""}

@@ -169,7 +169,8 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
     from tests import cases
     from tests.budget import Budget
     from tests.problems import finite_except_masks, problems
-    from tests.test_agreement import EXAMPLES, failure_report, meets
+    from tests.cases import failure_report, meets
+    from tests.test_agreement import EXAMPLES
 
     budget = Budget(search, shrink)
     strategy = problems(case.loss, case.fmt)
@@ -320,7 +321,7 @@ def fails_on(case, prop: str, kwargs: dict) -> bool:
     from lossproof.measure import _flat, exact_gradient, measure, passes
     from subjects.torch_subject import upstream
     from tests.problems import finite_except_masks
-    from tests.test_agreement import meets
+    from tests.cases import meets
 
     values, grads = case.call(kwargs)
     up = upstream(len(values)) if case.framework == "torch" else None

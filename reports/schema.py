@@ -88,7 +88,7 @@ def exact_input(kwargs: dict) -> tuple:
 
 
 def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, source: str, prop: str,
-              case_id: str, run: str = "") -> dict:
+              case_id: str, run: str = "", regime: str | None = None) -> dict:
     """The record of a ``lossproof.measure.Measurement`` (duck-typed: this module never imports the suite)."""
     params = {k: (hexf(v) if isinstance(v, float) else v) for k, v in (m.params or {}).items()
               if not k.startswith("_")}
@@ -99,7 +99,7 @@ def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, so
     rec = {
         "run": run, "source": source, "case_id": case_id, "property": prop,
         "subject": m.subject, "loss": m.loss, "device": m.device, "format": m.fmt, "params": params,
-        "regime": (kwargs or {}).get("_regime"),
+        "regime": regime or (kwargs or {}).get("_regime"),
         "elements": len(els),
         "max_ulp": max((e.ulp_error for e in els), default=0.0),
         "mean_bits": (sum(e.bits for e in els) / len(els)) if els else 0.0,

@@ -57,6 +57,19 @@ def _prob_target_with_masked_logit(kw, f=None):
     return any(xi == -math.inf and ti == 0 for xi, ti in zip(fx, ft))
 
 
+def _prob_target_span_overflows(kw, f=None):
+    """Probability targets (a float target shaped like the input) and a row whose finite logits span more than
+    the largest finite value: lse - x_c overflows for its smallest logit."""
+    x, t = kw.get("input"), kw.get("target")
+    if len(_flat(x)) != len(_flat(t) if isinstance(t, list) else []):
+        return False
+    big = _max_finite(f)
+    for r in _rows_of(x):
+        fin = [v for v in r if math.isfinite(v)]
+        if fin and max(fin) - min(fin) > big:
+            return True
+    return False
+
 def _zero_weight_on_masked_target(kw, f=None):
     """A class-index target whose class weight is exactly 0 and whose logit / log-probability is -inf."""
     w, t, x = kw.get("weight"), kw.get("target"), kw.get("input")
@@ -403,6 +416,16 @@ DEVIATIONS = [
         "(no upstream issue found; optax has the same defect: https://github.com/google-deepmind/optax/issues/896)",
         _prob_target_with_masked_logit, documented_output=math.isnan,
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [[1.0, 0.0]]})),
+    Deviation(
+        "torch-ce-prob-target-span-overflow", "torch", "cross_entropy",
+        "probability targets and a row whose finite logits span more than the largest finite value",
+        "torch computes -(target * log_softmax(x)).sum(); log_softmax = x_c - lse overflows to -inf for the "
+        "smallest logit, so its term is inf (or 0 * inf = NaN where its target is 0) where the exact loss is "
+        "finite (float32 [[3.4e38, -3.4e38, 0, 1.7e38]], target [[0.75, 0.25, 0, 0]]: NaN for 1.56e38)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _prob_target_span_overflows, documented_output=_not_finite,
+        witness=("float32", {"input": [[3.4028234663852886e+38, -3.4028234663852886e+38, 0.0, 1.7014117331926443e+38]],
+                             "target": [[0.75, 0.25, 0.0, 0.0]]})),
     Deviation(
         "torch-nll-zero-weight-masked", "torch", "nll_loss",
         "a target whose class weight is 0 has log-probability -inf",

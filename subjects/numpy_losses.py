@@ -836,19 +836,27 @@ def cross_entropy_grad(input, target, weight=None, size_average=None, ignore_ind
 
 
 def _nll_setup(input, target, weight, ignore_index):
+    """The weighted terms w_t (-x_t) as (mantissa, exponent) per target (subnormal and huge weights together in one
+    call cost nothing: no common scale flushes the small ones), the target weights w_t (0 where ignored)."""
     x, dt, cd, C, out_shape, rows, back = _class_layout(input)
     w = _class_weights(weight, C)
     t = _index_targets(target, out_shape, C, ignore_index)
     active = t != ignore_index
     ti = np.where(active, t, 0)
     R = rows.shape[0]
-    j = _norm_exp(w) if w is not None else 0
-    wn = np.ldexp(w, -j) if w is not None else None
-    wt = (wn[ti] if wn is not None else np.ones(R)) if C else np.zeros(R)
+    wt = (w[ti] if w is not None else np.ones(R)) if C else np.zeros(R)
     wt = np.where(active, wt, 0.0)
     xt = rows[np.arange(R), ti] if C else np.zeros(R)
-    vals = np.where(active, _xmul(wt, -xt), 0.0)  # scaled by 2**-j
-    return dt, out_shape, rows, back, active, ti, wt, j, vals
+    m, e = _me_product([wt, 0.0 - xt])
+    m = np.where(active, m, 0.0)
+    return dt, out_shape, rows, back, active, ti, wt, m, e
+
+
+def _weight_total(wt):
+    """The total target weight as (W 2**-E, E): summed at the scale of the largest, so it never overflows."""
+    live = wt[(wt != 0) & np.isfinite(wt)]
+    E = int(_me(np.abs(live).max())[1]) if live.size else 0
+    return _total(np.ldexp(wt, -E)) + 0.0, E
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -857,9 +865,20 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     that are not ignored (0/0 = NaN when every target is ignored)."""
     reduction = _reduction(size_average, reduce, reduction)
     with np.errstate(all="ignore"):
-        dt, out_shape, rows, back, active, ti, wt, j, vals = _nll_setup(input, target, weight, ignore_index)
-        v = _reduce_scaled(vals, reduction, j, _total(wt) + 0.0, 0)
-        return _out(v.reshape(out_shape) if reduction == "none" else v, dt)
+        dt, out_shape, rows, back, active, ti, wt, m, e = _nll_setup(input, target, weight, ignore_index)
+        if reduction != "mean":
+            v = _reduce_me(m, e, reduction, 1)
+            return _out(v.reshape(out_shape) if reduction == "none" else v, dt)
+        num = _reduce_me(m, e, "sum", 1) if not np.isfinite(m).all() else None
+        if num is not None:  # an infinite or NaN term: the extended reals' sum, over the (positive) total
+            W, _ = _weight_total(wt)
+            return _out(np.float64(num) / np.float64(W) if W else np.float64(NAN), dt)
+        # sum(w_t l_t) / sum(w_t) at their own scales: (tot 2**En) / (W 2**Ew)
+        W, Ew = _weight_total(wt)
+        live = m != 0
+        En = int(e[live].max()) if live.any() else 0
+        tot = _total(np.ldexp(m, np.clip(e - En, -1 << 20, 0).astype(np.int32)))
+        return _out(np.ldexp(np.float64(tot) / np.float64(W), En - Ew), dt)
 
 
 def nll_loss_grad(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -867,14 +886,15 @@ def nll_loss_grad(input, target, weight=None, size_average=None, ignore_index=-1
     """-weight[t] at the target (divided by the total weight for "mean"), 0 elsewhere."""
     reduction = _reduction(size_average, reduce, reduction)
     with np.errstate(all="ignore"):
-        dt, out_shape, rows, back, active, ti, wt, j, vals = _nll_setup(input, target, weight, ignore_index)
-        denom = _total(wt) + 0.0
+        dt, out_shape, rows, back, active, ti, wt, m, e = _nll_setup(input, target, weight, ignore_index)
         R, C = rows.shape
         g = np.zeros((R, C))
         if C:
-            gt = np.where(active, 0.0 - wt, 0.0)
-            with np.errstate(all="ignore"):
-                gt = gt / denom if reduction == "mean" else np.ldexp(gt, j)
+            if reduction == "mean":  # -w_t / (W 2**Ew) as one scaled ratio: a subnormal w_t over a huge W
+                W, Ew = _weight_total(wt)
+                gt = 0.0 - _scaled_ratio([wt], [np.float64(W)], nums_me=[(1.0, -Ew)])
+            else:
+                gt = 0.0 - wt
             # structural: only the (non-ignored) target's log-probability enters the loss, so every other input's
             # derivative is exactly 0, even where the target's is 0/0 = NaN (a mean over zero total weight)
             g[np.arange(R), ti] = np.where(active, gt, 0.0)

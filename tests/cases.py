@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from lossproof import suite
+from lossproof.measure import RANK
 
 
 def selected(config):
@@ -51,15 +52,14 @@ def restrict(case, kwargs):
     """The call restricted to the parameters the subject takes: the others are dropped, so both the subject and
     the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). Targets
     at the default ignore index (-100) become class 0 for a function without ``ignore_index`` (it could not
-    mean them). None when a drawn input needs a dropped parameter to mean what it says (a log-space target
-    without log_target, an ignore index other than -100)."""
+    mean them), and so do targets at any negative ignore index (a drawn ignore index that is a class keeps
+    its meaning: that class). None when a drawn input needs a dropped parameter to mean what it says (a
+    log-space target without log_target)."""
     out = {}
     for k, v in kwargs.items():
         if case.accepts(k):
             out[k] = v
         elif k == "log_target" and v:
-            return None
-        elif k == "ignore_index" and v != -100:
             return None
     if not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
         out["target"] = _unignore(out["target"])
@@ -67,9 +67,11 @@ def restrict(case, kwargs):
 
 
 def _unignore(t):
+    """Class-index targets with the negative (ignore) indices made class 0: a function without ignore_index
+    gets a valid call that still exercises everything else the draw holds."""
     if isinstance(t, list):
         return [_unignore(x) for x in t]
-    return 0 if isinstance(t, int) and not isinstance(t, bool) and t == -100 else t
+    return 0 if isinstance(t, int) and not isinstance(t, bool) and t < 0 else t
 
 
 def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
@@ -103,3 +105,47 @@ def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
         if abs(Fraction(e.y) - exact_fraction(e.exact)) > Fraction(b):
             return False, m
     return True, m
+
+
+def required_rung(case, kind: str = "value") -> str:
+    """Our NumPy losses must be accurate, values and gradient components (a gradient component with its own
+    condition number, lossproof.conditioning); everything else must be stable (NUMERICS' pass line)."""
+    return "accurate" if case.subject == "numpy" else "stable"
+
+
+def meets(case, m) -> bool:
+    return all(RANK[e.verdict] >= RANK[required_rung(case, e.kind)] for e in m.elements)
+
+
+def failure_report(case, kwargs, m, deviation=None) -> str:
+    w = m.worst_element
+    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})",
+             f"  expected (exact) {w.z}",
+             f"  correctly rounded {w.z_rounded!r} ({float.hex(w.z_rounded) if math.isfinite(w.z_rounded) else w.z_rounded})",
+             f"  got               {w.y!r}",
+             f"  error             {w.ulp_error:.3g} ULP, {w.bits:.1f} bits; stable allows {w.stable_bound:.3g}, "
+             f"accurate allows {w.accurate_bound:.3g} (absolute)",
+             "  reproducer:"]
+    lines += ["    " + line for line in suite.reproducer(case, kwargs).splitlines()]
+    if deviation:
+        lines.append(f"  documented deviation {deviation.id}: {deviation.reason} ({deviation.link})")
+    return "\n".join(lines)
+
+
+def judge(case, kwargs, m, values) -> tuple:
+    """(the documented deviation that explains m, or None; the failure report, or None when m meets the
+    requirement or a documented deviation explains it). One judgement for the battery, the corpus and detect."""
+    from subjects import deviations
+
+    if meets(case, m):
+        return None, None
+    devs = deviations.matching(case.subject, case.loss, kwargs, case.fmt)
+    if not devs:
+        return None, failure_report(case, kwargs, m)
+    unexplained = []
+    for d in devs:  # measured against the documented behaviour instead, shown as a documented deviation
+        ok, md = explains(d, case, m, kwargs, values)
+        if ok:
+            return d.id, None
+        unexplained.append(failure_report(case, kwargs, md, d))
+    return None, "no documented deviation explains this:\n" + "\n".join(unexplained)

@@ -8,7 +8,6 @@ library is measured against the documented behaviour and reported, never skipped
 
 from __future__ import annotations
 
-import math
 
 import pytest
 from hypothesis import HealthCheck, assume, given, note, settings, target
@@ -16,10 +15,11 @@ from hypothesis import strategies as st
 
 import conftest
 from lossproof import suite
-from lossproof.measure import RANK, measure
+from lossproof.measure import measure
 from subjects import deviations
 from subjects.torch_subject import upstream
 from tests import cases, profile
+from tests.cases import meets
 from tests.problems import finite_except_masks, problems
 from tests.budget import Budget
 
@@ -30,31 +30,6 @@ EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 2000}
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", cases.params(cases.selected(metafunc.config)))
-
-
-def required_rung(case, kind: str = "value") -> str:
-    """Our NumPy losses must be accurate, values and gradient components (a gradient component with its own
-    condition number, lossproof.conditioning); everything else must be stable (NUMERICS' pass line)."""
-    return "accurate" if case.subject == "numpy" else "stable"
-
-
-def meets(case, m) -> bool:
-    return all(RANK[e.verdict] >= RANK[required_rung(case, e.kind)] for e in m.elements)
-
-
-def failure_report(case, kwargs, m, deviation=None) -> str:
-    w = m.worst_element
-    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})",
-             f"  expected (exact) {w.z}",
-             f"  correctly rounded {w.z_rounded!r} ({float.hex(w.z_rounded) if math.isfinite(w.z_rounded) else w.z_rounded})",
-             f"  got               {w.y!r}",
-             f"  error             {w.ulp_error:.3g} ULP, {w.bits:.1f} bits; stable allows {w.stable_bound:.3g}, "
-             f"accurate allows {w.accurate_bound:.3g} (absolute)",
-             "  reproducer:"]
-    lines += ["    " + line for line in suite.reproducer(case, kwargs).splitlines()]
-    if deviation:
-        lines.append(f"  documented deviation {deviation.id}: {deviation.reason} ({deviation.link})")
-    return "\n".join(lines)
 
 
 def test_agreement(case, request):
@@ -88,25 +63,10 @@ def test_agreement(case, request):
         ran["n"] += 1
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
-        if meets(case, m):
-            conftest.record(m, None, gating)
-            return
-        devs = deviations.matching(case.subject, case.loss, kwargs, case.fmt)
-        if devs:  # measured against the documented behaviour instead, and shown as a documented deviation
-            unexplained = []
-            for d in devs:
-                ok, md = cases.explains(d, case, m, kwargs, values)
-                if ok:
-                    conftest.record(m, d.id, gating)
-                    return
-                unexplained.append(failure_report(case, kwargs, md, d))
-            conftest.record(m, None, gating)
-            if gating:
-                budget.fail(key, "no documented deviation explains this:\n" + "\n".join(unexplained))
-            return
-        conftest.record(m, None, gating)
-        if gating:
-            budget.fail(key, failure_report(case, kwargs, m))
+        deviation, problem = cases.judge(case, kwargs, m, values)
+        conftest.record(m, deviation, gating)
+        if problem and gating:
+            budget.fail(key, problem)
 
     check()
     if ran["n"] == 0 and ran["unsupported"]:
