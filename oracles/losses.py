@@ -376,9 +376,22 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         value = X.mul(w, X.add(pos, negt))
 
         def grad(k=k, x=x, y=y, omy=omy, w=w, pw=pw):
-            a = ZERO if X.is_zero(y) else X.mul(X.mul(pw, y), sigmoid_value(X.neg(x)))
-            b = ZERO if X.is_zero(omy) else X.mul(omy, sigmoid_value(x))
-            return {k: X.mul(w, X.sub(b, a))}
+            # w ((1 - y) s(x) - pw y s(-x)) written as an exact part plus a tail, with the weight distributed:
+            # x >= 0: w (1 - y) - w s(-x) (1 - y + pw y); x < 0: w s(x) (1 - y + pw y) - w pw y. The same
+            # number, but where s(-+x) is far below the precision cap (x = 65504) and the exact part is a
+            # rounding boundary, the boundary cancels exactly and the tail's sign decides (Exact's boundary rule)
+            a = ZERO if X.is_zero(y) else X.mul(pw, y)
+            b = ZERO if X.is_zero(omy) else omy
+            if X.is_nan(x) or isinstance(x, float):  # +-inf, NaN: the extended reals as before
+                sa = ZERO if X.is_zero(a) else X.mul(a, sigmoid_value(X.neg(x)))
+                sb = ZERO if X.is_zero(b) else X.mul(b, sigmoid_value(x))
+                return {k: X.mul(w, X.sub(sb, sa))}
+            both = X.add(a, b)
+            if X.sign(x) >= 0:
+                exact, tail = X.mul(w, b), X.mul(X.mul(w, both), sigmoid_value(X.neg(x)))
+                return {k: X.sub(exact, tail)}
+            exact, tail = X.mul(w, a), X.mul(X.mul(w, both), sigmoid_value(x))
+            return {k: X.sub(tail, exact)}
 
 
         outs.append(_Out(value, grad))
