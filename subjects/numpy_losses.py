@@ -692,8 +692,11 @@ def _index_targets(target, out_shape, C, ignore_index):
 class _CE:
     """The per-row pieces of cross_entropy: losses (scaled by powers of two), denominator, row weights a[r, k].
 
-    Weights are used as w 2**-j (``_norm_exp``); slices with logits beyond 2**960 compute -log_softmax
-    2**-k, since x_t - m can exceed the largest finite (the loss 2 * max times a tiny weight is finite)."""
+    Each row r computes with its weights scaled by 2**-J[r] (class-index targets: J[r] from the row's own target
+    weight, so a subnormal and a huge class weight in one call are each exact at their row's scale; probability
+    targets: one J, ``_norm_exp`` of the weights); the reductions combine rows at their own scales. Slices with
+    logits beyond 2**960 compute -log_softmax 2**-k, since x_t - m can exceed the largest finite (the loss
+    2 * max times a tiny weight is finite)."""
 
     def __init__(self, input, target, weight, ignore_index, reduction, label_smoothing):
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating)):
@@ -706,7 +709,6 @@ class _CE:
         w = _class_weights(weight, C)
         wv = np.ones(C) if w is None else w
         j = _norm_exp(wv)
-        wn = np.ldexp(wv, -j)
         rw = _Rows(rows)
         self.rw = rw
         R = rows.shape[0]
@@ -715,36 +717,45 @@ class _CE:
         nll_c = rw.neg_log_softmax(k)  # -log_softmax 2**-k, >= 0
         ome = 1.0 - eps  # exact or one rounding
         eps_c = eps / C if C else 0.0
-        # where eps / C underflows (below 2**-960), the smoothing's share of the row weights, eps / C w_c, is
-        # kept apart at scale 2**S: its gradient, -eps / C w_c / D for a class of softmax 0, is often all there is
-        self.S = 0 if not eps or eps_c >= 2.0 ** -960 else 200
-        a_smooth = (np.ldexp(eps, self.S) / C) * wn[None, :] if self.S else None
-        self.reduction = reduction
-        self.j, self.k = j, k
-        if _is_prob_target(target, x.shape, out_shape):
-            t, _ = _float_array(target, "target")
-            _check_target_nonneg(t)
-            trows = _to_rows(t, cd)[0]
-            tt = _xmul(trows, ome) + eps_c if eps else trows
-            a = _xmul(wn[None, :], tt)
-            per = _xmul(a, nll_c)
-            if eps:  # (1 - eps) t + eps / C is positive even where eps / C underflows: no 0 * inf there
-                per = np.where(np.isinf(nll_c) & (a == 0) & (wn[None, :] != 0), nll_c, per)
-            self.values = _acc_sum(per, axis=1) if C else np.zeros(R)
-            self.active = np.ones(R, dtype=bool)
-            self.denom = float(R)
-            self.e_mean = j + k
-            self.a = a
-            # the gradient's weights: without the smoothing share where it is kept apart (a_smooth)
-            self.a_grad = a if not self.S else _xmul(wn[None, :], _xmul(trows, ome))
-            self.a_smooth = None if a_smooth is None else np.broadcast_to(a_smooth, a.shape)
-            self.prob = True
+        prob = _is_prob_target(target, x.shape, out_shape)
+        if prob:
+            J = np.full(R, j, dtype=np.int64)
         else:
             t = _index_targets(target, out_shape, C, ignore_index)
             active = t != ignore_index
             ti = np.where(active, t, 0)
+            wt_raw = np.where(active, wv[ti] if C else np.zeros(R), 0.0)
+            # the row's scale: its target weight's (or, with smoothing, the largest weight's, which eps / C <= 1
+            # multiplies), ``_norm_exp``'s rule for each row
+            top = np.maximum(np.abs(wt_raw), np.abs(wv).max() if (eps and C) else 0.0)
+            J = np.array([_norm_exp(np.array([v])) for v in top], dtype=np.int64)
+        wn = np.ldexp(np.broadcast_to(wv[None, :], (R, C)), -J[:, None].astype(np.int32))  # row r: w 2**-J[r]
+        # where eps / C underflows (below 2**-960), the smoothing's share of the row weights, eps / C w_c, is
+        # kept apart at scale 2**S: its gradient, -eps / C w_c / D for a class of softmax 0, is often all there is
+        self.S = 0 if not eps or eps_c >= 2.0 ** -960 else 200
+        a_smooth = (np.ldexp(eps, self.S) / C) * wn if self.S else None
+        self.reduction = reduction
+        self.J, self.k = J, k
+        if prob:
+            t, _ = _float_array(target, "target")
+            _check_target_nonneg(t)
+            trows = _to_rows(t, cd)[0]
+            tt = _xmul(trows, ome) + eps_c if eps else trows
+            a = _xmul(wn, tt)
+            per = _xmul(a, nll_c)
+            if eps:  # (1 - eps) t + eps / C is positive even where eps / C underflows: no 0 * inf there
+                per = np.where(np.isinf(nll_c) & (a == 0) & (wn != 0), nll_c, per)
+            self.values = _acc_sum(per, axis=1) if C else np.zeros(R)
+            self.active = np.ones(R, dtype=bool)
+            self.denom, self.Ew = float(R), 0
+            self.a = a
+            # the gradient's weights: without the smoothing share where it is kept apart (a_smooth)
+            self.a_grad = a if not self.S else _xmul(wn, _xmul(trows, ome))
+            self.a_smooth = None if a_smooth is None else np.broadcast_to(a_smooth, a.shape)
+            self.prob = True
+        else:
             ridx = np.arange(R)
-            wt = wn[ti] if C else np.zeros(R)
+            wt = wn[ridx, ti] if C else np.zeros(R)
             nll = _xmul(wt, nll_c[ridx, ti]) if C else np.zeros(R)
             vals = _xmul(ome, nll)
             a = np.zeros((R, C))
@@ -752,24 +763,27 @@ class _CE:
                 a[ridx, ti] = _xmul(ome, wt)
             a_hard = np.where(active[:, None], a, 0.0)
             if eps:
-                smooth = _acc_sum(_xmul(wn[None, :], nll_c), axis=1)
+                smooth = _acc_sum(_xmul(wn, nll_c), axis=1)
                 # eps / C scaled up by 2**S where it would underflow, so it never becomes an exact zero (0 * inf)
                 # nor loses its digits; the product is scaled back with one rounding
                 S = 0 if eps_c >= 2.0 ** -960 else 200
                 vals = vals + np.ldexp(_xmul(np.ldexp(eps, S) / C, smooth), -S)
-                a = a + _xmul(eps_c, wn)[None, :]
+                a = a + _xmul(eps_c, wn)
             self.values = np.where(active, vals, 0.0)
             self.active = active
             self.a = np.where(active[:, None], a, 0.0)
             self.a_grad = a_hard if self.S else self.a
             self.a_smooth = None if a_smooth is None else np.where(active[:, None], a_smooth, 0.0)
-            self.denom = _total(np.where(active, wt, 0.0)) + 0.0
-            self.e_mean = k
+            self.denom, self.Ew = _weight_total(wt_raw)  # the total target weight, denom 2**Ew
             self.prob = False
 
     def value(self):
         red = self.reduction
-        v = _reduce_scaled(self.values, red, self.j + self.k, self.denom, self.e_mean)
+        e = self.J + self.k
+        if red == "mean":
+            v = _mean_me(self.values, e, self.denom, self.Ew)
+        else:
+            v = _reduce_me(self.values, e, red, 1)
         return v.reshape(self.out_shape) if red == "none" else v
 
     def grad(self):
@@ -779,12 +793,11 @@ class _CE:
         if rw.C:  # several +inf logits: the finite classes have softmax 0, so g_c = -a_c (limits)
             g = np.where(rw.multi[:, None] & ~rw.pinf, 0.0 - a, g)
         with np.errstate(all="ignore"):
-            if self.reduction == "mean":
-                F, e = (_acc_sum(a, axis=1) / self.denom, 0 if not self.prob else self.j)
-                g = g / self.denom if not self.prob else np.ldexp(g / self.denom, self.j)
-            else:
-                F, e = _acc_sum(a, axis=1), self.j
-                g = np.ldexp(g, self.j)
+            # row r's gradient is G_r 2**J[r] / (denom 2**Ew) for "mean", G_r 2**J[r] otherwise: F_r 2**e_r
+            D = self.denom if self.reduction == "mean" else 1.0
+            e = (self.J - (self.Ew if self.reduction == "mean" else 0)).astype(np.int64)
+            F = _acc_sum(a, axis=1) / D
+            g = np.ldexp(g / D, e[:, None].astype(np.int32))
             # a class without weight of its own has g_c = F s_c; where e_c underflows (x_c - m < -620) but the
             # factor F (a huge weight) brings F s_c back into range, take it as exp(log s_c + log f) 2**ee
             if rw.C:
@@ -801,11 +814,7 @@ class _CE:
                 others = (np.isfinite(rw.Xp).sum(axis=1) > 1)[:, None]
                 g = np.where((g == 0) & alone_w & others & rw.good[:, None], -0.0, g)
             if self.S and rw.C:  # the smoothing's share (linear in the weights), at its own scale
-                gs = rw.weighted_grad(self.a_smooth)
-                if self.reduction == "mean":
-                    gs = np.ldexp(gs / self.denom, (self.j if self.prob else 0) - self.S)
-                else:
-                    gs = np.ldexp(gs, self.j - self.S)
+                gs = np.ldexp(rw.weighted_grad(self.a_smooth) / D, (e - self.S)[:, None].astype(np.int32))
                 g = np.where(gs == 0, g, g + gs)
         # the extended reals, as the oracle's Row: a NaN or all -inf row has no softmax (NaN), nor do the +inf
         # entries of a row with several +inf
@@ -859,6 +868,18 @@ def _weight_total(wt):
     return _total(np.ldexp(wt, -E)) + 0.0, E
 
 
+def _mean_me(m, e, W, Ew):
+    """sum(m 2**e) / (W 2**Ew): the numerator at the scale of its largest term, one division, one ldexp (an
+    infinite or NaN term gives the extended reals' sum over W)."""
+    m, e = np.broadcast_arrays(np.asarray(m, _F64), np.asarray(e, np.int64))
+    if not np.isfinite(m).all():
+        return np.float64(_reduce_me(m, e, "sum", 1)) / np.float64(W)
+    live = m != 0
+    En = int(e[live].max()) if live.any() else 0
+    tot = _total(np.ldexp(m, np.clip(e - En, -1 << 20, 0).astype(np.int32)))
+    return np.ldexp(np.float64(tot) / np.float64(W), int(np.clip(En - Ew, -1 << 20, 1 << 20)))
+
+
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     """torch.nn.functional.nll_loss: -weight[t] * input[t]; "mean" divides by the total weight of the targets
@@ -869,16 +890,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         if reduction != "mean":
             v = _reduce_me(m, e, reduction, 1)
             return _out(v.reshape(out_shape) if reduction == "none" else v, dt)
-        num = _reduce_me(m, e, "sum", 1) if not np.isfinite(m).all() else None
-        if num is not None:  # an infinite or NaN term: the extended reals' sum, over the (positive) total
-            W, _ = _weight_total(wt)
-            return _out(np.float64(num) / np.float64(W) if W else np.float64(NAN), dt)
-        # sum(w_t l_t) / sum(w_t) at their own scales: (tot 2**En) / (W 2**Ew)
         W, Ew = _weight_total(wt)
-        live = m != 0
-        En = int(e[live].max()) if live.any() else 0
-        tot = _total(np.ldexp(m, np.clip(e - En, -1 << 20, 0).astype(np.int32)))
-        return _out(np.ldexp(np.float64(tot) / np.float64(W), En - Ew), dt)
+        return _out(_mean_me(m, e, W, Ew), dt)
 
 
 def nll_loss_grad(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,

@@ -1,0 +1,105 @@
+"""The regression corpus: a deterministic, versioned set of exact inputs per loss and format, on which the report's
+tables and the CI gate are computed (Hypothesis searches; the corpus is what makes numbers comparable run after
+run). See corpus/README.md for its provenance.
+
+    import corpus
+    corpus.cases("cross_entropy", "float32")   # [{"id", "loss", "format", "regime", "kwargs", "provenance"}]
+
+``kwargs`` are torch's keyword arguments with exact values of the format (JSON numbers are exact binary64
+literals; the strings "inf", "-inf", "nan" are read back as floats). Generated cases live in ``v1/`` (written by
+``python -m corpus.build``, checked to be reproducible by tests/meta/test_corpus_build.py); promoted witnesses
+(``lossproof promote``) in ``promoted.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+
+VERSION = 1
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERATED = os.path.join(HERE, f"v{VERSION}")
+PROMOTED = os.path.join(HERE, "promoted.json")
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be read, or a witness that cannot be promoted."""
+
+
+def _decode(v):
+    if isinstance(v, list):
+        return [_decode(e) for e in v]
+    if isinstance(v, str) and v in ("inf", "-inf", "nan"):
+        return float(v)
+    return v
+
+
+def encode(v):
+    """JSON-safe exact spelling: finite floats as JSON numbers (repr round-trips exactly), specials as strings."""
+    if isinstance(v, list):
+        return [encode(e) for e in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, json.JSONDecodeError) as e:
+        raise CorpusError(f"{path}: cannot read the corpus file ({e})") from None
+    if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("cases"), list):
+        raise CorpusError(f"{path}: not a version-{VERSION} corpus file")
+    return doc["cases"]
+
+
+def cases(loss: str | None = None, fmt: str | None = None) -> list:
+    """The corpus cases (generated, then promoted), optionally for one loss and format."""
+    out = []
+    names = sorted(os.listdir(GENERATED)) if os.path.isdir(GENERATED) else []
+    for name in names:
+        if name.endswith(".json"):
+            out += _read(os.path.join(GENERATED, name))
+    out += _read(PROMOTED)
+    res = []
+    for c in out:
+        if (loss is None or c["loss"] == loss) and (fmt is None or c["format"] == fmt):
+            res.append({**c, "kwargs": {k: _decode(v) for k, v in c["kwargs"].items()}})
+    return res
+
+
+def case_id(loss: str, fmt: str, kwargs: dict) -> str:
+    """A stable id from the exact call: the same input always gets the same id."""
+    blob = json.dumps({"loss": loss, "format": fmt, "kwargs": encode_kwargs(kwargs)}, sort_keys=True)
+    return f"{loss}-{fmt}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def encode_kwargs(kwargs: dict) -> dict:
+    return {k: encode(v) for k, v in kwargs.items() if not k.startswith("_")}
+
+
+def promote(loss: str, fmt: str, kwargs: dict, note: str) -> tuple:
+    """Add a witness (a Hypothesis or hunt finding) to promoted.json, atomically; (id, added?)."""
+    import oracles
+    from reports.schema import write_atomic
+
+    if loss not in oracles.REGISTRY or ":" in loss:
+        raise CorpusError(f"unknown loss {loss!r}")
+    oracles.get_format(fmt)  # raises on an unknown format
+    try:
+        oracles.REGISTRY[loss](**{k: v for k, v in kwargs.items() if not k.startswith("_")})
+    except (oracles.OracleInputError, TypeError) as e:
+        raise CorpusError(f"the witness is not a valid {loss} call: {e}") from None
+    cid = case_id(loss, fmt, kwargs)
+    existing = _read(PROMOTED)
+    if any(c["id"] == cid for c in existing):
+        return cid, False
+    existing.append({"id": cid, "loss": loss, "format": fmt, "regime": kwargs.get("_regime", "promoted"),
+                     "kwargs": encode_kwargs(kwargs), "provenance": note})
+    write_atomic(PROMOTED, {"version": VERSION, "cases": existing})
+    return cid, True

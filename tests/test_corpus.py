@@ -1,0 +1,59 @@
+"""The regression corpus (corpus/): every subject x loss x format x device on the same fixed, exact inputs, every
+run. These records (source "corpus") are what the report's tables and the CI gate compare run after run;
+Hypothesis' findings (tests/test_agreement.py) are reported apart.
+
+The judgement is the battery's (tests/cases.judge): the pass line is stable (accurate for our NumPy losses),
+documented deviations are measured against the documented behaviour, non-finite inputs are reported without
+gating unless --strict-specials. A failing cell lists its failing corpus cases with reproducers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import conftest
+import corpus
+from oracles import OraclePrecisionError
+from lossproof import suite
+from lossproof.measure import measure
+from subjects.torch_subject import upstream
+from tests import cases
+from tests.problems import finite_except_masks
+
+
+def pytest_generate_tests(metafunc):
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", cases.params(cases.selected(metafunc.config)))
+
+
+def test_corpus(case, request):
+    strict = request.config.getoption("--strict-specials")
+    entries = corpus.cases(case.loss, case.fmt)
+    assert entries, f"the corpus has no cases for {case.loss} in {case.fmt}"
+    compared, unsupported, dropped, problems = 0, None, 0, []
+    for entry in entries:
+        kwargs = cases.restrict(case, entry["kwargs"])
+        if kwargs is None:
+            dropped += 1  # needs a parameter the subject does not take (a log-space target without log_target)
+            continue
+        try:
+            values, grads = case.call(kwargs)
+        except suite.NotSupported as e:
+            unsupported = str(e)
+            continue
+        up = upstream(len(values)) if case.framework == "torch" else None
+        try:
+            m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up)
+        except OraclePrecisionError as e:  # unresolved: loud, with the case, never dropped
+            problems.append(f"corpus case {entry['id']} ({entry['regime']}): the oracle could not decide: {e}")
+            continue
+        compared += 1
+        gating = strict or finite_except_masks(case.loss, kwargs)
+        deviation, problem = cases.judge(case, kwargs, m, values)
+        conftest.record(m, deviation, gating, case_id=entry["id"], regime=entry["regime"])
+        if problem and gating:
+            problems.append(f"corpus case {entry['id']} ({entry['regime']}):\n{problem}")
+    if compared == 0:
+        pytest.skip(f"not supported: {unsupported}" if unsupported else
+                    f"no corpus case applies ({dropped} need parameters the subject does not take)")
+    assert not problems, f"{len(problems)} of {compared} corpus cases fail:\n\n" + "\n\n".join(problems[:3])
