@@ -98,6 +98,15 @@ def _as_float(v):
     return float(v)
 
 
+def _flat(v) -> list:
+    """The leaves of a nested list (fast for the usual one or two levels)."""
+    if not isinstance(v, list):
+        return [v]
+    if not v or not isinstance(v[0], list):
+        return v if not any(isinstance(e, list) for e in v) else [x for e in v for x in _flat(e)]
+    return [x for e in v for x in _flat(e)]
+
+
 def magnitude(rec: dict):
     """log10 of the largest finite non-zero |value| of the record's ``input`` tensor (None if there is none)."""
     w = rec.get("worst") or {}
@@ -105,11 +114,12 @@ def magnitude(rec: dict):
     if not isinstance(inp, dict) or not inp:
         return None
     t = inp["input"] if "input" in inp else next(iter(inp.values()))
-    m = 0.0
-    for v in _leaves(t):
-        f = abs(_as_float(v))
-        if f > m and f != math.inf:
-            m = f
+    flat = _flat(t)
+    try:
+        vals = list(map(abs, map(float.fromhex, flat)))
+    except (TypeError, ValueError):  # numbers rather than hex strings
+        vals = [abs(_as_float(v)) for v in flat]
+    m = max((v for v in vals if v < math.inf), default=0.0)  # NaN and inf fail the test
     return math.log10(m) if m > 0 else None
 
 
@@ -314,11 +324,17 @@ def worst_row(rec: dict, with_code=True) -> dict:
 # plots
 
 
+_SVG_HEAD = re.compile(r"^.*?(<svg\b)", re.S)
+_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+
 _MPL = {}
+FIG_W, FIG_H = 7.2, 2.5  # inches; at 72 dpi one SVG unit is one point
 
 
 def _plotter():
-    """One matplotlib figure reused for every plot (creating axes costs more than drawing the points)."""
+    """One matplotlib figure, reused: it draws the axes, grid, ticks and labels of the plots (see plot_svg)."""
     if _MPL:
         return _MPL
     import matplotlib
@@ -327,50 +343,49 @@ def _plotter():
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    rc = {"svg.fonttype": "none", "svg.hashsalt": "lossproof", "path.simplify": True, "font.size": 9,
+    rc = {"svg.fonttype": "none", "svg.hashsalt": "lossproof", "font.size": 9,
           "axes.edgecolor": "#888888", "axes.labelcolor": "#333333", "xtick.color": "#555555",
           "ytick.color": "#555555", "font.family": "sans-serif"}
     with matplotlib.rc_context(rc):
-        fig = Figure(figsize=(7.2, 2.5), dpi=72)
+        fig = Figure(figsize=(FIG_W, FIG_H), dpi=72)
         FigureCanvasSVG(fig)
-        fig.subplots_adjust(left=0.075, right=0.99, bottom=0.19, top=0.96)
+        fig.subplots_adjust(left=0.075, right=0.965, bottom=0.19, top=0.96)
         ax = fig.add_subplot()
-        ax.xaxis.set_major_locator(MaxNLocator(10))
+        ax.xaxis.set_major_locator(MaxNLocator(8))
         ax.yaxis.set_major_locator(MaxNLocator(5, integer=True))
         ax.grid(True, color="#e6e6e6", linewidth=0.6)
         ax.set_axisbelow(True)
-        lines = {v: ax.plot([], [], "o", ms=3, mew=0, color=c, alpha=0.75, label=VERDICT_SHORT[v])[0]
-                 for v, c in POINT_COLOURS.items()}
-        avg = ax.plot([], [], color="#1f3a93", lw=1.4, label="moving average")[0]
         ax.set_xlabel("log10 of the input's largest magnitude")
         ax.set_ylabel("bits of error")
-        for s in ("top", "right"):
-            ax.spines[s].set_visible(False)
-    _MPL.update(fig=fig, ax=ax, lines=lines, avg=avg, rc=rc, mpl=matplotlib)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    _MPL.update(fig=fig, ax=ax, rc=rc, mpl=matplotlib, axes={})
     return _MPL
 
 
 def _thin(xs, ys, vs):
-    """At most MAX_POINTS points: one per spot of a 400 x 120 grid (what the eye can tell apart), then an even
-    sample over x; the KEEP_WORST largest errors always kept. Indices into xs."""
+    """At most MAX_POINTS points: one per spot of a 240 x 60 grid (about the size of a marker on the drawn plot:
+    what the eye can tell apart), then an even sample over x; the KEEP_WORST largest errors always kept.
+    Indices into xs."""
     n = len(xs)
-    if n <= MAX_POINTS:
-        return list(range(n))
+    if n == 0:
+        return []
     x0, x1 = min(xs), max(xs)
     y1 = max(ys) or 1.0
-    sx = 399.0 / ((x1 - x0) or 1.0)
-    sy = 119.0 / y1
+    sx = 239.0 / ((x1 - x0) or 1.0)
+    sy = 59.0 / y1
+    worst = set(sorted(range(n), key=lambda i: -ys[i])[:KEEP_WORST]) if n > KEEP_WORST else set(range(n))
     seen, keep = set(), []
-    worst = set(sorted(range(n), key=lambda i: -ys[i])[:KEEP_WORST])
     for i in range(n):
         key = (int((xs[i] - x0) * sx), int(ys[i] * sy), vs[i])
-        if i in worst or key not in seen:
+        if key not in seen or i in worst:
             seen.add(key)
             keep.append(i)
     if len(keep) > MAX_POINTS:
         rest = [i for i in keep if i not in worst]
-        step = len(rest) / (MAX_POINTS - len(worst))
-        keep = sorted(worst | {rest[int(k * step)] for k in range(MAX_POINTS - len(worst))})
+        room = MAX_POINTS - len(worst)
+        step = len(rest) / room
+        keep = sorted(worst | {rest[int(k * step)] for k in range(room)})
     return keep
 
 
@@ -394,39 +409,75 @@ def moving_average(xs, ys, max_out=300):
     return ox, oy
 
 
-_SVG_HEAD = re.compile(r"^.*?(<svg\b)", re.S)
-_SVG_META = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+def _limits(xs, ys):
+    """Axis limits snapped to a few round values, so that plots share their axes (drawn once, see plot_svg)."""
+    lo, hi = min(xs), max(xs)
+    span = max(hi - lo, 1.0)
+    step = next((st for lim, st in ((8, 1), (40, 5), (80, 10), (200, 25)) if span <= lim), 50)
+    x0 = math.floor((lo - 0.03 * span) / step) * step
+    x1 = math.ceil((hi + 0.03 * span) / step) * step
+    top = max(ys) * 1.04
+    ymax = next((b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128) if b >= top), math.ceil(top))
+    return float(x0), float(x1), float(ymax)
+
+
+def _axes(lims):
+    """(the SVG of the axes without data, its map from data to SVG coordinates, the plot area) for ``lims``:
+    drawn by matplotlib once per set of limits. Drawing a figure costs some 30 ms whatever it holds, a hundred
+    cells' plots 3 s or more; with shared axes the report draws a handful."""
+    P = _plotter()
+    hit = P["axes"].get(lims)
+    if hit:
+        return hit
+    x0, x1, ymax = lims
+    ax, fig = P["ax"], P["fig"]
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(-0.04 * ymax, ymax)
+    buf = io.StringIO()
+    with P["mpl"].rc_context(P["rc"]):
+        fig.savefig(buf, format="svg")
+    svg = _SVG_META.sub("", _SVG_HEAD.sub(r"\1", buf.getvalue(), count=1))
+    H = FIG_H * 72
+    (ax0, ay0), (ax1, ay1) = ax.transData.transform([(x0, 0.0), (x1, ymax)])
+    sx, sy = (ax1 - ax0) / (x1 - x0), (ay1 - ay0) / ymax
+    bb = ax.bbox
+    area = (bb.x0, H - bb.y1, bb.width, bb.height)
+    hit = P["axes"][lims] = (svg, (sx, ax0 - sx * x0, -sy, H - ay0), area)
+    return hit
 
 
 def plot_svg(points, pid: str) -> str:
-    """points: [(x, bits, verdict)]. An inline SVG (no XML header, ids prefixed with ``pid``)."""
-    P = _plotter()
+    """points: [(x, bits, verdict)]. An inline SVG (no XML header, ids prefixed with ``pid``): the axes are
+    matplotlib's (shared by plots with the same snapped limits), the data are drawn into them through the same
+    transform: the points of each verdict as one path of zero-length segments with round caps (a dot each), and
+    the moving average as a line."""
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     vs = [p[2] for p in points]
     keep = _thin(xs, ys, vs)
-    for v, line in P["lines"].items():
-        sel = [i for i in keep if vs[i] == v]
-        line.set_data([xs[i] for i in sel], [ys[i] for i in sel])
-    P["avg"].set_data(*moving_average(xs, ys))
-    ax = P["ax"]
-    lo, hi = min(xs), max(xs)
-    pad = max(0.5, 0.03 * (hi - lo))
-    ax.set_xlim(lo - pad, hi + pad)
-    top = max(ys) if ys else 1.0
-    ax.set_ylim(-0.03 * max(top, 1.0) - 0.2, max(top, 1.0) * 1.06 + 0.2)
-    leg = ax.legend(handles=[line for v, line in P["lines"].items() if any(vs[i] == v for i in keep)] + [P["avg"]],
-                    loc="upper left", fontsize=8, frameon=False, ncol=6, handletextpad=0.3, columnspacing=1.0)
-    buf = io.StringIO()
-    with P["mpl"].rc_context(P["rc"]):
-        P["fig"].savefig(buf, format="svg")
-    leg.remove()
-    s = _SVG_META.sub("", _SVG_HEAD.sub(r"\1", buf.getvalue(), count=1))
-    s = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{pid}{m.group(1)}"', s)
+    lims = _limits(xs, ys)
+    svg, (a, b, c, d), (rx, ry, rw, rh) = _axes(lims)
+    clip = f"{pid}area"
+    parts = [f'<g clip-path="url(#{clip})"><clipPath id="{clip}"><rect x="{rx:.2f}" y="{ry - 4:.2f}" '
+             f'width="{rw:.2f}" height="{rh + 8:.2f}"/></clipPath>']
+    for v, colour in POINT_COLOURS.items():
+        d_ = "".join(f"M{a * xs[i] + b:.1f} {c * ys[i] + d:.1f}h0" for i in keep if vs[i] == v)
+        if d_:
+            parts.append(f'<path d="{d_}" style="fill:none;stroke:{colour};stroke-opacity:0.8;stroke-width:3.4;'
+                         f'stroke-linecap:round"><title>{VERDICT_SHORT[v]}</title></path>')
+    mx, my = moving_average(xs, ys)
+    if mx:
+        d_ = "M" + "L".join(f"{a * x + b:.1f} {c * y + d:.1f}" for x, y in zip(mx, my))
+        parts.append(f'<path d="{d_}" style="fill:none;stroke:#1f3a93;stroke-width:1.4;stroke-linejoin:round">'
+                     f'<title>moving average</title></path>')
+    parts.append("</g>")
+    used = set(re.findall(r'href="#([^"]+)"', svg)) | set(re.findall(r"url\(#([^)]+)\)", svg))
+    s = re.sub(r'\s\bid="([^"]+)"', lambda m: f' id="{pid}{m.group(1)}"' if m.group(1) in used else "", svg)
     s = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{pid}{m.group(2)}"', s)
     s = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{pid}{m.group(1)})", s)
     s = s.replace("<svg ", '<svg role="img" class="plot" ', 1)
-    return s
+    end = s.rindex("</svg>")
+    return s[:end] + "".join(parts) + s[end:]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -569,10 +620,15 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
     records = doc["records"]
     corpus = [r for r in records if r.get("source") == "corpus"]
     basis = corpus if corpus else records
-    cells = C.summarize(basis)
-    by_cell = {}
-    for r in basis:
-        by_cell.setdefault(C.cell_key(r), []).append(r)
+    cells, by_cell = {}, {}
+    for r in basis:  # C.summarize, keeping each cell's records
+        k = C.cell_key(r)
+        lst = by_cell.get(k)
+        if lst is None:
+            lst = by_cell[k] = []
+            cells[k] = C.new_cell(k)
+        lst.append(r)
+        C.add(cells[k], r)
 
     # the summary table
     rows_keys = sorted({(k[1], k[2]) for k in cells})
@@ -617,7 +673,7 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
                 unplotted += 1 if w else 0
                 continue
             pts.append((x, float(w["bits"]), r.get("verdict")))
-        svg = plot_svg(pts, C.anchor(key) + "-") if pts else None
+        svg = plot_svg(pts, f"p{len(sections)}-") if pts else None
         n_plot_points += len(pts)
         failing = sorted((r for r in recs if r.get("elements")), key=_badness)[:MAX_CELL_REPRODUCERS]
         worst = []
@@ -689,6 +745,7 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
         "zoo": zoo, "worst_known": wk,
         "verdicts": [(v, VERDICT_SHORT[v], VERDICT_TEXT[v]) for v in C.WORST_FIRST],
         "max_points": MAX_POINTS,
+        "point_colours": [(VERDICT_SHORT[v], c) for v, c in POINT_COLOURS.items()],
     }
 
 
