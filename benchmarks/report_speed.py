@@ -93,7 +93,9 @@ def synthetic_doc(n_records=100_000, seed=0, with_other_sources=True):
     rng = random.Random(seed)
     run = "synthetic0001"
     cs = cells()
-    records = [_record(rng, run, *cs[i % len(cs)], i) for i in range(n_records)]
+    distinct = [_record(rng, run, *cs[i % len(cs)], i) for i in range(min(n_records, 20 * len(cs)))]
+    records = distinct + [{**distinct[i % len(distinct)], "case_id": f"c{i:06x}"}  # the same inputs, new ids
+                          for i in range(len(distinct), n_records)]
     if with_other_sources:
         for i in range(min(300, n_records // 10 + 3)):
             records.append(_record(rng, run, *cs[rng.randrange(len(cs))], i, source="hypothesis", prop="agreement"))

@@ -102,8 +102,10 @@ def _flat(v) -> list:
     """The leaves of a nested list (fast for the usual one or two levels)."""
     if not isinstance(v, list):
         return [v]
-    if not v or not isinstance(v[0], list):
-        return v if not any(isinstance(e, list) for e in v) else [x for e in v for x in _flat(e)]
+    if not v or not isinstance(v[0], list):  # tensors are rectangular: a row of numbers
+        return v
+    if not isinstance(v[0][0] if v[0] else None, list):
+        return [x for e in v for x in e]
     return [x for e in v for x in _flat(e)]
 
 
@@ -409,15 +411,18 @@ def moving_average(xs, ys, max_out=300):
     return ox, oy
 
 
+LADDER = (-340, -300, -200, -100, -50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100, 200, 300, 320)  # x limits: log10 magnitudes, float64's range included
+Y_LADDER = (1, 4, 8, 16, 32, 64, 128)
+
+
 def _limits(xs, ys):
-    """Axis limits snapped to a few round values, so that plots share their axes (drawn once, see plot_svg)."""
+    """Axis limits from a few round values (LADDER, Y_LADDER), so that plots share their axes (see _axes)."""
     lo, hi = min(xs), max(xs)
-    span = max(hi - lo, 1.0)
-    step = next((st for lim, st in ((8, 1), (40, 5), (80, 10), (200, 25)) if span <= lim), 50)
-    x0 = math.floor((lo - 0.03 * span) / step) * step
-    x1 = math.ceil((hi + 0.03 * span) / step) * step
+    pad = 0.02 * max(hi - lo, 1.0)
+    x0 = max((v for v in LADDER if v <= lo - pad), default=math.floor(lo - pad))
+    x1 = min((v for v in LADDER if v >= hi + pad), default=math.ceil(hi + pad))
     top = max(ys) * 1.04
-    ymax = next((b for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128) if b >= top), math.ceil(top))
+    ymax = next((b for b in Y_LADDER if b >= top), math.ceil(top))
     return float(x0), float(x1), float(ymax)
 
 
