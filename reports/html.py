@@ -28,7 +28,6 @@ This module never imports torch. It imports subjects.deviations (data, no torch)
 from __future__ import annotations
 
 import datetime
-import html as _html
 import io
 import json
 import math
@@ -779,7 +778,3 @@ def build_report(doc: dict, out_path: str, *, zoo_path=None, worst_known_path=No
     text = render(build_context(doc, zoo_path=zoo_path, worst_known_path=worst_known_path))
     schema.write_atomic(out_path, text, text=True)
     return out_path
-
-
-def escape(s) -> str:  # for tests and callers that build fragments
-    return _html.escape(str(s))
