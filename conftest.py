@@ -53,6 +53,8 @@ def pytest_addoption(parser):
     g.addoption("--suite", action="store_true", default=False,
                 help="run the Hypothesis verification battery (tests/test_agreement.py, tests/test_properties.py) "
                      "and hold every subject to the special-value table (lossproof verify and check do)")
+    g.addoption("--zoo", action="store_true", default=False,
+                help="run the detection-power meta-tests on the zoo (tests/meta/test_zoo.py; tox -e zoo)")
     g.addoption("--strict-specials", action="store_true", default=False,
                 help="also gate on special values with infinite or NaN inputs (other than -inf masks)")
     g.addoption("--subject", action="append", default=[], metavar="LOSS=TARGET",
@@ -72,10 +74,13 @@ BATTERY = ("test_agreement.py", "test_properties.py")
 
 
 def pytest_ignore_collect(collection_path, config):
-    """The Hypothesis battery over every subject runs with --suite (``lossproof verify``, ``lossproof check``);
-    the plain test command runs the oracle's proofs, our NumPy losses' accuracy and the fixed cases. It stays
-    opt-in while it still finds torch failures not yet recorded and takes longer than CI's 15 minutes (README)."""
+    """The Hypothesis battery over every subject runs with --suite (``lossproof verify``, ``lossproof check``),
+    the zoo's detection meta-tests with --zoo; the plain test command runs the oracle's proofs, the regression
+    corpus against every subject, the fixed cases and the machinery's meta-tests. Both stay opt-in while the
+    battery still finds failures not yet triaged and the two together take longer than CI's 15 minutes (README)."""
     if collection_path.name in BATTERY and not config.getoption("--suite"):
+        return True
+    if collection_path.name == "test_zoo.py" and not config.getoption("--zoo"):
         return True
     return None
 

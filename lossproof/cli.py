@@ -232,6 +232,34 @@ def cmd_verify(args) -> int:
     return _run_battery(BATTERY_FILES + ("test_known_cases.py",), args.profile, extra)
 
 
+def cmd_promote(args) -> int:
+    """Add a witness to corpus/promoted.json: the exact call (values rounded into the format first, as for
+    ``exact``), validated by the oracle; a witness already there is reported, not added twice."""
+    import corpus
+
+    if args.name not in oracles.REGISTRY or ":" in args.name:
+        raise UsageError(f"unknown loss {args.name!r}")
+    fmt = args.format
+    if fmt not in formats.FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
+    try:
+        kwargs = json.loads(args.json)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
+    notes = []
+    kwargs = prepare_arguments(args.name, fmt, kwargs, notes)
+    for n in notes:
+        print(n, file=sys.stderr)
+    try:
+        cid, added = corpus.promote(args.name, fmt, kwargs, args.note)
+    except corpus.CorpusError as e:
+        raise UsageError(str(e)) from None
+    print(f"{'promoted' if added else 'already in the corpus'}: {cid}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lossproof", description="Numerical-stability verification of ML loss functions.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -260,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_verify)
     d = sub.add_parser("demo", help="the oracle on the seed notebook's results and torch's documented deviations")
     d.set_defaults(fn=cmd_demo)
+    pr = sub.add_parser("promote", help="add a witness (a failing input) to the regression corpus")
+    pr.add_argument("name", help="the loss: cross_entropy, nll_loss, softplus, ...")
+    pr.add_argument("--format", "-f", required=True, help="float64, float32, float16 or bfloat16")
+    pr.add_argument("--note", required=True, help="where it comes from (a test id, a hunt, an issue)")
+    pr.add_argument("json", help="torch's keyword arguments as a JSON object (as for lossproof exact)")
+    pr.set_defaults(fn=cmd_promote)
     from lossproof import detect, hunt
 
     detect.add_parser(sub)

@@ -20,8 +20,8 @@ error and bits of error as NUMERICS.md defines them). The worst inputs are print
 inputs; ``--record PATH`` merges them into a worst-known table (JSON, written atomically), one entry per loss x
 target x format. Exit 0 (a hunt reports, it does not judge), 2 on a usage error.
 
-Promoting witnesses to a regression corpus (``--promote``) needs that corpus (a format for pinned inputs with their
-expected verdicts, read by the regression gate); it is not built yet.
+``--promote`` adds the worst inputs that miss the pass line to the regression corpus (corpus/promoted.json), so
+every later run and the gate measure them.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ import math
 import os
 import sys
 import time
-from fractions import Fraction
 
-from lossproof.detect import ROOT, _checkout_on_path, _jsonable, write_json_atomic
+from lossproof.detect import _checkout_on_path, _jsonable, write_json_atomic
 
 TREE_KEYS = ("input", "other", "weight", "pos_weight", "target")
 
@@ -424,7 +423,38 @@ def cmd_hunt(args) -> int:
     if args.record:
         record(args.record, result)
         print(f"recorded in {args.record}")
+    if args.promote:
+        for cid, added in promote(result):
+            print(f"{'promoted' if added else 'already in the corpus'}: {cid}")
     return 0
+
+
+def _unhex(v):
+    if isinstance(v, dict):
+        return {k: _unhex(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unhex(x) for x in v]
+    if isinstance(v, str) and v not in ("none", "mean", "sum", "batchmean"):
+        try:
+            return float.fromhex(v) if v not in ("inf", "-inf", "nan") else float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def promote(result) -> list:
+    """Put the result's failing worst inputs (verdict below stable) into the regression corpus: [(id, added)]."""
+    import corpus
+    from lossproof.measure import passes
+
+    out = []
+    for e in result["worst"]:
+        if passes(e["element_verdict"]):
+            continue
+        note = (f"lossproof hunt {result['loss']} {result['subject']} --format {result['format']}: "
+                f"{e['element_verdict']}, {e['ulp']} ULP ({e['kind']} {e['index']})")
+        out.append(corpus.promote(result["loss"], result["format"], _unhex(e["input_hex"]), note))
+    return out
 
 
 def add_parser(sub):
@@ -436,6 +466,8 @@ def add_parser(sub):
     h.add_argument("--budget", type=float, default=60.0, help="seconds of search (default 60)")
     h.add_argument("--top", type=int, default=10, help="how many worst inputs to print (default 10)")
     h.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    h.add_argument("--promote", action="store_true",
+                   help="add the failing worst inputs to the regression corpus (corpus/promoted.json)")
     h.add_argument("--record", default=None, metavar="PATH",
                    help="merge the worst inputs into this worst-known JSON table (atomically)")
     h.set_defaults(fn=cmd_hunt)

@@ -509,7 +509,7 @@ def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
     """Numbers of classes in [min_classes, max_classes]. A share ``large_share`` of draws (default a fifth) is
     large: two in three a notable size from 1,024 up (2047-2049, 4095, 4096, 65536, ...), else anything beyond
     2,048 when the range reaches there; of the rest, five in eight are 2..16, two in eight up to 512 and one in eight a notable
-    small size (2, 3, 10, 100, 1000). A lower share keeps a run's cost down (the exact oracle's cost grows with
+    small size (2, 3, 10, 100, 256-258: past the integers bfloat16 holds, 1000). A lower share keeps a run's cost down (the exact oracle's cost grows with
     the classes) without taking the large sizes out of reach. Shrinks toward ``min_classes``."""
     hi = _check_int("max_classes", max_classes, 1)
     lo = _check_int("min_classes", min_classes, 1)
@@ -517,7 +517,7 @@ def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
         raise InvalidArgument(f"min_classes={lo} is greater than max_classes={hi}")
     if not isinstance(large_share, Real) or not 0 <= large_share <= 1:
         raise InvalidArgument(f"large_share={large_share!r} must be a number in [0, 1]")
-    sizes = {x for x in (2, 3, 10, 100, 1000, 1024, 2047, 2048, 2049, 4095, 4096, 65536, 65537,
+    sizes = {x for x in (2, 3, 10, 100, 256, 257, 258, 1000, 1024, 2047, 2048, 2049, 4095, 4096, 65536, 65537,
                          131072, 262144, lo, hi) if lo <= x <= hi}
     small_notable = sorted(x for x in sizes if x < 1024)
     large_notable = sorted(x for x in sizes if x >= 1024)
@@ -777,7 +777,11 @@ def _assemble(shape, axis, rows):
 
 
 def _repeat_rows(draw, gen, count):
-    """``count`` rows: up to _DRAWN_ROWS drawn from ``gen``, the rest repeat drawn ones (placed by a seed)."""
+    """``count`` rows: up to _DRAWN_ROWS drawn from ``gen``, the rest repeat drawn ones (placed by a seed); one
+    batch in eight repeats a single row throughout (the reduction over identical large terms: a mean whose sum
+    overflows the format although each term and the mean do not)."""
+    if count > 1 and draw(st.integers(0, 7)) == 7:
+        return [draw(gen)] * count
     drawn = [draw(gen) for _ in range(min(count, _DRAWN_ROWS))]
     if count <= len(drawn):
         return drawn
@@ -985,7 +989,13 @@ def _small_shape(draw, max_n=16):
 
 
 def _elements(draw, shape, elem):
-    flat = [draw(elem) for _ in range(math.prod(shape))]
+    """Elements of ``shape`` from ``elem``; one tensor in eight is a single drawn value repeated (identical large
+    terms whose sum overflows in a naive mean)."""
+    n = math.prod(shape)
+    if n > 1 and draw(st.integers(0, 7)) == 7:
+        flat = [draw(elem)] * n
+    else:
+        flat = [draw(elem) for _ in range(n)]
     return _nest(flat, list(shape))
 
 

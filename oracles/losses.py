@@ -63,17 +63,19 @@ class _Out:
         self.grad = grad  # () -> {flat input index: V}
 
 
-def _finish(outs, out_shape, reduction, denom, in_shape, in_vals):
+def _finish(outs, out_shape, reduction, denom, in_shape, in_vals, total=None):
     """Reduce per-element outputs and wrap them as Exact results.
 
-    ``denom``: for "mean", the divisor (a V); other reductions ignore it."""
+    ``denom``: for "mean", the divisor (a V); other reductions ignore it. ``total``: the sum of the values when
+    the caller has it in a better-structured form (the same number)."""
 
     def wrap(value, grad):
         return _exact(value, in_shape, grad, in_vals, nan=X.is_nan(value))
 
     if reduction == "none":
         return unflatten(out_shape, [wrap(o.value, o.grad) for o in outs])
-    total = X.total([o.value for o in outs])
+    if total is None:
+        total = X.total([o.value for o in outs])
     scale = ONE
     if reduction in ("mean", "batchmean"):
         # a mean over a total weight of exactly zero is undefined (NaN), whatever the numerator: label smoothing
@@ -431,4 +433,18 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         denom = _count(in_shape[0]) if in_shape else ONE
     else:
         denom = _count(numel(in_shape))
-    return _finish(outs, in_shape, reduction, denom, in_shape, xs)
+    total = None
+    if log_target and reduction != "none":
+        # sum_i e**t_i (t_i - x_i) grouped by equal targets, e**t sum_i (t - x_i): the inner sums of exact numbers
+        # are exact, so a total that is exactly 0 is seen to be (groups with distinct t are e**t times nonzero
+        # rationals, and sum_g c_g e**t_g != 0 for distinct algebraic t_g unless every c_g is: Lindemann-Weierstrass)
+        groups, rest = {}, []
+        for x, t, o in zip(xs, ts, outs):
+            if isinstance(t, float) or isinstance(x, float) or X.is_nan(x) or X.is_nan(t):
+                rest.append(o.value)  # special values: as before
+            else:
+                key = t.value if getattr(t, "is_const", False) else id(t)  # equal exact inputs, one group
+                groups.setdefault(key, (t, []))[1].append(X.sub(t, x))
+        parts = [X.mul(expr.exp(t), X.total(d)) for t, d in groups.values()]
+        total = X.total(parts + rest)
+    return _finish(outs, in_shape, reduction, denom, in_shape, xs, total=total)

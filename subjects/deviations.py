@@ -160,8 +160,9 @@ def _weight_sum_overflows(kw, f=None):
 
 
 def _weighted_term_overflows(kw, f=None):
-    """Terms or sums that overflow the format: the weight sums of ``_weight_sum_overflows``, one target's w_t times
-    its -log-probability, or their sum over the targets (the mean's numerator) beyond the largest finite value
+    """Terms or sums that overflow the format: the weight sums of ``_weight_sum_overflows``, the label-smoothing
+    term sum_c w_c (lse - x_c) of a row, one target's w_t times its -log-probability, or their sum over the
+    targets (the mean's numerator) beyond the largest finite value
     (nll_loss: |w_t x_t|; cross_entropy: w_t (max - x_t + log C), an upper estimate of w_t |log_softmax_t|; w = 1
     without weights)."""
     if _weight_sum_overflows(kw, f):
@@ -170,6 +171,17 @@ def _weighted_term_overflows(kw, f=None):
     rows = _rows_of(kw.get("input"))
     if not rows:
         return False
+    if kw.get("label_smoothing") and not kw.get("_nll"):
+        # the smoothing term sum_c w_c (lse - x_c) <= sum_c w_c (max - x_c + log C), formed in the format
+        big = _max_finite(f)
+        for row in rows:
+            fin = [v for v in row if math.isfinite(v)]
+            if not fin:
+                continue
+            m = max(fin)
+            if sum((abs(w[c]) if w is not None else 1.0) * (m - v + math.log(len(row)))
+                   for c, v in enumerate(row) if math.isfinite(v)) > big:
+                return True
     ts = _flat(t) if isinstance(t, list) else [t]
     if len(ts) != len(rows) or not all(isinstance(c, int) for c in ts):
         return False
@@ -223,6 +235,23 @@ def _kl_masked(kw, f=None):
     zero_t = (lambda v: v == -math.inf) if kw.get("log_target") else (lambda v: v == 0)
     return any(xi == -math.inf and zero_t(ti) for xi, ti in zip(x, t))
 
+
+def _kl_terms_overflow(kw, f=None):
+    """kl_div whose pointwise terms t (log t - x) (log_target: e**t (t - x)), or their sum (reductions), exceed the
+    largest finite value."""
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    if len(x) != len(t):
+        return False
+    big = _max_finite(f)
+    terms = []
+    for xi, ti in zip(x, t):
+        if not (math.isfinite(xi) and math.isfinite(ti)):
+            continue
+        if kw.get("log_target"):
+            terms.append(math.exp(min(ti, 700.0)) * abs(ti - xi))
+        elif ti > 0:
+            terms.append(ti * abs(math.log(ti) - xi))
+    return _terms_overflow(terms, kw, big)
 
 def _xlogy_zero_x(kw, f=None):
     """x = 0 where y = 0 (any pair: broadcasting aside, flat positions line up)."""
@@ -553,6 +582,15 @@ DEVIATIONS = [
         witness=("float32", {"input": [[0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0]],
                              "target": [[0.0, 0.0, 0.0, 0.0, 0.9999999403953552, 0.0, 0.0]],
                              "pos_weight": [1.0, 1.0, 1.0, 1.0, 3.4028232635611926e+38, 1.0, 1.0]})),
+    Deviation(
+        "torch-kl_div-sum-overflow", "torch", "kl_div",
+        "pointwise terms, or the reduction's sum of them, beyond the largest finite value",
+        "torch sums the pointwise terms in the format before dividing: the sum overflows to inf where the exact "
+        "mean (or batchmean) is finite (float32 inputs -3e38, targets 1, mean over 2: inf where the exact loss "
+        "is 3e38)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
+        _kl_terms_overflow, documented_output=_not_finite_or_zero,
+        witness=("float32", {"input": [-3e38, -3e38], "target": [1.0, 1.0], "reduction": "mean"})),
     Deviation(
         "torch-bce-with-logits-infinite", "torch", "binary_cross_entropy_with_logits",
         "an infinite logit",

