@@ -89,12 +89,10 @@ MEMBERS = [
     # no max-shift before exp
     _m(T.softmax_no_shift, "softmax", "torch", "float32", "agreement", "no-max-shift"),
     _m(T.log_softmax_no_shift, "log_softmax", "torch", "float16", "agreement", "no-max-shift"),
-    _m(T.cross_entropy_no_shift, "cross_entropy", "torch", "float32", "agreement", "no-max-shift",
-       gap=_G_CLASS + "; caught by input [[0.0, 100.0]], target [0] (exp(100) = inf in float32)"),
+    _m(T.cross_entropy_no_shift, "cross_entropy", "torch", "float32", "agreement", "no-max-shift"),
     _m(N.logsumexp_no_shift, "logsumexp", "numpy", "float32", "agreement", "no-max-shift"),
     _m(N.cross_entropy_no_shift, "cross_entropy", "numpy", "float64", "agreement", "no-max-shift",
-       name="np_cross_entropy_no_shift",
-       gap=_G_CLASS + "; caught by input [[0.0, 710.0]], target [0] (exp(710) = inf in float64)"),
+       name="np_cross_entropy_no_shift"),
     # log(softmax)
     _m(T.cross_entropy_log_of_softmax, "cross_entropy", "torch", "float32", "agreement", "log-of-softmax"),
     _m(T.log_softmax_log_of_softmax, "log_softmax", "torch", "float32", "agreement", "log-of-softmax"),
@@ -125,7 +123,10 @@ MEMBERS = [
     _m(N.logsigmoid_neg_log1p_exp, "logsigmoid", "numpy", "float64", "no_overflow", "log1p-exp"),
     # 0 log 0
     _m(T.kl_div_plogp, "kl_div", "torch", "float32", "agreement", "xlogx"),
-    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "agreement", "xlogx"),
+    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "agreement", "xlogx",
+       gap="the ci search's first 100 bfloat16 probability-target problems (after the strategies' constant "
+           "tensors and 256-258 class counts moved the derandomized sequence) hold no -inf logit under a zero "
+           "target; caught by input [[0.0, -inf]], target [[1.0, 0.0]] (0 * -inf = NaN where the loss is 0)"),
     _m(N.kl_div_plogp, "kl_div", "numpy", "float32", "agreement", "xlogx", name="np_kl_div_plogp"),
     _m(N.xlogy_mul_log, "xlogy", "numpy", "float64", "special_values", "xlogx"),
     # masks
@@ -145,10 +146,7 @@ MEMBERS = [
            "[[-3e38], [-3e38]], target [[1.0], [1.0]], reduction 'batchmean'; kl problems rarely put the "
            "largest magnitudes under targets near 1 in two rows"),
     _m(N.bce_with_logits_sum_over_n, "binary_cross_entropy_with_logits", "numpy", "float16", "no_overflow",
-       "low-precision-reduction",
-       gap="needs a mean whose sum passes 65504 while the mean is finite, e.g. input [-40000.0, -40000.0], target "
-           "[1.0, 1.0]; binary problems hold at most 16 elements (no large batches) and two 'huge' logits on "
-           "the wrong side of their targets are rare"),
+       "low-precision-reduction"),
     # the sigmoid derivative as s (1 - s)
     _m(T.bce_with_logits_sigmoid_derivative, "binary_cross_entropy_with_logits", "torch", "float32",
        "no_overflow", "sigmoid-derivative"),
@@ -177,9 +175,7 @@ MEMBERS = [
     _m(T.nll_loss_ignore_mean_over_all, "nll_loss", "torch", "float32", "agreement", "reduction-denominator"),
     _m(N.kl_div_batchmean_over_numel, "kl_div", "numpy", "float32", "agreement", "reduction-denominator"),
     _m(N.cross_entropy_weighted_mean_over_kept, "cross_entropy", "numpy", "float64", "agreement",
-       "reduction-denominator",
-       gap="the ci search draws weighted means rarely among the class-index draws it measures for this "
-           "function; caught by input [[0.0, 0.0]], target [0], weight [2.0, 2.0] (2 log 2 for log 2)"),
+       "reduction-denominator"),
 ]
 
 C = controls

@@ -31,18 +31,21 @@ def careful_bce_with_logits(input, target, reduction="mean"):
 
 
 def careful_cross_entropy_np(input, target):
-    """logsumexp(x) - x_t with the max shift; rows of class indices only (probability targets are not supported)."""
+    """log(sum exp(x - m)) - (x_t - m): the max shift, and the target's shifted logit subtracted before the large m
+    comes back (m + log s - x_t rounds m + log s at ulp(m): logits near 2.5e7 lost 5e9 ULP of a 7.4e-4 loss);
+    rows of class indices only (probability targets are not supported)."""
     if np.issubdtype(np.asarray(target).dtype, np.floating):
         raise NotImplementedError("class-index targets only")
     a = 1 if input.ndim > 1 else 0
     m = input.max(axis=a, keepdims=True)
     m = np.where(np.isfinite(m), m, 0).astype(input.dtype)
-    lse = np.squeeze(m, a) + np.log(np.exp(input - m).sum(axis=a))
+    shifted = input - m
+    log_s = np.log(np.exp(shifted).sum(axis=a))
     if input.ndim == 1:
-        xt = input[target]
+        dt = shifted[target]
     else:
-        xt = np.take_along_axis(input, np.expand_dims(target, a), axis=a).squeeze(a)
-    loss = np.asarray(lse - xt)
+        dt = np.take_along_axis(shifted, np.expand_dims(target, a), axis=a).squeeze(a)
+    loss = np.asarray(log_s - dt)
     return np.sum(loss / loss.size)  # divided first: the sum may overflow where the mean does not
 
 
