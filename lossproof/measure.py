@@ -75,12 +75,37 @@ def _mpf_fraction(v) -> Fraction:
 _LOCAL_CAP = 1100  # relative enclosures for measuring stop here; past it, an absolute ball (below)
 
 
+class CachedExact:
+    """The oracle side of one compared number, as the measurement cache stores it: its rounding into the format,
+    the midpoint the error was measured from (an mpf tuple, or None for a special value), and its digits. It
+    stands in for an ``Exact`` wherever a measurement reads one (``.to``, ``.is_special``, ``str``, the
+    midpoint), so a cached measurement's verdicts are computed exactly as a fresh one's."""
+
+    __slots__ = ("special", "rounded", "mid", "digits", "precision_used")
+
+    def __init__(self, special, rounded, mid, digits):
+        self.special, self.rounded, self.mid, self.digits = special, rounded, mid, digits
+        self.precision_used = 0
+
+    @property
+    def is_special(self) -> bool:
+        return self.special is not None
+
+    def to(self, fmt) -> float:
+        return self.rounded
+
+    def __str__(self) -> str:
+        return self.digits
+
+
 def _midpoint(e: Exact, rel_bits: int, fmt=None):
     """A midpoint of e good for measuring an error in ``fmt``: e enclosed to rel_bits relative bits, or, for a
     value that needs more than _LOCAL_CAP bits to enclose relatively (a near-cancellation, or e**-(7e48), below
     every format's smallest subnormal by a googol of binades), the midpoint of an absolute ball whose radius is
     below 2**-(p + 20) of the format's quantum at that value (so below 2**-20 ULP): all a measurement needs. Raises
-    OraclePrecisionError when even that cannot be had."""
+    OraclePrecisionError when even that cannot be had. A cached value gives the midpoint it was measured from."""
+    if isinstance(e, CachedExact):
+        return e.mid
     try:
         with oracles.precision_cap(max(_LOCAL_CAP, 4 * rel_bits)):
             return e.enclose(rel_bits)[0]
@@ -132,6 +157,8 @@ class Element:
     verdict: str
     stable_bound: float = math.nan  # in absolute terms (K * B)
     accurate_bound: float = math.nan
+    _stable: Fraction | None = field(default=None, repr=False)  # the same, exactly (the measurement cache)
+    _accurate: Fraction | None = field(default=None, repr=False)
 
     @property
     def z(self) -> str:
@@ -244,13 +271,93 @@ def exact_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> li
     return vector_jacobian(result, n, upstream)
 
 
+#: the version of what a cached oracle side holds and how the bounds are derived: bump it with oracles/bounds.py
+MEASURE_VERSION = "1"
+
+
+def _cache_key(name, kwargs, fmt, context, upstream, grads) -> str:
+    from oracles import cache
+
+    return cache.key_text(f"measure:{MEASURE_VERSION}:{name}", {
+        "kwargs": kwargs, "context": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in context.items()},
+        "upstream": upstream, "grads": grads}, fmt)
+
+
+def _encode_side(m) -> list:
+    out = []
+    for e in m.elements:
+        z = e.exact
+        mid = None if z.is_special else _midpoint(z, get_format(m.fmt).p + START_GUARD - 16, m.fmt)
+        mid_s = "-" if mid is None else f"{mid[0]},{int(mid[1]):x},{mid[2]},{mid[3]}"
+        out.append("|".join([e.kind, repr(z.special) if z.is_special else "-", float.hex(e.z_rounded)
+                             if math.isfinite(e.z_rounded) else repr(e.z_rounded), mid_s,
+                             _frac_s(e._stable), _frac_s(e._accurate), str(z)]))
+    return out
+
+
+def _frac_s(q: Fraction) -> str:
+    return f"{q.numerator}/{q.denominator}"
+
+
+def _decode_side(strings):
+    """[(kind, CachedExact, stable allowance, accurate allowance)] from a cache entry, or None if malformed."""
+    out = []
+    try:
+        for s in strings:
+            kind, special, zr, mid, st, acc, digits = s.split("|", 6)
+            sp = None if special == "-" else float(special)
+            zr = float(zr) if zr in ("inf", "-inf", "nan") else float.fromhex(zr)
+            if mid == "-":
+                mv = None
+            else:
+                sg, man, ex, bc = mid.split(",")
+                mv = (int(sg), libmp.MPZ(int(man, 16)), int(ex), int(bc))
+            out.append((kind, CachedExact(sp, zr, mv, digits), Fraction(st), Fraction(acc)))
+    except (ValueError, TypeError):
+        return None
+    return out
+
+
+def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
+    params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
+    m = Measurement(subject, loss, f.name, device, params, kwargs=kwargs)
+    vals = [s for s in side if s[0] == "value"]
+    grads = [s for s in side if s[0] == "grad"]
+    if len(vals) != len(y_values) or (y_grads is not None and len(grads) != len(y_grads)):
+        raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(vals)}")
+    for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
+        for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
+            v, ulps, bits = _verdict(float(y), z, f, st, acc)
+            el = Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, _float(st), _float(acc))
+            el._stable, el._accurate = st, acc
+            m.elements.append(el)
+    return m
+
+
 def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_values, y_grads=None,
             oracle_name: str | None = None, context: dict | None = None, upstream=None,
-            go_on=None) -> Measurement:
+            go_on=None, cache: bool = False) -> Measurement:
     """Compare a subject's flattened outputs (and its gradient of sum(upstream * outputs), flattened like
     ``input``; upstream defaults to ones) with the oracle ``oracle_name`` (default: ``loss``) on the same exact
-    inputs. ``go_on(measurement of the values)``, when given, decides whether the gradient is measured too."""
+    inputs. ``go_on(measurement of the values)``, when given, decides whether the gradient is measured too.
+
+    ``cache``: take the oracle side (each number's rounding, the midpoint its error is measured from, and the
+    stable and accurate allowances) from the disk cache (oracles/cache.py) when it holds this exact call, else
+    compute it and store it: the verdicts are the same, computed by the same code (the regression corpus is not
+    recomputed every run). Not with ``go_on`` (what is measured would depend on the subject)."""
     f = get_format(fmt)
+    if cache and go_on is None:
+        from oracles import cache as store
+
+        ctx = {**structure(loss, kwargs), **(context or {})}
+        key = _cache_key(oracle_name or loss, kwargs, f.name, ctx, upstream, y_grads is not None)
+        hit = store.read_strings(key)
+        side = _decode_side(hit) if hit is not None else None
+        if side is not None:
+            return _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side)
+        m = measure(subject, loss, fmt, device, kwargs, y_values, y_grads, oracle_name, context, upstream)
+        store.write_strings(key, _encode_side(m))
+        return m
     context = {**structure(loss, kwargs), **(context or {})}
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
     m = Measurement(subject, loss, f.name, device, params, kwargs=kwargs)
@@ -277,8 +384,9 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         kap = _upper(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-        m.elements.append(Element("value", (i,), float(y), z, z.to(f), ulps, bits, v,
-                                  _float(bounds.K * B), _float(acc)))
+        el = Element("value", (i,), float(y), z, z.to(f), ulps, bits, v, _float(bounds.K * B), _float(acc))
+        el._stable, el._accurate = bounds.K * B, acc
+        m.elements.append(el)
     if y_grads is not None and (go_on is None or go_on(m)):
         gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
@@ -293,8 +401,9 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             B = bounds.gradient_bound(f, s, gabs[j], G)
             acc = bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # the gradient's own kappa_g
             v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-            m.elements.append(Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v,
-                                      _float(bounds.K * B), _float(acc)))
+            el = Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v, _float(bounds.K * B), _float(acc))
+            el._stable, el._accurate = bounds.K * B, acc
+            m.elements.append(el)
     return m
 
 

@@ -92,7 +92,18 @@ def _checksum(text: str, values) -> str:
     return hashlib.sha256(json.dumps([text, values], separators=(",", ":")).encode()).hexdigest()
 
 
-def _read(path: Path, text: str):
+def read_strings(text: str):
+    """The strings stored under the canonical key ``text`` (any cache user's own encoding: the measurement's
+    oracle side, lossproof.measure), or None when missing or not to be trusted (checksum, key)."""
+    return _read(entry_path(text), text, decode=False)
+
+
+def write_strings(text: str, strings: list) -> None:
+    """Store strings under the canonical key ``text``, atomically (os.replace)."""
+    _write(entry_path(text), text, strings, encode=False)
+
+
+def _read(path: Path, text: str, decode: bool = True):
     """The stored values, or None when the entry is missing or not to be trusted."""
     try:
         raw = path.read_bytes()
@@ -105,13 +116,13 @@ def _read(path: Path, text: str):
             return None
         if not isinstance(values, list) or not all(isinstance(s, str) for s in values):
             return None
-        return [_decode(s) for s in values]
+        return [_decode(s) for s in values] if decode else values
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def _write(path: Path, text: str, values) -> None:
-    enc = [_encode(v) for v in values]
+def _write(path: Path, text: str, values, encode: bool = True) -> None:
+    enc = [_encode(v) for v in values] if encode else list(values)
     body = json.dumps({"key": text, "values": enc, "checksum": _checksum(text, enc)}, separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
