@@ -167,7 +167,7 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
     from subjects import deviations
     from subjects.torch_subject import upstream
     from tests import cases
-    from tests.budget import Budget
+    from tests.budget import Budget, ExampleTooSlow
     from tests.problems import finite_except_masks, problems
     from tests.cases import failure_report, meets
     from tests.test_agreement import EXAMPLES
@@ -192,9 +192,13 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
                 state["unsupported"] = str(e)
                 return
             up = upstream(len(values)) if case.framework == "torch" else None
-            m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
-                        go_on=lambda mv: meets(case, mv) or bool(
-                            deviations.matching(case.subject, case.loss, kwargs, case.fmt)))
+            try:
+                with budget.example():  # one example's oracle work is capped (tests/budget.py)
+                    m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads,
+                                upstream=up, go_on=lambda mv: meets(case, mv) or bool(
+                                    deviations.matching(case.subject, case.loss, kwargs, case.fmt)))
+            except ExampleTooSlow:
+                return
             state["measured"] += 1
             target(m.max_bits, label="bits of error")
             if meets(case, m) or not finite_except_masks(case.loss, kwargs):
@@ -222,7 +226,7 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
     from subjects import deviations
     from subjects.torch_subject import upstream
     from tests import profile
-    from tests.budget import Budget
+    from tests.budget import Budget, ExampleTooSlow
     from tests.problems import finite_except_masks, problems
     from tests.test_properties import OVERFLOW_EXAMPLES
 
@@ -248,17 +252,23 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
                 state["unsupported"] = str(e)
                 return
             state["measured"] += 1
-            result = oracles.REGISTRY[case.loss](**kw)
-            for y, z in zip(values, _flat(result)):
-                if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-                    budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n"
-                                + suite.reproducer(case, kw))
-            if grads is not None and not all(math.isfinite(y) for y in grads):
-                up = upstream(len(values)) if case.framework == "torch" else None
-                for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
-                    if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-                        budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                                    + suite.reproducer(case, kw))
+            try:
+                with budget.example():  # one example's oracle work is capped (tests/budget.py)
+                    result = oracles.REGISTRY[case.loss](**kw)
+                    bad = [(y, z) for y, z in zip(values, _flat(result))
+                           if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
+                    gbad = []
+                    if not bad and grads is not None and not all(math.isfinite(y) for y in grads):
+                        up = upstream(len(values)) if case.framework == "torch" else None
+                        gbad = [(y, z) for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))
+                                if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
+            except ExampleTooSlow:
+                return
+            for y, z in bad[:1]:
+                budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n" + suite.reproducer(case, kw))
+            for y, z in gbad[:1]:
+                budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
+                            + suite.reproducer(case, kw))
         except AssertionError:
             state["last_fail"] = kw
             raise

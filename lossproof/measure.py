@@ -76,15 +76,15 @@ _LOCAL_CAP = 1100  # relative enclosures for measuring stop here; past it, an ab
 
 
 class CachedExact:
-    """The oracle side of one compared number, as the measurement cache stores it: its rounding into the format,
-    the midpoint the error was measured from (an mpf tuple, or None for a special value), and its digits. It
+    """The oracle side of one compared number, as the measurement cache stores it: its rounding into the format
+    and the midpoint the error was measured from (an mpf tuple, or None for a special value). It
     stands in for an ``Exact`` wherever a measurement reads one (``.to``, ``.is_special``, ``str``, the
     midpoint), so a cached measurement's verdicts are computed exactly as a fresh one's."""
 
-    __slots__ = ("special", "rounded", "mid", "digits", "precision_used")
+    __slots__ = ("special", "rounded", "mid", "precision_used")
 
-    def __init__(self, special, rounded, mid, digits):
-        self.special, self.rounded, self.mid, self.digits = special, rounded, mid, digits
+    def __init__(self, special, rounded, mid):
+        self.special, self.rounded, self.mid = special, rounded, mid
         self.precision_used = 0
 
     @property
@@ -95,7 +95,13 @@ class CachedExact:
         return self.rounded
 
     def __str__(self) -> str:
-        return self.digits
+        """The midpoint's digits, as many as it holds (the format's precision + 24 bits: 20 or more for
+        float64), not the fresh value's 36: computing those for every cached number would cost a second
+        enclosure each."""
+        if self.special is not None:
+            return repr(self.special)
+        bits = self.mid[3] if self.mid[1] else 1  # a short mantissa is an exact value: 17 digits show it whole
+        return libmp.to_str(self.mid, max(17, int(bits * 0.30103) - 1))
 
 
 def _midpoint(e: Exact, rel_bits: int, fmt=None):
@@ -291,7 +297,7 @@ def _encode_side(m) -> list:
         mid_s = "-" if mid is None else f"{mid[0]},{int(mid[1]):x},{mid[2]},{mid[3]}"
         out.append("|".join([e.kind, repr(z.special) if z.is_special else "-", float.hex(e.z_rounded)
                              if math.isfinite(e.z_rounded) else repr(e.z_rounded), mid_s,
-                             _frac_s(e._stable), _frac_s(e._accurate), str(z)]))
+                             _frac_s(e._stable), _frac_s(e._accurate)]))
     return out
 
 
@@ -304,7 +310,7 @@ def _decode_side(strings):
     out = []
     try:
         for s in strings:
-            kind, special, zr, mid, st, acc, digits = s.split("|", 6)
+            kind, special, zr, mid, st, acc = s.split("|")
             sp = None if special == "-" else float(special)
             zr = float(zr) if zr in ("inf", "-inf", "nan") else float.fromhex(zr)
             if mid == "-":
@@ -312,7 +318,7 @@ def _decode_side(strings):
             else:
                 sg, man, ex, bc = mid.split(",")
                 mv = (int(sg), libmp.MPZ(int(man, 16)), int(ex), int(bc))
-            out.append((kind, CachedExact(sp, zr, mv, digits), Fraction(st), Fraction(acc)))
+            out.append((kind, CachedExact(sp, zr, mv), Fraction(st), Fraction(acc)))
     except (ValueError, TypeError):
         return None
     return out

@@ -12,16 +12,29 @@ message (Hypothesis replays the final one). The reported example is then the sma
 not necessarily a local minimum.
 
 Budgets per profile (seconds, per test): dev 2 / 5, ci 4 / 10, thorough 120 / 300 (Hypothesis's own limit).
+
+The example: the search budget is only looked at between examples, and one example can take minutes (an exact
+gradient of a bfloat16 row that needs tens of thousands of bits). ``Budget.example()`` caps the oracle work of
+one example (ci 20 s, thorough 300 s; SIGALRM, main thread only): past it the example passes unmeasured, counted
+in ``too_slow`` and shown by the test, like any other unmeasured example.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 
 from tests import profile
 
 SEARCH_SECONDS = {"dev": 2.0, "ci": 4.0, "default": 4.0, "thorough": 120.0}
 SHRINK_SECONDS = {"dev": 5.0, "ci": 10.0, "default": 10.0, "thorough": 300.0}
+EXAMPLE_SECONDS = {"dev": 10.0, "ci": 20.0, "default": 20.0, "thorough": 300.0}
+
+
+class ExampleTooSlow(Exception):
+    """One example's oracle work ran past ``EXAMPLE_SECONDS``."""
 
 
 class Budget:
@@ -32,6 +45,27 @@ class Budget:
         self.start = None
         self.first_failure = None
         self.failed = {}  # example key -> its failure message
+        self.per_example = EXAMPLE_SECONDS.get(name, 20.0)
+        self.too_slow = 0  # examples that passed unmeasured, over the per-example cap
+
+    @contextlib.contextmanager
+    def example(self):
+        """Run one example's measurement under the per-example cap; past it, ExampleTooSlow is raised inside
+        and turned into a quiet return by ``Budget.capped`` callers (the example counts in ``too_slow``)."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+            yield
+            return
+
+        def alarm(signum, frame):
+            raise ExampleTooSlow(f"over {self.per_example:g} s")
+
+        old = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.per_example)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
     def skip(self, key: str) -> bool:
         """Before measuring an example: True when it should pass unmeasured (the search budget is spent and no
