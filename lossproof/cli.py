@@ -119,15 +119,15 @@ def _flatten(result):
     return [result]
 
 
-def cmd_exact(args) -> int:
-    name = args.name
+def read_call(name: str, fmt: str, text: str) -> dict:
+    """The exact call of ``exact`` and ``promote``: the name and format checked, the JSON read, floating-point
+    tensors rounded into the format (a note on stderr when one changes); UsageError otherwise."""
     if name not in oracles.REGISTRY:
         raise UsageError(f"unknown oracle {name!r}; expected one of {', '.join(oracles.REGISTRY)}")
-    fmt = args.format
     if fmt not in formats.FORMATS:
         raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
     try:
-        kwargs = json.loads(args.json)
+        kwargs = json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(kwargs, dict):
@@ -136,6 +136,12 @@ def cmd_exact(args) -> int:
     call = prepare_arguments(name, fmt, kwargs, notes)
     for n in notes:
         print(n, file=sys.stderr)
+    return call
+
+
+def cmd_exact(args) -> int:
+    name, fmt = args.name, args.format
+    call = read_call(name, fmt, args.json)
     result = oracles.REGISTRY[name](**call)
     lines = []
     for e in _flatten(result):
@@ -237,21 +243,10 @@ def cmd_promote(args) -> int:
     ``exact``), validated by the oracle; a witness already there is reported, not added twice."""
     import corpus
 
-    if args.name not in oracles.REGISTRY or ":" in args.name:
-        raise UsageError(f"unknown loss {args.name!r}")
+    if ":" in args.name:
+        raise UsageError(f"{args.name!r} is a torch-behaviour variant, not a loss the corpus measures")
     fmt = args.format
-    if fmt not in formats.FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
-    try:
-        kwargs = json.loads(args.json)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(kwargs, dict):
-        raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
-    notes = []
-    kwargs = prepare_arguments(args.name, fmt, kwargs, notes)
-    for n in notes:
-        print(n, file=sys.stderr)
+    kwargs = read_call(args.name, fmt, args.json)
     try:
         cid, added = corpus.promote(args.name, fmt, kwargs, args.note)
     except corpus.CorpusError as e:

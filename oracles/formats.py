@@ -349,6 +349,12 @@ def format_ulps(e: float) -> str:
         return "0"
     k = math.floor(math.log10(e)) - 2
     scaled = Fraction(e) / Fraction(10) ** k
+    if scaled < 100:  # the float log10 rounded up across a power of ten
+        k -= 1
+        scaled *= 10
+    elif scaled >= 1000:
+        k += 1
+        scaled /= 10
     n = -((-scaled.numerator) // scaled.denominator)  # ceil
     if n >= 1000:  # 999.x rounded up to 1000
         n //= 10

@@ -18,7 +18,6 @@ This module is pure Python (no torch, no numpy): the gate imports it on a CI run
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 #: the ladder, worst first (reports.schema.VERDICTS is best-last: the same order)
 WORST_FIRST = ("broken", "unstable", "stable", "accurate", "correctly_rounded")
@@ -95,36 +94,15 @@ def worse(a, b):
 
 def fmt_ulp(e) -> str:
     """An ULP error with 3 significant digits, rounded up (Zimmermann et al.; NUMERICS.md): 0.1234 -> 0.124,
-    1234.5 -> 1240, 999.5 -> 1000, 1.5e30 -> 1.50e+30. Exact: the decimal is computed from the binary value, so
-    it is never below the error it stands for. The same digits as oracles.formats.format_ulps (tested)."""
+    1234.5 -> 1240, 999.5 -> 1000, 1.5e30 -> 1.50e+30; oracles.formats.format_ulps, with "-" for no value."""
+    from oracles.formats import format_ulps
+
     if e is None:
         return "-"
     e = float(e)
-    if math.isnan(e):
-        return "nan"
     if math.isinf(e):
         return "inf" if e > 0 else "-inf"
-    if e == 0:
-        return "0"
-    k = math.floor(math.log10(e)) - 2
-    scaled = Fraction(e) / Fraction(10) ** k
-    if scaled < 100:  # log10 rounded up across a power of ten
-        k -= 1
-        scaled *= 10
-    elif scaled >= 1000:
-        k += 1
-        scaled /= 10
-    n = -((-scaled.numerator) // scaled.denominator)  # ceil
-    if n >= 1000:  # 999.x rounded up to 1000
-        n //= 10
-        k += 1
-    if -6 <= k + 2 < 6:  # fixed point, exactly the three digits
-        if k >= 0:
-            return str(n * 10**k)
-        digits = str(n).rjust(-k + 1, "0")
-        return f"{digits[:k]}.{digits[k:]}"
-    d = str(n)
-    return f"{d[0]}.{d[1:]}e{k + 2:+d}"
+    return format_ulps(e)
 
 
 UNRESOLVED_WORDS = ("unresolved", "precision", "cannot decide", "undecid")

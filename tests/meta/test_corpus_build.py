@@ -47,3 +47,18 @@ def test_promote_adds_once_and_rejects_bad_witnesses(tmp_path, monkeypatch):
         corpus.promote("cross_entropy", "float32", {"input": [[0.0, 1.0]], "target": [5]}, "bad target")
     with pytest.raises(corpus.CorpusError):
         corpus.promote("no_such_loss", "float32", kw, "bad loss")
+
+
+@pytest.mark.parametrize("argv", [
+    ["cross_entropy", "--format", "float32", "--note", "x", '{"input": [[0, 1]], "target": [7]}'],
+    ["no_such_loss", "--format", "float32", "--note", "x", "{}"],
+    ["cross_entropy", "--format", "float99", "--note", "x", "{}"],
+    ["cross_entropy", "--format", "float32", "--note", "x", "{not json"],
+])
+def test_promote_command_rejects_bad_input_with_one_line(argv):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lossproof", "promote", *argv], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
