@@ -28,16 +28,10 @@ REDUCING = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_e
 
 
 def _num(v):
-    """A parameter value as a number (params hold floats as hex strings)."""
-    if isinstance(v, str):
-        try:
-            return float.fromhex(v)
-        except ValueError:
-            try:
-                return float(v)
-            except ValueError:
-                return v
-    return v
+    """A parameter value as a number (params hold floats as hex strings); a word stays as it is."""
+    from reports.schema import number
+
+    return number(v, v)
 
 
 def family(rec: dict) -> str:

@@ -84,17 +84,7 @@ def _leaves(v):
 
 
 def _as_float(v):
-    if isinstance(v, str):
-        try:
-            return float.fromhex(v)
-        except ValueError:
-            try:
-                return float(v)
-            except ValueError:
-                return math.nan
-    if isinstance(v, bool) or v is None:
-        return math.nan
-    return float(v)
+    return schema.number(v, math.nan)
 
 
 def _flat(v) -> list:

@@ -65,6 +65,21 @@ def unhex(s) -> float:
     return float.fromhex(s) if isinstance(s, str) and s not in ("inf", "-inf", "nan") else float(s)
 
 
+def number(v, default):
+    """A record's number as a float: hex strings (``hexf``), decimal strings, JSON numbers; ``default`` for
+    anything else (a word, None, a bool)."""
+    if isinstance(v, str):
+        for parse in (float.fromhex, float):
+            try:
+                return parse(v)
+            except ValueError:
+                pass
+        return default
+    if isinstance(v, bool) or v is None:
+        return default
+    return float(v)
+
+
 def _hex_tree(v):
     if isinstance(v, list):
         return [_hex_tree(e) for e in v]
