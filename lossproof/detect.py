@@ -220,12 +220,9 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
     """tests/test_properties.py's no-overflow property for one case: a finite result and gradient wherever the
     correctly rounded exact one is finite (finite inputs)."""
     _checkout_on_path()
-    import oracles
     from lossproof import suite
-    from lossproof.measure import _flat, exact_gradient
     from subjects import deviations
-    from subjects.torch_subject import upstream
-    from tests import profile
+    from tests import cases, profile
     from tests.budget import Budget, ExampleTooSlow
     from tests.problems import finite_except_masks, problems
     from tests.test_properties import OVERFLOW_EXAMPLES
@@ -254,21 +251,11 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
             state["measured"] += 1
             try:
                 with budget.example():  # one example's oracle work is capped (tests/budget.py)
-                    result = oracles.REGISTRY[case.loss](**kw)
-                    bad = [(y, z) for y, z in zip(values, _flat(result))
-                           if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
-                    gbad = []
-                    if not bad and grads is not None and not all(math.isfinite(y) for y in grads):
-                        up = upstream(len(values)) if case.framework == "torch" else None
-                        gbad = [(y, z) for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))
-                                if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
+                    problem = cases.overflow_failure(case, kw, values, grads)
             except ExampleTooSlow:
                 return
-            for y, z in bad[:1]:
-                budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n" + suite.reproducer(case, kw))
-            for y, z in gbad[:1]:
-                budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                            + suite.reproducer(case, kw))
+            if problem:
+                budget.fail(key, problem)
         except AssertionError:
             state["last_fail"] = kw
             raise

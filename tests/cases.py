@@ -149,3 +149,24 @@ def judge(case, kwargs, m, values) -> tuple:
             return d.id, None
         unexplained.append(failure_report(case, kwargs, md, d))
     return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
+
+
+
+def overflow_failure(case, kw, values, grads):
+    """The no-overflow property on one call: a message for the first non-finite value (else gradient component)
+    whose correctly rounded exact counterpart is finite, or None. One check for tests/test_properties.py and
+    lossproof detect."""
+    import oracles
+    from lossproof.measure import _flat, exact_gradient
+    from subjects.torch_subject import upstream
+
+    result = oracles.REGISTRY[case.loss](**kw)
+    for y, z in zip(values, _flat(result)):
+        if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+            return f"{case.id}: {y} where the exact result {z} is finite\n" + suite.reproducer(case, kw)
+    if grads is not None and not all(math.isfinite(y) for y in grads):
+        up = upstream(len(values)) if case.framework == "torch" else None
+        for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
+            if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+                return f"{case.id}: gradient {y} where the exact one {z} is finite\n" + suite.reproducer(case, kw)
+    return None

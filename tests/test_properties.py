@@ -237,27 +237,14 @@ def test_no_overflow(overflow_case):
             values, grads = case.call(kw)
         except (suite.NotSupported, NotImplementedError):
             return
-        from lossproof.measure import _flat, exact_gradient
-        from subjects.torch_subject import upstream
-
         try:
             with budget.example():
-                result = oracles.REGISTRY[case.loss](**kw)
-                bad = [(y, z) for y, z in zip(values, _flat(result))
-                       if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
-                gbad = []
-                if not bad and grads is not None and not all(math.isfinite(y) for y in grads):
-                    up = upstream(len(values)) if case.framework == "torch" else None
-                    gbad = [(y, z) for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))
-                            if not math.isfinite(y) and math.isfinite(z.to(case.fmt))]
+                problem = cases.overflow_failure(case, kw, values, grads)
         except ExampleTooSlow:
             budget.too_slow += 1
             return
-        for y, z in bad[:1]:
-            budget.fail(key, f"{case.id}: {y} where the exact result {z} is finite\n" + suite.reproducer(case, kw))
-        for y, z in gbad[:1]:
-            budget.fail(key, f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                        + suite.reproducer(case, kw))
+        if problem:
+            budget.fail(key, problem)
 
     check()
     if budget.too_slow:
