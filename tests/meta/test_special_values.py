@@ -16,6 +16,10 @@ CASES = [
     ("cross_entropy(target logit = -inf) -> inf", "cross_entropy", dict(input=[[-INF, 0.0]], target=[0]), [INF]),
     ("cross_entropy(non-target logit = -inf) -> the loss without that class", "cross_entropy",
      dict(input=[[0.0, -INF, 0.0]], target=[0]), [math.log(2)]),
+    # finite, exact in every format and past every format's exp range (e**-8192 underflows even in float64):
+    # 8192 + log1p(e**-8192) rounds to 8192; a naive -log(softmax) gives inf
+    ("cross_entropy(logit gap 8192, wrong class) -> 8192", "cross_entropy",
+     dict(input=[[0.0, 8192.0]], target=[0]), [8192.0]),
     ("cross_entropy(single +inf at the target) -> 0", "cross_entropy", dict(input=[[INF, 5.0]], target=[0]), [0.0]),
     ("cross_entropy(+inf off the target) -> inf", "cross_entropy", dict(input=[[INF, 5.0]], target=[1]), [INF]),
     ("cross_entropy(two +inf logits, one the target) -> nan", "cross_entropy",
