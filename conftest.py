@@ -50,9 +50,10 @@ _RESULTS = []  # measurements made in this process (a worker's, under xdist)
 
 def pytest_addoption(parser):
     g = parser.getgroup("lossproof")
-    g.addoption("--suite", action="store_true", default=False,
-                help="run the Hypothesis verification battery (tests/test_agreement.py, tests/test_properties.py) "
-                     "and hold every subject to the special-value table (lossproof verify and check do)")
+    g.addoption("--quick", action="store_true", default=False,
+                help="a fast run while editing: leave out the Hypothesis verification battery "
+                     "(tests/test_agreement.py, tests/test_properties.py) and hold only torch float32 and our NumPy "
+                     "float64 to the special-value table (the default run, and CI, include everything)")
     g.addoption("--zoo", action="store_true", default=False,
                 help="run the detection-power meta-tests on the zoo (tests/meta/test_zoo.py; tox -e zoo)")
     g.addoption("--strict-specials", action="store_true", default=False,
@@ -74,11 +75,10 @@ BATTERY = ("test_agreement.py", "test_properties.py")
 
 
 def pytest_ignore_collect(collection_path, config):
-    """The Hypothesis battery over every subject runs with --suite (``lossproof verify``, ``lossproof check``),
-    the zoo's detection meta-tests with --zoo; the plain test command runs the oracle's proofs, the regression
-    corpus against every subject, the fixed cases and the machinery's meta-tests. Both stay opt-in while the
-    battery still finds failures not yet triaged and the two together take longer than CI's 15 minutes (README)."""
-    if collection_path.name in BATTERY and not config.getoption("--suite"):
+    """The plain test command runs everything but the zoo: the Hypothesis battery over every subject, the
+    oracle's proofs, the regression corpus, the fixed cases, the special-value table and the machinery's
+    meta-tests; ``--quick`` leaves the battery out; the zoo's detection meta-tests run with --zoo."""
+    if collection_path.name in BATTERY and config.getoption("--quick"):
         return True
     if collection_path.name == "test_zoo.py" and not config.getoption("--zoo"):
         return True
@@ -86,6 +86,14 @@ def pytest_ignore_collect(collection_path, config):
 
 
 _RECORDS = []  # this process's results records (reports/schema.py)
+_NOTICES = []  # lines for the run's summary: examples passed unmeasured, capabilities a subject lacks
+
+
+def notice(line):
+    """A line for the run's summary, never silent: a property test's examples that passed unmeasured (over the
+    per-example cap, past the search safety net; tests/budget.py), or a capability its subject lacks."""
+    if line:
+        _NOTICES.append(line)
 _CURRENT = {"nodeid": "", "module": "", "function": ""}
 
 #: the results' "source" of a test module (the report keeps the reproducible corpus apart from the search)
@@ -140,6 +148,7 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if hasattr(config, "workeroutput"):  # an xdist worker: its summary rows to the controller, records to a part
         config.workeroutput["lossproof_rows"] = _summary_rows(_RESULTS)
+        config.workeroutput["lossproof_notices"] = list(_NOTICES)
         if _RECORDS:
             wid = config.workerinput.get("workerid", "w")
             schema.write_atomic(os.path.join(_parts_dir(config), f"{_RUN['id']}-{wid}.json"),
@@ -209,8 +218,11 @@ def environment() -> dict:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
-    rows = getattr(node, "workeroutput", {}).get("lossproof_rows", [])
-    node.config._lossproof_worker_rows = getattr(node.config, "_lossproof_worker_rows", []) + rows
+    out = getattr(node, "workeroutput", {})
+    node.config._lossproof_worker_rows = getattr(node.config, "_lossproof_worker_rows", []) + out.get(
+        "lossproof_rows", [])
+    node.config._lossproof_worker_notices = getattr(node.config, "_lossproof_worker_notices", []) + out.get(
+        "lossproof_notices", [])
 
 
 def _summary_rows(results):
@@ -244,6 +256,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     rows = _summary_rows(_RESULTS) + getattr(config, "_lossproof_worker_rows", [])
     if getattr(config, "_lossproof_results_path", None):
         terminalreporter.write_line(f"lossproof results: {config._lossproof_results_path}")
+    notices = _NOTICES + getattr(config, "_lossproof_worker_notices", [])
+    if notices:
+        terminalreporter.section(f"lossproof notices ({len(notices)}): examples passed unmeasured, capabilities "
+                                 "not supported")
+        for line in sorted(notices):
+            terminalreporter.write_line(line)
     if not rows:
         return
 

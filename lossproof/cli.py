@@ -183,7 +183,7 @@ def _run_battery(files, profile: str, extra: list) -> int:
     import pytest
 
     code = pytest.main([*map(str, tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(root),
-                        "-c", str(root / "pyproject.toml"), "--hypothesis-profile", profile, "--suite", *extra])
+                        "-c", str(root / "pyproject.toml"), "--hypothesis-profile", profile, *extra])
     if code in (0, 1):
         return int(code)
     print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)

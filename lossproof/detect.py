@@ -4,7 +4,7 @@
 function in one format, in process, with the pieces ``lossproof check`` uses: the same case (``suite.user_cases``),
 strategies (``tests.problems.problems``), restriction to the parameters the function takes (``tests.cases``),
 measurement and verdicts (``lossproof.measure``, the pass line of ``tests.test_agreement.meets``), time budgets
-(``tests.budget.Budget``: search 4 s, shrink 10 s as under ci) and the special-value table
+(``tests.budget.Budget``: the ci profile's example counts, its 60 s search safety net and 10 s shrink budget) and the special-value table
 (``tests/meta/test_special_values.py``). In process because the detection table needs what pytest does not hand
 back: the time to the first failure and the minimal input. A member's Hypothesis run is derandomized (as under
 the ci profile); ``seed`` gives another sequence (the controls are run under several).
@@ -98,30 +98,14 @@ def _short(message: str, lines: int = 12) -> str:
     return "\n".join(str(message).splitlines()[:lines])
 
 
-class _Spent(BaseException):
-    """Raised through Hypothesis once a budget is spent: the search found nothing within its budget, or the shrink
-    budget since the first failure is over. Under pytest the battery lets Hypothesis run on with every further
-    example passing unmeasured (tests/budget.py); that reaches the same verdict and the same smallest failure, but
-    the shrinker then tries every remaining candidate (each a full draw: minutes for a 4,096-class row), so here
-    the run stops at once. A BaseException, so that Hypothesis does not take it for a failure."""
-
-
-def _spent(budget, key) -> bool:
-    """Whether ``budget`` is spent for an example not already seen to fail (tests/budget.py's rule)."""
-    now = time.monotonic()
-    if budget.start is None or key in budget.failed:
-        return False
-    if budget.first_failure is None:
-        return now - budget.start > budget.search
-    return now - budget.first_failure > budget.shrink
-
-
 def _run_hypothesis(prop, body, examples, seed):
     """Run ``body(data, state)`` under Hypothesis; an AssertionError is a failure the property reports. The
     minimal input is the last failing one: Hypothesis only tries candidates smaller than its current best, so
     each new failure is smaller than the one before, and it replays the smallest last."""
     from hypothesis import given, seed as hseed
     from hypothesis import strategies as st
+
+    from tests.budget import Spent
 
     state = {"measured": 0, "first": None, "last_fail": None, "last_message": None, "unsupported": None}
     t0 = time.monotonic()
@@ -142,7 +126,7 @@ def _run_hypothesis(prop, body, examples, seed):
     message = None
     try:
         check()
-    except _Spent:
+    except Spent:  # a spent budget (tests/budget.py): the smallest failure found so far, if any
         message = state["last_message"]
     except AssertionError as e:
         message = str(e)
@@ -173,7 +157,8 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
     from tests.test_agreement import EXAMPLES
 
     budget = Budget(search, shrink)
-    strategy = problems(case.loss, case.fmt)
+    strategy = problems(case.loss, case.fmt,
+                        probability_targets="probability targets" not in cases.unsupported(case))
 
     def body(data, state):
         kwargs = data.draw(strategy, label="problem")
@@ -181,11 +166,8 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
         key = repr(kwargs)
-        if _spent(budget, key):
-            raise _Spent()
         try:
-            if budget.skip(key):
-                return
+            budget.check(key)  # Spent ends the run (tests/budget.py)
             try:
                 values, grads = case.call(kwargs)
             except suite.NotSupported as e:
@@ -200,6 +182,7 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outco
             except ExampleTooSlow:
                 return
             state["measured"] += 1
+            budget.spend(len(m.elements))
             target(m.max_bits, label="bits of error")
             if meets(case, m) or not finite_except_masks(case.loss, kwargs):
                 return
@@ -227,8 +210,9 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
     from tests.problems import finite_except_masks, problems
     from tests.test_properties import OVERFLOW_EXAMPLES
 
-    budget = Budget(search if search is not None else Budget().search / 2, shrink)
-    strategy = problems(case.loss, case.fmt)
+    budget = Budget(search, shrink)
+    strategy = problems(case.loss, case.fmt,
+                        probability_targets="probability targets" not in cases.unsupported(case))
 
     def body(data, state):
         kw = data.draw(strategy, label="problem")
@@ -238,17 +222,15 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Out
         if deviations.matching(case.subject, case.loss, kw, case.fmt):
             return
         key = repr(kw)
-        if _spent(budget, key):
-            raise _Spent()
         try:
-            if budget.skip(key):
-                return
+            budget.check(key)  # Spent ends the run (tests/budget.py)
             try:
                 values, grads = case.call(kw)
             except (suite.NotSupported, NotImplementedError) as e:
                 state["unsupported"] = str(e)
                 return
             state["measured"] += 1
+            budget.spend(len(values) + len(grads or ()))
             try:
                 with budget.example():  # one example's oracle work is capped (tests/budget.py)
                     problem = cases.overflow_failure(case, kw, values, grads)

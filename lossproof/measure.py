@@ -272,13 +272,14 @@ def exact_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> li
     respect to the n input elements: the closed-form VJP where the oracle has one (softmax, log_softmax: O(C) per
     row, not O(C^2)), else ``vector_jacobian``."""
     vjp = oracles.functions.VJP.get(name)
-    if vjp is not None and upstream is not None and len(_flat(result)) > 1:
-        return vjp(kwargs["input"], upstream, kwargs.get("dim"))
+    n_out = len(_flat(result))
+    if vjp is not None and n_out > 1:  # ones when no upstream is given (the gradient of the outputs' sum)
+        return vjp(kwargs["input"], upstream if upstream is not None else [1.0] * n_out, kwargs.get("dim"))
     return vector_jacobian(result, n, upstream)
 
 
 #: the version of what a cached oracle side holds and how the bounds are derived: bump it with oracles/bounds.py
-MEASURE_VERSION = "1"
+MEASURE_VERSION = "2"
 
 
 def _cache_key(name, kwargs, fmt, context, upstream, grads) -> str:
@@ -386,7 +387,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         if reduced:
             B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
         else:
-            B = bounds.element_bound(f, s, za)
+            B = bounds.element_bound(f, s, za, context.get("value_unit", Fraction(1)))
         kap = _upper(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
@@ -424,6 +425,7 @@ def _shape(obj):
 def _grad_unit(out: dict, wmax: Fraction) -> dict:
     D = out.get("denominator_abs") or Fraction(1)
     out["grad_unit"] = wmax / D if D else wmax
+    out["value_unit"] = wmax  # an unreduced element's unit: one nat times the largest weight
     return out
 
 

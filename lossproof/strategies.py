@@ -507,7 +507,7 @@ def _weights(f):
 
 def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
     """Numbers of classes in [min_classes, max_classes]. A share ``large_share`` of draws (default a fifth) is
-    large: two in three a notable size from 1,024 up (2047-2049, 4095, 4096, 65536, ...), else anything beyond
+    large: two in three a notable size from 1,024 up (2047-2050, 4095, 4096, 65536, ...), else anything beyond
     2,048 when the range reaches there; of the rest, five in eight are 2..16, two in eight up to 512 and one in eight a notable
     small size (2, 3, 10, 100, 256-258: past the integers bfloat16 holds, 1000). A lower share keeps a run's cost down (the exact oracle's cost grows with
     the classes) without taking the large sizes out of reach. Shrinks toward ``min_classes``."""
@@ -517,7 +517,7 @@ def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
         raise InvalidArgument(f"min_classes={lo} is greater than max_classes={hi}")
     if not isinstance(large_share, Real) or not 0 <= large_share <= 1:
         raise InvalidArgument(f"large_share={large_share!r} must be a number in [0, 1]")
-    sizes = {x for x in (2, 3, 10, 100, 256, 257, 258, 1000, 1024, 2047, 2048, 2049, 4095, 4096, 65536, 65537,
+    sizes = {x for x in (2, 3, 10, 100, 256, 257, 258, 1000, 1024, 2047, 2048, 2049, 2050, 4095, 4096, 65536, 65537,
                          131072, 262144, lo, hi) if lo <= x <= hi}
     small_notable = sorted(x for x in sizes if x < 1024)
     large_notable = sorted(x for x in sizes if x >= 1024)
@@ -578,8 +578,31 @@ def _fill(draw, f, n, elem, jitter=True, lo=None, hi=None):
     return out
 
 
+#: positions whose index a low-precision float cannot hold: 257 and 259 round to 256 and 260 in bfloat16 (8
+#: significant bits), 2,049 and 2,051 to 2,048 and 2,052 in float16 (11 bits). An index (a class target, the
+#: dominant logit) is drawn there as often as at the ends of the row, where the row is long enough: integer labels
+#: cast to the input's format then name another class (NUMERICS.md, mistakes)
+_CAST_SENSITIVE = (257, 259, 2049, 2051)
+
+
 def _index(n):
-    return st.one_of(st.sampled_from(sorted({0, n - 1})), st.integers(0, n - 1))
+    notable = sorted({0, n - 1} | {k for k in _CAST_SENSITIVE if k < n})
+    return st.one_of(st.sampled_from(notable), st.integers(0, n - 1))
+
+
+#: structures whose rounding error grows with the row's length (many comparable terms in one sum): a long row
+#: (more than _LONG_ROW classes) is drawn in one of them every other time, where it tests what a short row cannot
+#: (a sum accumulated one term at a time in float16 stalls at 2,048 when the terms are near 1)
+_LONG_ROW_STRUCTURES = ("equal", "near_ties", "large_offset")
+_LONG_ROW = 1024
+
+
+def _structure(draw, structures, n):
+    if n > _LONG_ROW:
+        long_row = [s for s in structures if s in _LONG_ROW_STRUCTURES]
+        if long_row and draw(st.booleans()):
+            return draw(st.sampled_from(long_row))
+    return draw(st.sampled_from(structures))
 
 
 @functools.lru_cache(maxsize=None)
@@ -879,7 +902,7 @@ def _pick_target(draw, C, row, info):
 def _class_problem(draw, f, classes, max_batch, allow_spatial, allow_nonfinite, max_elements, structures):
     C = draw(classes)
     shape, R = _layout(draw, C, max_batch, allow_spatial, max_elements)
-    s = draw(st.sampled_from(structures))
+    s = _structure(draw, structures, C)
     pairs = _repeat_rows(draw, _row(f, C, (s,), allow_nonfinite), R)
     rows = [p[0] for p in pairs]
     infos = [p[1] for p in pairs]
@@ -953,7 +976,7 @@ def _prob_class_problem(draw, f, classes, max_batch, allow_spatial, allow_nonfin
                         structures, kinds):
     C = draw(classes)
     shape, R = _layout(draw, C, max_batch, allow_spatial, max_elements)
-    s = draw(st.sampled_from(structures))
+    s = _structure(draw, structures, C)
     k = draw(st.sampled_from(kinds))
     both = st.tuples(_row(f, C, (s,), allow_nonfinite), _prob_row(f, C, (k,)))
     pairs = _repeat_rows(draw, both, R)
@@ -1063,8 +1086,8 @@ def _log_softmax64(row):
 def kl_problem(fmt, max_classes=256, max_batch=4, allow_spatial=True, max_elements=MAX_ELEMENTS):
     """Keyword arguments of ``torch.nn.functional.kl_div``: ``input`` log-probabilities of shape (C,), (N, C) or
     (N, C, d1), rows either RN(log p) of a probability row (-inf where p = 0), RN(log_softmax) of a logit row
-    (masks included), or arbitrary values <= 0 (0, -inf, -smallest subnormal, moderate, extreme, -largest
-    finite); ``target`` probability rows, or with ``log_target=True`` their logarithms (-inf included) or
+    (masks included), arbitrary values <= 0 (0, -inf, -smallest subnormal, moderate, extreme, -largest
+    finite), or values within a factor 8 of -largest finite (pointwise terms whose sum overflows); ``target`` probability rows, or with ``log_target=True`` their logarithms (-inf included) or
     arbitrary log-probabilities; ``reduction`` none/mean/sum/batchmean."""
     f = _fmt(fmt)
     _check_int("max_classes", max_classes, 1)
@@ -1092,6 +1115,8 @@ def _log_row(draw, f, n, log_kind):
     if log_kind == "log_softmax":
         row, _ = draw(_row(f, n, STRUCTURES, True))
         return [round_to_format(v, f) for v in _log_softmax64(row)]
+    if log_kind == "near_largest":  # terms t (log t - x) near the largest finite: their sums overflow, means do not
+        return _fill(draw, f, n, values(f, -f.max_finite, -f.max_finite / 8))
     return _fill(draw, f, n, _log_probs(f), lo=-f.max_finite, hi=0.0)
 
 
@@ -1099,7 +1124,7 @@ def _log_row(draw, f, n, log_kind):
 def _kl_problem(draw, f, max_classes, max_batch, allow_spatial, max_elements):
     C = draw(class_counts(max_classes, min_classes=1))
     shape, R = _layout(draw, C, max_batch, allow_spatial, max_elements)
-    in_kind = draw(st.sampled_from(("log_probabilities", "log_softmax", "arbitrary")))
+    in_kind = draw(st.sampled_from(("log_probabilities", "log_softmax", "arbitrary", "near_largest")))
     log_target = draw(st.booleans())
     t_kind = draw(st.sampled_from(("log_probabilities", "arbitrary") if log_target else ("probabilities",)))
     if t_kind == "probabilities":
@@ -1176,7 +1201,7 @@ def _elementwise_problem(draw, f, name, allow_nonfinite, classes, max_elements):
         R = math.prod(shape) // n
         default = STRUCTURES if allow_nonfinite else tuple(
             s for s in STRUCTURES if s not in _NONFINITE_STRUCTURES)
-        s = draw(st.sampled_from(default))
+        s = _structure(draw, default, n)
         pairs = _repeat_rows(draw, _row(f, n, (s,), allow_nonfinite), R)
         out["input"] = _assemble(shape, axis, [p[0] for p in pairs])
         dim = axis - len(shape) if draw(st.booleans()) else axis

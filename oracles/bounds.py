@@ -26,6 +26,10 @@ error of u nats cannot change a training run), so every step costs at most u (|z
 
     B = u * S * (|z| + 1)
 
+and for a weighted element (class weights, BCE weight times pos_weight, the KL target t of t (log t - x)) the
+unit is the weight's: the reference computes w (lse - x_t), whose inner steps err by u nats each, so
+B = u * S * (|z| + W) with W the call's largest weight magnitude (normwise, as for gradients below).
+
 A reduction over n elements with weights w_i and values v_i (the weighted elements, "none" outputs) and
 denominator D (1 for "sum"; n, N or the total target weight for the means) adds pairwise summation of the n
 values, the sum of the weights (when it is data) and the final division:
@@ -48,7 +52,8 @@ that accumulates one term at a time in float16 or bfloat16 has an error growing 
 and fails this bound once n is in the hundreds, as it should.
 
 Gradients are judged normwise: a component g_j of a gradient vector gets B_g = u * (S + 2) * (|g_j| + G)
-(the backward pass of the same algorithm: two more steps), where G is the larger of the largest component and
+(the backward pass of the same algorithm: two more steps; plus (S + 2) s_min / 2, the underflow term above: a
+weighted gradient in the subnormals is rounded in absolute terms, whatever its weights), where G is the larger of the largest component and
 the loss's natural unit of gradient (one nat per unit of input, times the largest weight, over the mean's
 denominator): the gradient's version of the values' "+ 1" floor. So the cross-entropy gradient s_t - 1
 computed with an absolute error of u (the usual exp(log_softmax) - 1) is stable, not accurate.
@@ -97,10 +102,10 @@ def steps(loss: str, n_classes: int = 1, label_smoothing: float = 0.0, prob_targ
         raise ValueError(f"no stability bound is derived for {loss!r}") from None
 
 
-def element_bound(fmt, s: int, z_abs: Fraction) -> Fraction:
-    """B = u S (|z| + 1) + S s_min / 2 for one element."""
+def element_bound(fmt, s: int, z_abs: Fraction, unit: Fraction = Fraction(1)) -> Fraction:
+    """B = u S (|z| + W) + S s_min / 2 for one element, W its unit (1 nat times the call's largest weight)."""
     f = get_format(fmt)
-    return f.u * s * (z_abs + 1) + s * Fraction(f.min_subnormal) / 2
+    return f.u * s * (z_abs + unit) + s * Fraction(f.min_subnormal) / 2
 
 
 def reduction_bound(fmt, s: int, z_abs: Fraction, values_abs_sum: Fraction, weights_abs_sum: Fraction,
@@ -115,8 +120,10 @@ def reduction_bound(fmt, s: int, z_abs: Fraction, values_abs_sum: Fraction, weig
 
 
 def gradient_bound(fmt, s: int, g_abs: Fraction, g_max: Fraction) -> Fraction:
-    """B_g = u (S + 2) (|g_j| + G) for one gradient component (normwise)."""
-    return get_format(fmt).u * (s + 2) * (g_abs + g_max)
+    """B_g = u (S + 2) (|g_j| + G) + (S + 2) s_min / 2 for one gradient component (normwise, with the
+    underflow term of each of its S + 2 steps, as for an element)."""
+    f = get_format(fmt)
+    return f.u * (s + 2) * (g_abs + g_max) + (s + 2) * Fraction(f.min_subnormal) / 2
 
 
 def accurate_bound(fmt, z_abs: Fraction, kappa: Fraction) -> Fraction:

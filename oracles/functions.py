@@ -490,6 +490,11 @@ def log_softmax_vjp(input, upstream, dim=None):
         else:
             U = expr.nsum(_upstream_node(upstream[k]) for k in idx)
             g = {k: X.sub(_upstream_node(upstream[k]), X.mul(row.softmax(j), U)) for j, k in enumerate(idx)}
+            # the largest class: s = 1 - rest / D, so g = (u - U) + U rest / D, an exact rational plus a tail
+            # whose sign shows; as u - s U, a tail like e**-(3e38) on a rational that is a rounding boundary
+            # (u - U is a sum of upstream values) could not be decided at any precision
+            jm = row.jmax
+            g[idx[jm]] = X.add(X.sub(_upstream_node(upstream[idx[jm]]), U), X.div(X.mul(U, row.rest), row.denom))
         for k, v in g.items():
             out[k] = Exact(v)
     return out
@@ -514,16 +519,34 @@ def softmax_vjp(input, upstream, dim=None):
             A = expr.nsum(X.mul(u[j], row.e[j]) for j in others)
             top = expr.nsum(X.mul(X.sub(u[jm], u[j]), row.e[j]) for j in others)
             zero = _exact_zero_vjp(row, idx, upstream)
+            minus_A = _opaque_neg(A)
             g = {}
             for j, k in enumerate(idx):
                 if j in zero or j not in row.e:
                     g[k] = ZERO
                     continue
-                num = top if j == jm else X.add(X.sub(u[j], u[jm]), X.sub(X.mul(u[j], row.rest), A))
+                num = top if j == jm else X.add(X.sub(u[j], u[jm]), X.add(_scaled(u[j], row.rest), minus_A))
                 g[k] = X.mul(row.softmax(j), X.div(num, row.denom))
         for k, v in g.items():
             out[k] = Exact(v)
     return out
+
+
+def _opaque_neg(total):
+    """-total for the row's shared sum, kept as one node (negating a sum negates each term, and a sum holding it
+    is flattened: C terms copied into every class's expression, O(C**2) for a row)."""
+    if total.op == "sum" and len(total.args) > 8:
+        return expr.Node("neg", (total,))
+    return X.neg(total)
+
+
+def _scaled(c, total):
+    """c * total for an exact constant c and the row's shared sum ``total``, kept as one product: multiplying
+    a sum by a constant distributes it over the terms (expr.Node.__mul__), which for every class of a row would
+    build and evaluate C new sums of C terms (O(C**2): 8 to 16 s for one 432-class float64 row)."""
+    if total.op == "sum" and len(total.args) > 8:
+        return expr.Node("mul", (c, total))
+    return X.mul(c, total)
 
 
 #: closed-form vector-Jacobian products, by oracle name (measure uses them for a non-uniform upstream)

@@ -71,10 +71,14 @@ def _prob_target_span_overflows(kw, f=None):
     return False
 
 def _zero_weight_on_masked_target(kw, f=None):
-    """A class-index target whose class weight is exactly 0 and whose logit / log-probability is -inf."""
+    """A class whose weight is exactly 0 and whose logit / log-probability is -inf, where the loss reads it: the
+    class-index target of a row, or any class of a row with probability targets (torch multiplies the weight
+    into every term of -(w * t * log_softmax).sum())."""
     w, t, x = kw.get("weight"), kw.get("target"), kw.get("input")
     if w is None or not isinstance(x, list):
         return False
+    if isinstance(t, list) and len(_flat(t)) == len(_flat(x)):  # probability targets
+        return any(row[c] == -math.inf and w[c] == 0 for row in _rows_of(x) for c in range(len(row)))
     ts = _flat(t) if isinstance(t, list) else [t]
     if not all(isinstance(c, int) for c in ts):
         return False
@@ -465,7 +469,7 @@ DEVIATIONS = [
         witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-ce-zero-weight-masked", "torch", "cross_entropy",
-        "a target whose class weight is 0 has logit -inf",
+        "a class of weight 0 with logit -inf: the target class, or any class under probability targets",
         "as for nll_loss: weight 0 times an infinite log-probability is NaN in torch, 0 in the exact loss",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _zero_weight_on_masked_target, documented_output=math.isnan,

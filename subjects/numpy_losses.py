@@ -736,6 +736,7 @@ class _CE:
         a_smooth = (np.ldexp(eps, self.S) / C) * wn if self.S else None
         self.reduction = reduction
         self.J, self.k = J, k
+        self.jt = 0  # the gradient's target share is held at 2**-jt (probability targets with smoothing)
         if prob:
             t, _ = _float_array(target, "target")
             _check_target_nonneg(t)
@@ -749,9 +750,18 @@ class _CE:
             self.active = np.ones(R, dtype=bool)
             self.denom, self.Ew = float(R), 0
             self.a = a
-            # the gradient's weights: without the smoothing share where it is kept apart (a_smooth)
-            self.a_grad = a if not self.S else _xmul(wn, _xmul(trows, ome))
-            self.a_smooth = None if a_smooth is None else np.broadcast_to(a_smooth, a.shape)
+            # the gradient's weights: with smoothing, the target share (1 - eps) w t and the smoothing share
+            # eps / C w are kept apart, each at its own scale (G is linear in the weights): a target share far
+            # below eps / C (subnormal targets) would vanish in their sum, yet the smoothing share's gradient
+            # cancels exactly on a uniform row and the target share's is then all there is
+            if eps:
+                self.jt = _norm_exp(trows)
+                self.a_grad = _xmul(wn, _xmul(np.ldexp(trows, -self.jt), ome))  # 2**-jt: exact, then one rounding
+                if a_smooth is None:
+                    a_smooth = (eps / C) * wn
+                self.a_smooth = np.broadcast_to(a_smooth, a.shape)
+            else:
+                self.a_grad, self.a_smooth = a, None
             self.prob = True
         else:
             ridx = np.arange(R)
@@ -796,6 +806,8 @@ class _CE:
             # row r's gradient is G_r 2**J[r] / (denom 2**Ew) for "mean", G_r 2**J[r] otherwise: F_r 2**e_r
             D = self.denom if self.reduction == "mean" else 1.0
             e = (self.J - (self.Ew if self.reduction == "mean" else 0)).astype(np.int64)
+            e_s = e  # the smoothing share's scale (below); the target share's weights are a 2**-jt
+            e = e + self.jt
             F = _acc_sum(a, axis=1) / D
             g = np.ldexp(g / D, e[:, None].astype(np.int32))
             # a class without weight of its own has g_c = F s_c; where e_c underflows (x_c - m < -620) but the
@@ -813,8 +825,8 @@ class _CE:
                 alone_w = (F[:, None] > 0) & (a > 0) & (_acc_sum(a, axis=1)[:, None] == a)
                 others = (np.isfinite(rw.Xp).sum(axis=1) > 1)[:, None]
                 g = np.where((g == 0) & alone_w & others & rw.good[:, None], -0.0, g)
-            if self.S and rw.C:  # the smoothing's share (linear in the weights), at its own scale
-                gs = np.ldexp(rw.weighted_grad(self.a_smooth) / D, (e - self.S)[:, None].astype(np.int32))
+            if self.a_smooth is not None and rw.C:  # the smoothing's share (linear in the weights), at its own scale
+                gs = np.ldexp(rw.weighted_grad(self.a_smooth) / D, (e_s - self.S)[:, None].astype(np.int32))
                 g = np.where(gs == 0, g, g + gs)
         # the extended reals, as the oracle's Row: a NaN or all -inf row has no softmax (NaN), nor do the +inf
         # entries of a row with several +inf

@@ -1,22 +1,27 @@
-"""Time budgets for one property test: how long it searches, and how long it shrinks a failure.
+"""Budgets for one property test: how many examples it measures, and how long it may shrink a failure.
 
-The search: Hypothesis runs up to ``max_examples`` examples, but one example of ours measures a whole problem
-against the oracle (a 4,096-class row takes seconds), so the test also stops *measuring* once its search
-budget is spent: later examples pass unmeasured (they are not counted as cases in the summary). The
-sequence of examples is Hypothesis's (derandomized under ci), so a slower machine sees a prefix of it.
+The search: under the ``ci`` profile (the default) a property test measures examples in Hypothesis's
+derandomized order until it has measured ``max_examples`` of them (100 for agreement, 50 for no-overflow) or
+compared ``WORK`` numbers with the oracle (ci: 12,000 values and gradient components), whichever comes first.
+Both are counts, not seconds, so a run measures the same inputs on any machine under any load: its verdict does
+not depend on the clock. Tests of small problems measure all their examples; tests of long rows stop after a
+few dozen. ``SEARCH_SECONDS`` is only a safety net against a pathological run (ci: 60 s per test, far above the
+slowest measured test of the battery); when it is hit the search stops and the run's summary says so
+(``Budget.report``), so a truncated search is never silent. The ``thorough`` profile is the exception: it is a
+long search by design, 2,000 examples or 120 s per test, whichever comes first.
 
-The shrink: Hypothesis shrinks a failure for up to 500 steps or 5 minutes, each step a full measurement. Once
-the shrink budget since the first failure is spent, every example not already seen to fail passes unmeasured,
-so the shrinker stops quickly at the smallest failure found so far; an example seen to fail fails again with its
-message (Hypothesis replays the final one). The reported example is then the smallest found within the budget,
-not necessarily a local minimum.
+The shrink: Hypothesis shrinks a failure for up to 500 steps or 5 minutes, each step a full measurement (and a
+whole new problem drawn). Once the shrink budget since the first failure is spent, the run stops (``Spent``) and
+the test fails with the smallest failure found so far, its report and reproducer: the smallest found within the
+budget, not necessarily a local minimum; whether the test fails does not depend on it.
 
-Budgets per profile (seconds, per test): dev 2 / 5, ci 4 / 10, thorough 120 / 300 (Hypothesis's own limit).
+Budgets per profile (per test): work dev 4,000 / ci 12,000 numbers / thorough unlimited; search safety net
+dev 30 / ci 60 / thorough 120 s; shrink dev 5 / ci 10 / thorough 300 s.
 
-The example: the search budget is only looked at between examples, and one example can take minutes (an exact
-gradient of a bfloat16 row that needs tens of thousands of bits). ``Budget.example()`` caps the oracle work of
-one example (ci 20 s, thorough 300 s; SIGALRM, main thread only): past it the example passes unmeasured, counted
-in ``too_slow`` and shown by the test, like any other unmeasured example.
+The example: one example can take minutes (an exact gradient of a bfloat16 row that needs tens of thousands
+of bits). ``Budget.example()`` caps the oracle work of one example (ci 20 s, thorough 300 s; SIGALRM, main
+thread only): past it the example passes unmeasured, counted in ``too_slow`` and shown by the test, like any
+other unmeasured example.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ import time
 
 from tests import profile
 
-SEARCH_SECONDS = {"dev": 2.0, "ci": 4.0, "default": 4.0, "thorough": 120.0}
+SEARCH_SECONDS = {"dev": 30.0, "ci": 60.0, "default": 60.0, "thorough": 120.0}
+#: the search's work budget, in numbers compared with the oracle (values and gradient components, or for the
+#: no-overflow property the numbers checked): the oracle's cost is about proportional to them (0.3 to 1.5 ms
+#: each), and counting them instead of seconds keeps the search deterministic. ci: 12,000, what the slowest
+#: tests of the battery measured in 4 s of a 2-core machine (one 4,096-class row with its gradient is 8,192)
+WORK = {"dev": 4_000, "ci": 12_000, "default": 12_000, "thorough": 10**12}
 SHRINK_SECONDS = {"dev": 5.0, "ci": 10.0, "default": 10.0, "thorough": 300.0}
 EXAMPLE_SECONDS = {"dev": 10.0, "ci": 20.0, "default": 20.0, "thorough": 300.0}
 
@@ -37,21 +47,35 @@ class ExampleTooSlow(Exception):
     """One example's oracle work ran past ``EXAMPLE_SECONDS``."""
 
 
+class Spent(BaseException):
+    """Raised through Hypothesis once a budget is spent: the search safety net with no failure seen, or the shrink
+    budget since the first failure. Letting Hypothesis run on with every further example passing unmeasured would
+    reach the same verdict and the same smallest failure, but its shrinker and its target optimiser would go on
+    drawing candidates (each a whole problem: most of a minute for 4,096-class rows), so the run stops at once.
+    A BaseException, so that Hypothesis does not take it for a failure of the example; ``Budget.run`` turns it
+    into the test's outcome."""
+
+
 class Budget:
     def __init__(self, search: float | None = None, shrink: float | None = None):
         name = profile.name()
-        self.search = SEARCH_SECONDS.get(name, 4.0) if search is None else search
+        self.search = SEARCH_SECONDS.get(name, 60.0) if search is None else search
         self.shrink = SHRINK_SECONDS.get(name, 10.0) if shrink is None else shrink
         self.start = None
         self.first_failure = None
         self.failed = {}  # example key -> its failure message
+        self.last_message = None  # the latest failure: Hypothesis only tries smaller candidates, so the smallest
         self.per_example = EXAMPLE_SECONDS.get(name, 20.0)
         self.too_slow = 0  # examples that passed unmeasured, over the per-example cap
+        self.examples = 0  # examples that reached ``check``
+        self.max_work = WORK.get(name, 12_000)
+        self.work = 0  # numbers compared so far (``spend``)
+        self.stopped = None  # "search" or "shrink" when the run was stopped by a spent budget
 
     @contextlib.contextmanager
     def example(self):
         """Run one example's measurement under the per-example cap; past it, ExampleTooSlow is raised inside
-        and turned into a quiet return by ``Budget.capped`` callers (the example counts in ``too_slow``)."""
+        (the caller lets the example pass unmeasured and counts it in ``too_slow``)."""
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
             yield
             return
@@ -67,24 +91,59 @@ class Budget:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 
-    def skip(self, key: str) -> bool:
-        """Before measuring an example: True when it should pass unmeasured (the search budget is spent and no
-        failure was seen, or the shrink budget is spent and this example is new); raises the recorded failure
-        of an example already seen to fail."""
+    def check(self, key: str):
+        """Before measuring an example: raises the recorded failure of an example already seen to fail, and
+        ``Spent`` once the search safety net (no failure seen) or the shrink budget (since the first failure) is
+        spent; else returns, and the example is measured."""
         now = time.monotonic()
         if self.start is None:
             self.start = now
         if key in self.failed:
             _raise(self.failed[key])
         if self.first_failure is None:
-            return now - self.start > self.search
-        return now - self.first_failure > self.shrink
+            if self.work >= self.max_work:
+                self.stopped = "work"
+                raise Spent("work")
+            if now - self.start > self.search:
+                self.stopped = "search"
+                raise Spent("search")
+        elif now - self.first_failure > self.shrink:
+            self.stopped = "shrink"
+            raise Spent("shrink")
+        self.examples += 1
+
+    def spend(self, numbers: int):
+        """Count an example's work: the numbers it compared (see ``WORK``)."""
+        self.work += numbers
 
     def fail(self, key: str, message: str):
         if self.first_failure is None:
             self.first_failure = time.monotonic()
         self.failed[key] = message
+        self.last_message = message
         _raise(message)
+
+    def run(self, test):
+        """Run a Hypothesis test (a ``@given`` function taking no arguments) under this budget. A spent shrink
+        budget ends it with the smallest failure found (an AssertionError with its report and reproducer); a
+        spent search safety net ends it as a pass, counted in ``report``."""
+        try:
+            test()
+        except Spent:
+            if self.first_failure is not None:
+                _raise(f"{self.last_message}\n(the smallest failing example found within the {self.shrink:g} s "
+                       "shrink budget)")
+
+    def report(self, case_id: str) -> str | None:
+        """One line on the examples that passed unmeasured (over the per-example cap) and on a search stopped by
+        its safety net, or None when every example drawn was measured."""
+        parts = []
+        if self.too_slow:
+            parts.append(f"{self.too_slow} example(s) over the {self.per_example:g} s per-example cap passed "
+                         "unmeasured")
+        if self.stopped == "search":
+            parts.append(f"the search stopped at the {self.search:g} s safety net after {self.examples} example(s)")
+        return f"{case_id}: " + "; ".join(parts) if parts else None
 
 
 def _raise(message: str):

@@ -48,6 +48,24 @@ def params(cases):
     return [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases]
 
 
+#: capabilities a subject may lack, each probed once with a small exact call before a search
+PROBES = {"cross_entropy": {"probability targets": {"input": [[0.0, 1.0], [0.5, -1.0]],
+                                                     "target": [[0.25, 0.75], [1.0, 0.0]]}}}
+
+
+def unsupported(case) -> dict:
+    """{capability: why} for the capabilities of ``PROBES`` that the case's function lacks (its call raises),
+    so that a search draws only what the function can take, and the run reports the rest as not supported:
+    never as a pass, never silently dropped."""
+    out = {}
+    for capability, kwargs in PROBES.get(case.loss, {}).items():
+        try:
+            case.call(restrict(case, kwargs))
+        except suite.NotSupported as e:
+            out[capability] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return out
+
+
 def restrict(case, kwargs):
     """The call restricted to the parameters the subject takes: the others are dropped, so both the subject and
     the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). Targets

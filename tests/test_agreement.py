@@ -23,7 +23,7 @@ from tests.cases import meets
 from tests.problems import finite_except_masks, problems
 from tests.budget import Budget, ExampleTooSlow
 
-# at most this many examples; the search budget (tests/budget.py) stops measuring sooner on large problems
+# examples measured per test (ci: a fixed number, the same inputs on every machine; tests/budget.py)
 EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 2000}
 
 
@@ -37,18 +37,21 @@ def test_agreement(case, request):
     n = EXAMPLES.get(profile.name(), 100)
     ran = {"n": 0, "unsupported": None}
     budget = Budget()
+    missing = cases.unsupported(case)
+    for capability, why in missing.items():
+        conftest.notice(f"{case.id}: not supported: {capability} ({why})")
+    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in missing)
 
     @settings(max_examples=n, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                       HealthCheck.filter_too_much])
     @given(st.data())
     def check(data):
-        kwargs = data.draw(problems(case.loss, case.fmt), label="problem")
+        kwargs = data.draw(strategy, label="problem")
         kwargs = cases.restrict(case, kwargs)
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
         key = repr(kwargs)
-        if budget.skip(key):
-            return
+        budget.check(key)
         try:
             values, grads = case.call(kwargs)
         except suite.NotSupported as e:
@@ -66,6 +69,7 @@ def test_agreement(case, request):
             budget.too_slow += 1
             return
         ran["n"] += 1
+        budget.spend(len(m.elements))
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
         deviation, problem = cases.judge(case, kwargs, m, values)
@@ -73,8 +77,7 @@ def test_agreement(case, request):
         if problem and gating:
             budget.fail(key, problem)
 
-    check()
-    if budget.too_slow:
-        print(f"{case.id}: {budget.too_slow} example(s) passed unmeasured, over the {budget.per_example:g} s cap")
+    budget.run(check)
+    conftest.notice(budget.report(case.id))
     if ran["n"] == 0 and ran["unsupported"]:
         pytest.skip(f"not supported: {ran['unsupported']}")
