@@ -86,163 +86,37 @@ def case_for(member, device: str = "cpu"):
     raise ValueError(f"{member.name}: no case in {member.fmt} on {device}")
 
 
-def _settings(examples, seed):
-    from hypothesis import HealthCheck, settings
-
-    return settings(max_examples=examples, deadline=None, derandomize=seed is None, database=None,
-                    print_blob=False, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                             HealthCheck.filter_too_much])
-
-
 def _short(message: str, lines: int = 12) -> str:
     return "\n".join(str(message).splitlines()[:lines])
 
 
-def _run_hypothesis(prop, body, examples, seed):
-    """Run ``body(data, state)`` under Hypothesis; an AssertionError is a failure the property reports. The
-    minimal input is the last failing one: Hypothesis only tries candidates smaller than its current best, so
-    each new failure is smaller than the one before, and it replays the smallest last."""
-    from hypothesis import given, seed as hseed
-    from hypothesis import strategies as st
+def _searched(prop, case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+    """tests/runner.py's search of ``prop`` for one case, the same one the battery runs (so the same derandomized
+    examples as ``lossproof check``), with its failure caught: the minimal input is the last failing one, since
+    Hypothesis only tries candidates smaller than its current best and replays the smallest last."""
+    _checkout_on_path()
+    from tests import runner
+    from tests.budget import Budget
 
-    from tests.budget import Spent
-
-    state = {"measured": 0, "first": None, "last_fail": None, "last_message": None, "unsupported": None}
+    run = runner.search(prop, case, examples=examples, seed=seed, budget=Budget(search, shrink))
     t0 = time.monotonic()
-
-    @_settings(examples, seed)
-    @given(st.data())
-    def check(data):
-        try:
-            body(data, state)
-        except AssertionError as e:
-            if state["first"] is None:
-                state["first"] = time.monotonic() - t0
-            state["last_message"] = str(e)
-            raise
-
-    if seed is not None:
-        check = hseed(seed)(check)
-    message = None
-    try:
-        check()
-    except Spent:  # a spent budget (tests/budget.py): the smallest failure found so far, if any
-        message = state["last_message"]
-    except AssertionError as e:
-        message = str(e)
-    except BaseExceptionGroup as g:  # several distinct failures: still a failure of this property
-        if not all(isinstance(x, AssertionError) for x in g.exceptions):
-            raise
-        message = str(g.exceptions[0])
+    message = run.outcome()
+    st = run.state
     caught = message is not None
-    return Outcome(prop, caught, state["first"] if caught else None, time.monotonic() - t0, state["measured"],
-                   state["last_fail"] if caught else None, _short(message) if caught else None,
-                   state["unsupported"])
+    return Outcome(prop, caught, st["first"] if caught else None, time.monotonic() - t0, st["measured"],
+                   st["last_fail"] if caught else None, _short(message) if caught else None, st["unsupported"])
 
 
 def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
     """tests/test_agreement.py's property for one case: every element and gradient component at least stable
     (finite inputs and -inf masks gate; other non-finite inputs are reported, as without --strict)."""
-    _checkout_on_path()
-    from hypothesis import assume, note, target
-
-    from lossproof import suite
-    from lossproof.measure import measure
-    from subjects import deviations
-    from subjects.torch_subject import upstream
-    from tests import cases
-    from tests.budget import Budget, ExampleTooSlow
-    from tests.problems import finite_except_masks, problems
-    from tests.cases import failure_report, meets
-    from tests.test_agreement import EXAMPLES
-
-    budget = Budget(search, shrink)
-    strategy = problems(case.loss, case.fmt,
-                        probability_targets="probability targets" not in cases.unsupported(case))
-
-    def body(data, state):
-        kwargs = data.draw(strategy, label="problem")
-        kwargs = cases.restrict(case, kwargs)
-        assume(kwargs is not None)
-        note("exact inputs: " + repr(kwargs))
-        key = repr(kwargs)
-        try:
-            budget.check(key)  # Spent ends the run (tests/budget.py)
-            try:
-                values, grads = case.call(kwargs)
-            except suite.NotSupported as e:
-                state["unsupported"] = str(e)
-                return
-            up = upstream(len(values)) if case.framework == "torch" else None
-            try:
-                with budget.example():  # one example's oracle work is capped (tests/budget.py)
-                    m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads,
-                                upstream=up, go_on=lambda mv: meets(case, mv) or bool(
-                                    deviations.matching(case.subject, case.loss, kwargs, case.fmt)))
-            except ExampleTooSlow:
-                return
-            state["measured"] += 1
-            budget.spend(len(m.elements))
-            target(m.max_bits, label="bits of error")
-            if meets(case, m) or not finite_except_masks(case.loss, kwargs):
-                return
-            for d in deviations.matching(case.subject, case.loss, kwargs, case.fmt):
-                if cases.explains(d, case, m, kwargs, values)[0]:
-                    return
-            budget.fail(key, failure_report(case, kwargs, m))
-        except AssertionError:
-            state["last_fail"] = kwargs
-            raise
-
-    from tests import profile
-
-    return _run_hypothesis("agreement", body, examples or EXAMPLES.get(profile.name(), 100), seed)
+    return _searched("agreement", case, seed, examples, search, shrink)
 
 
 def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
     """tests/test_properties.py's no-overflow property for one case: a finite result and gradient wherever the
     correctly rounded exact one is finite (finite inputs)."""
-    _checkout_on_path()
-    from lossproof import suite
-    from subjects import deviations
-    from tests import cases, profile
-    from tests.budget import Budget, ExampleTooSlow
-    from tests.problems import finite_except_masks, problems
-    from tests.test_properties import OVERFLOW_EXAMPLES
-
-    budget = Budget(search, shrink)
-    strategy = problems(case.loss, case.fmt,
-                        probability_targets="probability targets" not in cases.unsupported(case))
-
-    def body(data, state):
-        kw = data.draw(strategy, label="problem")
-        if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
-            return
-        kw = {k: v for k, v in kw.items() if case.accepts(k)}
-        if deviations.matching(case.subject, case.loss, kw, case.fmt):
-            return
-        key = repr(kw)
-        try:
-            budget.check(key)  # Spent ends the run (tests/budget.py)
-            try:
-                values, grads = case.call(kw)
-            except (suite.NotSupported, NotImplementedError) as e:
-                state["unsupported"] = str(e)
-                return
-            state["measured"] += 1
-            budget.spend(len(values) + len(grads or ()))
-            try:
-                with budget.example():  # one example's oracle work is capped (tests/budget.py)
-                    problem = cases.overflow_failure(case, kw, values, grads)
-            except ExampleTooSlow:
-                return
-            if problem:
-                budget.fail(key, problem)
-        except AssertionError:
-            state["last_fail"] = kw
-            raise
-
-    return _run_hypothesis("no_overflow", body, examples or OVERFLOW_EXAMPLES.get(profile.name(), 50), seed)
+    return _searched("no_overflow", case, seed, examples, search, shrink)
 
 
 def special_values(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:

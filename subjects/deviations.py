@@ -186,6 +186,20 @@ def _weighted_term_overflows(kw, f=None):
             if sum((abs(w[c]) if w is not None else 1.0) * (m - v + math.log(len(row)))
                    for c, v in enumerate(row) if math.isfinite(v)) > big:
                 return True
+    if isinstance(t, list) and len(_flat(t)) == len(_flat(kw.get("input"))):  # probability targets
+        # a row's term sum_c w_c t_c (lse - x_c) <= sum_c w_c t_c (max - x_c + log C), and their sum over rows
+        big, total = _max_finite(f), 0.0
+        for row, tr in zip(rows, _rows_of(t)):
+            fin = [v for v in row if math.isfinite(v)]
+            if not fin:
+                continue
+            m = max(fin)
+            term = sum((abs(w[c]) if w is not None else 1.0) * tc * (m - v + math.log(len(row)))
+                       for c, (v, tc) in enumerate(zip(row, tr)) if math.isfinite(v) and tc)
+            total += term
+            if term > big or total > big:
+                return True
+        return False
     ts = _flat(t) if isinstance(t, list) else [t]
     if len(ts) != len(rows) or not all(isinstance(c, int) for c in ts):
         return False
@@ -520,7 +534,7 @@ DEVIATIONS = [
     Deviation(
         "torch-ce-sum-overflow", "torch", "cross_entropy",
         "class weights whose sum (over the classes, or over the targets), a weighted -log-probability, or the "
-        "sum of those, exceeds the largest finite value",
+        "sum of those (class-index or probability targets), exceeds the largest finite value",
         "torch forms the weighted terms and sums (the smoothing term's sum of w_c, the mean's denominator sum of w_t) in the "
         "format; they overflow to inf and the loss becomes inf or NaN, its gradient inf, NaN or w / inf = 0, where the "
         "exact ones are finite and nonzero",
@@ -607,13 +621,12 @@ DEVIATIONS = [
         "torch-bce-with-logits-cancellation", "torch", "binary_cross_entropy_with_logits",
         "a negative logit whose target is not 0 (soft labels)",
         "torch computes (1 - y) x + max(-x, 0) + log1p(exp(-|x|)); for x < 0 the first two cancel to -y x, leaving "
-        "the rounding of (1 - y) x (u |x|) as an absolute error: float16 x = -53, y = 6.1e-5 gives 0 where the exact "
-        "loss is 3.2e-3 (1 - y rounds to 1; weight 65472: 0 for 211.6). Not stable in NUMERICS' sense (an accurate form is -y x + "
+        "the rounding of (1 - y) x (u |x|) as an absolute error: float16 x = -60000, y = 6.1e-5 gives 0 where the "
+        "exact loss is 3.66 (1 - y rounds to 1). Not stable in NUMERICS' sense (an accurate form is -y x + "
         "log1p(exp(x))); measured against the formula's own bound K S u sum w (1 + pw)(|x| + 1) / D",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
         _bcel_soft_target, documented_error=_bcel_cancellation_error,
-        witness=("float16", {"input": [-53.0], "target": [6.097555160522461e-05], "weight": [65472.0],
-                             "reduction": "none"})),
+        witness=("float16", {"input": [-60000.0], "target": [6.097555160522461e-05], "reduction": "none"})),
     Deviation(
         "torch-logsumexp-grad-offset", "torch", "logsumexp",
         "logits of magnitude above 1",

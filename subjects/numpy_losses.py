@@ -1205,6 +1205,14 @@ def _kl_values(x, t, log_target):
             big = t > 700  # e^t overflows although e^t (t - x) may not: e^(t/2) (t - x) e^(t/2)
             h = np.exp(np.where(big, t / 2, 0.0))
             v = np.where(big, (h * d) * h, np.exp(t) * d)
+            # e^t below the normal range (t < -700) keeps too few bits, yet times a huge t - x the product is
+            # back in range: (mantissa, exponent) of e^t (Cody-Waite) times d, rounded once
+            tiny = (t < -700.0) & np.isfinite(d) & (d != 0)
+            if tiny.any():
+                mt, et = _exp_me(np.where(tiny, t, 0.0))
+                md, ed = _me(np.where(tiny, d, 1.0))
+                e = np.clip(et + ed, -1 << 20, 1 << 20).astype(np.int32)
+                v = np.where(tiny, np.ldexp(mt * md, e), v)
             v = np.where(d == 0, 0.0, v)  # t == x exactly (both finite)
             v = np.where(t == -INF, 0.0, v)  # zero mass contributes nothing
             v = np.where(np.isnan(t) | np.isnan(x), NAN, v)

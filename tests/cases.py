@@ -170,6 +170,22 @@ def judge(case, kwargs, m, values) -> tuple:
 
 
 
+def overflow_call(case, kw):
+    """The call the no-overflow property makes of a drawn problem, or None when the property does not apply:
+    finite inputs only (-inf masks aside), restricted to the parameters the function takes (``restrict``), and
+    not under a documented deviation (test_agreement measures those against the documented behaviour). One
+    rule for tests/test_properties.py and lossproof detect."""
+    from subjects import deviations
+    from tests.problems import finite_except_masks
+
+    if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
+        return None
+    kw = restrict(case, kw)
+    if kw is None or deviations.matching(case.subject, case.loss, kw, case.fmt):
+        return None
+    return kw
+
+
 def overflow_failure(case, kw, values, grads):
     """The no-overflow property on one call: a message for the first non-finite value (else gradient component)
     whose correctly rounded exact counterpart is finite, or None. One check for tests/test_properties.py and

@@ -27,12 +27,10 @@ from oracles import extended as X
 from oracles.exact import Exact
 from oracles.formats import get_format
 from subjects import deviations
-from tests import cases, profile
-from tests.problems import finite_except_masks, problems
-from tests.budget import Budget, ExampleTooSlow
+from tests import cases, profile, runner
+from tests.problems import finite_except_masks
 
 EXAMPLES = {"dev": 5, "ci": 12, "default": 12, "thorough": 200}
-OVERFLOW_EXAMPLES = {"dev": 10, "ci": 50, "default": 50, "thorough": 1000}
 SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 
@@ -233,36 +231,9 @@ def pytest_generate_tests(metafunc):
 
 
 def test_no_overflow(overflow_case):
-    """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs)."""
+    """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs); the
+    search is tests/runner.py's."""
     case = overflow_case
-    budget = Budget()
-    strategy = problems(case.loss, case.fmt,
-                        probability_targets="probability targets" not in cases.unsupported(case))
-
-    @settings(max_examples=OVERFLOW_EXAMPLES.get(profile.name(), 50), **SETTINGS)
-    @given(st.data())
-    def check(data):
-        kw = data.draw(strategy, label="problem")
-        if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
-            return
-        kw = {k: v for k, v in kw.items() if case.accepts(k)}
-        if deviations.matching(case.subject, case.loss, kw, case.fmt):
-            return  # measured against the documented behaviour by test_agreement
-        key = repr(kw)
-        budget.check(key)
-        try:
-            values, grads = case.call(kw)
-        except (suite.NotSupported, NotImplementedError):
-            return
-        budget.spend(len(values) + len(grads or ()))
-        try:
-            with budget.example():
-                problem = cases.overflow_failure(case, kw, values, grads)
-        except ExampleTooSlow:
-            budget.too_slow += 1
-            return
-        if problem:
-            budget.fail(key, problem)
-
-    budget.run(check)
-    conftest.notice(budget.report(case.id))
+    run = runner.search("no_overflow", case)
+    run.run()
+    conftest.notice(run.budget.report(case.id))

@@ -47,7 +47,10 @@ def test_naive_softplus_fails_with_a_runnable_reproducer():
     r = subprocess.run([sys.executable, "-c", "\n".join(code_lines)], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
-    got, exact = r.stdout.strip().splitlines()[-2:]
+    # the function's output (a tensor may print over several lines), then the oracle's list of Exact values
+    out_lines = r.stdout.strip().splitlines()
+    k = next(i for i, ln in enumerate(out_lines) if ln.lstrip("[").startswith("Exact("))
+    got, exact = "\n".join(out_lines[:k]), "\n".join(out_lines[k:])
     assert "inf" in got and "inf" not in exact, r.stdout
     print(f"naive softplus: exit 1 in {secs:.1f} s")
 

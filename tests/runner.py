@@ -1,0 +1,194 @@
+"""One runner for the battery's two searched properties, agreement and no overflow, shared by the pytest battery
+(tests/test_agreement.py, tests/test_properties.py, so ``lossproof check`` and ``lossproof verify``) and by
+``lossproof detect`` and the zoo's meta-tests.
+
+Sharing matters beyond tidiness: under the ci profile Hypothesis derandomizes each test from a digest of its
+test function, so one function here means one sequence of examples, and a zoo member is caught (or not) by
+exactly the inputs ``lossproof check`` would measure for it.
+
+``search(prop, case, ...)`` returns a ``Search``: its ``test`` is the ``@given`` function, run under its budget
+with ``Search.run()`` (failures propagate, with Hypothesis's report, as pytest wants them) or ``Search.outcome()``
+(failures caught, as detect wants them); its ``state`` holds what detect reports (examples measured, time to the
+first failure, the last, hence smallest, failing input, a capability found missing).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, assume, given, note, settings, target
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+
+from tests import cases, profile
+from tests.budget import Budget, ExampleTooSlow
+
+#: examples measured per test (ci: a fixed number, the same inputs on every machine; tests/budget.py)
+AGREEMENT_EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 2000}
+#: the no-overflow property is cheap (the oracle is consulted only where a result is not finite)
+OVERFLOW_EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 1000}
+
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+
+@dataclass
+class Search:
+    prop: str
+    test: object  # the @given function
+    budget: Budget
+    state: dict = field(default_factory=dict)
+
+    def run(self):
+        """Run the search; a failure propagates (an AssertionError with its report and reproducer)."""
+        self.state["t0"] = time.monotonic()
+        self.budget.run(self.test)
+
+    def outcome(self):
+        """Run the search and return (failure message or None); failures are caught, not raised."""
+        try:
+            self.run()
+        except AssertionError as e:
+            return str(e)
+        except BaseExceptionGroup as g:  # several distinct failures: still a failure of this property
+            if not all(isinstance(x, AssertionError) for x in g.exceptions):
+                raise
+            return str(g.exceptions[0])
+        return None
+
+
+def search(prop: str, case, *, strict: bool = False, record=None, examples: int | None = None,
+           seed: int | None = None, budget: Budget | None = None) -> Search:
+    """The Hypothesis search of property ``prop`` ("agreement" or "no_overflow") for one case.
+
+    ``record(measurement, deviation, gating)`` receives every agreement measurement (the results file);
+    ``strict`` gates non-finite inputs too (--strict-specials); ``seed`` runs another, non-derandomized sequence
+    (the zoo's controls); ``examples`` overrides the profile's count."""
+    from tests.problems import problems
+
+    budget = budget or Budget()
+    state = {"measured": 0, "first": None, "last_fail": None, "unsupported": None, "t0": time.monotonic(),
+             "missing": cases.unsupported(case)}
+    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"])
+    if prop == "agreement":
+        body = _agreement_body(case, budget, state, strict, record)
+        n = examples or AGREEMENT_EXAMPLES.get(profile.name(), 100)
+    elif prop == "no_overflow":
+        body = _overflow_body(case, budget, state)
+        n = examples or OVERFLOW_EXAMPLES.get(profile.name(), 100)
+    else:
+        raise ValueError(f"unknown searched property {prop!r}")
+
+    # derandomized under ci (and outside pytest, where lossproof detect runs: the "default" profile), unless a
+    # seed asks for another sequence; thorough and dev keep their profile's random search
+    derandomize = seed is None and profile.name() in ("ci", "default")
+    extra = {"derandomize": True} if derandomize else ({"derandomize": False} if seed is not None else {})
+
+
+    @settings(max_examples=n, suppress_health_check=_HEALTH, database=None, deadline=None, **extra)
+    @given(st.data())
+    def check(data):
+        kwargs = data.draw(strategy, label="problem")
+        state["current"] = state["key"] = None
+        try:
+            body(kwargs)
+            if state["key"] is not None:
+                state.setdefault("seen", set()).add(state["key"])
+        except _Seen:
+            return
+        except AssertionError:  # a failing example (new, or one seen to fail, replayed): the latest is the smallest
+            if state["first"] is None:
+                state["first"] = time.monotonic() - state["t0"]
+            state["last_fail"] = state["current"]
+            raise
+
+    if seed is not None:
+        check = hseed(seed)(check)
+    return Search(prop, check, budget, state)
+
+
+class _Seen(Exception):
+    """An input already measured and passed: Hypothesis's generator often repeats one (a mutation of choices the
+    problem does not read); measuring it again would spend the oracle's time and the work budget on nothing."""
+
+
+def _fresh(state, key):
+    """Raise _Seen for an input already measured and passed (the example then passes at once: rejecting it
+    with ``assume`` would make Hypothesis's own replays of it inconsistent)."""
+    if key in state.setdefault("seen", set()):
+        raise _Seen()
+    state["key"] = key  # marked seen once the example has passed (check, above)
+
+
+def _agreement_body(case, budget, state, strict, record):
+    from lossproof import suite
+    from lossproof.measure import measure
+    from subjects import deviations
+    from subjects.torch_subject import upstream
+    from tests.problems import finite_except_masks
+
+    def body(kwargs):
+        kwargs = cases.restrict(case, kwargs)
+        assume(kwargs is not None)
+        note("exact inputs: " + repr(kwargs))
+        key = repr(kwargs)
+        state["current"] = kwargs
+        budget.check(key)
+        _fresh(state, key)
+        try:
+            values, grads = case.call(kwargs)
+        except suite.NotSupported as e:
+            state["unsupported"] = str(e)
+            return
+        up = upstream(len(values)) if case.framework == "torch" else None
+        # the gradient is measured only when the values meet the requirement or a documented deviation may
+        # explain them (a failing example fails on its values alone: half the cost while Hypothesis shrinks it)
+        try:
+            with budget.example():
+                m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
+                            go_on=lambda mv: cases.meets(case, mv) or bool(deviations.matching(
+                                case.subject, case.loss, kwargs, case.fmt)))
+        except ExampleTooSlow:
+            budget.too_slow += 1
+            return
+        state["measured"] += 1
+        budget.spend(len(m.elements))
+        target(m.max_bits, label="bits of error")
+        gating = strict or finite_except_masks(case.loss, kwargs)
+        deviation, problem = cases.judge(case, kwargs, m, values)
+        if record is not None:
+            record(m, deviation, gating)
+        if problem and gating:
+            budget.fail(key, problem)
+
+    return body
+
+
+def _overflow_body(case, budget, state):
+    from lossproof import suite
+
+    def body(kwargs):
+        kw = cases.overflow_call(case, kwargs)
+        if kw is None:
+            return
+        key = repr(kw)
+        state["current"] = kw
+        budget.check(key)
+        _fresh(state, key)
+        try:
+            values, grads = case.call(kw)
+        except (suite.NotSupported, NotImplementedError) as e:
+            state["unsupported"] = str(e)
+            return
+        state["measured"] += 1
+        budget.spend(len(values) + len(grads or ()))
+        try:
+            with budget.example():
+                problem = cases.overflow_failure(case, kw, values, grads)
+        except ExampleTooSlow:
+            budget.too_slow += 1
+            return
+        if problem:
+            budget.fail(key, problem)
+
+    return body
