@@ -120,6 +120,24 @@ def _fresh(state, key):
     state["key"] = key  # marked seen once the example has passed (check, above)
 
 
+def _admit(state, budget, kwargs) -> str:
+    """The example's key, once the budget admits it (``Budget.check``) and it is not a repeat (``_fresh``)."""
+    key = repr(kwargs)
+    state["current"] = kwargs
+    budget.check(key)
+    _fresh(state, key)
+    return key
+
+
+def _call(case, state, kwargs, unsupported):
+    """(values, gradient) of the case's function, or None for a call it cannot take (noted in ``state``)."""
+    try:
+        return case.call(kwargs)
+    except unsupported as e:
+        state["unsupported"] = str(e)
+        return None
+
+
 def _agreement_body(case, budget, state, strict, record):
     from lossproof import suite
     from lossproof.measure import measure
@@ -131,15 +149,11 @@ def _agreement_body(case, budget, state, strict, record):
         kwargs = cases.restrict(case, kwargs)
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
-        key = repr(kwargs)
-        state["current"] = kwargs
-        budget.check(key)
-        _fresh(state, key)
-        try:
-            values, grads = case.call(kwargs)
-        except suite.NotSupported as e:
-            state["unsupported"] = str(e)
+        key = _admit(state, budget, kwargs)
+        called = _call(case, state, kwargs, (suite.NotSupported,))
+        if called is None:
             return
+        values, grads = called
         up = upstream(len(values)) if case.framework == "torch" else None
         # the gradient is measured only when the values meet the requirement or a documented deviation may
         # explain them (a failing example fails on its values alone: half the cost while Hypothesis shrinks it)
@@ -171,15 +185,11 @@ def _overflow_body(case, budget, state):
         kw = cases.overflow_call(case, kwargs)
         if kw is None:
             return
-        key = repr(kw)
-        state["current"] = kw
-        budget.check(key)
-        _fresh(state, key)
-        try:
-            values, grads = case.call(kw)
-        except (suite.NotSupported, NotImplementedError) as e:
-            state["unsupported"] = str(e)
+        key = _admit(state, budget, kw)
+        called = _call(case, state, kw, (suite.NotSupported, NotImplementedError))
+        if called is None:
             return
+        values, grads = called
         state["measured"] += 1
         budget.spend(len(values) + len(grads or ()))
         try:
