@@ -90,7 +90,7 @@ def _short(message: str, lines: int = 12) -> str:
     return "\n".join(str(message).splitlines()[:lines])
 
 
-def _searched(prop, case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+def _searched(prop, case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
     """tests/runner.py's search of ``prop`` for one case, the same one the battery runs (so the same derandomized
     examples as ``lossproof check``), with its failure caught: the minimal input is the last failing one, since
     Hypothesis only tries candidates smaller than its current best and replays the smallest last."""
@@ -98,7 +98,7 @@ def _searched(prop, case, seed=None, examples=None, search=None, shrink=None) ->
     from tests import runner
     from tests.budget import Budget
 
-    run = runner.search(prop, case, examples=examples, seed=seed, budget=Budget(search, shrink))
+    run = runner.search(prop, case, examples=examples, seed=seed, budget=Budget(search, shrink), edges=edges)
     t0 = time.monotonic()
     message = run.outcome()
     st = run.state
@@ -107,19 +107,21 @@ def _searched(prop, case, seed=None, examples=None, search=None, shrink=None) ->
                    st["last_fail"] if caught else None, _short(message) if caught else None, st["unsupported"])
 
 
-def agreement(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+def agreement(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
     """tests/test_agreement.py's property for one case: every element and gradient component at least stable
-    (finite inputs and -inf masks gate; other non-finite inputs are reported, as without --strict)."""
-    return _searched("agreement", case, seed, examples, search, shrink)
+    (finite inputs and -inf masks gate; other non-finite inputs are reported, as without --strict). ``edges``:
+    the edge problems first (lossproof.edges; the same whatever the seed, so a run under several seeds needs
+    them once)."""
+    return _searched("agreement", case, seed, examples, search, shrink, edges)
 
 
-def no_overflow(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+def no_overflow(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
     """tests/test_properties.py's no-overflow property for one case: a finite result and gradient wherever the
-    correctly rounded exact one is finite (finite inputs)."""
-    return _searched("no_overflow", case, seed, examples, search, shrink)
+    correctly rounded exact one is finite (finite inputs); ``edges`` as for ``agreement``."""
+    return _searched("no_overflow", case, seed, examples, search, shrink, edges)
 
 
-def special_values(case, seed=None, examples=None, search=None, shrink=None) -> Outcome:
+def special_values(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
     """tests/test_special_values.py for one case: every gating row of the special-value table (finite inputs and
     -inf masks in the softmax family) gives the exact special value; the first failing row is the minimal input.
     Deterministic: ``seed`` and the budgets do not apply."""

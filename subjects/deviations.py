@@ -72,8 +72,9 @@ def _prob_target_span_overflows(kw, f=None):
 
 def _zero_weight_on_masked_target(kw, f=None):
     """A class whose weight is exactly 0 and whose logit / log-probability is -inf, where the loss reads it: the
-    class-index target of a row, or any class of a row with probability targets (torch multiplies the weight
-    into every term of -(w * t * log_softmax).sum())."""
+    class-index target of a row, any class of a row with probability targets (torch multiplies the weight
+    into every term of -(w * t * log_softmax).sum()), or any class of a row not ignored under label smoothing
+    (its term -(eps / C) sum_c w_c log_softmax_c reads every class; ignored rows are masked out after it)."""
     w, t, x = kw.get("weight"), kw.get("target"), kw.get("input")
     if w is None or not isinstance(x, list):
         return False
@@ -86,7 +87,9 @@ def _zero_weight_on_masked_target(kw, f=None):
     if isinstance(x[0], list) and isinstance(x[0][0], list):  # (N, C, d1, ...): flatten the spatial dims
         return False
     ign = kw.get("ignore_index", -100)
-    return any(c != ign and w[c] == 0 and row[c] == -math.inf for row, c in zip(rows, ts))
+    smoothing = bool(kw.get("label_smoothing"))
+    return any(c != ign and (w[c] == 0 and row[c] == -math.inf or smoothing and any(
+        wc == 0 and v == -math.inf for wc, v in zip(w, row))) for row, c in zip(rows, ts))
 
 
 def _plus_inf_logit(kw, f=None):
@@ -483,7 +486,8 @@ DEVIATIONS = [
         witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-ce-zero-weight-masked", "torch", "cross_entropy",
-        "a class of weight 0 with logit -inf: the target class, or any class under probability targets",
+        "a class of weight 0 with logit -inf: the target class, or any class under probability targets or label "
+        "smoothing",
         "as for nll_loss: weight 0 times an infinite log-probability is NaN in torch, 0 in the exact loss",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _zero_weight_on_masked_target, documented_output=math.isnan,

@@ -113,6 +113,13 @@ class Budget:
             raise Spent("shrink")
         self.examples += 1
 
+    def restart(self):
+        """Start the search's work budget and safety net afresh (after the fixed edge problems, which are not the
+        search's: tests/runner.py); the examples and the time they took still count in ``examples`` and
+        ``too_slow``."""
+        self.work = 0
+        self.start = None
+
     def spend(self, numbers: int):
         """Count an example's work: the numbers it compared (see ``WORK``)."""
         self.work += numbers

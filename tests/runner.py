@@ -6,6 +6,10 @@ Sharing matters beyond tidiness: under the ci profile Hypothesis derandomizes ea
 test function, so one function here means one sequence of examples, and a zoo member is caught (or not) by
 exactly the inputs ``lossproof check`` would measure for it.
 
+Before the search, the loss's edge problems (lossproof.edges: labels past a format's integers, rows long enough
+for a low-precision running sum to stall, means whose sums overflow) are measured the same way, as Hypothesis's
+explicit examples: a fixed cost outside the search's work budget, the same on every run and for every seed.
+
 ``search(prop, case, ...)`` returns a ``Search``: its ``test`` is the ``@given`` function, run under its budget
 with ``Search.run()`` (failures propagate, with Hypothesis's report, as pytest wants them) or ``Search.outcome()``
 (failures caught, as detect wants them); its ``state`` holds what detect reports (examples measured, time to the
@@ -38,10 +42,15 @@ class Search:
     test: object  # the @given function
     budget: Budget
     state: dict = field(default_factory=dict)
+    edges: object = None  # the edge problems' test (explicit examples), run first; None where the loss has none
 
     def run(self):
-        """Run the search; a failure propagates (an AssertionError with its report and reproducer)."""
+        """Run the edge problems, then the search; a failure propagates (an AssertionError with its report and
+        reproducer) and ends the run."""
         self.state["t0"] = time.monotonic()
+        if self.edges is not None:
+            self.budget.run(self.edges)
+            self.budget.restart()  # the edges are a fixed cost: the search's budgets start after them
         self.budget.run(self.test)
 
     def outcome(self):
@@ -58,12 +67,13 @@ class Search:
 
 
 def search(prop: str, case, *, strict: bool = False, record=None, examples: int | None = None,
-           seed: int | None = None, budget: Budget | None = None) -> Search:
+           seed: int | None = None, budget: Budget | None = None, edges: bool = True) -> Search:
     """The Hypothesis search of property ``prop`` ("agreement" or "no_overflow") for one case.
 
     ``record(measurement, deviation, gating)`` receives every agreement measurement (the results file);
     ``strict`` gates non-finite inputs too (--strict-specials); ``seed`` runs another, non-derandomized sequence
-    (the zoo's controls); ``examples`` overrides the profile's count."""
+    (the zoo's controls); ``examples`` overrides the profile's count; ``edges=False`` leaves out the edge
+    problems (lossproof.edges), which do not depend on the seed."""
     from tests.problems import problems
 
     budget = budget or Budget()
@@ -85,10 +95,7 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
     extra = {"derandomize": True} if derandomize else ({"derandomize": False} if seed is not None else {})
 
 
-    @settings(max_examples=n, suppress_health_check=_HEALTH, database=None, deadline=None, **extra)
-    @given(st.data())
-    def check(data):
-        kwargs = data.draw(strategy, label="problem")
+    def one(kwargs):
         state["current"] = state["key"] = None
         try:
             body(kwargs)
@@ -102,9 +109,41 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
             state["last_fail"] = state["current"]
             raise
 
+    @settings(max_examples=n, suppress_health_check=_HEALTH, database=None, deadline=None, **extra)
+    @given(st.data())
+    def check(data):
+        one(data.draw(strategy, label="problem"))
+
     if seed is not None:
         check = hseed(seed)(check)
-    return Search(prop, check, budget, state)
+    return Search(prop, check, budget, state, _edges(case, state, strategy, one) if edges else None)
+
+
+def _edges(case, state, strategy, one):
+    """The edge problems of the case's loss (lossproof.edges) as a Hypothesis test of explicit examples only,
+    run before the search: the same property, note and failure report as a drawn example, a fixed cost outside
+    the search's work budget. None when the loss has none."""
+    from hypothesis import Phase, example
+
+    from lossproof.edges import edge_problems
+
+    edges = edge_problems(case.loss, case.fmt, "probability targets" not in state["missing"])
+    if not edges:
+        return None
+
+    labels = {repr(kwargs): label for label, kwargs in edges}
+
+    def edge(problem):
+        try:
+            one(problem)
+        except AssertionError as e:  # the failure report, and which boundary the input is at
+            raise AssertionError(f"{e}\n  edge problem ({labels[repr(problem)]})") from None
+
+    for label, kwargs in reversed(edges):  # decorators apply bottom-up: the list's order is the run's
+        edge = example(problem=kwargs).via(label)(edge)
+    return settings(phases=[Phase.explicit], report_multiple_bugs=False, suppress_health_check=_HEALTH,
+                    database=None, deadline=None)(
+        given(problem=strategy)(edge))
 
 
 class _Seen(Exception):

@@ -122,11 +122,7 @@ MEMBERS = [
     _m(N.logsigmoid_neg_log1p_exp, "logsigmoid", "numpy", "float64", "no_overflow", "log1p-exp"),
     # 0 log 0
     _m(T.kl_div_plogp, "kl_div", "torch", "float32", "agreement", "xlogx"),
-    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "agreement", "xlogx",
-       gap="needs a -inf logit under a zero probability target in bfloat16, e.g. input [[0.0, -inf]], target "
-           "[[1.0, 0.0]] (0 * -inf = NaN where the loss is 0); ci's derandomized search (shared with lossproof "
-           "check) measures 43 distinct probability-target and class problems within its work budget, none with a "
-           "masked logit under a zero target"),
+    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "agreement", "xlogx"),
     _m(N.kl_div_plogp, "kl_div", "numpy", "float32", "agreement", "xlogx", name="np_kl_div_plogp"),
     _m(N.xlogy_mul_log, "xlogy", "numpy", "float64", "special_values", "xlogx"),
     # masks
@@ -136,20 +132,9 @@ MEMBERS = [
     _m(N.logsumexp_unguarded, "logsumexp", "numpy", "float64", "special_values", "masking",
        name="np_logsumexp_unguarded"),
     # low-precision reductions
-    _m(T.cross_entropy_sum_over_n, "cross_entropy", "torch", "float16", "agreement", "low-precision-reduction",
-       gap="needs per-row losses whose float16 sum passes 65,504 while their mean is finite, e.g. input "
-           "[[0.0, 20000.0]] * 4, target [0] * 4 (each row 20,000); with at most 4 rows (12 positions) per "
-           "problem, ci's 100 derandomized examples hold none since the runner was shared with lossproof check"),
-    _m(T.logsumexp_running_sum, "logsumexp", "torch", "float16", "agreement", "low-precision-reduction",
-       gap="needs a row of more than 2,048 classes whose exp(x - m) add past 2,048 (4,096 equal logits: log 2048 "
-           "for log 4096, 0.69 nat > the stable bound's 0.58); such rows are about 2% of ci's draws (long rows are "
-           "1 in 20, half of them equal, near-tied or offset), and 4,096-class rows spend ci's work budget after "
-           "about 20 examples"),
-    _m(T.kl_div_batchmean_sum_first, "kl_div", "torch", "bfloat16", "no_overflow", "low-precision-reduction",
-       gap="needs batchmean over rows whose pointwise terms add past 3.39e38 with a finite batch mean, e.g. input "
-           "[[-3e38], [-3e38]], target [[1.0], [1.0]], reduction 'batchmean' (inputs within a factor 8 of the "
-           "largest finite are now a fourth of kl draws; agreement catches it under lossproof check, the "
-           "no-overflow search's 100 examples do not)"),
+    _m(T.cross_entropy_sum_over_n, "cross_entropy", "torch", "float16", "agreement", "low-precision-reduction"),
+    _m(T.logsumexp_running_sum, "logsumexp", "torch", "float16", "agreement", "low-precision-reduction"),
+    _m(T.kl_div_batchmean_sum_first, "kl_div", "torch", "bfloat16", "no_overflow", "low-precision-reduction"),
     _m(N.bce_with_logits_sum_over_n, "binary_cross_entropy_with_logits", "numpy", "float16", "no_overflow",
        "low-precision-reduction"),
     # the sigmoid derivative as s (1 - s)
@@ -164,18 +149,9 @@ MEMBERS = [
     _m(N.focal_cross_entropy, "cross_entropy", "numpy", "float32", "no_overflow", "focal-term",
        name="np_focal_cross_entropy"),
     # labels cast to a low-precision float
-    _m(T.cross_entropy_onehot_in_input_dtype, "cross_entropy", "torch", "bfloat16", "agreement", "label-cast",
-       gap="needs more than 257 classes and the target 257 (bfloat16 rounds it to 256: the one-hot matches two "
-           "classes), e.g. 258 zero logits with target 257; the derandomized search spends its work budget on "
-           "its first 9 (large) problems"),
-    _m(T.nll_loss_labels_through_half, "nll_loss", "torch", "bfloat16", "agreement", "label-cast",
-       gap="needs more than 257 classes, the target 257 and a different value in class 256, e.g. input "
-           "[[0.0] * 257 + [-1.0]], target [257]; the derandomized search spends its work budget on its first 9 "
-           "(large) problems"),
-    _m(N.cross_entropy_labels_as_float16, "cross_entropy", "numpy", "float32", "agreement", "label-cast",
-       gap="needs more than 2,049 classes and the target 2,049 or 2,051 (an index float16 cannot hold), e.g. "
-           "2,050 zero logits with target 2049; rows that long are about 3% of ci's draws and the cast-sensitive "
-           "index one of several, so ci's 100 examples hold none"),
+    _m(T.cross_entropy_onehot_in_input_dtype, "cross_entropy", "torch", "bfloat16", "agreement", "label-cast"),
+    _m(T.nll_loss_labels_through_half, "nll_loss", "torch", "bfloat16", "agreement", "label-cast"),
+    _m(N.cross_entropy_labels_as_float16, "cross_entropy", "numpy", "float32", "agreement", "label-cast"),
     # reduction denominators
     _m(T.cross_entropy_weighted_mean_over_n, "cross_entropy", "torch", "float32", "agreement",
        "reduction-denominator"),

@@ -80,13 +80,15 @@ def test_member_is_caught_by_its_property(member):
     assert o.minimal is not None
     # the reported minimal input fails again on its own
     assert detect.fails_on(detect.case_for(member), member.prop, o.minimal), o.minimal
-    print(f"{member.name}: {member.prop} in {o.seconds_to_failure:.2f} s, minimal {o.minimal}")
+    print(f"{member.name}: {member.prop} in {o.seconds_to_failure:.2f} s, minimal {str(o.minimal)[:200]}")
 
 
 @pytest.mark.parametrize("seed", CONTROL_SEEDS)
 @pytest.mark.parametrize("control", zoo.CONTROLS, ids=lambda m: m.name)
 def test_control_passes_agreement_under_seed(control, seed):
-    o = detect.run_property(control, "agreement", seed=seed, examples=CONTROL_EXAMPLES, shrink=SHRINK_SECONDS)
+    # the edge problems do not depend on the seed: measured once, with the first
+    o = detect.run_property(control, "agreement", seed=seed, examples=CONTROL_EXAMPLES, shrink=SHRINK_SECONDS,
+                            edges=seed == CONTROL_SEEDS[0])
     assert not o.caught, f"false alarm on the control {control.name} (seed {seed}):\n{o.message}"
     assert o.measured > 0 or o.unsupported, "the control was never measured"
 

@@ -1,0 +1,133 @@
+"""The edge problems of lossproof/edges.py: exact, within the size the oracle is budgeted for, gating, and each on the
+boundary its label names (checked by simulating the low-precision arithmetic it is there to expose, with the
+oracle's own correct rounding); and the runner measures them before its search and says which one failed."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+
+import oracles
+from lossproof import edges
+from lossproof.edges import LOW_PRECISION, MAX_TERMS, edge_problems
+from oracles.formats import FORMATS, round_to_format
+from subjects.torch_subject import LOSSES
+from tests.problems import finite_except_masks
+
+
+def _flat(v):
+    return [e for x in v for e in _flat(x)] if isinstance(v, list) else [v]
+
+
+def _floats(kwargs):
+    return [x for k in ("input", "target", "weight") if k in kwargs for x in _flat(kwargs[k])
+            if isinstance(x, float)]
+
+
+def _running_sum(terms, fmt):
+    """A running total kept in ``fmt``: every addition correctly rounded to the format (what a float16 accumulator
+    does), exact otherwise."""
+    acc = 0.0
+    for t in terms:
+        acc = round_to_format(Fraction(acc) + Fraction(t), fmt)
+    return acc
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_edge_problems_are_exact_small_and_gating(loss, fmt):
+    for label, kw in edge_problems(loss, fmt):
+        assert label.split(":")[0] in edges.CATEGORIES, label
+        xs = _floats(kw)
+        assert xs and all(round_to_format(x, fmt) == x or math.isinf(x) for x in xs), label  # exact in fmt
+        assert len(_flat(kw["input"])) <= 2 * MAX_TERMS, label  # rows of MAX_TERMS, or MAX_TERMS rows of two
+        assert finite_except_masks(loss, kw), label  # they gate the run, like any finite draw
+        z = oracles.REGISTRY[loss](**kw)
+        assert all(math.isfinite(e.to(fmt)) for e in _flat(z)), label
+
+
+def test_every_softmax_family_and_reduced_loss_has_edges_and_elementwise_ones_none():
+    for loss in ("cross_entropy", "nll_loss", "kl_div", "logsumexp", "softmax", "log_softmax",
+                 "binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        assert edge_problems(loss, "float32"), loss
+    for loss in ("sigmoid", "logsigmoid", "softplus", "xlogy"):
+        assert edge_problems(loss, "float32") == [], loss
+    with_probs = {lab for lab, _ in edge_problems("cross_entropy", "float16")}
+    without = {lab for lab, _ in edge_problems("cross_entropy", "float16", probability_targets=False)}
+    assert without < with_probs and not any("probability" in lab for lab in without)
+
+
+def test_an_unknown_format_is_refused():
+    with pytest.raises(ValueError, match="unknown format"):
+        edge_problems("cross_entropy", "float8")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_labels_are_the_first_integers_the_low_precision_formats_lose(loss):
+    targets = sorted(kw["target"][0] for lab, kw in edge_problems(loss, "float32")
+                     if lab.startswith("label_past_integers"))
+    expected = []
+    for name in LOW_PRECISION:
+        t = next(n for n in range(1, 10**5) if round_to_format(n, name) != n)  # the first integer the format loses
+        expected.append(t)
+    assert targets == sorted(expected) == [257, 2049]
+    for lab, kw in edge_problems(loss, "float32"):
+        if lab.startswith("label_past_integers"):
+            row, t = kw["input"][0], kw["target"][0]
+            assert len(row) == t + 1 and row[t] != row[t - 1]  # a neighbouring class reads differently
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "logsumexp", "softmax", "log_softmax"])
+def test_equal_rows_make_a_low_precision_running_sum_stall(loss):
+    rows = [kw["input"][0] for lab, kw in edge_problems(loss, "float32") if lab.startswith("running_sum_stalls")]
+    assert sorted(len(r) for r in rows) == [512, 4096]
+    for name in LOW_PRECISION:
+        n = 2 ** (FORMATS[name].p + 1)
+        assert any(len(r) == n for r in rows)
+        assert _running_sum([1.0] * n, name) == n / 2  # exp(x - max) = 1 each: the total stops at half
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sums_past_the_largest_finite_value_have_finite_means(fmt):
+    found = 0
+    for loss in LOSSES:
+        for lab, kw in edge_problems(loss, fmt):
+            if not lab.startswith("sum_past_largest"):
+                continue
+            found += 1
+            z = oracles.REGISTRY[loss](**kw)
+            assert math.isfinite(z.to(fmt))  # the mean is finite ...
+            terms = oracles.REGISTRY[loss](**dict(kw, reduction="none"))
+            assert math.isinf(round_to_format(sum(Fraction(t.to(fmt)) for t in _flat(terms)), fmt))  # ... the sum not
+    assert found >= 5  # cross_entropy (class and probability targets), nll_loss, bce with logits, kl_div (2)
+
+
+def test_a_float16_accumulator_loses_the_mean_of_many():
+    for loss in ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"):
+        (lab, kw), = [(lab, kw) for lab, kw in edge_problems(loss, "float32") if lab.startswith("mean_of_many")]
+        terms = [t.to("float16") for t in _flat(oracles.REGISTRY[loss](**dict(kw, reduction="none")))]
+        exact = math.fsum(terms)
+        assert _running_sum(terms, "float16") < 0.8 * exact, lab
+
+
+def test_the_runner_measures_edges_first_and_names_the_one_that_fails():
+    """A zoo member the random search reaches only rarely (a float16 running sum in logsumexp) is caught by its edge
+    problem before the search starts, and the report says which boundary; the edge problems are outside the
+    search's work budget."""
+    import zoo
+    from lossproof import detect
+    from tests import runner
+
+    member = zoo.by_name("logsumexp_running_sum")
+    run = runner.search("agreement", detect.case_for(member))
+    message = run.outcome()
+    assert message is not None and "edge problem (running_sum_stalls: 4096 equal logits" in message
+    assert run.state["measured"] == len(edge_problems("logsumexp", "float16"))  # the edges, nothing drawn
+    careful = zoo.by_name("numpy_logsumexp")
+    run = runner.search("agreement", detect.case_for(careful), examples=3)
+    assert run.outcome() is None
+    n_edges = len(edge_problems("logsumexp", careful.fmt))
+    assert run.state["measured"] > n_edges  # the edges, then the search
+    assert run.budget.work < sum(len(_flat(kw["input"])) for _, kw in edge_problems("logsumexp", careful.fmt))
