@@ -370,6 +370,7 @@ def detect(members, controls, log=None, shrink=None) -> dict:
                   "seconds_to_failure": (before + caught.seconds_to_failure) if caught else None,
                   "seconds": sum(o.seconds for o in outs),
                   "minimal": _jsonable(caught.minimal) if caught else None,
+                  "minimal_text": compact_input(caught.minimal) if caught else None,
                   "message": caught.message if caught else None,
                   "expected_property": m.prop,
                   "runs": [o.as_dict() for o in outs]}
@@ -404,8 +405,31 @@ def summarize(records) -> dict:
     }
 
 
+def compact_input(v) -> str:
+    """An exact input as short text: JSON-like, a run of three or more equal items written once with its count
+    ("-1.0 x257"), so a 258-class row reads [[-1.0 x257, 1.0]]; floats as repr (exact), non-finite ones as inf,
+    -inf, nan."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {compact_input(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        parts, i = [], 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and repr(v[j + 1]) == repr(v[i]):  # repr: -0.0 and 0.0 stay apart
+                j += 1
+            text, n = compact_input(v[i]), j - i + 1
+            parts += [f"{text} x{n}"] if n >= 3 else [text] * n
+            i = j + 1
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(v, str) and v in ("inf", "-inf", "nan"):  # _jsonable's non-finite floats
+        return v
+    if isinstance(v, float):
+        return repr(v)
+    return json.dumps(v)
+
+
 def _brief(v, width=70) -> str:
-    s = json.dumps(v, separators=(",", ":")) if v is not None else "-"
+    s = compact_input(v) if v is not None else "-"
     return s if len(s) <= width else s[:width - 3] + "..."
 
 
@@ -424,11 +448,14 @@ def format_summary(summary) -> str:
     def med(v):
         return "-" if v is None else f"{v:.2f} s"
 
+    def rate(v):  # NaN without members (a run of controls only)
+        return "-" if v is None or math.isnan(v) else f"{v:.0%}"
+
     return "\n".join([
         f"members {summary['members']}, controls {summary['controls']}",
-        f"lossproof:    kill rate {lp['kill_rate']:.0%} ({lp['caught']}/{summary['members']}), median time to "
+        f"lossproof:    kill rate {rate(lp['kill_rate'])} ({lp['caught']}/{summary['members']}), median time to "
         f"detection {med(lp['median_seconds_to_detection'])}, false alarms {lp['false_alarms']}/{summary['controls']}",
-        f"assert_close: kill rate {us['kill_rate']:.0%} ({us['caught']}/{summary['members']}), median time to "
+        f"assert_close: kill rate {rate(us['kill_rate'])} ({us['caught']}/{summary['members']}), median time to "
         f"detection {med(us['median_seconds_to_detection'])}, false alarms {us['false_alarms']}/{summary['controls']}",
     ])
 

@@ -583,7 +583,8 @@ def _zoo(data):
                      "category": r.get("category"), "gap": r.get("gap"),
                      "lp_caught": lp.get("caught"), "lp_property": lp.get("property"),
                      "lp_seconds": lp.get("seconds_to_failure"),
-                     "minimal": json.dumps(lp.get("minimal"), separators=(",", ":")) if lp.get("minimal") else "",
+                     "minimal": lp.get("minimal_text") or (json.dumps(lp.get("minimal"), separators=(",", ":"))
+                                                            if lp.get("minimal") else ""),
                      "us_caught": us.get("caught"), "us_seconds": us.get("seconds_to_failure"),
                      "us_samples": us.get("samples")})
     s = data.get("summary") or {}
@@ -754,7 +755,7 @@ def _env():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(here), autoescape=jinja2.select_autoescape(["j2", "html"]),
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["ulp"] = C.fmt_ulp
-    env.filters["pct"] = lambda v: "-" if v is None else f"{v:.0%}"
+    env.filters["pct"] = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
     env.filters["secs"] = lambda v: "-" if v is None else f"{v:.2f} s"
     return env
 

@@ -32,20 +32,33 @@ def careful_bce_with_logits(input, target, reduction="mean"):
 
 def careful_cross_entropy_np(input, target):
     """log(sum exp(x - m)) - (x_t - m): the max shift, and the target's shifted logit subtracted before m comes
-    back (m + log s - x_t loses ulp(m): 5e9 ULP of a loss at logits near 2.5e7); class-index targets only."""
+    back (m + log s - x_t loses ulp(m): 5e9 ULP of a loss at logits near 2.5e7); class-index targets only.
+
+    The mean is taken as the sum of each row's n-th part, since the sum may overflow where the mean does not; a row
+    whose logits span more than the largest finite value (x_t - m overflows: its loss does too) gives its n-th
+    part from the n-th parts of its terms, log s / n + m / n - x_t / n, which cannot overflow (m >= x_t: no
+    cancellation). lossproof's no-overflow search found the second case (float64 logits +-1.8e308, an exact mean
+    of 1.2e308) after the first was in place: this control was not sound before."""
     if np.issubdtype(np.asarray(target).dtype, np.floating):
         raise NotImplementedError("class-index targets only")
     a = 1 if input.ndim > 1 else 0
     m = input.max(axis=a, keepdims=True)
     m = np.where(np.isfinite(m), m, 0).astype(input.dtype)
-    shifted = input - m
+    with np.errstate(over="ignore"):
+        shifted = input - m
     log_s = np.log(np.exp(shifted).sum(axis=a))
+    t = np.expand_dims(np.asarray(target), a) if input.ndim > 1 else np.asarray(target).reshape(1)
+    x_t = np.take_along_axis(np.atleast_1d(input) if input.ndim == 1 else input, t, axis=a).squeeze(a)
+    dt = np.take_along_axis(np.atleast_1d(shifted), t, axis=a).squeeze(a)
     if input.ndim == 1:
-        dt = shifted[target]
-    else:
-        dt = np.take_along_axis(shifted, np.expand_dims(target, a), axis=a).squeeze(a)
-    loss = np.asarray(log_s - dt)
-    return np.sum(loss / loss.size)  # divided first: the sum may overflow where the mean does not
+        x_t, dt = x_t.reshape(()), dt.reshape(())
+    m = m.squeeze(a)
+    n = np.asarray(log_s).size
+    part = (log_s - dt) / n
+    spans = np.isinf(dt) & np.isfinite(x_t)  # x_t - m overflowed (both finite)
+    if np.any(spans):
+        part = np.where(spans, log_s / n + m / n - x_t / n, part)
+    return np.sum(part)
 
 
 def numpy_logsumexp(input, dim=None, keepdim=False):

@@ -302,6 +302,12 @@ def test_report_sections_from_optional_files(tmp_path):
                         "format": "float32", "mistake": "log(1 + exp(x))", "category": "c", "gap": None,
                         "lossproof": {"caught": True, "property": "no_overflow", "seconds_to_failure": 0.4,
                                       "minimal": {"input": [89.0]}},
+                        "usual": {"caught": False, "seconds_to_failure": None, "samples": 20}},
+                       {"kind": "member", "name": "labels_through_half", "loss": "nll_loss", "framework": "torch",
+                        "format": "bfloat16", "mistake": "labels cast", "category": "c", "gap": None,
+                        "lossproof": {"caught": True, "property": "agreement", "seconds_to_failure": 0.1,
+                                      "minimal": {"input": [[-1.0] * 257 + [1.0]], "target": [257]},
+                                      "minimal_text": "{input: [[-1.0 x257, 1.0]], target: [257]}"},
                         "usual": {"caught": False, "seconds_to_failure": None, "samples": 20}}],
            "summary": {"members": 1, "controls": 0,
                        "lossproof": {"kill_rate": 1.0, "median_seconds_to_detection": 0.4, "caught": 1,
@@ -314,6 +320,8 @@ def test_report_sections_from_optional_files(tmp_path):
     html.build_report(doc, str(out), zoo_path=str(zp), worst_known_path=str(ROOT / "reports" / "worst_known.json"))
     text = out.read_text()
     assert 'id="detection"' in text and "naive_softplus" in text and 'id="worst-known"' in text
+    # the minimal input of each member: as detect wrote it (runs compacted), else its JSON
+    assert '{"input":[89.0]}' in text.replace("&#34;", '"') and "[[-1.0 x257, 1.0]]" in text
     html.build_report(doc, str(out), zoo_path=str(tmp_path / "absent.json"), worst_known_path=None)
     text = out.read_text()
     assert 'id="detection"' not in text and 'id="worst-known"' not in text
