@@ -119,6 +119,18 @@ def battery(fmt):
     add("ce-prob-onehot", "cross_entropy", input=[[0.0, -INF, 5.0], [0.0, -INF, 5.0]],
         target=[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], reduction="none")
     add("ce-prob-mass-on-mask", "cross_entropy", input=[[0.0, -INF]], target=[[0.5, 0.5]])
+    # weights spanning the format (largest finite to subnormal) times subnormal targets: a share w_c t_c that is an
+    # ordinary number must not fall into the subnormals at the row's common scale (found by the battery, float64)
+    w_span = [c["max"], 2.0, 1.0, c["sub"] * 4]
+    span_rows = [[-1.0, -c["tiny"], c["max"] / 2, 700.0 if fmt == "float64" else 10.0],
+                 [30.0, 0.0, -5.0, -1.0]]
+    add("ce-prob-weights-span", "cross_entropy", input=span_rows,
+        target=[[c["sub"], c["below1"], c["tiny"], 0.0], [c["tiny"], c["sub"], c["below1"], c["sub"]]],
+        weight=w_span)
+    add("ce-prob-weights-span-ls", "cross_entropy", input=span_rows,
+        target=[[c["sub"], c["below1"], c["tiny"], 0.0], [c["tiny"], c["sub"], c["below1"], c["sub"]]],
+        weight=w_span, label_smoothing=c["sub"] * 4, reduction="sum")
+    add("ce-weights-span-ls", "cross_entropy", input=span_rows, target=[1, 2], weight=w_span, label_smoothing=0.1)
     # many classes: one outlier among equal logits; near-uniform; a large offset (the O(C) gradient paths)
     outlier = [[1e-3] + [0.0] * 199]
     add("ce-C200-outlier-ls1", "cross_entropy", input=outlier, target=[3], label_smoothing=1.0)
