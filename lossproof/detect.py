@@ -124,7 +124,7 @@ def no_overflow(case, seed=None, examples=None, search=None, shrink=None, edges=
 def special_values(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
     """tests/test_special_values.py for one case: every gating row of the special-value table (finite inputs and
     -inf masks in the softmax family) gives the exact special value; the first failing row is the minimal input.
-    Deterministic: ``seed`` and the budgets do not apply."""
+    Deterministic: ``seed``, the budgets and ``edges`` do not apply."""
     _checkout_on_path()
     import oracles
     from lossproof import suite

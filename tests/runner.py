@@ -49,8 +49,8 @@ class Search:
         reproducer) and ends the run."""
         self.state["t0"] = time.monotonic()
         if self.edges is not None:
-            self.budget.run(self.edges)
-            self.budget.restart()  # the edges are a fixed cost: the search's budgets start after them
+            with self.budget.unmetered():  # a fixed cost: the search's budgets start after them
+                self.budget.run(self.edges)
         self.budget.run(self.test)
 
     def outcome(self):

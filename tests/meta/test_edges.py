@@ -131,3 +131,22 @@ def test_the_runner_measures_edges_first_and_names_the_one_that_fails():
     n_edges = len(edge_problems("logsumexp", careful.fmt))
     assert run.state["measured"] > n_edges  # the edges, then the search
     assert run.budget.work < sum(len(_flat(kw["input"])) for _, kw in edge_problems("logsumexp", careful.fmt))
+
+
+def test_edges_are_measured_whatever_the_work_budget_and_the_search_gets_its_own():
+    """A work budget smaller than one edge problem stops neither the edges (a fixed catalogue, never cut short
+    silently) nor the search's first example; the budget is restored for the search."""
+    import zoo
+    from lossproof import detect
+    from tests import runner
+    from tests.budget import Budget
+
+    careful = zoo.by_name("numpy_log_softmax")
+    budget = Budget()
+    budget.max_work = 10
+    run = runner.search("agreement", detect.case_for(careful), examples=20, budget=budget)
+    assert run.outcome() is None
+    edges = edge_problems("log_softmax", careful.fmt)
+    assert all(repr(kw) in run.state["seen"] for _, kw in edges)  # every edge measured (and passed)
+    assert run.state["measured"] > len(edges)  # then the search, until its own budget stops it
+    assert budget.max_work == 10 and budget.stopped == "work"
