@@ -840,7 +840,6 @@ class _CE:
         g = np.where(self.active[:, None], g, 0.0)
         return self.back(g)
 
-
     def _own_shares(self):
         """(m, k) with m 2**k the class weights' shares w_c t'_c of each row divided by the mean's denominator
         (denom 2**Ew; 1 for "sum" and "none"), computed from the factors' mantissas and exponents (two or three
@@ -887,8 +886,10 @@ class _CE:
                                  np.where(m_s != 0, k_s, np.iinfo(np.int64).min)], axis=1)
             K = kk.max(axis=1)  # the row's largest share exponent (rows without shares are not lost)
             K = np.where(K == np.iinfo(np.int64).min, 0, K)
-            sh = lambda m, k: np.ldexp(m, np.clip(k - K[:, None], -2000, 0).astype(np.int32))  # noqa: E731
-            A = _acc_sum(sh(m_t, k_t) + sh(m_s, k_s), axis=1)  # A 2**-K, in [2**-2, C]
+            def at_row_scale(m, k):  # m 2**(k - K): the shares relative to the row's largest
+                return np.ldexp(m, np.clip(k - K[:, None], -2000, 0).astype(np.int32))
+
+            A = _acc_sum(at_row_scale(m_t, k_t) + at_row_scale(m_s, k_s), axis=1)  # A 2**-K, in [2**-2, C]
             ls = rw.log_softmax()
             p = np.exp(ls)
             # s_c A at the final scale: s_c (A 2**-K) 2**K, or through the logarithm where s_c underflows
