@@ -56,7 +56,7 @@ CATEGORIES = {
     "masked_zero_weight": "a zero class weight times an infinite log-probability",
 }
 
-#: the formats whose integer and accumulation boundaries fall within MAX_ELEMENTS
+#: the formats whose integer and accumulation boundaries fall within MAX_TERMS
 LOW_PRECISION = ("bfloat16", "float16")
 #: terms of the largest edge problem: the default profile's longest drawn row (tests/problems.py)
 MAX_TERMS = 4096
