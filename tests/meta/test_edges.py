@@ -14,11 +14,7 @@ from lossproof import edges
 from lossproof.edges import LOW_PRECISION, MAX_TERMS, edge_problems
 from oracles.formats import FORMATS, round_to_format
 from subjects.torch_subject import LOSSES
-from tests.problems import finite_except_masks
-
-
-def _flat(v):
-    return [e for x in v for e in _flat(x)] if isinstance(v, list) else [v]
+from tests.problems import _flat, finite_except_masks
 
 
 def _floats(kwargs):
