@@ -202,6 +202,7 @@ def environment() -> dict:
             env[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             env[pkg] = None
+    env["numpy_simd"] = numpy_simd()
     try:
         import torch
 
@@ -211,9 +212,25 @@ def environment() -> dict:
         tiny = torch.tensor([1e-45], dtype=torch.float32)
         env["cpu_flush_to_zero"] = bool((tiny + 0.0).item() == 0.0)
         env["torch_threads"] = torch.get_num_threads()
+        # what selects torch's CPU kernels (ATEN_CPU_CAPABILITY may lower it) and its CUDA build
+        env["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        env["torch_cuda"] = torch.version.cuda if torch.cuda.is_available() else None
     except Exception as e:  # pragma: no cover - torch is a dependency
         env["cuda"] = f"unknown ({type(e).__name__})"
     return env
+
+
+def numpy_simd() -> list | None:
+    """The SIMD targets NumPy dispatches its loops to on this CPU (its dispatch list that the CPU supports), which
+    select NumPy's (and SciPy's) kernels; None where NumPy does not say."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # pragma: no cover - NumPy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        except ImportError:
+            return None
+    return [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
 
 
 @pytest.hookimpl(optionalhook=True)

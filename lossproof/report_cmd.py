@@ -68,28 +68,29 @@ def cmd_gate(args) -> int:
             base = G.load_baseline(args.baseline)
         except schema.ResultsError as e:
             raise _usage(str(e)) from None
-    new_cells = G.cells_of(results)
-    if not new_cells:
+    if not C.corpus_records(results):
         raise _usage(f"{', '.join(args.results)}: no corpus records (source \"corpus\") to gate: run "
                      f"tests/test_corpus.py with --results")
     if base is None:
+        new_cells = G.cells_of(results)
         res = G.GateResult(new=[G.Change("new", k, "cell not in the baseline") for k in sorted(
             new_cells, key=lambda k: tuple(map(str, k)))])
     else:
-        res = G.compare_cells(G.cells_of(base), new_cells, args.allow_missing)
+        res = G.gate(base, results, args.allow_missing)
     table = G.format_table(res)
     if table:
         print(table)
+    for note in res.notes:
+        print(f"lossproof gate: {note}")
     print(f"lossproof gate: {res.compared} cells compared, {len(res.regressions)} regressions, "
           f"{len(res.improvements)} improvements, {len(res.new)} new cells ({len(C.corpus_records(results))} "
           f"corpus records)")
     if args.update:
-        cells = dict(new_cells)
-        if args.allow_missing and base is not None:  # keep what another job measures
-            for k, c in G.cells_of(base).items():
-                cells.setdefault(k, c)
-        G.write_baseline(args.baseline, G.baseline_document(cells, results["runs"]))
-        print(f"lossproof gate: baseline {args.baseline} updated ({len(cells)} cells)")
+        doc, lines = G.updated(base, results, args.allow_missing)
+        G.write_baseline(args.baseline, doc)
+        for line in lines:
+            print(f"lossproof gate: {line}")
+        print(f"lossproof gate: baseline {args.baseline} updated ({len(doc['environments'])} environments)")
         return 0
     if res.regressions:
         print("lossproof gate: FAILED (a regression against the baseline; if it is intended, rerun with --update "
@@ -162,7 +163,8 @@ def add_parsers(sub):
     g.add_argument("results", nargs="+", metavar="RESULTS", help="results files (merged)")
     g.add_argument("--allow-missing", action="store_true",
                    help="a baseline cell the results lack is not a regression (another CI job measures it)")
-    g.add_argument("--update", action="store_true", help="rewrite the baseline from the results (atomically)")
+    g.add_argument("--update", action="store_true", help="add the results' environments to the baseline, or replace theirs, keeping every other "
+                   "environment (atomically)")
     g.set_defaults(fn=cmd_gate)
     m = sub.add_parser("merge", help="merge results files into one (atomically)")
     m.add_argument("--out", required=True, metavar="PATH")

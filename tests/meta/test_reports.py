@@ -213,7 +213,8 @@ def test_gate_command_exit_codes_table_and_update(tmp_path):
     r = _run("gate", "--baseline", str(baseline), res_ok, "--update")
     assert r.returncode == 0, r.stderr
     doc = json.loads(baseline.read_text())
-    assert doc["schema"] == G.BASELINE_SCHEMA and len(doc["cells"]) == 2
+    assert doc["schema"] == G.BASELINE_SCHEMA and len(doc["environments"]) == 1
+    assert len(doc["environments"][0]["cells"]) == 2
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
 
     r = _run("gate", "--baseline", str(baseline), res_ok)
@@ -238,6 +239,7 @@ def test_gate_command_bad_input_is_one_line_exit_2(tmp_path):
     for args, msg in [(("--baseline", str(tmp_path / "nope.json"), ok), "no such file"),
                       (("--baseline", ok, str(corrupt)), "not valid JSON"),
                       (("--baseline", str(old), ok), "baseline schema version 0"),
+                      (("--baseline", str(tmp_path), ok), "is a directory"),
                       (("--baseline", ok, empty), "no corpus records")]:
         r = _run("gate", *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
