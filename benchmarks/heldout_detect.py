@@ -1,8 +1,8 @@
-"""Detection on the held-out set (zoo/heldout.py): each implementation through the battery ``lossproof check``
-runs (agreement, no overflow, the special-value table, in that order, stopping at the first failure), in the
+"""Detection on the held-out set (benchmarks/heldout_losses.py): each implementation through the battery
+``lossproof check`` runs (agreement, no overflow, the special-value table, in that order, stopping at the first failure), in the
 one format its author named; lossproof's verdict beside the author's label (flawed or sound), and the kill rate
 and false-alarm count over the author's labels. Disagreements are listed with lossproof's reason
-(``zoo.heldout.DISAGREEMENTS``). About 2 minutes on 2 cores.
+(``heldout_losses.DISAGREEMENTS``). About 2 minutes on 2 cores.
 
     .venv/bin/python benchmarks/heldout_detect.py
 """
@@ -15,13 +15,13 @@ import time
 import types
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # heldout_losses.py, beside this script
 
+import heldout_losses as heldout  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lossproof import detect  # noqa: E402
 from lossproof.detect import compact_input  # noqa: E402
-from zoo import heldout  # noqa: E402
 
 #: the author's short names for losses, as lossproof names them
 _LOSS = {"bce_with_logits": "binary_cross_entropy_with_logits"}
@@ -35,7 +35,7 @@ def main() -> int:
     for m in heldout.MEMBERS:
         member = types.SimpleNamespace(name=m["name"], fn=getattr(heldout, m["name"]),
                                        loss=_LOSS.get(m["loss"], m["loss"]), framework=m["framework"],
-                                       fmt=m["format"], target=f"zoo/heldout.py:{m['name']}")
+                                       fmt=m["format"], target=f"benchmarks/heldout_losses.py:{m['name']}")
         t0 = time.monotonic()
         outs = detect.run_battery(member)
         caught = next((o for o in outs if o.caught), None)

@@ -7,6 +7,9 @@ documented torch deviations (softplus's threshold shortcut, BCELoss's -100 clamp
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
+
 import oracles
 from oracles import formats
 
@@ -50,11 +53,6 @@ def _map(v, fn):
 
 
 def _torch_value(name, kwargs, fmt):
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return None
     dtype = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
              "bfloat16": torch.bfloat16}[fmt]
     t = {k: (torch.tensor(v) if k == "target" and name == "cross_entropy" else torch.tensor(v, dtype=dtype))

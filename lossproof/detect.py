@@ -1,11 +1,12 @@
-"""Detection power: the zoo (zoo/) run through the battery that ``lossproof check`` runs, beside the usual check.
+"""Detection power: the zoo (lossproof/zoo) run through the battery that ``lossproof check`` runs, beside the usual
+check.
 
 ``run_property`` runs one property of the battery (agreement, no overflow, the special-value table) for one
-function in one format, in process, with the pieces ``lossproof check`` uses: the same case (``suite.user_cases``),
-strategies (``tests.problems.problems``), restriction to the parameters the function takes (``tests.cases``),
-measurement and verdicts (``lossproof.measure``, the pass line of ``tests.test_agreement.meets``), time budgets
-(``tests.budget.Budget``: the ci profile's example counts, its 60 s search safety net and 10 s shrink budget) and the special-value table
-(``tests/meta/test_special_values.py``). In process because the detection table needs what pytest does not hand
+function in one format, in process, with the pieces ``lossproof check`` uses: the same case
+(``lossproof.cases.user_cases``), strategies (``lossproof.problems``), restriction to the parameters the function
+takes (``lossproof.cases.restrict``), measurement and verdicts (``lossproof.measure``, the pass line of
+``lossproof.judge``), budgets (``lossproof.budget.Budget``: the ci profile's example counts, its 60 s search safety
+net and 10 s shrink budget) and the special-value table (``lossproof.specials``). In process because the detection table needs what pytest does not hand
 back: the time to the first failure and the minimal input. A member's Hypothesis run is derandomized (as under
 the ci profile); ``seed`` gives another sequence (the controls are run under several).
 
@@ -22,23 +23,29 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+import torch
+
+import oracles
+from oracles.codec import flat, float_tree
+from subjects import deviations
+from subjects.torch_subject import dtype_of, function, upstream
+from subjects.user import UserSubject, accepted_parameters
+
+from . import search as searches
+from .budget import Budget
+from .cases import NotSupported, restrict, user_cases
+from .judge import meets
+from .measure import exact_gradient, measure
+from .problems import finite_except_masks
+from .specials import CASES as SPECIAL_VALUES
+from .verdicts import passes
+
 PROPERTIES = ("agreement", "no_overflow", "special_values")
-
-
-def _checkout_on_path():
-    """zoo/ and tests/ live in the checkout, beside the installed packages."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-
 
 @dataclass
 class Outcome:
@@ -55,30 +62,14 @@ class Outcome:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d["minimal"] = _jsonable(self.minimal)
+        d["minimal"] = float_tree(self.minimal)
         return d
-
-
-def _jsonable(v):
-    """Exact inputs as JSON: floats as exact hex strings where repr could not round-trip through JSON (non-finite),
-    else as numbers (Python's repr of a float is exact)."""
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)
-    return v
 
 
 def case_for(member, device: str = "cpu"):
     """The suite's case for a zoo member: the same one ``lossproof check LOSS TARGET --dtype FMT`` builds."""
-    _checkout_on_path()
-    from lossproof import suite
-    from subjects.user import UserSubject, accepted_parameters
-
     user = UserSubject(member.loss, member.target, member.framework, member.fn, accepted_parameters(member.fn))
-    for c in suite.user_cases(user, False):
+    for c in user_cases(user, False):
         if c.fmt == member.fmt and c.device == device:
             if c.skip:
                 raise ValueError(f"{member.name}: {c.skip}")
@@ -91,14 +82,10 @@ def _short(message: str, lines: int = 12) -> str:
 
 
 def _searched(prop, case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
-    """tests/runner.py's search of ``prop`` for one case, the same one the battery runs (so the same derandomized
+    """lossproof.search's search of ``prop`` for one case, the same one the battery runs (so the same derandomized
     examples as ``lossproof check``), with its failure caught: the minimal input is the last failing one, since
     Hypothesis only tries candidates smaller than its current best and replays the smallest last."""
-    _checkout_on_path()
-    from tests import runner
-    from tests.budget import Budget
-
-    run = runner.search(prop, case, examples=examples, seed=seed, budget=Budget(search, shrink), edges=edges)
+    run = searches.search(prop, case, examples=examples, seed=seed, budget=Budget(search, shrink), edges=edges)
     t0 = time.monotonic()
     message = run.outcome()
     st = run.state
@@ -108,7 +95,7 @@ def _searched(prop, case, seed=None, examples=None, search=None, shrink=None, ed
 
 
 def agreement(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
-    """tests/test_agreement.py's property for one case: every element and gradient component at least stable
+    """the battery's agreement property for one case: every element and gradient component at least stable
     (finite inputs and -inf masks gate; other non-finite inputs are reported, as without --strict). ``edges``:
     the edge problems first (lossproof.edges; the same whatever the seed, so a run under several seeds needs
     them once)."""
@@ -116,41 +103,32 @@ def agreement(case, seed=None, examples=None, search=None, shrink=None, edges=Tr
 
 
 def no_overflow(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
-    """tests/test_properties.py's no-overflow property for one case: a finite result and gradient wherever the
+    """the battery's no-overflow property for one case: a finite result and gradient wherever the
     correctly rounded exact one is finite (finite inputs); ``edges`` as for ``agreement``."""
     return _searched("no_overflow", case, seed, examples, search, shrink, edges)
 
 
 def special_values(case, seed=None, examples=None, search=None, shrink=None, edges=True) -> Outcome:
-    """tests/test_special_values.py for one case: every gating row of the special-value table (finite inputs and
-    -inf masks in the softmax family) gives the exact special value; the first failing row is the minimal input.
-    Deterministic: ``seed``, the budgets and ``edges`` do not apply."""
-    _checkout_on_path()
-    import oracles
-    from lossproof import suite
-    from lossproof.measure import _flat, measure, passes
-    from subjects import deviations
-    from tests import cases
-    from tests.meta.test_special_values import CASES as TABLE
-    from tests.problems import finite_except_masks
-
+    """the battery's special-value test for one case: every gating row of the special-value table (finite inputs
+    and -inf masks in the softmax family) gives the exact special value; the first failing row is the minimal
+    input. Deterministic: ``seed``, the budgets and ``edges`` do not apply."""
     t0 = time.monotonic()
     measured, unsupported = 0, None
-    for row_id, name, kwargs, _want in TABLE:
+    for row_id, name, kwargs, _want in SPECIAL_VALUES:
         if name != case.loss:
             continue
-        kw = cases.restrict(case, kwargs)
+        kw = restrict(case, kwargs)
         if kw is None or not finite_except_masks(case.loss, kw):
             continue  # reported, not gating, without --strict
         try:
             values, _ = case.call(kw)
-        except suite.NotSupported as e:
+        except NotSupported as e:
             unsupported = str(e)
             continue
         except (ValueError, RuntimeError) as e:
             values = [f"raised {type(e).__name__}: {e}"]
         measured += 1
-        exact = [e.to(case.fmt) for e in _flat(oracles.REGISTRY[case.loss](**kw))]
+        exact = [e.to(case.fmt) for e in flat(oracles.REGISTRY[case.loss](**kw))]
         if len(values) == len(exact) and all(isinstance(y, float) for y in values):
             if passes(measure(case.subject, case.loss, case.fmt, case.device, kw, values, None).verdict):
                 continue
@@ -171,13 +149,6 @@ def fails_on(case, prop: str, kwargs: dict) -> bool:
     an element or gradient component below the pass line on gating inputs; no_overflow and special_values, a
     non-finite result (or gradient) where the exact one is finite, or a result that misses the exact special
     value."""
-    _checkout_on_path()
-    import oracles
-    from lossproof.measure import _flat, exact_gradient, measure, passes
-    from subjects.torch_subject import upstream
-    from tests.problems import finite_except_masks
-    from tests.cases import meets
-
     values, grads = case.call(kwargs)
     up = upstream(len(values)) if case.framework == "torch" else None
     if prop == "agreement":
@@ -190,7 +161,7 @@ def fails_on(case, prop: str, kwargs: dict) -> bool:
         return not passes(measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, None).verdict)
     if prop == "no_overflow":
         result = oracles.REGISTRY[case.loss](**kwargs)
-        if any(not math.isfinite(y) and math.isfinite(z.to(case.fmt)) for y, z in zip(values, _flat(result))):
+        if any(not math.isfinite(y) and math.isfinite(z.to(case.fmt)) for y, z in zip(values, flat(result))):
             return True
         if grads is not None:
             gz = exact_gradient(case.loss, kwargs, result, len(grads), up)
@@ -225,8 +196,6 @@ def run_battery(member, **kw) -> list:
 def _samples(loss, dtype, gen):
     """(keyword arguments) samples like PyTorch's OpInfo sample inputs: floating inputs uniform in [-9, 9) (make_tensor's
     default range for these ops), probabilities uniform in [0, 1), shapes up to (5, 5), each reduction."""
-    import torch
-
     def U(*shape):
         return (torch.rand(shape, generator=gen, dtype=torch.float64) * 18 - 9).to(dtype)
 
@@ -289,13 +258,6 @@ class UsualOutcome:
 def usual_check(member, seed: int = 0) -> UsualOutcome:
     """torch.testing.assert_close(member(sample), torch's loss(sample)) with default tolerances for every OpInfo-like
     sample in the member's format, values and (torch members) the gradient of sum(upstream * output)."""
-    _checkout_on_path()
-    import numpy as np
-    import torch
-
-    from subjects.torch_subject import dtype_of, function, upstream
-    from subjects.user import accepted_parameters
-
     dtype = dtype_of(member.fmt)
     gen = torch.Generator().manual_seed(seed)
     params = accepted_parameters(member.fn)
@@ -369,7 +331,7 @@ def detect(members, controls, log=None, shrink=None) -> dict:
             lp = {"caught": caught is not None, "property": caught.prop if caught else None,
                   "seconds_to_failure": (before + caught.seconds_to_failure) if caught else None,
                   "seconds": sum(o.seconds for o in outs),
-                  "minimal": _jsonable(caught.minimal) if caught else None,
+                  "minimal": float_tree(caught.minimal) if caught else None,
                   "minimal_text": compact_input(caught.minimal) if caught else None,
                   "message": caught.message if caught else None,
                   "expected_property": m.prop,
@@ -458,86 +420,3 @@ def format_summary(summary) -> str:
         f"assert_close: kill rate {rate(us['kill_rate'])} ({us['caught']}/{summary['members']}), median time to "
         f"detection {med(us['median_seconds_to_detection'])}, false alarms {us['false_alarms']}/{summary['controls']}",
     ])
-
-
-def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file in the same folder and os.replace, so a
-    reader never sees half a file."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def cmd_detect(args) -> int:
-    """``lossproof detect [--members a,b] [--no-controls] [--json PATH]``: exit 0 when every member is caught and
-    no control flagged, 1 otherwise, 2 on a usage error."""
-    from lossproof.cli import UsageError
-
-    _checkout_on_path()
-    try:
-        import zoo
-    except ImportError as e:
-        raise UsageError(f"the zoo is not importable from {ROOT} ({e}): run lossproof from a checkout") from None
-    members, controls = list(zoo.MEMBERS), list(zoo.CONTROLS)
-    if args.members:
-        names = args.members.split(",")
-        known = {m.name for m in members + controls}
-        bad = [n for n in names if n not in known]
-        if bad:
-            raise UsageError(f"unknown zoo member {bad[0]!r} (lossproof detect --list names them)")
-        members = [m for m in members if m.name in names]
-        controls = [m for m in controls if m.name in names]
-    if args.list:
-        for m in members + controls:
-            print(f"{'control' if m.is_control else 'member':7} {m.name:40} {m.loss:33} {m.framework:5} {m.fmt:8} "
-                  f"{m.prop or '-':14} {m.mistake}")
-        return 0
-    if args.no_controls:
-        controls = []
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise UsageError(f"no such folder for --json: {folder}")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import numpy as np
-
-    np.seterr(all="ignore")
-    print(f"{'':7} {'member':40} {'loss':20} {'fw':5} {'format':8} | lossproof (property, time to first failure)"
-          f"   | usual check            | minimal input")
-    if args.shrink is not None and not (args.shrink > 0 and math.isfinite(args.shrink)):
-        raise UsageError(f"--shrink must be a positive number of seconds, not {args.shrink!r}")
-    data = detect(members, controls, log=lambda line: print(line, flush=True), shrink=args.shrink)
-    print(format_summary(data["summary"]))
-    if args.json:
-        import torch
-
-        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": "ci",
-                               "shrink_seconds": args.shrink or 10.0}
-        write_json_atomic(args.json, data)
-        print(f"wrote {args.json}")
-    s = data["summary"]
-    return 0 if s["lossproof"]["caught"] == s["members"] and s["lossproof"]["false_alarms"] == 0 else 1
-
-
-def add_parser(sub):
-    d = sub.add_parser("detect", help="the zoo of unstable implementations: what lossproof catches vs assert_close")
-    d.add_argument("--members", default=None, help="comma-separated zoo names (default: all members and controls)")
-    d.add_argument("--no-controls", action="store_true", help="leave the controls out")
-    d.add_argument("--list", action="store_true", help="list the zoo and exit")
-    d.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON (atomically)")
-    d.add_argument("--shrink", type=float, default=None, metavar="SECONDS",
-                   help="shrink budget per failure (default: ci's 10 s); the minimal input is the smallest found")
-    d.set_defaults(fn=cmd_detect)
-    return d

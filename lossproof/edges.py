@@ -1,5 +1,5 @@
 """Edge problems: a fixed, small catalogue of inputs at the formats' arithmetic boundaries, measured before every
-search (tests/runner.py runs them as Hypothesis's explicit examples).
+search (lossproof/search.py runs them as Hypothesis's explicit examples).
 
 A random search reaches most regimes of NUMERICS.md in a hundred examples, but not the ones that need a long row
 *and* one particular index or value at once: a label just past the integers a format holds, a row long enough
@@ -34,7 +34,7 @@ p = 11), whatever the format under test (a float32 loss may still pass labels or
   0 * -inf = NaN.
 
 ``edge_problems(loss, fmt, probability_targets)`` lists ``(label, kwargs)`` for one loss: kwargs as
-``tests/problems.py`` draws them (nested lists of exact values, metadata stripped), labels saying which boundary
+``lossproof/problems.py`` draws them (nested lists of exact values, metadata stripped), labels saying which boundary
 and why, for the run's notes.
 """
 
@@ -58,7 +58,7 @@ CATEGORIES = {
 
 #: the formats whose integer and accumulation boundaries fall within MAX_TERMS
 LOW_PRECISION = ("bfloat16", "float16")
-#: terms of the largest edge problem: the default profile's longest drawn row (tests/problems.py)
+#: terms of the largest edge problem: the default profile's longest drawn row (lossproof/problems.py)
 MAX_TERMS = 4096
 
 _SOFTMAX_ROWS = ("cross_entropy", "logsumexp", "softmax", "log_softmax")

@@ -8,7 +8,7 @@ TARGET is ``torch`` (torch's own function for LOSS) or a user function (``path/f
 ``module:function``). Two searches share the budget:
 
 1. Hypothesis' targeted search (``hypothesis.target`` on the bits of error of each drawn problem, from the
-   battery's strategies, ``tests/problems.py``): it climbs toward inputs with more bits of error;
+   battery's strategies, ``lossproof/problems.py``): it climbs toward inputs with more bits of error;
 2. a local search over the input encodings: each floating-point input element of the best problems found is moved
    by +-2**k positions in the ordered list of the format's values (its integer bit pattern), k from the format's
    width down to 0, keeping any move that increases the error. For an error that grows across a threshold (an
@@ -20,8 +20,8 @@ error and bits of error as NUMERICS.md defines them). The worst inputs are print
 inputs; ``--record PATH`` merges them into a worst-known table (JSON, written atomically), one entry per loss x
 target x format. Exit 0 (a hunt reports, it does not judge), 2 on a usage error.
 
-``--promote`` adds the worst inputs that miss the pass line to the regression corpus (corpus/promoted.json), so
-every later run and the gate measure them.
+``--promote DIR`` adds the worst inputs that miss the pass line to a corpus of your own (DIR/promoted.json), so
+every later run that reads it (``--lossproof-corpus DIR``) measures them.
 """
 
 from __future__ import annotations
@@ -29,10 +29,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 
-from lossproof.detect import _checkout_on_path, _jsonable, write_json_atomic
+import torch
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+
+from oracles import OraclePrecisionError
+from oracles.codec import float_tree, hex_tree, unhex_tree
+from oracles.formats import from_ordinal, get_format, ordinal
+from reports import atomic
+from subjects import deviations
+from subjects.torch_subject import upstream
+from subjects.user import load
+
+from . import catalogue, corpus
+from .cases import NotSupported, restrict, torch_cases, user_cases
+from .measure import measure
+from .problems import finite_except_masks, problems
+from .verdicts import RANK, passes
 
 TREE_KEYS = ("input", "other", "weight", "pos_weight", "target")
 
@@ -42,17 +58,14 @@ class _Spent(BaseException):
     failure)."""
 
 
-def _case(loss, target, framework, fmt, device="cpu"):
-    from lossproof import suite
-
+def case_of(loss, target, framework, fmt, device="cpu"):
+    """The case hunted: torch's own function for ``loss`` (``target`` "torch") or a user's function."""
     if target == "torch":
-        for c in suite.torch_cases(False):
+        for c in torch_cases(False):
             if c.loss == loss and c.fmt == fmt and c.device == device:
                 return c
         raise ValueError(f"torch has no case for {loss} in {fmt}")
-    from subjects.user import load
-
-    for c in suite.user_cases(load(f"{loss}={target}", framework), False):
+    for c in user_cases(load(f"{loss}={target}", framework), False):
         if c.fmt == fmt and c.device == device:
             if c.skip:
                 raise ValueError(c.skip)
@@ -64,8 +77,6 @@ def _element_key(e):
     """How bad one element is: its verdict first (broken, unstable, ... as the suite ranks them), then its ULP
     error where the exact value is not zero (at an exact zero every nonzero result is ~2**149 ULP away, which says
     nothing the verdict does not), then its bits of error."""
-    from lossproof.measure import RANK
-
     u = e.ulp_error if not math.isnan(e.ulp_error) else math.inf
     if e.z_rounded == 0 and math.isfinite(u):
         u = 0.0
@@ -83,25 +94,7 @@ def _score(m):
 def _strategy(loss, fmt):
     """The battery's strategies at hunting sizes: up to 64 classes and 2 rows, so that each evaluation costs
     milliseconds and the budget buys thousands."""
-    _checkout_on_path()
-    from hypothesis import strategies as st
-
-    from lossproof import strategies as S
-
-    kw = dict(max_classes=64, max_batch=2, allow_spatial=False, large_share=0.0)
-    if loss == "cross_entropy":
-        s = st.one_of(S.class_problem(fmt, **kw), S.prob_class_problem(fmt, **kw))
-    elif loss == "nll_loss":
-        s = S.class_problem(fmt, **kw).map(lambda d: {k: v for k, v in d.items() if k != "label_smoothing"})
-    elif loss == "binary_cross_entropy":
-        s = S.binary_problem(fmt, logits=False)
-    elif loss == "binary_cross_entropy_with_logits":
-        s = S.binary_problem(fmt, logits=True)
-    elif loss == "kl_div":
-        s = S.kl_problem(fmt, max_classes=64, max_batch=2, allow_spatial=False)
-    else:
-        s = S.elementwise_problem(fmt, loss, max_classes=64, large_share=0.0)
-    return s.map(lambda d: {k: v for k, v in d.items() if not k.startswith("_")})
+    return problems(loss, fmt, max_classes=64, max_batch=2, allow_spatial=False, large_share=0.0)
 
 
 class Hunter:
@@ -116,13 +109,6 @@ class Hunter:
 
     def evaluate(self, kwargs):
         """Measure ``kwargs``; returns its score, or None when the subject or the oracle cannot take it."""
-        from lossproof import suite
-        from lossproof.measure import measure
-        from subjects.torch_subject import upstream
-        from oracles import OraclePrecisionError
-
-        from subjects import deviations
-
         key = repr(kwargs)
         if key in self.board:
             return self.board[key]["score"]
@@ -134,7 +120,7 @@ class Hunter:
             up = upstream(len(values)) if self.case.framework == "torch" else None
             m = measure(self.case.subject, self.case.loss, self.case.fmt, self.case.device, kwargs, values, grads,
                         upstream=up)
-        except (suite.NotSupported, NotImplementedError, OraclePrecisionError, ValueError, RuntimeError,
+        except (NotSupported, NotImplementedError, OraclePrecisionError, ValueError, RuntimeError,
                 IndexError, TypeError):
             return None
         self.evaluations += 1
@@ -169,14 +155,6 @@ class Hunter:
 
 def hypothesis_phase(hunter, seconds, seed=0):
     """Hypothesis' targeted search on bits of error, for ``seconds``."""
-    _checkout_on_path()
-    from hypothesis import HealthCheck, given, settings, target
-    from hypothesis import seed as hseed
-    from hypothesis import strategies as st
-
-    from tests import cases
-    from tests.problems import finite_except_masks
-
     case = hunter.case
     strategy = _strategy(case.loss, case.fmt)
     end = time.monotonic() + seconds
@@ -189,7 +167,7 @@ def hypothesis_phase(hunter, seconds, seed=0):
         kw = data.draw(strategy, label="problem")
         if time.monotonic() > end:
             raise _Spent()
-        kw = cases.restrict(case, kw)
+        kw = restrict(case, kw)
         if kw is None or not finite_except_masks(case.loss, kw):
             return
         s = hunter.evaluate(kw)
@@ -205,13 +183,11 @@ def hypothesis_phase(hunter, seconds, seed=0):
 
 def _leaves(kwargs, loss):
     """Paths (key, indices...) of the finite floating-point input elements that the local search moves."""
-    from subjects.torch_subject import is_index_target
-
     out = []
     for k in TREE_KEYS:
         if k not in kwargs or kwargs[k] is None:
             continue
-        if k == "target" and (loss in ("cross_entropy", "nll_loss") and is_index_target(loss, kwargs)):
+        if k == "target" and catalogue.is_index_target(loss, kwargs):
             continue
 
         def walk(v, path):
@@ -260,9 +236,6 @@ def _admissible(loss, key, value):
 def local_phase(hunter, seconds, starts=3, max_coords=64):
     """Pattern search over the encodings of the best problems' input elements: moves of +-2**k ordinals, k from the
     format's width down to 0, greedy (a move that raises the error is kept and tried again)."""
-    from lossproof.measure import RANK
-    from oracles.formats import from_ordinal, get_format, ordinal
-
     f = get_format(hunter.case.fmt)
     width = f.max_ordinal.bit_length()
     end = time.monotonic() + seconds
@@ -318,22 +291,12 @@ def hunt(case, budget=60.0, seed=0, top=10, log=None) -> dict:
             "worst": [_entry(case, e) for e in hunter.worst()]}
 
 
-def _hexify(v):
-    if isinstance(v, dict):
-        return {k: _hexify(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_hexify(x) for x in v]
-    if isinstance(v, float):
-        return float.hex(v) if math.isfinite(v) else repr(v)
-    return v
-
-
 def _entry(case, e):
     w = e["element"]
     return {"ulp": w.ulp_error if math.isfinite(w.ulp_error) else "inf", "bits": round(w.bits, 2),
             "verdict": e["verdict"], "element_verdict": w.verdict, "kind": w.kind, "index": list(w.index),
-            "y": _jsonable(w.y), "y_hex": _hexify(w.y), "exact": w.z, "input_hex": _hexify(e["kwargs"]),
-            "input": _jsonable(e["kwargs"])}
+            "y": float_tree(w.y), "y_hex": hex_tree(w.y), "exact": w.z, "input_hex": hex_tree(e["kwargs"]),
+            "input": float_tree(e["kwargs"])}
 
 
 def format_table(result) -> str:
@@ -358,8 +321,6 @@ def record(path, result):
     key = (result["loss"], result["subject"], result["format"], result["device"])
 
     def rank(r):
-        from lossproof.measure import RANK
-
         if not r["worst"]:
             return (-1, -1.0, -1.0)
         w = r["worst"][0]
@@ -376,99 +337,21 @@ def record(path, result):
             kept.append(r)
     if not replaced:
         kept.append(result)
-    import torch
-
     data = {"about": "worst-known inputs found by lossproof hunt (ULP and bits of error against the exact oracle, "
                      "NUMERICS.md); one entry per loss x subject x format x device",
             "torch": torch.__version__, "entries": kept}
-    write_json_atomic(path, data)
+    atomic.write_json(path, data, indent=1)
 
 
-def cmd_hunt(args) -> int:
-    from lossproof.cli import UsageError
-    from oracles import formats
-    from subjects.torch_subject import LOSSES
-
-    _checkout_on_path()
-    if args.loss not in LOSSES:
-        raise UsageError(f"unknown loss {args.loss!r}; expected one of {', '.join(LOSSES)}")
-    if args.format not in formats.FORMATS:
-        raise UsageError(f"unknown format {args.format!r}; expected one of {', '.join(formats.FORMATS)}")
-    if args.framework not in ("torch", "numpy"):
-        raise UsageError(f"unknown framework {args.framework!r}; expected torch or numpy")
-    if not (args.budget > 0 and math.isfinite(args.budget)):
-        raise UsageError(f"--budget must be a positive number of seconds, not {args.budget!r}")
-    if args.top < 1:
-        raise UsageError("--top must be at least 1")
-    if args.record:
-        folder = os.path.dirname(os.path.abspath(args.record))
-        if not os.path.isdir(folder):
-            raise UsageError(f"no such folder for --record: {folder}")
-    from subjects.user import SubjectError
-
-    try:
-        case = _case(args.loss, args.target, args.framework, args.format)
-    except SubjectError as e:
-        raise UsageError(str(e)) from None
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    import warnings
-
-    import numpy as np
-
-    warnings.filterwarnings("ignore")
-    np.seterr(all="ignore")
-    result = hunt(case, args.budget, args.seed, args.top, log=lambda s: print(s, file=sys.stderr))
-    print(format_table(result))
-    if args.record:
-        record(args.record, result)
-        print(f"recorded in {args.record}")
-    if args.promote:
-        for cid, added in promote(result):
-            print(f"{'promoted' if added else 'already in the corpus'}: {cid}")
-    return 0
-
-
-def _unhex(v):
-    if isinstance(v, dict):
-        return {k: _unhex(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_unhex(x) for x in v]
-    if isinstance(v, str) and v not in ("none", "mean", "sum", "batchmean"):
-        try:
-            return float.fromhex(v) if v not in ("inf", "-inf", "nan") else float(v)
-        except ValueError:
-            return v
-    return v
-
-
-def promote(result) -> list:
-    """Put the result's failing worst inputs (verdict below stable) into the regression corpus: [(id, added)]."""
-    import corpus
-    from lossproof.measure import passes
-
+def promote(result, directory: str) -> list:
+    """Put the result's failing worst inputs (verdict below stable) into the corpus at ``directory``:
+    [(id, added)]."""
     out = []
     for e in result["worst"]:
         if passes(e["element_verdict"]):
             continue
         note = (f"lossproof hunt {result['loss']} {result['subject']} --format {result['format']}: "
                 f"{e['element_verdict']}, {e['ulp']} ULP ({e['kind']} {e['index']})")
-        out.append(corpus.promote(result["loss"], result["format"], _unhex(e["input_hex"]), note))
+        kwargs = unhex_tree(e["input_hex"], keep=("none", "mean", "sum", "batchmean"))
+        out.append(corpus.promote(result["loss"], result["format"], kwargs, note, directory))
     return out
-
-
-def add_parser(sub):
-    h = sub.add_parser("hunt", help="search for the worst inputs of a loss implementation (ULP / bits of error)")
-    h.add_argument("loss", help="cross_entropy, log_softmax, binary_cross_entropy_with_logits, ...")
-    h.add_argument("target", help="torch (torch's own function), or package.module:function or path/file.py:function")
-    h.add_argument("--framework", default="torch", help="of a user TARGET: torch (default) or numpy")
-    h.add_argument("--format", default="float32", help="float64, float32 (default), float16 or bfloat16")
-    h.add_argument("--budget", type=float, default=60.0, help="seconds of search (default 60)")
-    h.add_argument("--top", type=int, default=10, help="how many worst inputs to print (default 10)")
-    h.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
-    h.add_argument("--promote", action="store_true",
-                   help="add the failing worst inputs to the regression corpus (corpus/promoted.json)")
-    h.add_argument("--record", default=None, metavar="PATH",
-                   help="merge the worst inputs into this worst-known JSON table (atomically)")
-    h.set_defaults(fn=cmd_hunt)
-    return h

@@ -18,26 +18,20 @@ import oracles
 from oracles import bounds
 from oracles import extended as X
 from oracles.balls import BallError
+from oracles.codec import flat
 from oracles.exact import START_GUARD, Exact
-from oracles.formats import bits_of_error, get_format
+from oracles.formats import bits_of_error, get_format, to_mpf
+from oracles.functions import VJP
+from oracles.tensors import softmax_dim
 
+from . import cache as store
+from . import catalogue
 from .conditioning import grad_kappa
+from .verdicts import RANK, passes, worst
 
-__all__ = ["VERDICTS", "Element", "Measurement", "measure", "worst", "PASS_LINE"]
+__all__ = ["Element", "Measurement", "measure", "exact_gradient", "exact_fraction", "structure"]
 
-VERDICTS = ("broken", "unstable", "stable", "accurate", "correctly_rounded")
-RANK = {v: i for i, v in enumerate(VERDICTS)}
-PASS_LINE = "stable"
 _CLAMP = 1 << 12  # magnitudes beyond 2**+-4096 are clamped before becoming Fractions (no format reaches them)
-
-
-def worst(verdicts) -> str:
-    vs = list(verdicts)
-    return min(vs, key=RANK.__getitem__) if vs else "correctly_rounded"
-
-
-def passes(verdict: str) -> bool:
-    return RANK[verdict] >= RANK[PASS_LINE]
 
 
 def _fraction(v) -> Fraction:
@@ -246,17 +240,11 @@ def _ulp_exp(mid, f):
     return max(e, f.emin) - f.p + 1
 
 
-def _flat(r):
-    return [e for x in r for e in _flat(x)] if isinstance(r, list) else [r]
-
-
 def vector_jacobian(results, n: int, upstream=None) -> list:
     """The exact gradient of sum_i upstream_i * output_i with respect to the n input elements, flattened
     (what autograd computes from ``backward(upstream)``; ones by default)."""
-    from oracles.formats import to_mpf
-
     acc = {}
-    for i, o in enumerate(_flat(results)):
+    for i, o in enumerate(flat(results)):
         vi = None if upstream is None or upstream[i] == 1.0 else oracles.expr.const(to_mpf(upstream[i]))
         for k, g in o.grad_entries().items():
             v = g.special if g.is_special else g.node
@@ -271,23 +259,21 @@ def exact_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> li
     """The exact gradient of sum(upstream * outputs) of oracle ``name`` (its ``result`` on ``kwargs``) with
     respect to the n input elements: the closed-form VJP where the oracle has one (softmax, log_softmax: O(C) per
     row, not O(C^2)), else ``vector_jacobian``."""
-    vjp = oracles.functions.VJP.get(name)
-    n_out = len(_flat(result))
+    vjp = VJP.get(name)
+    n_out = len(flat(result))
     if vjp is not None and n_out > 1:  # ones when no upstream is given (the gradient of the outputs' sum)
         return vjp(kwargs["input"], upstream if upstream is not None else [1.0] * n_out, kwargs.get("dim"))
     return vector_jacobian(result, n, upstream)
 
 
-#: the version of what a cached oracle side holds and how the bounds are derived: bump it with oracles/bounds.py
-MEASURE_VERSION = "2"
+#: the code a cached oracle side depends on: the oracle, the bounds, the measurement and its verdicts
+MEASURE_CODE = ("oracles", "lossproof.measure", "lossproof.conditioning", "lossproof.verdicts")
 
 
 def _cache_key(name, kwargs, fmt, context, upstream, grads) -> str:
-    from oracles import cache
-
-    return cache.key_text(f"measure:{MEASURE_VERSION}:{name}", {
+    return store.key_text(f"measure:{name}", {
         "kwargs": kwargs, "context": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in context.items()},
-        "upstream": upstream, "grads": grads}, fmt)
+        "upstream": upstream, "grads": grads}, fmt, MEASURE_CODE)
 
 
 def _encode_side(m) -> list:
@@ -349,13 +335,11 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     inputs. ``go_on(measurement of the values)``, when given, decides whether the gradient is measured too.
 
     ``cache``: take the oracle side (each number's rounding, the midpoint its error is measured from, and the
-    stable and accurate allowances) from the disk cache (oracles/cache.py) when it holds this exact call, else
+    stable and accurate allowances) from the disk cache (lossproof/cache.py) when it holds this exact call, else
     compute it and store it: the verdicts are the same, computed by the same code (the regression corpus is not
     recomputed every run). Not with ``go_on`` (what is measured would depend on the subject)."""
     f = get_format(fmt)
     if cache and go_on is None:
-        from oracles import cache as store
-
         ctx = {**structure(loss, kwargs), **(context or {})}
         key = _cache_key(oracle_name or loss, kwargs, f.name, ctx, upstream, y_grads is not None)
         hit = store.read_strings(key)
@@ -369,15 +353,15 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
     m = Measurement(subject, loss, f.name, device, params, kwargs=kwargs)
     result = oracles.REGISTRY[oracle_name or loss](**kwargs)
-    outs = _flat(result)
+    outs = flat(result)
     if len(outs) != len(y_values):
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(outs)}")
     s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
                      context.get("prob_targets", False))
     rb = f.p + START_GUARD - 16  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
-    reduced = kwargs.get("reduction", "none") != "none" and loss in _REDUCING
+    reduced = kwargs.get("reduction", "none") != "none" and loss in catalogue.REDUCING
     if reduced:
-        per = _flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
+        per = flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
         vsum = sum((_upper(e, rb) for e in per), Fraction(0))
         wsum = Fraction(context.get("weights_abs_sum", len(per)))
         denom = Fraction(context.get("denominator_abs", 1))
@@ -441,14 +425,15 @@ def structure(loss: str, kwargs: dict) -> dict:
     red = kwargs.get("reduction", "mean")
     out = {"n_classes": 1, "label_smoothing": float(kwargs.get("label_smoothing", 0.0) or 0.0),
            "prob_targets": False}
-    if loss in ("logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy"):
+    family = catalogue.get(loss).family
+    if family in ("row", "elementwise", "pairwise"):
         dim = kwargs.get("dim")
         if dim is None:
-            dim = (-1 if loss == "logsumexp" else oracles.functions.softmax_dim(len(shape)))
+            dim = (-1 if loss == "logsumexp" else softmax_dim(len(shape)))
         if shape:
             out["n_classes"] = shape[dim] if isinstance(dim, int) else math.prod(shape)
         return out
-    if loss in ("cross_entropy", "nll_loss"):
+    if family == "class":
         cd = 0 if len(shape) == 1 else 1
         C = shape[cd] if shape else 1
         out["n_classes"] = C
@@ -461,7 +446,7 @@ def structure(loss: str, kwargs: dict) -> dict:
             out["weights_abs_sum"] = rows * max((wc(c) for c in range(C)), default=Fraction(1))
             out["denominator_abs"] = Fraction(rows) if red == "mean" else Fraction(1)
             return _grad_unit(out, max((wc(c) for c in range(C)), default=Fraction(1)))
-        ts = _flat(t) if isinstance(t, list) else [t]
+        ts = flat(t) if isinstance(t, list) else [t]
         ign = kwargs.get("ignore_index", -100)
         kept = [c for c in ts if c != ign]
         out["weights_abs_sum"] = sum((wc(c) for c in kept), Fraction(0))
@@ -473,21 +458,19 @@ def structure(loss: str, kwargs: dict) -> dict:
         return _grad_unit(out, max((wc(c) for c in range(C)), default=Fraction(1)))
     n = math.prod(shape) if shape else 1
     w = kwargs.get("weight")
-    out["weights_abs_sum"] = (sum((abs(_fr(v)) for v in _flat(w)), Fraction(0)) * Fraction(n, max(len(_flat(w)), 1))
+    out["weights_abs_sum"] = (sum((abs(_fr(v)) for v in flat(w)), Fraction(0)) * Fraction(n, max(len(flat(w)), 1))
                               if w is not None else Fraction(n))
     if red == "mean":
         out["denominator_abs"] = Fraction(n)
     elif red == "batchmean":
         out["denominator_abs"] = Fraction(shape[0] if shape else 1)
-    wmax = max((abs(_fr(v)) for v in _flat(w)), default=Fraction(1)) if w is not None else Fraction(1)
+    wmax = max((abs(_fr(v)) for v in flat(w)), default=Fraction(1)) if w is not None else Fraction(1)
     pw = kwargs.get("pos_weight")
     if pw is not None:
-        wmax *= max(Fraction(1), max((abs(_fr(v)) for v in _flat(pw)), default=Fraction(1)))
+        wmax *= max(Fraction(1), max((abs(_fr(v)) for v in flat(pw)), default=Fraction(1)))
     if loss == "kl_div":  # d/dx = -t (or -e^t): the target's scale
         t = kwargs.get("target")
-        ts = [abs(_fr(v)) for v in _flat(t)] if isinstance(t, list) else [Fraction(1)]
+        ts = [abs(_fr(v)) for v in flat(t)] if isinstance(t, list) else [Fraction(1)]
         wmax = max(ts, default=Fraction(1)) if not kwargs.get("log_target") else Fraction(1)
     return _grad_unit(out, wmax)
 
-
-_REDUCING = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}

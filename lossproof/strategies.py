@@ -50,7 +50,6 @@ from fractions import Fraction
 from numbers import Integral, Real
 
 import numpy as np
-
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 

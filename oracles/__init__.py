@@ -11,14 +11,12 @@ rounded to "float64", "float32", "float16" or "bfloat16", ``.grad`` the exact gr
 ``input``, ``.kappa`` the condition number, ``str()`` at least 30 significant digits.
 """
 
-from . import formats, torch_variants
+from . import codec, formats, torch_variants
 from .exact import Exact, OraclePrecisionError, get_precision_cap, precision_cap
 from .formats import FORMATS, get_format, round_to_format
 from .functions import log_softmax, logsigmoid, logsumexp, sigmoid, softmax, softplus, xlogy
 from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, kl_div, nll_loss
 from .tensors import OracleInputError
-
-ORACLE_VERSION = "1"
 
 #: every oracle by the name the command line and the suite use; torch-behaviour variants are "torch:NAME"
 REGISTRY = {
@@ -40,6 +38,6 @@ REGISTRY = {
 
 __all__ = [
     "Exact", "OraclePrecisionError", "OracleInputError", "precision_cap", "get_precision_cap", "FORMATS",
-    "get_format", "round_to_format", "formats", "torch_variants", "REGISTRY", "ORACLE_VERSION",
+    "get_format", "round_to_format", "formats", "codec", "torch_variants", "REGISTRY",
     *[n for n in REGISTRY if ":" not in n],
 ]

@@ -21,6 +21,7 @@ from mpmath import libmp
 from . import expr
 from .balls import BallError
 from .formats import get_format, next_up, round_mpf, to_mpf
+from .tensors import shape_and_flat
 
 __all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD"]
 
@@ -49,7 +50,7 @@ def get_precision_cap() -> int:
     return _cap.get()
 
 
-def _sign_of(node):
+def sign_of(node):
     """-1, 0 or 1 for an expression, refining its ball up to the cap; None when undecidable there."""
     if node.op == "const":
         return 0 if not node.value[1] else (-1 if node.value[0] else 1)
@@ -226,14 +227,14 @@ class Exact:
             mid = libmp.mpf_sub(to_mpf(hi), libmp.from_man_exp(1, f.emax - f.p), 0)
         else:
             mid = libmp.mpf_shift(libmp.mpf_add(to_mpf(lo), to_mpf(hi), 0), -1)
-        s = _sign_of(expr.nsum([self.node, expr.const(libmp.mpf_neg(mid))]))
+        s = sign_of(expr.nsum([self.node, expr.const(libmp.mpf_neg(mid))]))
         if s is None:
             return None
         r = hi if s > 0 else lo if s < 0 else round_mpf(mid, f)
         return self._side_of_zero(r) if r == 0 else r
 
     def _side_of_zero(self, r):
-        s = _sign_of(self.node)
+        s = sign_of(self.node)
         if s is None:
             return None
         return -0.0 if s < 0 else 0.0
@@ -320,9 +321,8 @@ class Exact:
         if self._lazy is not None:
             self._materialize()
         if self._entries_fn is None:
-            from .tensors import _shape_and_flat
 
-            _, flat = _shape_and_flat(self.grad, "grad")
+            _, flat = shape_and_flat(self.grad, "grad")
             return {k: g for k, g in enumerate(flat) if not (g.node is not None and g.node.is_zero)}
         return {k: Exact(v) for k, v in self._entries_fn().items()}
 

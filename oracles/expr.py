@@ -14,6 +14,7 @@ from fractions import Fraction
 from mpmath import libmp
 
 from .balls import Ball, rational_ball
+from .formats import to_mpf
 
 __all__ = ["Node", "const", "rational", "ZERO", "ONE", "nsum", "exp", "log", "log1p", "absval", "as_node"]
 
@@ -221,8 +222,6 @@ def as_node(x) -> Node:
         return x
     if isinstance(x, Fraction):
         return rational(x)
-    from .formats import to_mpf
-
     return const(to_mpf(x))
 
 

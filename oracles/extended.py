@@ -14,6 +14,7 @@ import math
 from mpmath import libmp
 
 from . import expr
+from .exact import OraclePrecisionError, sign_of
 from .expr import Node
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
@@ -44,9 +45,8 @@ def sign(v) -> int:
         if math.isnan(v):
             raise ValueError("NaN has no sign")
         return 1 if v > 0 else -1
-    from .exact import OraclePrecisionError, _sign_of
 
-    s = _sign_of(v)
+    s = sign_of(v)
     if s is None:
         raise OraclePrecisionError("could not decide the sign of an expression below the precision cap")
     return s

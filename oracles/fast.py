@@ -91,8 +91,18 @@ try:  # the fast path is optional: without NumPy every call takes the mpmath pat
 except ImportError:  # pragma: no cover - numpy is a test dependency
     np = None
 
+from .exact import Exact
 from .formats import get_format
-from .tensors import OracleInputError
+from .results import make_result
+from .tensors import (
+    OracleInputError,
+    legacy_reduction,
+    normalize_dim,
+    read_indices,
+    shape_and_flat,
+    softmax_dim,
+    unflatten,
+)
 
 __all__ = ["attempt", "disabled", "enabled", "counting", "round_array", "certify", "available", "ETA", "TAU"]
 
@@ -430,8 +440,6 @@ class _Rows:
 def _remap(ex, positions, shape):
     """The Exact of one row's mpmath result, its gradient moved from the row's positions 0..C-1 to the given
     positions of an input of ``shape``."""
-    from .functions import make_result
-
     value = ex.special if ex.special is not None else ex.node
 
     def entries():
@@ -493,20 +501,15 @@ class _RowBuilder:
 # the functions
 
 
-def _softmax_family(name, input, dim):
-    from . import functions
-    from .exact import Exact
-    from .tensors import normalize_dim, unflatten
-
+def _softmax_family(name, fn, input, dim):
     x = _read(input)
     if dim is None:
-        dim = functions.softmax_dim(x.ndim)
+        dim = softmax_dim(x.ndim)
     d = normalize_dim(dim, x.ndim)
     rows, pos = _class_rows(x, d)
     _regular(rows)
     st = _Rows(rows)
     approx, bound = st.log_softmax() if name == "log_softmax" else st.softmax()
-    fn = getattr(functions, name)
     order = None if pos is None else pos.ravel().tolist()
     builder = _builder(x, lambda: fn(input, dim=dim), lambda r: fn(rows[r].tolist(), dim=0), rows, pos, st.C,
                        order)
@@ -529,11 +532,7 @@ def _softmax_family(name, input, dim):
     return unflatten(x.shape, out)
 
 
-def _logsumexp(input, dim=None, keepdim=False):
-    from . import functions
-    from .exact import Exact
-    from .tensors import normalize_dim, unflatten
-
+def _logsumexp(fn, input, dim=None, keepdim=False):
     x = _read(input)
     if dim is None or (isinstance(dim, (list, tuple)) and len(dim) in (0, x.ndim)):
         if isinstance(dim, (list, tuple)) and len({normalize_dim(k, x.ndim) for k in dim}) != len(dim):
@@ -556,17 +555,14 @@ def _logsumexp(input, dim=None, keepdim=False):
     _regular(rows)
     st = _Rows(rows)
     approx, bound = st.logsumexp()
-    builder = _builder(x, lambda: functions.logsumexp(input, dim=dim, keepdim=keepdim),
-                       lambda r: [functions.logsumexp(rows[r].tolist(), dim=0)], rows, pos, 1)
+    builder = _builder(x, lambda: fn(input, dim=dim, keepdim=keepdim), lambda r: [fn(rows[r].tolist(), dim=0)],
+                       rows, pos, 1)
     src = _Source(approx, bound, builder)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
 
 
 def _class_call(input, target, weight, ignore_index, reduction, size_average, reduce):
     """The shared reading of cross_entropy and nll_loss: rows, targets (class indices), weights."""
-    from .losses import legacy_reduction
-    from .tensors import _shape_and_flat, read_indices
-
     reduction = legacy_reduction(size_average, reduce, reduction)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise _NotEligible
@@ -574,7 +570,7 @@ def _class_call(input, target, weight, ignore_index, reduction, size_average, re
     cd = 0 if x.ndim == 1 else 1
     C = x.shape[cd]
     out_shape = tuple(s for k, s in enumerate(x.shape) if k != cd)
-    t_shape, _ = _shape_and_flat(target, "target")
+    t_shape, _ = shape_and_flat(target, "target")
     if t_shape == x.shape and x.shape != out_shape:
         raise _NotEligible  # probability targets
     t_shape, ts = read_indices(target, "target")
@@ -627,17 +623,12 @@ def _reduce(a, err, wt, kept, reduction):
     return q, float(_inflate((err_t + U1 * (abs(T) + err_t)) / abs(W) + U1 * abs(q) + SUBNORMAL))
 
 
-def _class_loss(name, input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                 reduction="mean", label_smoothing=0.0):
-    from . import losses
-    from .exact import Exact
-    from .tensors import unflatten
-
     if name == "cross_entropy" and (type(label_smoothing) not in (int, float) or label_smoothing != 0):
         raise _NotEligible
     reduction, x, rows, pos, out_shape, t, kept, tk, wt, w = _class_call(
         input, target, weight, ignore_index, reduction, size_average, reduce)
-    fn = getattr(losses, name)
     if name == "cross_entropy":
         if (rows[np.arange(rows.shape[0]), tk][kept] == -np.inf).any():
             raise _NotEligible  # an infinite loss: the mpmath path's special value
@@ -673,21 +664,23 @@ def _class_loss(name, input, target, weight=None, size_average=None, ignore_inde
 
 
 _HANDLERS = {
-    "log_softmax": lambda input, dim=None: _softmax_family("log_softmax", input, dim),
-    "softmax": lambda input, dim=None: _softmax_family("softmax", input, dim),
+    "log_softmax": lambda fn, input, dim=None: _softmax_family("log_softmax", fn, input, dim),
+    "softmax": lambda fn, input, dim=None: _softmax_family("softmax", fn, input, dim),
     "logsumexp": _logsumexp,
-    "cross_entropy": lambda **kw: _class_loss("cross_entropy", **kw),
-    "nll_loss": lambda **kw: _class_loss("nll_loss", **kw),
+    "cross_entropy": lambda fn, **kw: _class_loss("cross_entropy", fn, **kw),
+    "nll_loss": lambda fn, **kw: _class_loss("nll_loss", fn, **kw),
 }
 
 
-def attempt(name, **kwargs):
+def attempt(name, mpmath_fn, **kwargs):
     """The fast path's result for oracle ``name`` on torch-style ``kwargs`` (the same nested Exact values the
     mpmath path returns, deferred), or None when the call is not one it handles: the caller then takes the
-    mpmath path, which also reports any bad input."""
+    mpmath path, which also reports any bad input. ``mpmath_fn`` is the oracle itself (oracles/functions.py,
+    oracles/losses.py, which import this module): it builds an output's expressions, gradient and condition
+    number when they are asked for, or decides a rounding the fast bound leaves open (with the fast path off)."""
     if not _enabled.get() or np is None or not _fp_env_ok():
         return None
     try:
-        return _HANDLERS[name](**kwargs)
+        return _HANDLERS[name](mpmath_fn, **kwargs)
     except (_NotEligible, OracleInputError):
         return None

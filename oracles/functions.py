@@ -11,63 +11,32 @@ the sum of the non-maximal terms, so the balls stay tight for the confident and 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from . import expr
 from . import extended as X
 from .exact import Exact
 from .expr import ONE, ZERO
-from .tensors import (OracleInputError, broadcast_index, broadcast_shape, normalize_dim, numel, read_values,
-                      slices_along, unflatten)
+from .fast import attempt
+from .formats import to_mpf
+from .results import kappa_of, make_result
+from .tensors import (
+    OracleInputError,
+    broadcast_index,
+    broadcast_shape,
+    normalize_dim,
+    numel,
+    read_values,
+    slices_along,
+    softmax_dim,
+    unflatten,
+    value_of,
+)
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy", "Row", "VJP",
-           "exclusive_sums", "softmax_vjp", "log_softmax_vjp",
-           "make_result", "kappa_of", "softmax_dim"]
-
-_ZERO_EXACT = None
-
-
-def _exact_zero():
-    global _ZERO_EXACT
-    if _ZERO_EXACT is None:
-        _ZERO_EXACT = Exact(ZERO)
-    return _ZERO_EXACT
-
-
-def kappa_of(pairs) -> Exact:
-    """kappa = sum |x * g| over (argument value, partial derivative) pairs, in the extended reals."""
-    terms = []
-    for x, g in pairs:
-        if X.is_zero(x) or X.is_zero(g):
-            continue
-        if X.is_nan(x) or X.is_nan(g):
-            return Exact(NAN)
-        if isinstance(x, float) or isinstance(g, float):
-            return Exact(INF)
-        terms.append(expr.absval(x * g))
-    return Exact(expr.nsum(terms))
-
-
-def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None, kappa_fn=None) -> Exact:
-    """An Exact for ``value`` whose gradient is built lazily from {flat input index: V} (the rest is 0); its
-    kappa from (value, derivative) pairs, or from ``kappa_fn`` (an Exact) where a closed form is cheaper."""
-
-    def grad():
-        entries = grad_entries_fn()
-        z = _exact_zero()
-        flat = [z] * numel(shape)
-        for k, g in entries.items():
-            flat[k] = Exact(g)
-        return unflatten(shape, flat)
-
-    def kappa():
-        return kappa_of(kappa_pairs_fn())
-
-    if kappa_fn is None and kappa_pairs_fn is not None:
-        kappa_fn = kappa
-    return Exact(value, grad_fn=grad, kappa_fn=kappa_fn, entries_fn=grad_entries_fn)
-
+           "exclusive_sums", "softmax_vjp", "log_softmax_vjp"]
 
 # --------------------------------------------------------------------------------------------------
 # the softmax family: one slice along the class dimension
@@ -201,11 +170,6 @@ def exclusive_sums(terms):
     return excl
 
 
-def softmax_dim(ndim):
-    """torch's implicit dim (``_get_softmax_dim``): 0 for 0-, 1- and 3-d inputs, else 1."""
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 def _rows(input, dim, name):
     shape, vals = read_values(input, "input")
     if dim is None:
@@ -216,16 +180,9 @@ def _rows(input, dim, name):
     return shape, vals, d, rows
 
 
-def _fast(name, **kwargs):
-    """The certified fast path (``oracles.fast``, NumPy) where it applies, else None: the mpmath path below."""
-    from . import fast
-
-    return fast.attempt(name, **kwargs)
-
-
 def logsumexp(input, dim=None, keepdim=False):
     """log(sum(exp(input))) over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
-    fast = _fast("logsumexp", input=input, dim=dim, keepdim=keepdim)
+    fast = attempt("logsumexp", logsumexp, input=input, dim=dim, keepdim=keepdim)
     if fast is not None:
         return fast
     shape, vals = read_values(input, "input")
@@ -270,7 +227,7 @@ def logsumexp(input, dim=None, keepdim=False):
 
 def softmax(input, dim=None):
     """exp(x_i) / sum_j exp(x_j) along ``dim`` (torch's implicit dim when None)."""
-    fast = _fast("softmax", input=input, dim=dim)
+    fast = attempt("softmax", softmax, input=input, dim=dim)
     if fast is not None:
         return fast
     shape, vals, _, rows = _rows(input, dim, "softmax")
@@ -297,7 +254,7 @@ def softmax(input, dim=None):
 
 def log_softmax(input, dim=None):
     """x_i - logsumexp(x) along ``dim`` (torch's implicit dim when None)."""
-    fast = _fast("log_softmax", input=input, dim=dim)
+    fast = attempt("log_softmax", log_softmax, input=input, dim=dim)
     if fast is not None:
         return fast
     shape, vals, _, rows = _rows(input, dim, "log_softmax")
@@ -377,8 +334,6 @@ def logsigmoid(input):
 
 
 def _beta_nodes(beta):
-    from .tensors import value_of
-
     if isinstance(beta, bool) or not isinstance(beta, (int, float, str)) and not hasattr(beta, "_mpf_"):
         raise OracleInputError(f"beta must be a number, got {beta!r}")
     b = value_of(beta, "beta")
@@ -446,8 +401,6 @@ def xlogy(input, other):
 
 
 def _upstream_node(u):
-    from .formats import to_mpf
-
     return expr.const(to_mpf(u))
 
 
@@ -466,7 +419,6 @@ def _exact_zero_vjp(row, idx, upstream):
     = sum over the distinct finite logits v of (u_j N_v - W_v) e_v / D (N_v classes with upstream sum W_v), and
     the e_v = exp(v - max) of distinct rationals v are linearly independent over the rationals
     (Lindemann-Weierstrass), so it vanishes iff every group's mean upstream W_v / N_v equals u_j."""
-    from fractions import Fraction
 
     groups = {}
     for j in row.fin:

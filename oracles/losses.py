@@ -26,28 +26,28 @@ from . import expr
 from . import extended as X
 from .exact import Exact
 from .expr import ONE, ZERO
-from .functions import Row, _fast, kappa_of, sigmoid_value, softplus_value
-from .tensors import (OracleInputError, _shape_and_flat, broadcast_index, broadcast_shape, numel, read_indices,
-                      read_values, slices_along, unflatten, value_of)
+from .fast import attempt
+from .functions import Row, sigmoid_value, softplus_value
+from .results import kappa_of
+from .tensors import (
+    REDUCTIONS,
+    OracleInputError,
+    broadcast_index,
+    broadcast_shape,
+    legacy_reduction,
+    numel,
+    read_indices,
+    read_values,
+    shape_and_flat,
+    slices_along,
+    unflatten,
+    value_of,
+)
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
 
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
-           "legacy_reduction"]
-
-REDUCTIONS = ("none", "mean", "sum")
-
-
-def legacy_reduction(size_average, reduce, reduction, allowed=REDUCTIONS):
-    """torch's _Reduction.legacy_get_string, then validation of the reduction name."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        reduction = "none" if not reduce else ("mean" if size_average else "sum")
-    if reduction not in allowed:
-        raise OracleInputError(f"reduction must be one of {', '.join(allowed)}, got {reduction!r}")
-    return reduction
-
+           ]
 
 # --------------------------------------------------------------------------------------------------
 # assembling results
@@ -162,7 +162,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """torch.nn.functional.cross_entropy: class-index targets (with ``ignore_index``) or probability targets
     (same shape as ``input``), ``weight`` per class, ``label_smoothing`` in [0, 1], shapes (C), (N, C),
     (N, C, d1, ...)."""
-    fast = _fast("cross_entropy", input=input, target=target, weight=weight, size_average=size_average,
+    fast = attempt("cross_entropy", cross_entropy, input=input, target=target, weight=weight, size_average=size_average,
                  ignore_index=ignore_index, reduce=reduce, reduction=reduction, label_smoothing=label_smoothing)
     if fast is not None:
         return fast
@@ -172,7 +172,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise OracleInputError(f"label_smoothing must be in [0, 1], got {eps!r}")
     in_shape, vals, cd, C, out_shape, rows = _class_layout(input)
     w = _class_weights(weight, C)
-    t_shape, _ = _shape_and_flat(target, "target")
+    t_shape, _ = shape_and_flat(target, "target")
     eps_n = value_of(float(eps))
     one_m_eps = ONE - eps_n
     eps_c = eps_n / expr.const(libmp.from_int(C)) if eps and C else ZERO
@@ -249,7 +249,7 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """torch.nn.functional.nll_loss: -weight[t] * input[t] per element; "mean" divides by the total weight of
     the targets that are not ignored (0/0 = NaN when every target is ignored)."""
-    fast = _fast("nll_loss", input=input, target=target, weight=weight, size_average=size_average,
+    fast = attempt("nll_loss", nll_loss, input=input, target=target, weight=weight, size_average=size_average,
                  ignore_index=ignore_index, reduce=reduce, reduction=reduction)
     if fast is not None:
         return fast
@@ -312,10 +312,10 @@ def _log_nonneg(v):
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """torch.nn.functional.binary_cross_entropy, the mathematical loss -w (y log p + (1 - y) log(1 - p)),
     with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``)."""
-    return _bce(input, target, weight, size_average, reduce, reduction, clamp=None)
+    return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=None)
 
 
-def _bce(input, target, weight, size_average, reduce, reduction, clamp):
+def bce_terms(input, target, weight, size_average, reduce, reduction, clamp):
     reduction = legacy_reduction(size_average, reduce, reduction)
     in_shape, ps = read_values(input, "input")
     for p in ps:

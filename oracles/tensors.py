@@ -40,13 +40,13 @@ def _to_list(obj):
     return obj
 
 
-def _shape_and_flat(obj, name):
+def shape_and_flat(obj, name):
     obj = _to_list(obj)
     if not isinstance(obj, (list, tuple)):
         return (), [obj]
     if len(obj) == 0:
         return (0,), []
-    subs = [_shape_and_flat(o, name) for o in obj]
+    subs = [shape_and_flat(o, name) for o in obj]
     s0 = subs[0][0]
     for s, _ in subs:
         if s != s0:
@@ -99,13 +99,13 @@ def read_values(obj, name="input"):
     """(shape, flat list of values) of a nested sequence of numbers."""
     if obj is None:
         raise OracleInputError(f"{name} is missing")
-    shape, flat = _shape_and_flat(obj, name)
+    shape, flat = shape_and_flat(obj, name)
     return shape, [value_of(x, name) for x in flat]
 
 
 def read_indices(obj, name="target"):
     """(shape, flat list of ints) of a nested sequence of class indices."""
-    shape, flat = _shape_and_flat(obj, name)
+    shape, flat = shape_and_flat(obj, name)
     out = []
     for x in flat:
         if hasattr(x, "item") and not isinstance(x, (int, float, str)):
@@ -189,3 +189,22 @@ def slices_along(shape, dim):
             rem //= shape[d]
         out.append([base + j * st[dim] for j in range(size)])
     return out
+
+
+def softmax_dim(ndim):
+    """torch's implicit dim (``_get_softmax_dim``): 0 for 0-, 1- and 3-d inputs, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def legacy_reduction(size_average, reduce, reduction, allowed=REDUCTIONS):
+    """torch's _Reduction.legacy_get_string, then validation of the reduction name."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    if reduction not in allowed:
+        raise OracleInputError(f"reduction must be one of {', '.join(allowed)}, got {reduction!r}")
+    return reduction

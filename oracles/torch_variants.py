@@ -14,7 +14,7 @@ from __future__ import annotations
 from . import extended as X
 from . import functions as F
 from .expr import ONE
-from .losses import _bce
+from .losses import bce_terms
 from .tensors import OracleInputError, value_of
 
 __all__ = ["softplus", "binary_cross_entropy", "BCE_LOG_CLAMP"]
@@ -44,4 +44,4 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """BCELoss as documented: -w (y max(log p, -100) + (1 - y) max(log(1 - p), -100))."""
-    return _bce(input, target, weight, size_average, reduce, reduction, clamp=value_of(BCE_LOG_CLAMP))
+    return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=value_of(BCE_LOG_CLAMP))

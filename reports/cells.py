@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import math
 
-#: the ladder, worst first (reports.schema.VERDICTS is best-last: the same order)
-WORST_FIRST = ("broken", "unstable", "stable", "accurate", "correctly_rounded")
-RANK = {v: i for i, v in enumerate(WORST_FIRST)}  # 0 = the worst
-FAILING = ("broken", "unstable")  # below the pass line (stable)
+from lossproof import catalogue
+from lossproof.verdicts import VERDICTS, at_least, worse
+from oracles.formats import format_ulps
 
-REDUCING = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div")
+from .schema import number
 
+WORST_FIRST = VERDICTS  # the ladder, worst first
 
 def _num(v):
     """A parameter value as a number (params hold floats as hex strings); a word stays as it is."""
-    from reports.schema import number
-
     return number(v, v)
 
 
@@ -38,7 +36,7 @@ def family(rec: dict) -> str:
     """The parameter family of a record (module docstring)."""
     p = rec.get("params") or {}
     out = []
-    if rec.get("loss") in REDUCING or "reduction" in p:
+    if rec.get("loss") in catalogue.REDUCING or "reduction" in p:
         out.append(f"reduction={p.get('reduction', 'mean')}")
     ls = _num(p.get("label_smoothing", 0.0))
     if ls not in (0, 0.0, None):
@@ -77,20 +75,9 @@ def anchor(key) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)
 
 
-def worse(a, b):
-    """The worse of two verdicts (None: no verdict yet)."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if RANK.get(a, -1) <= RANK.get(b, -1) else b
-
-
 def fmt_ulp(e) -> str:
     """An ULP error with 3 significant digits, rounded up (Zimmermann et al.; NUMERICS.md): 0.1234 -> 0.124,
     1234.5 -> 1240, 999.5 -> 1000, 1.5e30 -> 1.50e+30; oracles.formats.format_ulps, with "-" for no value."""
-    from oracles.formats import format_ulps
-
     if e is None:
         return "-"
     e = float(e)
@@ -149,7 +136,7 @@ def add(cell: dict, rec: dict) -> None:
             cell["max_ulp"] = max(cell["max_ulp"], ulp)
         cell["worst"] = worse(cell["worst"], v)
         cell["verdicts"][v] = cell["verdicts"].get(v, 0) + 1
-        if v in FAILING:
+        if not at_least(v, rec.get("required") or "stable"):  # below the subject's pass line
             c = case_of(rec)
             cell["failing"][c] = worse(cell["failing"].get(c), v)
     else:

@@ -23,6 +23,7 @@ A record (one measured call of one subject on one input)::
     verdicts     {verdict: count} over the ladder of NUMERICS.md
     verdict      the worst of them ("not supported" / "skipped" with ``reason`` when nothing was compared)
     gating       whether the verdict gates (finite inputs; not a documented deviation)
+    required     the rung the subject must reach (NUMERICS: "stable", "accurate" for our NumPy losses)
     deviation    the documented deviation's id, or null
     worst        {"kind": "value"|"grad", "index": [i], "y": hex, "z": 36 digits, "z_rounded": hex, "ulp": float,
                   "bits": float, "verdict": str, "input": {keyword: exact hex floats (nested lists)} or null
@@ -36,33 +37,19 @@ elsewhere (``Infinity`` for max_ulp = inf: Python's json reads and writes it).
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
+
+from oracles.codec import count, hex_tree, hexf
+
+from . import atomic
 
 SCHEMA_NAME = "lossproof-results"
 SCHEMA_VERSION = 1
 MAX_INPUT_NUMBERS = 1024  # the worst input is stored in full up to this many numbers
 
-VERDICTS = ("correctly_rounded", "accurate", "stable", "unstable", "broken")
 
 
 class ResultsError(ValueError):
     """A results or baseline file that cannot be used: missing, corrupt, or of another schema version."""
-
-
-def hexf(x) -> str:
-    """An exact, JSON-safe spelling of a float (``float.hex``; "inf", "-inf", "nan")."""
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x.hex()
-
-
-def unhex(s) -> float:
-    return float.fromhex(s) if isinstance(s, str) and s not in ("inf", "-inf", "nan") else float(s)
 
 
 def number(v, default):
@@ -80,30 +67,18 @@ def number(v, default):
     return float(v)
 
 
-def _hex_tree(v):
-    if isinstance(v, list):
-        return [_hex_tree(e) for e in v]
-    if isinstance(v, bool) or isinstance(v, int) or isinstance(v, str) or v is None:
-        return v
-    return hexf(v)
-
-
-def _count(v) -> int:
-    return sum(_count(e) for e in v) if isinstance(v, list) else 1
-
-
 def exact_input(kwargs: dict) -> tuple:
     """(the call's tensors as exact hex trees, or None when larger than MAX_INPUT_NUMBERS; their number count)."""
     tensors = {k: v for k, v in kwargs.items() if isinstance(v, list) or (k in ("input", "target", "other", "weight",
                                                                                   "pos_weight") and v is not None)}
-    n = sum(_count(v) for v in tensors.values())
+    n = sum(count(v) for v in tensors.values())
     if n > MAX_INPUT_NUMBERS:
         return None, n
-    return {k: _hex_tree(v) for k, v in tensors.items()}, n
+    return {k: hex_tree(v) for k, v in tensors.items()}, n
 
 
 def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, source: str, prop: str,
-              case_id: str, run: str = "", regime: str | None = None) -> dict:
+              case_id: str, run: str = "", regime: str | None = None, required: str | None = None) -> dict:
     """The record of a ``lossproof.measure.Measurement`` (duck-typed: this module never imports the suite)."""
     params = {k: (hexf(v) if isinstance(v, float) else v) for k, v in (m.params or {}).items()
               if not k.startswith("_")}
@@ -123,6 +98,7 @@ def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, so
         "verdict": m.verdict if els else ("not supported" if m.unsupported else "skipped"),
         "reason": m.unsupported or m.skipped,
         "gating": bool(gating) and not deviation,
+        "required": required or "stable",
         "deviation": deviation,
         "worst": None,
         "oracle_precision": max((getattr(e.exact, "precision_used", 0) or 0 for e in els), default=0),
@@ -141,22 +117,11 @@ def document(runs: list, records: list) -> dict:
 
 
 def write_atomic(path: str, data, *, text: bool = False) -> None:
-    """Write JSON (or text) to ``path`` atomically: a temporary file in the same folder, then os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if text:
-                f.write(data)
-            else:
-                json.dump(data, f, separators=(",", ":"))
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep the file from the rest of a CI job
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a results document (JSON) or text to ``path`` atomically (reports.atomic)."""
+    if text:
+        atomic.write_text(path, data)
+    else:
+        atomic.write_json(path, data)
 
 
 def load(path: str) -> dict:

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 
-DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+from lossproof import catalogue
+from oracles.tensors import softmax_dim
 
-FLOAT_ARGS = ("input", "other", "weight", "pos_weight")
+DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 
 
 def arrays(loss, fmt, kwargs):
-    from subjects.torch_subject import is_index_target
-
     dt = DTYPES[fmt]
     out = {}
+    floats = catalogue.get(loss).float_keys(kwargs)
     for k, v in kwargs.items():
-        if k in FLOAT_ARGS or (k == "target" and not is_index_target(loss, kwargs)):
+        if k in floats:
             out[k] = np.asarray(v, dtype=dt)
         elif k == "target":
             out[k] = np.asarray(v, dtype=np.int64)
@@ -47,21 +47,18 @@ def run(fn, loss, fmt, kwargs, grad_fn=None):
     return values, grads
 
 
-# SciPy's counterparts: (scipy callable, how to call it with torch's keyword arguments)
-def scipy_functions():
+def scipy_functions() -> dict:
+    """{loss: (a callable taking torch's keyword arguments, the parameters it takes)} for the losses with a SciPy
+    counterpart (the catalogue's ``scipy``). SciPy is imported here, when asked for: it is a test dependency."""
     from scipy import special
 
     def lse(input, dim=None, keepdim=False):
         return special.logsumexp(input, axis=dim if dim is not None else None, keepdims=keepdim)
 
     def softmax(input, dim=None):
-        from oracles.functions import softmax_dim
-
         return special.softmax(input, axis=softmax_dim(np.ndim(input)) if dim is None else dim)
 
     def log_softmax(input, dim=None):
-        from oracles.functions import softmax_dim
-
         return special.log_softmax(input, axis=softmax_dim(np.ndim(input)) if dim is None else dim)
 
     def xlogy(input, other):
@@ -73,12 +70,12 @@ def scipy_functions():
             raise NotImplementedError("SciPy's rel_entr is the pointwise, probability-target KL only")
         return special.rel_entr(target, np.exp(input))
 
-    return {
-        "logsumexp": lse,
-        "softmax": softmax,
-        "log_softmax": log_softmax,
-        "sigmoid": lambda input: special.expit(input),
-        "logsigmoid": lambda input: special.log_expit(input),
-        "xlogy": xlogy,
-        "kl_div": kl_div,
-    }
+    fns = {"logsumexp": lse, "softmax": softmax, "log_softmax": log_softmax, "sigmoid": lambda input: special.expit(input),
+           "logsigmoid": lambda input: special.log_expit(input), "xlogy": xlogy, "kl_div": kl_div}
+    # SciPy's rel_entr is the pointwise, probability-target KL: kl_div takes no other parameter values
+    params = {"kl_div": ("input", "target", "reduction", "log_target")}
+    out = {}
+    for loss in catalogue.LOSSES:
+        if loss.scipy:
+            out[loss.name] = (fns[loss.name], params.get(loss.name, loss.params))
+    return out

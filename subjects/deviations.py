@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
+from oracles import bounds
+from oracles.bounds import K
+from oracles.formats import get_format, round_to_format
+
 
 @dataclass(frozen=True)
 class Deviation:
@@ -112,21 +116,15 @@ def _rows_of(x):
 
 
 def _max_finite(f):
-    from oracles.formats import get_format
-
     return get_format(f or "bfloat16").max_finite
 
 
 def _smoothing_underflows(kw, f=None):
     """label_smoothing / C rounds to 0 in the format (at most half its smallest subnormal) and a logit is -inf."""
-    from oracles.formats import get_format
-
     eps = kw.get("label_smoothing", 0.0) or 0.0
     rows = _rows_of(kw.get("input"))
     if not eps or not rows:
         return False
-    from fractions import Fraction
-
     smin = Fraction(get_format(f or "float16").min_subnormal)
     # eps / C rounds to 0 iff it is at most half the smallest subnormal (the tie rounds to even, 0); compared
     # exactly, since the float quotient itself underflows
@@ -283,8 +281,6 @@ def _xlogy_zero_x(kw, f=None):
 
 
 def _fmt(f):
-    from oracles.formats import get_format
-
     return get_format(f or "float16")
 
 
@@ -297,8 +293,6 @@ def _bcel_soft_target(kw, f=None):
 def _bcel_cancellation_error(kw, f):
     """K S u sum_i |w_i| (1 + |pw_i|) (|x_i| + 1) / D: (1 - y) x rounded (and 1 - y rounded) carries u |x|,
     which the cancellation against max(-x, 0) leaves absolute; K = 8, S = 8 as in oracles/bounds.py."""
-    from oracles import bounds
-
     u = _fmt(f).u
     x = _flat(kw["input"])
     n = len(x)
@@ -320,8 +314,6 @@ def _lse_grad_error(kw, f):
     """torch's backward is exp(x - lse) * upstream: x - lse carries u (|x| + |lse|) <= 2 u (max |x| + 1) (lse is
     within log C of the max), which exp turns into that relative error of a component of size <= max |upstream|
     (< 2): K * 2 * 2 u (max |x| + log C + 1)."""
-    from oracles import bounds
-
     fx = [abs(v) for v in _flat(kw["input"]) if math.isfinite(v)]
     m = max(fx, default=0.0) + math.log(max(len(fx), 1)) + 1
     return float(bounds.K * 4 * _fmt(f).u * m)
@@ -352,8 +344,6 @@ def _bce_overflows(kw, f=None):
     """BCELoss in the format: a weighted term w (-y max(log p, -100) - (1 - y) max(log(1 - p), -100)) or their
     sum beyond the largest finite value, or the backward's |p - y| / max(p (1 - p), 1e-12) (1e-12 rounded into
     the format: 0 in float16) beyond it."""
-    from oracles.formats import round_to_format
-
     fm = _fmt(f)
     big = fm.max_finite
     eps = round_to_format(1e-12, fm.name)
@@ -395,8 +385,6 @@ def _bcel_infinite_logit(kw, f=None):
 def _scipy_exp_not_normal(kw, f=None):
     """A target > 0 whose input log-probability x has exp(x) outside the format's normal range: below log of the
     smallest normal (subnormal, or 0 below log(s_min / 2)) or above log of the largest finite (inf)."""
-    from oracles.formats import get_format
-
     fm = get_format(f or "float16")
     lo, hi = math.log(fm.min_normal), math.log(fm.max_finite)
     xs, ts = _flat(kw.get("input", [])), _flat(kw.get("target", []))
@@ -409,9 +397,6 @@ def _scipy_kl_error(kw, f):
     t (-log(1 - r)) of t (log t - log q~); rel_entr's own roundings add K u (|t log t| + t (|x| + 1)). Where q~ is
     0 or inf (r >= 1, or x above log(max)) rel_entr is +-inf by definition: unbounded. r from logarithms (q
     itself may be subnormal in Python's float)."""
-    from oracles.bounds import K
-    from oracles.formats import get_format
-
     fm = get_format(f)
     u = float(fm.u)
     log_half_smin = math.log(fm.min_subnormal) - math.log(2)

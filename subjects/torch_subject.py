@@ -1,56 +1,41 @@
-"""PyTorch's losses (torch.nn.functional and torch), in every format, on every available device."""
+"""PyTorch's losses (torch.nn.functional and torch), in every format, on every available device, and the calling
+convention of a torch function under test (a user's too): exact inputs in, flattened values and the gradient of
+sum(upstream * output) out."""
 
 from __future__ import annotations
 
-LOSSES = ("cross_entropy", "nll_loss", "log_softmax", "softmax", "binary_cross_entropy",
-          "binary_cross_entropy_with_logits", "kl_div", "logsumexp", "sigmoid", "logsigmoid", "softplus", "xlogy")
-FORMATS = ("float64", "float32", "float16", "bfloat16")
-FLOAT_ARGS = ("input", "other", "weight", "pos_weight")
+import importlib
 
+import torch
 
-def torch_modules():
-    import torch
-    import torch.nn.functional as F
+from lossproof import catalogue
 
-    return torch, F
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def dtype_of(fmt):
-    torch, _ = torch_modules()
-    return {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
-            "bfloat16": torch.bfloat16}[fmt]
+    return DTYPES[fmt]
 
 
 def devices():
     """["cpu"] plus "cuda" when torch sees a CUDA device."""
-    torch, _ = torch_modules()
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def function(loss):
-    torch, F = torch_modules()
-    table = {"logsumexp": torch.logsumexp, "sigmoid": torch.sigmoid, "xlogy": torch.xlogy}
-    return table.get(loss) or getattr(F, loss)
-
-
-def is_index_target(loss, kwargs):
-    if loss == "nll_loss":
-        return True
-    if loss != "cross_entropy":
-        return False
-    from oracles.tensors import _shape_and_flat
-
-    return _shape_and_flat(kwargs["target"], "t")[0] != _shape_and_flat(kwargs["input"], "x")[0]
+    """torch's function for ``loss`` (the catalogue's dotted name)."""
+    module, _, name = catalogue.get(loss).torch.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def tensors(loss, fmt, device, kwargs):
     """torch keyword arguments: float tensors in the format (exact: the values are format values), class
     indices as int64, the rest as they are."""
-    torch, _ = torch_modules()
     dt = dtype_of(fmt)
     out = {}
+    floats = catalogue.get(loss).float_keys(kwargs)
     for k, v in kwargs.items():
-        if k in FLOAT_ARGS or (k == "target" and not is_index_target(loss, kwargs)):
+        if k in floats:
             out[k] = torch.tensor(v, dtype=dt, device=device)
         elif k == "target":
             out[k] = torch.tensor(v, dtype=torch.int64, device=device)
@@ -71,7 +56,6 @@ def upstream(n: int) -> list:
 def run(fn, loss, fmt, device, kwargs, grad=True):
     """Call ``fn`` (torch's or a user's torch function) on exact inputs: the flattened values and the gradient
     of sum(upstream * output) with respect to ``input`` (None when the output carries no gradient)."""
-    torch, _ = torch_modules()
     t = tensors(loss, fmt, device, kwargs)
     x = t["input"]
     if grad and x.is_floating_point():
@@ -90,6 +74,4 @@ def run(fn, loss, fmt, device, kwargs, grad=True):
 
 
 def version() -> str:
-    import torch
-
     return torch.__version__

@@ -14,6 +14,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from lossproof import catalogue
+
 
 class SubjectError(ValueError):
     """A subject that cannot be loaded (bad target, missing file or function, unknown loss or framework)."""
@@ -89,15 +91,13 @@ def accepted_parameters(fn):
 
 def load(spec: str, framework: str) -> UserSubject:
     """``LOSS=TARGET`` with ``framework`` torch or numpy."""
-    from subjects.torch_subject import LOSSES
-
     if framework not in FRAMEWORKS:
         raise SubjectError(f"unknown framework {framework!r}: expected torch or numpy")
     loss, sep, target = spec.partition("=")
     if not sep:
         raise SubjectError(f"--subject {spec!r} must be LOSS=TARGET")
-    if loss not in LOSSES:
-        raise SubjectError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)}")
+    if loss not in catalogue.NAMES:
+        raise SubjectError(f"unknown loss {loss!r}: expected one of {', '.join(catalogue.NAMES)}")
     fn = load_function(target)
     params = accepted_parameters(fn)
     if params is not None and "input" not in params and len(params) < 1:

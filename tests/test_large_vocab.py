@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import oracles
+from lossproof import profiles
 from oracles import bounds, fast
 from oracles.formats import get_format, round_to_format, ulp
-from tests import profile
 
 torch = pytest.importorskip("torch")
 
@@ -34,7 +34,7 @@ DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def vocab_sizes():
-    return (32_000, 128_256) if profile.name() == "thorough" else (32_000,)
+    return profiles.current().vocab_sizes
 
 
 def logits(C: int, fmt: str, seed: int = 0):

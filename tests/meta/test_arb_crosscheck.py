@@ -38,9 +38,9 @@ flint = pytest.importorskip("flint", reason="python-flint (the test extra) runs 
 from flint import arb, ctx  # noqa: E402
 
 import oracles  # noqa: E402
+from lossproof import profiles  # noqa: E402
 from oracles import formats  # noqa: E402
 from oracles.formats import round_mpf, round_to_format  # noqa: E402
-from tests.profile import crosscheck_cases  # noqa: E402
 
 FMTS = ("float64", "float32", "float16", "bfloat16")
 PRECS = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -1257,7 +1257,7 @@ def guarded():
 
 @pytest.mark.parametrize("name", list(LOSSES), ids=list(LOSSES))
 def test_oracle_matches_arb(name, guarded):
-    need = crosscheck_cases()
+    need = profiles.current().crosscheck_cases
     rng = random.Random(zlib.crc32(name.encode()))
     gen = LOSSES[name][0]
     stats, failures = Stats(), []

@@ -1,4 +1,4 @@
-"""The budgets of tests/budget.py: the search safety net and the shrink budget, and the per-example cap that keeps one slow
+"""The budgets of lossproof/budget.py: the search safety net and the shrink budget, and the per-example cap that keeps one slow
 example (an exact gradient that needs tens of thousands of bits) from holding a whole test for minutes."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ import signal
 import time
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.budget import Budget, ExampleTooSlow, Spent
+from lossproof.budget import Budget, ExampleTooSlow, Spent
 
 
 def test_an_example_over_the_cap_is_interrupted_and_the_alarm_restored():

@@ -14,7 +14,8 @@ import pytest
 import oracles
 from lossproof.measure import vector_jacobian
 from oracles import extended as X
-from oracles.functions import VJP, Row, exclusive_sums, kappa_of
+from oracles.functions import VJP, Row, exclusive_sums
+from oracles.results import kappa_of
 from oracles.tensors import read_values
 from subjects.torch_subject import upstream
 

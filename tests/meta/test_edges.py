@@ -10,11 +10,13 @@ from fractions import Fraction
 import pytest
 
 import oracles
-from lossproof import edges
+from lossproof import detect, edges, search, zoo
+from lossproof.budget import Budget
+from lossproof.catalogue import NAMES as LOSSES
 from lossproof.edges import LOW_PRECISION, MAX_TERMS, edge_problems
+from lossproof.problems import finite_except_masks
+from oracles.codec import flat as _flat
 from oracles.formats import FORMATS, round_to_format
-from subjects.torch_subject import LOSSES
-from tests.problems import _flat, finite_except_masks
 
 
 def _floats(kwargs):
@@ -112,17 +114,13 @@ def test_the_runner_measures_edges_first_and_names_the_one_that_fails():
     """A zoo member the random search reaches only rarely (a float16 running sum in logsumexp) is caught by its edge
     problem before the search starts, and the report says which boundary; the edge problems are outside the
     search's work budget."""
-    import zoo
-    from lossproof import detect
-    from tests import runner
-
     member = zoo.by_name("logsumexp_running_sum")
-    run = runner.search("agreement", detect.case_for(member))
+    run = search.search("agreement", detect.case_for(member))
     message = run.outcome()
     assert message is not None and "edge problem (running_sum_stalls: 4096 equal logits" in message
     assert run.state["measured"] == len(edge_problems("logsumexp", "float16"))  # the edges, nothing drawn
     careful = zoo.by_name("numpy_logsumexp")
-    run = runner.search("agreement", detect.case_for(careful), examples=3)
+    run = search.search("agreement", detect.case_for(careful), examples=3)
     assert run.outcome() is None
     n_edges = len(edge_problems("logsumexp", careful.fmt))
     assert run.state["measured"] > n_edges  # the edges, then the search
@@ -132,15 +130,10 @@ def test_the_runner_measures_edges_first_and_names_the_one_that_fails():
 def test_edges_are_measured_whatever_the_work_budget_and_the_search_gets_its_own():
     """A work budget smaller than one edge problem stops neither the edges (a fixed catalogue, never cut short
     silently) nor the search's first example; the budget is restored for the search."""
-    import zoo
-    from lossproof import detect
-    from tests import runner
-    from tests.budget import Budget
-
     careful = zoo.by_name("numpy_log_softmax")
     budget = Budget()
     budget.max_work = 10
-    run = runner.search("agreement", detect.case_for(careful), examples=20, budget=budget)
+    run = search.search("agreement", detect.case_for(careful), examples=20, budget=budget)
     assert run.outcome() is None
     edges = edge_problems("log_softmax", careful.fmt)
     assert all(repr(kw) in run.state["seen"] for _, kw in edges)  # every edge measured (and passed)

@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 
 import oracles
+from lossproof import profiles
 from oracles import fast
 from oracles.formats import _round_fraction, from_ordinal, get_format, next_up, round_mpf, to_mpf
-from tests import profile
 
 FMTS = ["float64", "float32", "float16", "bfloat16"]
 LOW = ["float32", "float16", "bfloat16"]
@@ -270,7 +270,7 @@ def _report(title, totals, rows, capsys):
 
 
 def test_fast_agrees_with_mpmath_on_random_rows(capsys):
-    n_rows = 100_000 if profile.name() == "thorough" else 10_000
+    n_rows = profiles.current().fast_rows
     rng = np.random.default_rng(20261201)
     totals = {f: [0, 0] for f in FMTS}
     rows = 0

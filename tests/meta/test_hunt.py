@@ -11,8 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-import zoo
-from lossproof import cli, detect, hunt
+from lossproof import cli, detect, hunt, zoo
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ from fractions import Fraction
 
 import mpmath
 import pytest
-from mpmath import libmp
 from hypothesis import given, note
 from hypothesis import strategies as st
+from mpmath import libmp
 
 import oracles
 from oracles.formats import round_to_format, to_mpf

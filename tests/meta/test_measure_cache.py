@@ -7,9 +7,8 @@ import math
 
 import pytest
 
-import corpus
+from lossproof import cache, corpus
 from lossproof.measure import measure
-from oracles import cache
 
 
 @pytest.fixture(autouse=True)

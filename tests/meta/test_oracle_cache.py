@@ -1,5 +1,6 @@
-"""The oracle cache (oracles/cache.py): exact keys, values that round-trip bit for bit, entries that are never
-trusted when damaged, and concurrent writers (pytest-xdist workers, separate processes) that cannot tear an entry."""
+"""The oracle cache (lossproof/cache.py): exact keys, keys that change with the code that computes the entry,
+values that round-trip bit for bit, entries that are never trusted when damaged, and concurrent writers
+(pytest-xdist workers, separate processes) that cannot tear an entry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import pytest
 
 import oracles
-from oracles import cache
+from lossproof import cache
 
 CE = {"input": [[0.0, 0.0, 10.0, 0.0]], "target": [2]}
 
@@ -65,7 +66,7 @@ def test_keys_are_exact(cache_dir, calls, monkeypatch):
         before = calls["calls"]
         cache.cached_value(name, kw, fmt)
         assert calls["calls"] == before + 1, (name, kw, fmt)  # a new key: evaluated
-    monkeypatch.setattr(oracles, "ORACLE_VERSION", "test-bumped")
+    monkeypatch.setattr(cache, "code_digest", lambda *modules: "changed-code")
     before = calls["calls"]
     cache.cached_value("cross_entropy", CE, "float32")
     assert calls["calls"] == before + 1  # a new oracle version retires old entries
@@ -149,9 +150,29 @@ def test_bad_arguments_get_clear_errors(cache_dir):
     assert not _entries(cache_dir)  # nothing stored for a failed evaluation
 
 
-def test_the_default_location_is_git_ignored(monkeypatch):
+def test_the_default_location_is_in_the_working_directory_and_git_ignored(monkeypatch, tmp_path):
     monkeypatch.delenv(cache.ENV, raising=False)
-    d = cache.cache_dir()
-    assert d.name == ".lossproof-cache"
-    ignore = (d.parent / ".gitignore").read_text().splitlines()
-    assert "/.lossproof-cache/" in ignore
+    monkeypatch.chdir(tmp_path)
+    assert cache.cache_dir() == tmp_path / ".lossproof-cache"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert "/.lossproof-cache/" in open(os.path.join(root, ".gitignore")).read().splitlines()
+
+
+def test_the_code_digest_follows_the_source_of_the_code_it_names(tmp_path, monkeypatch):
+    """A change to the source of a module an entry depends on changes the key (no version number to bump): here a
+    package of two files, one of them edited; and the oracle's and the measurement's digests differ."""
+    pkg = tmp_path / "digestpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("A = 1\n")
+    (pkg / "part.py").write_text("B = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = cache.code_digest("digestpkg")
+    cache.code_digest.cache_clear()
+    assert cache.code_digest("digestpkg") == first  # the same source, the same digest
+    (pkg / "part.py").write_text("B = 3\n")
+    cache.code_digest.cache_clear()
+    assert cache.code_digest("digestpkg") != first
+    cache.code_digest.cache_clear()
+    from lossproof import measure
+
+    assert cache.code_digest(*cache.ORACLE_CODE) != cache.code_digest(*measure.MEASURE_CODE)

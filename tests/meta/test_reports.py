@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from oracles import codec
 from reports import cells as C
 from reports import gate as G
-from reports import html, schema
+from reports import html, page, reproducers, schema
 
 ROOT = Path(__file__).resolve().parents[2]
 LOSSPROOF = [sys.executable, "-c", "import sys; from lossproof.cli import main; sys.exit(main())"]
@@ -77,9 +78,9 @@ def test_results_round_trip_through_an_atomic_write(tmp_path):
     assert back == doc
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
     for x in (0.1, -0.0, 5e-324, 1.7976931348623157e308, math.inf, -math.inf):
-        assert schema.unhex(schema.hexf(x)) == x and math.copysign(1, schema.unhex(schema.hexf(x))) == \
+        assert codec.unhex(codec.hexf(x)) == x and math.copysign(1, codec.unhex(codec.hexf(x))) == \
             math.copysign(1, x)
-    assert math.isnan(schema.unhex(schema.hexf(math.nan)))
+    assert math.isnan(codec.unhex(codec.hexf(math.nan)))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -345,7 +346,7 @@ def test_report_counts_deviations_seed_cases_and_assert_close_misses(tmp_path):
                      "input_numbers": 1}
     caught = copy.deepcopy(miss)
     caught["case_id"], caught["worst"]["y"] = "k", (1.0 + 2 ** -10).hex()
-    assert html.assert_close_passes(miss) is True and html.assert_close_passes(caught) is False
+    assert page.assert_close_passes(miss) is True and page.assert_close_passes(caught) is False
     out = tmp_path / "r.html"
     html.build_report(_results(r1, seed, miss, caught), str(out))
     text = out.read_text()
@@ -367,12 +368,16 @@ def test_reproducers_reproduce(tmp_path):
                     "ulp": 5152.3, "bits": 12.3, "verdict": "stable",
                     "input": {"input": [["0x0.0p+0", "0x0.0p+0", "0x1.4000000000000p+3", "0x0.0p+0"]], "target": [2]},
                     "input_numbers": 5}
-    code = html.torch_reproducer(rec)
+    rec["params"] = {"reduction": "sum"}
+    code = reproducers.from_record(rec)
     buf = io.StringIO()
     with redirect_stdout(buf):
         exec(compile(code, "<reproducer>", "exec"), {})
-    assert torch is not None and buf.getvalue().strip() == rec["worst"]["y"]
-    args = shlex.split(html.exact_command(rec))
+    printed = buf.getvalue().strip().splitlines()
+    assert torch is not None and printed[0] == rec["worst"]["y"]
+    assert printed[1].startswith("exact -0.000136181241431066739") and rec["worst"]["z_rounded"] in printed[1]
+    args = shlex.split(reproducers.exact_command(rec["loss"], rec["format"], {**rec["worst"]["input"],
+                                                                               **rec["params"]}, grad=True))
     assert args[:2] == ["lossproof", "exact"]
     buf = io.StringIO()
     with redirect_stdout(buf):
@@ -391,8 +396,8 @@ def test_numpy_reproducer_runs(tmp_path):
                     "bits": 0, "verdict": "accurate", "input": {"input": [v.hex() for v in x]}, "input_numbers": 3}
     buf = io.StringIO()
     with redirect_stdout(buf):
-        exec(compile(html.array_reproducer(rec), "<reproducer>", "exec"), {})
-    assert buf.getvalue().strip() == float(y).hex()
+        exec(compile(reproducers.from_record(rec), "<reproducer>", "exec"), {})
+    assert buf.getvalue().strip().splitlines()[0] == float(y).hex()
 
 
 def test_report_of_100000_records_builds_in_under_10_seconds(tmp_path):

@@ -1,4 +1,4 @@
-"""Detection power of the battery, measured on the zoo (zoo/): realistic unstable implementations of the NUMERICS.md
+"""Detection power of the battery, measured on the zoo (lossproof/zoo): realistic unstable implementations of the NUMERICS.md
 mistakes list must each be caught, and sound controls must never be flagged.
 
 - Every member is caught under the ci budgets (ci's example counts, as ``lossproof check``) by the property it states, in
@@ -20,14 +20,13 @@ import warnings
 import numpy as np
 import pytest
 
-import zoo
-from lossproof import detect
-from subjects.torch_subject import LOSSES
+from lossproof import detect, zoo
+from lossproof.catalogue import NAMES as LOSSES
 
-#: the shrink budget of a member's run: the minimal input is the smallest found in this time (tests/budget.py's
+#: the shrink budget of a member's run: the minimal input is the smallest found in this time (lossproof/budget.py's
 #: rule, shorter than ci's 10 s: a member's failure is found in well under a second and its shrink is the cost)
 SHRINK_SECONDS = 3.0
-#: controls: seeds, and examples per seed (the members run ci's own example counts, tests/budget.py)
+#: controls: seeds, and examples per seed (the members run ci's own example counts, lossproof/profiles.py)
 CONTROL_SEEDS = range(10)
 CONTROL_EXAMPLES = 8
 

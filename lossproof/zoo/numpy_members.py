@@ -1,6 +1,6 @@
 """Unstable loss implementations in NumPy, written the way they appear in public code ("from scratch" notebooks,
 course assignments, data-science utilities). Each function's docstring states its one mistake in its first
-line; ``zoo/__init__.py`` says which loss, format and property each is checked against.
+line; ``lossproof/zoo/__init__.py`` says which loss, format and property each is checked against.
 
 The suite calls them with NumPy arrays in the format under test (class indices as int64) and measures the values
 (a NumPy function has no autograd).

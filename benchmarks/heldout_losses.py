@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 # ---------------------------------------------------------------------------
 # Small shared helpers (these are correct; the flaws live in the members)
 # ---------------------------------------------------------------------------

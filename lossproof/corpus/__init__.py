@@ -1,22 +1,27 @@
 """The regression corpus: a deterministic, versioned set of exact inputs per loss and format, on which the report's
 tables and the CI gate are computed (Hypothesis searches; the corpus is what makes numbers comparable run after
-run). See corpus/README.md for its provenance.
+run). See lossproof/corpus/README.md for its provenance.
 
-    import corpus
+    from lossproof import corpus
     corpus.cases("cross_entropy", "float32")   # [{"id", "loss", "format", "regime", "kwargs", "provenance"}]
 
 ``kwargs`` are torch's keyword arguments with exact values of the format (JSON numbers are exact binary64
 literals; the strings "inf", "-inf", "nan" are read back as floats). Generated cases live in ``v1/`` (written by
-``python -m corpus.build``, checked to be reproducible by tests/meta/test_corpus_build.py); promoted witnesses
-(``lossproof promote``) in ``promoted.json``.
+``python -m lossproof.corpus.build``, checked to be reproducible by tests/meta/test_corpus_build.py); promoted
+witnesses in ``promoted.json``. The corpus ships with lossproof (``lossproof report`` measures it) and is read-only
+there: ``lossproof promote --corpus DIR`` adds a witness to ``DIR/promoted.json``, a corpus of the user's own,
+which the battery reads beside the shipped one (``--lossproof-corpus DIR``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+
+import oracles
+from oracles.codec import float_tree
+from reports import atomic
 
 VERSION = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,11 +43,7 @@ def _decode(v):
 
 def encode(v):
     """JSON-safe exact spelling: finite floats as JSON numbers (repr round-trips exactly), specials as strings."""
-    if isinstance(v, list):
-        return [encode(e) for e in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
+    return float_tree(v)
 
 
 def _read(path):
@@ -51,21 +52,26 @@ def _read(path):
             doc = json.load(f)
     except FileNotFoundError:
         return []
-    except (OSError, json.JSONDecodeError) as e:
-        raise CorpusError(f"{path}: cannot read the corpus file ({e})") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path}: is a directory, not a corpus file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CorpusError(f"{path}: cannot read the corpus file ({type(e).__name__})") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("cases"), list):
         raise CorpusError(f"{path}: not a version-{VERSION} corpus file")
     return doc["cases"]
 
 
-def cases(loss: str | None = None, fmt: str | None = None) -> list:
-    """The corpus cases (generated, then promoted), optionally for one loss and format."""
+def cases(loss: str | None = None, fmt: str | None = None, dirs=()) -> list:
+    """The corpus cases (generated, then promoted, then the promoted witnesses of each of ``dirs``: a user's own
+    corpus folders), optionally for one loss and format."""
     out = []
     names = sorted(os.listdir(GENERATED)) if os.path.isdir(GENERATED) else []
     for name in names:
         if name.endswith(".json"):
             out += _read(os.path.join(GENERATED, name))
     out += _read(PROMOTED)
+    for d in dirs:
+        out += _read(os.path.join(d, "promoted.json"))
     res = []
     for c in out:
         if (loss is None or c["loss"] == loss) and (fmt is None or c["format"] == fmt):
@@ -83,11 +89,11 @@ def encode_kwargs(kwargs: dict) -> dict:
     return {k: encode(v) for k, v in kwargs.items() if not k.startswith("_")}
 
 
-def promote(loss: str, fmt: str, kwargs: dict, note: str) -> tuple:
-    """Add a witness (a Hypothesis or hunt finding) to promoted.json, atomically; (id, added?)."""
-    import oracles
-    from reports.schema import write_atomic
-
+def promote(loss: str, fmt: str, kwargs: dict, note: str, directory: str) -> tuple:
+    """Add a witness (a Hypothesis or hunt finding) to ``directory``/promoted.json, atomically; (id, added?)."""
+    if not os.path.isdir(directory):
+        raise CorpusError(f"no such corpus folder: {directory}")
+    path = os.path.join(directory, "promoted.json")
     if loss not in oracles.REGISTRY or ":" in loss:
         raise CorpusError(f"unknown loss {loss!r}")
     oracles.get_format(fmt)  # raises on an unknown format
@@ -96,10 +102,10 @@ def promote(loss: str, fmt: str, kwargs: dict, note: str) -> tuple:
     except (oracles.OracleInputError, TypeError) as e:
         raise CorpusError(f"the witness is not a valid {loss} call: {e}") from None
     cid = case_id(loss, fmt, kwargs)
-    existing = _read(PROMOTED)
+    existing = _read(path)
     if any(c["id"] == cid for c in existing):
         return cid, False
     existing.append({"id": cid, "loss": loss, "format": fmt, "regime": kwargs.get("_regime", "promoted"),
                      "kwargs": encode_kwargs(kwargs), "provenance": note})
-    write_atomic(PROMOTED, {"version": VERSION, "cases": existing})
+    atomic.write_json(path, {"version": VERSION, "cases": existing})
     return cid, True

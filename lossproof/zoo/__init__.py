@@ -9,7 +9,7 @@ wherever the exact one is finite) or ``special_values`` (the special-value table
 the first line of its docstring. ``gap``, when set, says why the suite does not catch it yet (a known gap,
 tracked by tests/meta/test_zoo.py as a strict expected failure, so closing the gap shows).
 
-    lossproof check LOSS zoo/torch_members.py:FUNCTION --framework torch --dtype FORMAT
+    lossproof check LOSS lossproof/zoo/torch_members.py:FUNCTION --framework torch --dtype FORMAT
     lossproof detect                     # the detection table: lossproof vs torch.testing.assert_close
 """
 
@@ -63,9 +63,9 @@ class Member:
 
     @property
     def target(self) -> str:
-        """The function as ``lossproof check`` names it (path relative to the checkout root)."""
+        """The function as ``lossproof check`` names it (its module in the installed package)."""
         module = self.fn.__module__.rsplit(".", 1)[-1]
-        return f"zoo/{module}.py:{self.fn.__name__}"
+        return f"lossproof.zoo.{module}:{self.fn.__name__}"
 
     @property
     def is_control(self) -> bool:

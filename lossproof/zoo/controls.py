@@ -5,6 +5,8 @@ the suite, not a bug here). Hand-written ones use the textbook stable forms; the
 import numpy as np
 import torch
 
+from subjects import numpy_losses
+
 
 def careful_softplus(input):
     """logaddexp(x, 0) = max(x, 0) + log1p(exp(-|x|)): no overflow, and its gradient is sigmoid(x) everywhere."""
@@ -63,22 +65,16 @@ def careful_cross_entropy_np(input, target):
 
 def numpy_logsumexp(input, dim=None, keepdim=False):
     """Our NumPy logsumexp (subjects/numpy_losses.py), held to the accurate rung by its own tests."""
-    from subjects import numpy_losses
-
     return numpy_losses.logsumexp(input, dim=dim, keepdim=keepdim)
 
 
 def numpy_log_softmax(input, dim=None):
     """Our NumPy log_softmax (subjects/numpy_losses.py)."""
-    from subjects import numpy_losses
-
     return numpy_losses.log_softmax(input, dim=dim)
 
 
 def numpy_softplus(input, beta=1.0):
     """Our NumPy softplus (subjects/numpy_losses.py), with beta."""
-    from subjects import numpy_losses
-
     return numpy_losses.softplus(input, beta=beta)
 
 

@@ -1,5 +1,5 @@
-"""One runner for the battery's two searched properties, agreement and no overflow, shared by the pytest battery
-(tests/test_agreement.py, tests/test_properties.py, so ``lossproof check`` and ``lossproof verify``) and by
+"""One search for the battery's two searched properties, agreement and no overflow, shared by the pytest battery
+(lossproof/battery: ``lossproof verify``, this repository's tests), ``lossproof check`` and the API, and by
 ``lossproof detect`` and the zoo's meta-tests.
 
 Sharing matters beyond tidiness: under the ci profile Hypothesis derandomizes each test from a digest of its
@@ -21,17 +21,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, assume, given, note, settings, target
+from hypothesis import HealthCheck, Phase, assume, example, given, note, settings, target
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
 
-from tests import cases, profile
-from tests.budget import Budget, ExampleTooSlow
+from subjects import deviations
+from subjects.torch_subject import upstream
 
-#: examples measured per test (ci: a fixed number, the same inputs on every machine; tests/budget.py)
-AGREEMENT_EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 2000}
-#: the no-overflow property is cheap (the oracle is consulted only where a result is not finite)
-OVERFLOW_EXAMPLES = {"dev": 20, "ci": 100, "default": 100, "thorough": 1000}
+from . import judge, profiles
+from .budget import Budget, ExampleTooSlow
+from .cases import NotSupported, restrict, unsupported
+from .edges import edge_problems
+from .measure import measure
+from .problems import finite_except_masks, problems
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -74,26 +76,23 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
     ``strict`` gates non-finite inputs too (--strict-specials); ``seed`` runs another, non-derandomized sequence
     (the zoo's controls); ``examples`` overrides the profile's count; ``edges=False`` leaves out the edge
     problems (lossproof.edges), which do not depend on the seed."""
-    from tests.problems import problems
-
     budget = budget or Budget()
+    prof = profiles.current()
     state = {"measured": 0, "first": None, "last_fail": None, "unsupported": None, "t0": time.monotonic(),
-             "missing": cases.unsupported(case)}
+             "missing": unsupported(case)}
     strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"])
     if prop == "agreement":
         body = _agreement_body(case, budget, state, strict, record)
-        n = examples or AGREEMENT_EXAMPLES.get(profile.name(), 100)
+        n = examples or prof.agreement_examples
     elif prop == "no_overflow":
         body = _overflow_body(case, budget, state)
-        n = examples or OVERFLOW_EXAMPLES.get(profile.name(), 100)
+        n = examples or prof.overflow_examples
     else:
         raise ValueError(f"unknown searched property {prop!r}")
 
-    # derandomized under ci (and outside pytest, where lossproof detect runs: the "default" profile), unless a
-    # seed asks for another sequence; thorough and dev keep their profile's random search
-    derandomize = seed is None and profile.name() in ("ci", "default")
-    extra = {"derandomize": True} if derandomize else ({"derandomize": False} if seed is not None else {})
-
+    # derandomized under ci, unless a seed asks for another sequence; thorough and dev search at random
+    derandomize = seed is None and prof.derandomize
+    extra = {"derandomize": derandomize}
 
     def one(kwargs):
         state["current"] = state["key"] = None
@@ -123,10 +122,6 @@ def _edges(case, state, strategy, one):
     """The edge problems of the case's loss (lossproof.edges) as a Hypothesis test of explicit examples only,
     run before the search: the same property, note and failure report as a drawn example, a fixed cost outside
     the search's work budget. None when the loss has none."""
-    from hypothesis import Phase, example
-
-    from lossproof.edges import edge_problems
-
     edges = edge_problems(case.loss, case.fmt, "probability targets" not in state["missing"])
     if not edges:
         return None
@@ -178,18 +173,12 @@ def _call(case, state, kwargs, unsupported):
 
 
 def _agreement_body(case, budget, state, strict, record):
-    from lossproof import suite
-    from lossproof.measure import measure
-    from subjects import deviations
-    from subjects.torch_subject import upstream
-    from tests.problems import finite_except_masks
-
     def body(kwargs):
-        kwargs = cases.restrict(case, kwargs)
+        kwargs = restrict(case, kwargs)
         assume(kwargs is not None)
         note("exact inputs: " + repr(kwargs))
         key = _admit(state, budget, kwargs)
-        called = _call(case, state, kwargs, (suite.NotSupported,))
+        called = _call(case, state, kwargs, (NotSupported,))
         if called is None:
             return
         values, grads = called
@@ -199,7 +188,7 @@ def _agreement_body(case, budget, state, strict, record):
         try:
             with budget.example():
                 m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
-                            go_on=lambda mv: cases.meets(case, mv) or bool(deviations.matching(
+                            go_on=lambda mv: judge.meets(case, mv) or bool(deviations.matching(
                                 case.subject, case.loss, kwargs, case.fmt)))
         except ExampleTooSlow:
             budget.too_slow += 1
@@ -208,7 +197,7 @@ def _agreement_body(case, budget, state, strict, record):
         budget.spend(len(m.elements))
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
-        deviation, problem = cases.judge(case, kwargs, m, values)
+        deviation, problem = judge.judge(case, kwargs, m, values)
         if record is not None:
             record(m, deviation, gating)
         if problem and gating:
@@ -218,14 +207,12 @@ def _agreement_body(case, budget, state, strict, record):
 
 
 def _overflow_body(case, budget, state):
-    from lossproof import suite
-
     def body(kwargs):
-        kw = cases.overflow_call(case, kwargs)
+        kw = judge.overflow_call(case, kwargs)
         if kw is None:
             return
         key = _admit(state, budget, kw)
-        called = _call(case, state, kw, (suite.NotSupported, NotImplementedError))
+        called = _call(case, state, kw, (NotSupported, NotImplementedError))
         if called is None:
             return
         values, grads = called
@@ -233,7 +220,7 @@ def _overflow_body(case, budget, state):
         budget.spend(len(values) + len(grads or ()))
         try:
             with budget.example():
-                problem = cases.overflow_failure(case, kw, values, grads)
+                problem = judge.overflow_failure(case, kw, values, grads)
         except ExampleTooSlow:
             budget.too_slow += 1
             return

@@ -1,6 +1,6 @@
 """Unstable loss implementations in PyTorch, written the way they appear in public code (training scripts,
 tutorials, "from scratch" notebooks, custom kernels' reference paths). Each function's docstring states its one
-mistake in its first line; ``zoo/__init__.py`` says which loss, format and property each is checked against.
+mistake in its first line; ``lossproof/zoo/__init__.py`` says which loss, format and property each is checked against.
 
 Signatures follow torch.nn.functional's names (``input``, ``target``, ``weight``, ``reduction``, ...): the suite
 passes only the parameters a function accepts, and calls one without ``reduction`` with torch's default, "mean".

@@ -1,47 +1,78 @@
-"""An on-disk cache of correctly rounded oracle results, so that a regression corpus is not recomputed every run.
+"""An on-disk cache of oracle results, so that a regression corpus is not recomputed every run.
 
-    >>> from oracles.cache import cached_value
+    >>> from lossproof.cache import cached_value
     >>> cached_value("cross_entropy", {"input": [[0.0, 0.0, 10.0, 0.0]], "target": [2]}, "float32")
     [0.0001361905160592869]
 
-``cached_value(name, kwargs, fmt)`` is ``[e.to(fmt) for e in flattened(oracles.REGISTRY[name](**kwargs))]``,
-read from the cache when an entry for exactly these inputs exists and computed (then stored) otherwise.
+``cached_value(name, kwargs, fmt)`` is ``[e.to(fmt) for e in flat(oracles.REGISTRY[name](**kwargs))]``, read
+from the cache when an entry for exactly these inputs exists and computed (then stored) otherwise. The
+measurement cache (``lossproof.measure(..., cache=True)``) keeps a measurement's oracle side in the same store.
 
-Key: the SHA-256 of a canonical JSON text holding the oracle's name, the format, ``oracles.ORACLE_VERSION`` and
-the keyword arguments with every float written as ``float.hex`` (exact: 0.1 and its neighbour are different
-keys, -0.0 is not 0.0; inf and nan as "inf", "-inf", "nan"), ints as ints, nested sequences (lists, tuples,
-anything with ``.tolist()``) as lists. Raising ORACLE_VERSION (when an oracle's semantics change) retires every
-entry at once.
+Key: the SHA-256 of a canonical JSON text holding what is computed (the oracle's name, or the measurement's), the
+format, the **digest of the code that computes it** and the keyword arguments with every float written as
+``float.hex`` (exact: 0.1 and its neighbour are different keys, -0.0 is not 0.0; inf and nan as "inf", "-inf",
+"nan"), ints as ints, nested sequences (lists, tuples, anything with ``.tolist()``) as lists. The code digest
+(``code_digest``) is the SHA-256 of the source files of the modules the cached thing depends on: the whole
+``oracles`` package for a value, and also ``lossproof.measure``, ``lossproof.conditioning`` and
+``lossproof.verdicts`` for a measurement. Any change to that code retires every entry it could have produced,
+with no version number to remember to bump.
 
-Where: the directory named by the environment variable LOSSPROOF_CACHE, else ``.lossproof-cache`` at the
-repository root (git-ignored). One small JSON file per entry, ``<dir>/<key[:2]>/<key>.json``.
+Where: the directory named by the environment variable LOSSPROOF_CACHE, else ``.lossproof-cache`` in the current
+working directory (git-ignored in this repository). One small JSON file per entry, ``<dir>/<key[:2]>/<key>.json``.
 
-Safe under pytest-xdist and separate processes: an entry is written to a temporary file in its own directory and
-moved into place with ``os.replace``, which is atomic on POSIX and Windows, so a reader sees a whole entry or none;
-two writers of one key write the same content, and the last rename wins. Never trusted blindly: an entry whose
-JSON does not parse, whose stored key text differs from the requested one, whose checksum does not match its
-values or whose values are not floats is treated as missing, recomputed and rewritten.
+Safe under pytest-xdist and separate processes: an entry is written atomically (reports.atomic), so a reader sees
+a whole entry or none; two writers of one key write the same content, and the last rename wins. Never trusted
+blindly: an entry whose JSON does not parse, whose stored key text differs from the requested one, whose checksum
+does not match its values or whose values are not floats is treated as missing, recomputed and rewritten.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
-import tempfile
+import sys
 from pathlib import Path
 
-__all__ = ["cached_value", "cache_dir", "key_text", "entry_path", "ENV"]
+import oracles
+from oracles.codec import flat
+from oracles.formats import get_format
+from reports import atomic
+
+__all__ = ["cached_value", "cache_dir", "key_text", "entry_path", "ENV", "code_digest", "read_strings",
+           "write_strings"]
 
 ENV = "LOSSPROOF_CACHE"
-_DEFAULT = Path(__file__).resolve().parent.parent / ".lossproof-cache"
+DEFAULT = ".lossproof-cache"
 
 
 def cache_dir() -> Path:
-    """The cache directory: $LOSSPROOF_CACHE, else .lossproof-cache at the repository root."""
+    """The cache directory: $LOSSPROOF_CACHE, else .lossproof-cache in the current working directory."""
     d = os.environ.get(ENV)
-    return Path(d) if d else _DEFAULT
+    return Path(d) if d else Path.cwd() / DEFAULT
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(*modules: str) -> str:
+    """The SHA-256 (hex, 16 digits) of the source of the named modules (a package: every .py file in its folder,
+    sorted by name), in order: the code a cached entry depends on."""
+    h = hashlib.sha256()
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is None:
+            module = __import__(name, fromlist=["_"])
+        path = Path(module.__file__)
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        for f in files:
+            h.update(f"{name}/{f.name}\0".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+#: the code an oracle value depends on
+ORACLE_CODE = ("oracles",)
 
 
 def _canonical(v, where="kwargs"):
@@ -65,11 +96,10 @@ def _canonical(v, where="kwargs"):
                     "nested lists or arrays")
 
 
-def key_text(name: str, kwargs: dict, fmt: str) -> str:
-    """The canonical text an entry is keyed by (its SHA-256 names the file)."""
-    from . import ORACLE_VERSION
-
-    return json.dumps({"oracle": name, "format": fmt, "version": ORACLE_VERSION, "kwargs": _canonical(kwargs)},
+def key_text(name: str, kwargs: dict, fmt: str, code: tuple = ORACLE_CODE) -> str:
+    """The canonical text an entry is keyed by (its SHA-256 names the file): what is computed, the format, the
+    digest of the code that computes it (``code``: module names) and the exact arguments."""
+    return json.dumps({"oracle": name, "format": fmt, "code": code_digest(*code), "kwargs": _canonical(kwargs)},
                       sort_keys=True, separators=(",", ":"))
 
 
@@ -124,22 +154,7 @@ def _read(path: Path, text: str, decode: bool = True):
 def _write(path: Path, text: str, values, encode: bool = True) -> None:
     enc = [_encode(v) for v in values] if encode else list(values)
     body = json.dumps({"key": text, "values": enc, "checksum": _checksum(text, enc)}, separators=(",", ":"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body)
-        os.replace(tmp, path)  # atomic: readers see the old entry, or none, or this one whole
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _flat(r):
-    return [e for x in r for e in _flat(x)] if isinstance(r, list) else [r]
+    atomic.write_text(str(path), body)  # readers see the old entry, or none, or this one whole
 
 
 def cached_value(name: str, kwargs: dict, fmt: str) -> list:
@@ -147,9 +162,6 @@ def cached_value(name: str, kwargs: dict, fmt: str) -> list:
     ``fmt``, as Python floats (inf, nan and -0.0 kept): from the cache when present and sound, else computed
     with the oracle and stored. Raises ValueError for an unknown oracle or format, TypeError for keyword
     arguments that cannot be keyed exactly, and whatever the oracle raises for bad input."""
-    import oracles
-    from .formats import get_format
-
     if name not in oracles.REGISTRY:
         raise ValueError(f"unknown oracle {name!r}: expected one of {', '.join(oracles.REGISTRY)}")
     if not isinstance(kwargs, dict):
@@ -159,6 +171,6 @@ def cached_value(name: str, kwargs: dict, fmt: str) -> list:
     path = entry_path(text)
     values = _read(path, text)
     if values is None:
-        values = [e.to(f) for e in _flat(oracles.REGISTRY[name](**kwargs))]
+        values = [e.to(f) for e in flat(oracles.REGISTRY[name](**kwargs))]
         _write(path, text, values)
     return values

@@ -1,8 +1,8 @@
 """Budgets for one property test: how many examples it measures, and how long it may shrink a failure.
 
 The search: under the ``ci`` profile (the default) a property test measures examples in Hypothesis's
-derandomized order until it has measured ``max_examples`` of them (100 for agreement, 50 for no-overflow) or
-compared ``WORK`` numbers with the oracle (ci: 12,000 values and gradient components), whichever comes first.
+derandomized order until it has measured ``max_examples`` of them (100 for agreement and for no-overflow) or
+compared the profile's ``work`` numbers with the oracle (ci: 12,000 values and gradient components), whichever comes first.
 Both are counts, not seconds, so a run measures the same inputs on any machine under any load: its verdict does
 not depend on the clock. Tests of small problems measure all their examples; tests of long rows stop after a
 few dozen. ``SEARCH_SECONDS`` is only a safety net against a pathological run (ci: 60 s per test, far above the
@@ -15,8 +15,8 @@ whole new problem drawn). Once the shrink budget since the first failure is spen
 the test fails with the smallest failure found so far, its report and reproducer: the smallest found within the
 budget, not necessarily a local minimum; whether the test fails does not depend on it.
 
-Budgets per profile (per test): work dev 4,000 / ci 12,000 numbers / thorough unlimited; search safety net
-dev 30 / ci 60 / thorough 120 s; shrink dev 5 / ci 10 / thorough 300 s.
+Budgets per profile (per test; lossproof.profiles): work dev 4,000 / ci 12,000 numbers / thorough unlimited;
+search safety net dev 30 / ci 60 / thorough 120 s; shrink dev 5 / ci 10 / thorough 300 s.
 
 The example: one example can take minutes (an exact gradient of a bfloat16 row that needs tens of thousands
 of bits). ``Budget.example()`` caps the oracle work of one example (ci 20 s, thorough 300 s; SIGALRM, main
@@ -31,17 +31,7 @@ import signal
 import threading
 import time
 
-from tests import profile
-
-SEARCH_SECONDS = {"dev": 30.0, "ci": 60.0, "default": 60.0, "thorough": 120.0}
-#: the search's work budget, in numbers compared with the oracle (values and gradient components, or for the
-#: no-overflow property the numbers checked): the oracle's cost is about proportional to them (0.3 to 1.5 ms
-#: each), and counting them instead of seconds keeps the search deterministic. ci: 12,000, what the slowest
-#: tests of the battery measured in 4 s of a 2-core machine (one 4,096-class row with its gradient is 8,192);
-#: 25,000 doubled the battery's time (about 13 minutes on 2 cores instead of 6) for one more zoo member caught
-WORK = {"dev": 4_000, "ci": 12_000, "default": 12_000, "thorough": 10**12}
-SHRINK_SECONDS = {"dev": 5.0, "ci": 10.0, "default": 10.0, "thorough": 300.0}
-EXAMPLE_SECONDS = {"dev": 10.0, "ci": 20.0, "default": 20.0, "thorough": 300.0}
+from . import profiles
 
 
 class ExampleTooSlow(Exception):
@@ -59,17 +49,17 @@ class Spent(BaseException):
 
 class Budget:
     def __init__(self, search: float | None = None, shrink: float | None = None):
-        name = profile.name()
-        self.search = SEARCH_SECONDS.get(name, 60.0) if search is None else search
-        self.shrink = SHRINK_SECONDS.get(name, 10.0) if shrink is None else shrink
+        prof = profiles.current()
+        self.search = prof.search_seconds if search is None else search
+        self.shrink = prof.shrink_seconds if shrink is None else shrink
         self.start = None
         self.first_failure = None
         self.failed = {}  # example key -> its failure message
         self.last_message = None  # the latest failure: Hypothesis only tries smaller candidates, so the smallest
-        self.per_example = EXAMPLE_SECONDS.get(name, 20.0)
+        self.per_example = prof.example_seconds
         self.too_slow = 0  # examples that passed unmeasured, over the per-example cap
         self.examples = 0  # examples that reached ``check``
-        self.max_work = WORK.get(name, 12_000)
+        self.max_work = prof.work
         self.work = 0  # numbers compared so far (``spend``)
         self.stopped = None  # "search" or "shrink" when the run was stopped by a spent budget
 
@@ -115,7 +105,7 @@ class Budget:
 
     @contextlib.contextmanager
     def unmetered(self):
-        """For the fixed edge problems (tests/runner.py): each is measured whatever the work budget and the search
+        """For the fixed edge problems (lossproof/search.py): each is measured whatever the work budget and the search
         safety net (neither stops them: the catalogue is the same on every run), and both start afresh after them,
         for the search. The per-example cap still applies, and the examples count in ``examples`` and
         ``too_slow``."""

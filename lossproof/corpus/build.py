@@ -1,4 +1,4 @@
-"""Generate the regression corpus (``python -m corpus.build`` rewrites corpus/v1/*.json).
+"""Generate the regression corpus (``python -m lossproof.corpus.build`` rewrites lossproof/corpus/v1/*.json).
 
 Deterministic: every case comes from ``random.Random("<loss>-<format>-<regime>")`` (string seeds are hashed
 with SHA-512 by Python's random, the same on every platform and version) and from fixed grids, and every value
@@ -16,11 +16,12 @@ import math
 import os
 import random
 
-from oracles.formats import get_format, round_to_format
+from lossproof.catalogue import FORMATS, NAMES
+from oracles.formats import from_ordinal, get_format, ordinal, round_to_format
+from reports import atomic
 
 from . import GENERATED, VERSION, case_id, encode_kwargs
 
-FORMATS = ("float64", "float32", "float16", "bfloat16")
 ELEMENTWISE = ("sigmoid", "logsigmoid", "softplus")
 ROWS = ("softmax", "log_softmax", "logsumexp")
 
@@ -38,8 +39,6 @@ def _limits(fmt):
 def _ulps_around(x, fmt, k=2):
     """x and its neighbours k ULPs either side, in the format."""
     f = get_format(fmt)
-    from oracles.formats import from_ordinal, ordinal
-
     o = ordinal(_r(x, fmt), f)
     return [from_ordinal(o + d, f) for d in range(-k, k + 1)]
 
@@ -152,7 +151,7 @@ def _class_losses(loss, fmt):
     return out
 
 
-def _bce(fmt):
+def bce_terms(fmt):
     L = _limits(fmt)
     one_minus = _ulps_around(1.0, fmt, 1)[0]
     ps = [0.0, L["smin"], L["nmin"], 1e-30, 1e-12, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.999, one_minus, 1.0]
@@ -218,7 +217,7 @@ def generate(loss: str, fmt: str) -> list:
     elif loss in ("cross_entropy", "nll_loss"):
         made = _class_losses(loss, fmt)
     elif loss == "binary_cross_entropy":
-        made = _bce(fmt)
+        made = bce_terms(fmt)
     elif loss == "binary_cross_entropy_with_logits":
         made = _bcel(fmt)
     elif loss == "kl_div":
@@ -240,11 +239,9 @@ def generate(loss: str, fmt: str) -> list:
 
 def documents() -> dict:
     """{file name: document} of the whole generated corpus."""
-    from subjects.torch_subject import LOSSES
-
     return {f"{loss}.json": {"version": VERSION, "loss": loss,
                              "cases": [c for fmt in FORMATS for c in generate(loss, fmt)]}
-            for loss in LOSSES}
+            for loss in NAMES}
 
 
 def dumps(doc) -> str:
@@ -252,12 +249,10 @@ def dumps(doc) -> str:
 
 
 def main() -> int:
-    from reports.schema import write_atomic
-
     os.makedirs(GENERATED, exist_ok=True)
     total = 0
     for name, doc in documents().items():
-        write_atomic(os.path.join(GENERATED, name), dumps(doc), text=True)
+        atomic.write_text(os.path.join(GENERATED, name), dumps(doc))
         total += len(doc["cases"])
     print(f"wrote {total} cases to {GENERATED}")
     return 0

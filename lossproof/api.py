@@ -1,0 +1,157 @@
+"""lossproof's public API for a user's own tests: the battery for one loss against one callable, in process.
+
+    import lossproof
+
+    def test_my_cross_entropy_is_stable():
+        lossproof.assert_stable("cross_entropy", my_cross_entropy, formats=["float32", "bfloat16"])
+
+    findings = lossproof.check("softplus", my_softplus)   # a Findings: .ok, .table(), .cells, .findings
+
+``check`` runs what ``lossproof check`` runs (agreement with the exact oracle on the edge problems and a
+Hypothesis search, no overflow, the special-value table) in every requested format and device, and returns its
+findings instead of printing them; ``assert_stable`` raises an AssertionError holding the findings table when a
+gating property fails, or when the check measured too little to mean anything.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from subjects.user import UserSubject, accepted_parameters, load_function
+
+from . import catalogue, profiles
+from . import search as searches
+from .cases import NotSupported, restrict, user_cases
+from .judge import case_reproducer
+from .measure import measure
+from .problems import finite_except_masks
+from .specials import CASES as SPECIAL_VALUES
+from .verdicts import passes
+
+__all__ = ["check", "assert_stable", "Findings", "Finding", "load_function", "PROPERTIES"]
+
+PROPERTIES = ("agreement", "no_overflow", "special_values")
+
+
+@dataclass
+class Finding:
+    """One failing (property, format, device) cell: what failed, on which minimal input, and how to see it again."""
+
+    prop: str
+    fmt: str
+    device: str
+    message: str
+    minimal: dict | None = None
+    reproducer: str | None = None
+
+
+@dataclass
+class Cell:
+    """One (property, format, device) of a check: what it measured and how it ended."""
+
+    prop: str
+    fmt: str
+    device: str
+    status: str  # "passed", "failed", "not supported", "skipped"
+    measured: int = 0
+    seconds: float = 0.0
+    note: str | None = None
+
+
+@dataclass
+class Findings:
+    loss: str
+    subject: str
+    cells: list = field(default_factory=list)
+    findings: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def table(self) -> str:
+        lines = [f"lossproof check {self.loss} {self.subject}"]
+        for c in self.cells:
+            lines.append(f"  {c.prop:15} {c.fmt:9} {c.device:5} {c.status:14} {c.measured:>5} measured"
+                         + (f"  ({c.note})" if c.note else ""))
+        for f in self.findings:
+            lines.append("")
+            lines.append(f"{f.prop} {f.fmt} {f.device}:")
+            lines += ["  " + ln for ln in f.message.splitlines()[:12]]
+        return "\n".join(lines)
+
+
+def _subject(loss: str, fn, framework: str, target: str | None) -> UserSubject:
+    if loss not in catalogue.NAMES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
+    if isinstance(fn, str):
+        target, fn = fn, load_function(fn)
+    if not callable(fn):
+        raise TypeError(f"{fn!r} is not callable")
+    name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+    return UserSubject(loss, name, framework, fn, accepted_parameters(fn))
+
+
+def _special_values(case):
+    """The gating rows of the special-value table for one case: (measured, failure message or None, input)."""
+    measured = 0
+    for row_id, name, kwargs, _want in SPECIAL_VALUES:
+        if name != case.loss:
+            continue
+        kw = restrict(case, kwargs)
+        if kw is None or not finite_except_masks(case.loss, kw):
+            continue
+        try:
+            values, _ = case.call(kw)
+        except NotSupported:
+            continue
+        measured += 1
+        m = measure(case.subject, case.loss, case.fmt, case.device, kw, values, None)
+        if not passes(m.verdict):
+            w = m.worst_element
+            return measured, f"{row_id}: got {w.y!r}, exact {w.z} ({w.verdict})", kw
+    return measured, None, None
+
+
+def check(loss: str, fn, *, framework: str = "torch", formats=None, devices=None, profile: str | None = None,
+          properties=PROPERTIES, target: str | None = None) -> Findings:
+    """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"), in
+    every format of ``formats`` (default all) and device of ``devices`` (default every available one)."""
+    import torch
+
+    user = _subject(loss, fn, framework, target)
+    formats = tuple(formats or catalogue.FORMATS)
+    out = Findings(loss, user.name)
+    with profiles.use(profile):
+        for case in user_cases(user, torch.cuda.is_available()):
+            if case.fmt not in formats or (devices and case.device not in devices):
+                continue
+            if case.skip:
+                if case.device == "cpu":
+                    out.cells.append(Cell("all", case.fmt, case.device, "skipped", note=case.skip))
+                continue
+            for prop in properties:
+                t0 = time.monotonic()
+                if prop == "special_values":
+                    measured, message, kw = _special_values(case)
+                    minimal = kw
+                else:
+                    run = searches.search(prop, case)
+                    message = run.outcome()
+                    measured, minimal = run.state["measured"], run.state["last_fail"]
+                cell = Cell(prop, case.fmt, case.device, "failed" if message else "passed", measured,
+                            time.monotonic() - t0)
+                out.cells.append(cell)
+                if message:
+                    out.findings.append(Finding(prop, case.fmt, case.device, message, minimal,
+                                                case_reproducer(case, minimal) if minimal else None))
+    return out
+
+
+def assert_stable(loss: str, fn, **kwargs) -> Findings:
+    """``check``, raising an AssertionError with the findings table when a gating property fails."""
+    findings = check(loss, fn, **kwargs)
+    if not findings.ok:
+        raise AssertionError(findings.table())
+    return findings

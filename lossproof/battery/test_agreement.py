@@ -1,0 +1,25 @@
+"""Agreement with the oracle: one test per subject x loss x format x device, on Hypothesis-drawn extreme inputs.
+
+The search is lossproof.search's (shared with ``lossproof check`` and ``lossproof detect``). Each example is
+measured once (lossproof.measure): the verdict decides the test (pass line: stable; our NumPy losses must be
+accurate), ``hypothesis.target`` climbs toward more bits of error, and the summary table at the end of the run
+shows the worst verdict and ULP error of every cell. A documented deviation of a third-party library is measured
+against the documented behaviour and reported, never skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lossproof import search
+
+
+def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options):
+    case = lossproof_case
+    run = search.search("agreement", case, strict=lossproof_options.strict_specials, record=lossproof_record)
+    for capability, why in run.state["missing"].items():
+        lossproof_notice(f"{case.id}: not supported: {capability} ({why})")
+    run.run()
+    lossproof_notice(run.budget.report(case.id))
+    if run.state["measured"] == 0 and run.state["unsupported"]:
+        pytest.skip(f"not supported: {run.state['unsupported']}")

@@ -1,0 +1,194 @@
+"""The cases lossproof measures: which subject runs which loss in which format on which device, and how to call
+it with exact inputs.
+
+A ``Case`` wraps one subject's function (torch's, our NumPy losses', SciPy's, a user's) for one loss, format and
+device: ``call(kwargs)`` returns (flattened values, flattened gradient or None) as Python floats, and raises
+``NotSupported`` for a capability the function lacks (a format, probability targets, a parameter): reported,
+never passed. ``restrict`` gives a call only the parameters the function takes, and ``unsupported`` probes the
+capabilities of the catalogue before a search, so that the search draws only what the function can take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from subjects import array_subject, numpy_losses, torch_subject
+from subjects.user import UserSubject, adapt
+
+from . import catalogue
+from .catalogue import DEVICES, FORMATS
+
+__all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", "user_cases", "all_cases",
+           "restrict", "unsupported"]
+
+class NotSupported(Exception):
+    """The subject lacks this capability (a format, probability targets, a parameter): reported, not passed."""
+
+
+@dataclass(frozen=True)
+class Case:
+    subject: str  # "torch", "numpy", "scipy", "user:<target>"
+    framework: str  # "torch" or "numpy"
+    loss: str
+    fmt: str
+    device: str
+    call: Callable  # (kwargs) -> (values, grads or None)
+    accepts: Callable[[str], bool] = lambda key: True
+    skip: str | None = None  # a reason to skip, shown and counted
+    target: str | None = None  # a user subject's MODULE:FUNCTION or path/file.py:FUNCTION
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject}-{self.loss}-{self.fmt}-{self.device}"
+
+    @property
+    def is_user(self) -> bool:
+        return self.subject.startswith("user:")
+
+
+def _cuda_skip(device: str, cuda_available: bool) -> str | None:
+    return None if device == "cpu" or cuda_available else "CUDA is not available on this machine"
+
+
+def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None):
+    def call(kwargs):
+        try:
+            return torch_subject.run(fn, loss, fmt, device, kwargs)
+        except Exception as e:
+            # torch's own "not implemented for 'Half'"; a user's function raising (probability targets, say)
+            # is a capability it lacks: reported as not supported, never a pass
+            if subject.startswith("user:") or "not implemented" in str(e).lower():
+                first = str(e).splitlines()[0] if str(e) else ""
+                raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
+            raise
+
+    return Case(subject, "torch", loss, fmt, device, call, accepts, skip, target)
+
+
+def torch_cases(cuda_available: bool) -> list:
+    """torch's function of every loss in every format, on the CPU and on CUDA (skipped with the reason without)."""
+    out = []
+    for loss in catalogue.NAMES:
+        fn = torch_subject.function(loss)
+        for fmt in FORMATS:
+            for device in DEVICES:
+                out.append(_torch_case("torch", fn, loss, fmt, device, skip=_cuda_skip(device, cuda_available)))
+    return out
+
+
+def numpy_cases() -> list:
+    """Our NumPy losses (subjects/numpy_losses.py) with their analytical gradients, in every NumPy format."""
+    out = []
+    for loss in catalogue.NAMES:
+        fn = getattr(numpy_losses, loss)
+        for fmt in FORMATS:
+            skip = "NumPy has no bfloat16" if fmt == "bfloat16" else None
+            # values only for softmax: our NumPy gradient is of sum(softmax), identically zero (see
+            # torch_subject.upstream); torch's softmax gradient is checked with a non-uniform upstream
+            grad_fn = None if loss == "softmax" else _numpy_grad(loss)
+
+            def call(kwargs, fn=fn, loss=loss, fmt=fmt, grad_fn=grad_fn):
+                return array_subject.run(fn, loss, fmt, kwargs, grad_fn=grad_fn)
+
+            out.append(Case("numpy", "numpy", loss, fmt, "cpu", call, skip=skip))
+    return out
+
+
+def _numpy_grad(loss):
+    def fn(**kw):
+        return numpy_losses.grad(loss, **kw)
+
+    return fn
+
+
+def scipy_cases() -> list:
+    """SciPy's counterparts (scipy.special) of the losses that have one, in every NumPy format."""
+    out = []
+    for loss, (fn, params) in array_subject.scipy_functions().items():
+        for fmt in FORMATS:
+            skip = "NumPy (and so SciPy) has no bfloat16" if fmt == "bfloat16" else None
+
+            def call(kwargs, fn=fn, loss=loss, fmt=fmt):
+                try:
+                    return array_subject.run(fn, loss, fmt, kwargs)
+                except NotImplementedError as e:
+                    raise NotSupported(str(e)) from None
+
+            out.append(Case("scipy", "numpy", loss, fmt, "cpu", call, params.__contains__, skip))
+    return out
+
+
+def user_cases(user: UserSubject, cuda_available: bool) -> list:
+    """A user's function for its loss in every format (torch: on every device)."""
+    fn = adapt(user)
+    out = []
+    for fmt in FORMATS:
+        if user.framework == "torch":
+            for device in DEVICES:
+                out.append(_torch_case(user.name, fn, user.loss, fmt, device, user.accepts,
+                                       _cuda_skip(device, cuda_available), user.target))
+        else:
+            skip = "NumPy has no bfloat16" if fmt == "bfloat16" else None
+
+            def call(kwargs, fmt=fmt):
+                try:
+                    return array_subject.run(fn, user.loss, fmt, kwargs)
+                except Exception as e:  # a capability the user's function lacks: not supported, never a pass
+                    raise NotSupported(f"{user.name} {user.loss} in {fmt}: {type(e).__name__}: {e}") from None
+
+            out.append(Case(user.name, "numpy", user.loss, fmt, "cpu", call, user.accepts, skip, user.target))
+    return out
+
+
+def all_cases(subjects=None, users=(), cuda_available: bool = False) -> list:
+    """The cases of the named library subjects (torch, numpy, scipy; None: all three) and of the user subjects."""
+    out = []
+    if subjects is None or "torch" in subjects:
+        out += torch_cases(cuda_available)
+    if subjects is None or "numpy" in subjects:
+        out += numpy_cases()
+    if subjects is None or "scipy" in subjects:
+        out += scipy_cases()
+    for u in users:
+        out += user_cases(u, cuda_available)
+    return out
+
+
+def unsupported(case) -> dict:
+    """{capability: why} for the catalogue's capabilities (its ``probes``) that the case's function lacks (its call
+    raises), so that a search draws only what the function can take, and the run reports the rest as not
+    supported: never as a pass, never silently dropped."""
+    out = {}
+    for capability, kwargs in catalogue.get(case.loss).probes.items():
+        try:
+            case.call(restrict(case, kwargs))
+        except NotSupported as e:
+            out[capability] = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return out
+
+
+def restrict(case, kwargs):
+    """The call restricted to the parameters the subject takes: the others are dropped, so both the subject and
+    the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). Targets
+    at the default ignore index (-100) become class 0 for a function without ``ignore_index`` (it could not
+    mean them), and so do targets at any negative ignore index (a drawn ignore index that is a class keeps
+    its meaning: that class). None when a drawn input needs a dropped parameter to mean what it says (a
+    log-space target without log_target)."""
+    out = {}
+    for k, v in kwargs.items():
+        if case.accepts(k):
+            out[k] = v
+        elif k == "log_target" and v:
+            return None
+    if not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
+        out["target"] = _unignore(out["target"])
+    return out
+
+
+def _unignore(t):
+    """Class-index targets with the negative (ignore) indices made class 0: a function without ignore_index
+    gets a valid call that still exercises everything else the draw holds."""
+    if isinstance(t, list):
+        return [_unignore(x) for x in t]
+    return 0 if isinstance(t, int) and not isinstance(t, bool) and t < 0 else t

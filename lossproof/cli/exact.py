@@ -1,0 +1,142 @@
+"""``lossproof exact NAME --format FMT 'JSON'``: the exact value of a loss, correctly rounded to FMT (and
+``promote``'s reading of a call). Exit 0, 1 when the oracle cannot decide a rounding below its precision cap, 2 on
+bad input (one line on stderr, never a traceback)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import sys
+
+import oracles
+from lossproof.catalogue import FLOAT_TENSORS
+from oracles import formats
+from oracles.codec import flat
+from oracles.tensors import OracleInputError, parse_float_literal, shape_and_flat
+
+from .errors import UsageError
+
+
+def _walk(obj, fn):
+    if isinstance(obj, list):
+        return [_walk(o, fn) for o in obj]
+    return fn(obj)
+
+
+def _read_number(x, where):
+    if isinstance(x, bool) or x is None:
+        raise UsageError(f"{where} holds {json.dumps(x)}; numbers (or strings with float literals) are expected")
+    if isinstance(x, str):
+        try:
+            return parse_float_literal(x)
+        except OracleInputError as e:
+            raise UsageError(f"{where}: {e}") from None
+    if isinstance(x, (int, float)):
+        return x
+    raise UsageError(f"{where} holds {json.dumps(x)}; numbers are expected")
+
+
+def _is_float_target(name, kwargs):
+    """Whether ``target`` is a floating-point tensor (probabilities) rather than class indices."""
+    if name in ("nll_loss",):
+        return False
+    if name == "cross_entropy":
+        try:
+            return shape_and_flat(kwargs.get("target"), "target")[0] == shape_and_flat(kwargs.get("input"), "input")[0]
+        except OracleInputError:
+            return False
+    return "target" in kwargs
+
+
+def prepare_arguments(name, fmt, kwargs, notes):
+    """Validate the JSON keyword arguments for oracle ``name`` and round floating tensors into ``fmt``."""
+    fn = oracles.REGISTRY[name]
+    params = inspect.signature(fn).parameters
+    for key in kwargs:
+        if key not in params:
+            raise UsageError(f"{name} takes no argument {key!r} (it takes {', '.join(params)})")
+    missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.name not in kwargs]
+    if missing:
+        raise UsageError(f"{name} needs {', '.join(repr(m) for m in missing)}")
+    out = dict(kwargs)
+    tensor_keys = list(FLOAT_TENSORS) + (["target"] if _is_float_target(name, kwargs) else [])
+    for key in tensor_keys:
+        if key not in out or out[key] is None:
+            continue
+        changed = []
+
+        def to_fmt(x, key=key, changed=changed):
+            v = _read_number(x, key)
+            r = formats.round_to_format(v, fmt)
+            if isinstance(v, float) and math.isnan(v):
+                return r
+            if not (r == v and (v != 0 or math.copysign(1, r) == math.copysign(1, v if isinstance(v, float) else 1.0))):
+                changed.append((x, r))
+            return r
+
+        out[key] = _walk(out[key], to_fmt)
+        if changed:
+            x, r = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            notes.append(
+                f"note: {key} value {x!r} is not exactly representable in {fmt}; rounded to {r!r} "
+                f"({float.hex(r)}){more}, as a framework would when building the tensor"
+            )
+    if "target" in out and "target" not in tensor_keys:
+        out["target"] = _walk(out["target"], lambda x: _index(x))
+    return out
+
+
+def _index(x):
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise UsageError(f"class-index target holds {json.dumps(x)}; integers are expected")
+    return x
+
+
+def read_call(name: str, fmt: str, text: str) -> dict:
+    """The exact call of ``exact`` and ``promote``: the name and format checked, the JSON read, floating-point
+    tensors rounded into the format (a note on stderr when one changes); UsageError otherwise."""
+    if name not in oracles.REGISTRY:
+        raise UsageError(f"unknown oracle {name!r}; expected one of {', '.join(oracles.REGISTRY)}")
+    if fmt not in formats.FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
+    notes = []
+    call = prepare_arguments(name, fmt, kwargs, notes)
+    for n in notes:
+        print(n, file=sys.stderr)
+    return call
+
+
+def cmd_exact(args) -> int:
+    name, fmt = args.name, args.format
+    call = read_call(name, fmt, args.json)
+    result = oracles.REGISTRY[name](**call)
+    lines = []
+    for e in flat(result):
+        y = e.to(fmt)
+        lines.append(f"{e}  {float.hex(y)}  {y!r}")
+        if args.grad:
+            for g in flat(e.grad):
+                gy = g.to(fmt)
+                lines.append(f"  grad  {g}  {float.hex(gy)}  {gy!r}")
+        if args.kappa:
+            lines.append(f"  kappa  {e.kappa}")
+    print("\n".join(lines))
+    return 0
+
+
+def add_parser(sub):
+    e = sub.add_parser("exact", help="the exact value of a loss, correctly rounded to a format")
+    e.add_argument("name", help="oracle name: " + ", ".join(oracles.REGISTRY))
+    e.add_argument("--format", "-f", default="float64", help="float64 (default), float32, float16 or bfloat16")
+    e.add_argument("--grad", action="store_true", help="also print each element's exact gradient")
+    e.add_argument("--kappa", action="store_true", help="also print each element's condition number")
+    e.add_argument("json", help="keyword arguments as a JSON object, e.g. '{\"input\": [[0, 10]], \"target\": [1]}'")
+    e.set_defaults(fn=cmd_exact)

@@ -1,0 +1,131 @@
+"""``[tool.lossproof]`` in a user's pyproject.toml: the configuration the pytest plugin and the command line read.
+
+    [tool.lossproof]
+    framework = "torch"                       # torch (default) or numpy: how the subjects below are called
+    profile = "ci"                            # dev, ci (default) or thorough
+    formats = ["float32", "bfloat16"]         # default: all four
+    results = "out/lossproof.json"            # default: out/results.json
+    strict = false                            # gate on behaviours shared with the framework's reference too
+
+    [tool.lossproof.subjects]                 # the functions the battery checks (pytest --pyargs lossproof.battery)
+    cross_entropy = "mypackage.losses:cross_entropy"
+    softplus = ["mypackage.ops:softplus", "mypackage.ops:softplus_fast"]
+
+    [[tool.lossproof.accept]]                 # findings accepted with a reason (lossproof.accept)
+    behaviour = "torch-ce-sum-overflow"
+    reason = "our batches never sum past 3e38"
+
+Every key is optional. A value of the wrong type, an unknown key or an unknown name is a ``ConfigError`` with one
+line naming the file and the key: a configuration error is never ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import catalogue, profiles
+
+__all__ = ["Config", "ConfigError", "load", "find_pyproject"]
+
+KEYS = ("framework", "profile", "formats", "results", "strict", "subjects", "accept", "losses")
+FRAMEWORKS = ("torch", "numpy", "jax")
+
+
+class ConfigError(ValueError):
+    """A ``[tool.lossproof]`` table that cannot be used: one line, naming the file and the key."""
+
+
+@dataclass
+class Config:
+    path: str | None = None
+    framework: str | None = None
+    profile: str | None = None
+    formats: tuple = ()
+    losses: tuple = ()
+    results: str | None = None
+    strict: bool = False
+    subjects: list = field(default_factory=list)  # [(loss, target)]
+    accept: list = field(default_factory=list)  # raw entries (lossproof.accept reads them)
+
+
+def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` (default: the working directory)."""
+    d = Path(start or os.getcwd()).resolve()
+    for folder in (d, *d.parents):
+        p = folder / "pyproject.toml"
+        if p.is_file():
+            return p
+    return None
+
+
+def _names(where, value, allowed, what) -> tuple:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: must be a list of {what} names")
+    bad = [v for v in value if v not in allowed]
+    if bad:
+        raise ConfigError(f"{where}: unknown {what} {bad[0]!r}; expected one of {', '.join(allowed)}")
+    return tuple(value)
+
+
+def load(path: str | os.PathLike | None = None, *, search_from=None) -> Config:
+    """The ``[tool.lossproof]`` table of ``path`` (or of the nearest pyproject.toml), or an empty Config."""
+    p = Path(path) if path is not None else find_pyproject(search_from)
+    if p is None:
+        return Config()
+    try:
+        with open(p, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read it ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    table = doc.get("tool", {}).get("lossproof") if isinstance(doc.get("tool"), dict) else None
+    if table is None:
+        return Config(path=str(p))
+    where = f"{p}: [tool.lossproof]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = [k for k in table if k not in KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(KEYS)}")
+    cfg = Config(path=str(p))
+    if "framework" in table:
+        cfg.framework = _names(f"{where} framework", table["framework"], FRAMEWORKS, "framework")[0]
+    if "profile" in table:
+        cfg.profile = _names(f"{where} profile", table["profile"], tuple(profiles.PROFILES), "profile")[0]
+    if "formats" in table:
+        cfg.formats = _names(f"{where} formats", table["formats"], catalogue.FORMATS, "format")
+    if "losses" in table:
+        cfg.losses = _names(f"{where} losses", table["losses"], catalogue.NAMES, "loss")
+    if "results" in table:
+        if not isinstance(table["results"], str) or not table["results"]:
+            raise ConfigError(f"{where} results: must be a path")
+        cfg.results = table["results"]
+    if "strict" in table:
+        if not isinstance(table["strict"], bool):
+            raise ConfigError(f"{where} strict: must be true or false")
+        cfg.strict = table["strict"]
+    subjects = table.get("subjects", {})
+    if not isinstance(subjects, dict):
+        raise ConfigError(f"{where} subjects: must be a table of loss = \"module:function\"")
+    for loss, targets in subjects.items():
+        if loss not in catalogue.NAMES:
+            raise ConfigError(f"{where} subjects: unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
+        targets = [targets] if isinstance(targets, str) else targets
+        if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
+            raise ConfigError(f"{where} subjects.{loss}: must be \"module:function\" or a list of them")
+        cfg.subjects += [(loss, t) for t in targets]
+    accept = table.get("accept", [])
+    if not isinstance(accept, list) or not all(isinstance(a, dict) for a in accept):
+        raise ConfigError(f"{where} accept: must be an array of tables ([[tool.lossproof.accept]])")
+    cfg.accept = accept
+    return cfg

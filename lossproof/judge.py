@@ -1,0 +1,132 @@
+"""Judgement: what a measurement must reach, whether it does, and which documented behaviour explains it when it
+does not. One judgement for the battery, the corpus, ``lossproof check`` and ``lossproof detect``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import oracles
+from oracles.codec import flat
+from reports.reproducers import reproducer
+from subjects import deviations
+from subjects.torch_subject import upstream
+
+from .cases import restrict
+from .measure import exact_fraction, exact_gradient, measure
+from .problems import finite_except_masks
+from .verdicts import RANK, passes
+
+__all__ = ["required_rung", "meets", "explains", "judge", "failure_report", "overflow_call", "overflow_failure",
+           "case_reproducer"]
+
+
+def required_rung(case, kind: str = "value") -> str:
+    """Our NumPy losses must be accurate, values and gradient components (a gradient component with its own
+    condition number, lossproof.conditioning); everything else must be stable (NUMERICS' pass line)."""
+    return "accurate" if case.subject == "numpy" else "stable"
+
+
+def meets(case, m) -> bool:
+    return all(RANK[e.verdict] >= RANK[required_rung(case, e.kind)] for e in m.elements)
+
+
+def case_reproducer(case, kwargs: dict, element=None) -> str:
+    """The reproducer of ``case`` on ``kwargs`` (reports.reproducers), at the measured element when given."""
+    extra = {}
+    if element is not None:
+        extra = dict(kind=element.kind, index=element.index[0], y=repr(element.y), z=element.z,
+                     z_rounded=repr(element.z_rounded))
+    return reproducer(case.subject, case.loss, case.fmt, case.device, kwargs, framework=case.framework, **extra)
+
+
+def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
+    """(True, None) when the documented deviation ``dev`` explains every failing element of measurement ``m``:
+    the output meets the documented oracle (values), satisfies the documented output predicate, or stays within
+    the documented error bound; else (False, the measurement to report)."""
+    if dev.documented_oracle:
+        md = measure(m.subject, m.loss, m.fmt, m.device, kwargs, values, None, oracle_name=dev.documented_oracle)
+        return passes(md.verdict), md
+    bad = m.failures()
+    if dev.documented_output is not None:
+        return all(dev.documented_output(e.y) for e in bad), m
+    bounds = dev.documented_error(kwargs, m.fmt)  # one bound, or one per value element (flat index)
+    for e in bad:
+        if isinstance(bounds, list):
+            if e.kind != "value":
+                return False, m
+            b = bounds[e.index[0]]
+        else:
+            b = bounds
+        if isinstance(b, float) and math.isinf(b):  # the documented algorithm's result is unbounded there
+            if math.isnan(e.y):
+                return False, m
+            continue
+        # the documented algorithm's error is measured on the real line against the exact value, which may lie
+        # beyond the format (a finite 596 for an exact 2.3e74 that rounds to inf is within a bound of 1e77)
+        if not math.isfinite(e.y) or e.exact.is_special:
+            return False, m
+        if abs(Fraction(e.y) - exact_fraction(e.exact)) > Fraction(b):
+            return False, m
+    return True, m
+
+
+def failure_report(case, kwargs, m, deviation=None) -> str:
+    w = m.worst_element
+    zr = w.z_rounded
+    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})",
+             f"  expected (exact) {w.z}",
+             f"  correctly rounded {zr!r} ({float.hex(zr) if math.isfinite(zr) else zr})",
+             f"  got               {w.y!r}",
+             f"  error             {w.ulp_error:.3g} ULP, {w.bits:.1f} bits; stable allows {w.stable_bound:.3g}, "
+             f"accurate allows {w.accurate_bound:.3g} (absolute)",
+             "  reproducer:"]
+    lines += ["    " + line for line in case_reproducer(case, kwargs, w).splitlines()]
+    if deviation:
+        lines.append(f"  documented deviation {deviation.id}: {deviation.reason} ({deviation.link})")
+    return "\n".join(lines)
+
+
+def judge(case, kwargs, m, values) -> tuple:
+    """(the documented deviation that explains m, or None; the failure report, or None when m meets the
+    requirement or a documented deviation explains it)."""
+    if meets(case, m):
+        return None, None
+    devs = deviations.matching(case.subject, case.loss, kwargs, case.fmt)
+    if not devs:
+        return None, failure_report(case, kwargs, m)
+    unexplained = []
+    for d in devs:  # measured against the documented behaviour instead, shown as a documented deviation
+        ok, md = explains(d, case, m, kwargs, values)
+        if ok:
+            return d.id, None
+        unexplained.append(failure_report(case, kwargs, md, d))
+    return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
+
+
+def overflow_call(case, kw):
+    """The call the no-overflow property makes of a drawn problem, or None when the property does not apply:
+    finite inputs only (-inf masks aside), restricted to the parameters the function takes, and not under a
+    documented deviation (the agreement property measures those against the documented behaviour)."""
+    if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
+        return None
+    kw = restrict(case, kw)
+    if kw is None or deviations.matching(case.subject, case.loss, kw, case.fmt):
+        return None
+    return kw
+
+
+def overflow_failure(case, kw, values, grads):
+    """The no-overflow property on one call: a message for the first non-finite value (else gradient component)
+    whose correctly rounded exact counterpart is finite, or None."""
+    result = oracles.REGISTRY[case.loss](**kw)
+    for y, z in zip(values, flat(result)):
+        if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+            return f"{case.id}: {y} where the exact result {z} is finite\n" + case_reproducer(case, kw)
+    if grads is not None and not all(math.isfinite(y) for y in grads):
+        up = upstream(len(values)) if case.framework == "torch" else None
+        for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
+            if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+                return (f"{case.id}: gradient {y} where the exact one {z} is finite\n"
+                        + case_reproducer(case, kw))
+    return None

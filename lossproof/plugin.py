@@ -1,0 +1,266 @@
+"""lossproof's pytest plugin, registered under the ``pytest11`` entry point: installing lossproof gives any test suite
+its options, its markers, the results recorder, the summary table and the notices, and the battery's fixtures.
+
+Run the battery on your own functions (subjects from the options or ``[tool.lossproof]``)::
+
+    pytest --pyargs lossproof.battery --lossproof-subject cross_entropy=mypackage.losses:cross_entropy
+
+or call the API from your own tests (``lossproof.check``, ``lossproof.assert_stable``). Loading the plugin changes
+nothing else: no Hypothesis profile is loaded, no file is written unless a test measured something.
+
+State lives in ``config.stash`` (the recorder, the options), not in module globals, so two pytest sessions in one
+process (pytester) do not share it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mpmath
+import pytest
+from mpmath.libmp import BACKEND
+
+from . import catalogue, profiles
+from . import config as configuration
+from .recorder import Recorder, summary_lines
+from .specials import CASES as SPECIAL_VALUES
+
+__all__ = ["Options", "RECORDER", "OPTIONS", "selected", "recorder_of"]
+
+RECORDER = pytest.StashKey()
+OPTIONS = pytest.StashKey()
+
+
+class Options:
+    """The plugin's options, resolved once: the command line over ``[tool.lossproof]`` over the defaults."""
+
+    def __init__(self, config):
+        opt = config.getoption
+        try:
+            cfg = configuration.load(search_from=str(config.rootpath))
+        except configuration.ConfigError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.config_file = cfg
+        self.profile = opt("--lossproof-profile") or cfg.profile
+        self.results = opt("--lossproof-results") or cfg.results or os.path.join("out", "results.json")
+        self.framework = opt("--lossproof-framework") or cfg.framework or "torch"
+        self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{l}={t}" for l, t in cfg.subjects]
+        only = opt("--lossproof-only-subjects")
+        # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
+        self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subject_specs else None)
+        self.losses = _csv(opt("--lossproof-losses")) or cfg.losses
+        self.formats = _csv(opt("--lossproof-formats")) or cfg.formats
+        self.devices = _csv(opt("--lossproof-devices"))
+        self.strict_specials = bool(opt("--lossproof-strict-specials"))
+        self.strict = bool(opt("--lossproof-strict")) or cfg.strict
+        self.accept_file = opt("--lossproof-accept")
+        for name, values, allowed in (("--lossproof-losses", self.losses, catalogue.NAMES),
+                                      ("--lossproof-formats", self.formats, catalogue.FORMATS),
+                                      ("--lossproof-devices", self.devices, catalogue.DEVICES)):
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise pytest.UsageError(f"{name}: unknown {bad[0]!r}; expected one of {', '.join(allowed)}")
+        if self.profile is not None:
+            try:
+                profiles.get(self.profile)
+            except ValueError as e:
+                raise pytest.UsageError(str(e)) from None
+
+
+def _csv(v) -> tuple:
+    return tuple(x for x in v.split(",") if x) if v else ()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("lossproof", "lossproof: numerical stability of loss functions")
+    g.addoption("--lossproof-profile", default=None, metavar="NAME",
+                help="dev, ci (default: derandomized, bounded by counts) or thorough; or $LOSSPROOF_PROFILE")
+    g.addoption("--lossproof-results", default=None, metavar="PATH",
+                help="where the run's results (reports/schema.py) are written, atomically (default "
+                     "out/results.json in the working directory)")
+    g.addoption("--lossproof-subject", action="append", default=[], metavar="LOSS=TARGET",
+                help="a function to check: package.module:function or path/to/file.py:function (repeatable)")
+    g.addoption("--lossproof-framework", default=None, choices=["torch", "numpy"],
+                help="the framework of the --lossproof-subject functions (default torch)")
+    g.addoption("--lossproof-only-subjects", default=None, metavar="NAMES",
+                help="comma-separated subjects to run (torch, numpy, scipy, user); default all, or user when "
+                     "subjects are named")
+    g.addoption("--lossproof-losses", default=None, metavar="NAMES", help="comma-separated losses to run")
+    g.addoption("--lossproof-formats", default=None, metavar="NAMES", help="comma-separated formats to run")
+    g.addoption("--lossproof-devices", default=None, metavar="NAMES", help="comma-separated devices (cpu, cuda)")
+    g.addoption("--lossproof-strict-specials", action="store_true", default=False,
+                help="also gate on special values with infinite or NaN inputs (other than -inf masks)")
+    g.addoption("--lossproof-strict", action="store_true", default=False,
+                help="also gate on failures that the framework's reference shares (documented behaviours)")
+    g.addoption("--lossproof-accept", default=None, metavar="FILE",
+                help="a file of accepted findings, each with a reason (lossproof.accept)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lossproof: a test of lossproof's battery (agreement, properties, special "
+                                       "values, corpus)")
+    options = Options(config)
+    config.stash[OPTIONS] = options
+    if options.profile is not None:
+        profiles.set_default(options.profile)
+    recorder = Recorder(options.results)
+    winput = getattr(config, "workerinput", None)
+    if winput and "lossproof_run" in winput:
+        recorder.run_id = winput["lossproof_run"]
+    config.stash[RECORDER] = recorder
+
+
+def recorder_of(config) -> Recorder:
+    return config.stash[RECORDER]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # the controller hands its run id to each xdist worker
+    node.workerinput["lossproof_run"] = node.config.stash[RECORDER].run_id
+
+
+def selected(config) -> list:
+    """The battery's cases for this run's options, CUDA cases included (skipped with their reason without CUDA)."""
+    # the subjects import their frameworks (torch: a second or two): loaded when a battery test is collected, not
+    # in every pytest session that has the plugin installed
+    import torch
+
+    from subjects.user import SubjectError, load
+
+    from .cases import all_cases
+
+    options = config.stash[OPTIONS]
+    cuda = torch.cuda.is_available()
+    only = options.only_subjects
+    users = []
+    for spec in options.subject_specs:
+        try:
+            users.append(load(spec, options.framework))
+        except SubjectError as e:
+            raise pytest.UsageError(f"lossproof: {e}") from None
+    library = None if only is None else {s for s in only if s != "user"}
+    out = all_cases(library, users if only is None or "user" in only else [], cuda)
+    if options.losses:
+        out = [c for c in out if c.loss in options.losses]
+    if options.formats:
+        out = [c for c in out if c.fmt in options.formats]
+    if options.devices:
+        out = [c for c in out if c.device in options.devices]
+    return out
+
+
+def params(case_list) -> list:
+    """pytest params of cases, with readable IDs; a case that cannot run here is skipped with its reason."""
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in case_list]
+
+
+_SELECTED = pytest.StashKey()
+
+
+def _cases(config) -> list:
+    if _SELECTED not in config.stash:
+        config.stash[_SELECTED] = selected(config)
+    return config.stash[_SELECTED]
+
+
+def pytest_generate_tests(metafunc):
+    names = metafunc.fixturenames
+    if "lossproof_case" in names:
+        metafunc.parametrize("lossproof_case", params(_cases(metafunc.config)))
+    for fixture, losses in GROUPS.items():
+        if fixture in names:
+            metafunc.parametrize(fixture, groups(_cases(metafunc.config), losses))
+    if "lossproof_special" in names:
+        ps = []
+        for case in _cases(metafunc.config):
+            for row_id, name, kwargs, _want in SPECIAL_VALUES:
+                if name == case.loss:
+                    marks = [pytest.mark.skip(reason=case.skip)] if case.skip else []
+                    ps.append(pytest.param((case, row_id, kwargs), id=f"{case.id}: {row_id}", marks=marks))
+        metafunc.parametrize("lossproof_special", ps)
+
+
+#: the battery's groups: fixtures whose tests need one subject's several losses in one format
+GROUPS = {"lossproof_identity_group": ("cross_entropy", "nll_loss", "log_softmax"),
+          "lossproof_kl_group": ("cross_entropy", "kl_div", "log_softmax")}
+
+
+def groups(case_list, loss_names) -> list:
+    """The cases grouped by subject x format x device, where a subject has every loss of ``loss_names`` (torch and
+    our NumPy losses; a user's single function has no such group)."""
+    by = {}
+    for c in case_list:
+        by.setdefault((c.subject, c.fmt, c.device, c.skip), {})[c.loss] = c
+    out = [pytest.param(g, id=f"{s}-{f}-{d}", marks=[pytest.mark.skip(reason=k)] if k else [])
+           for (s, f, d, k), g in by.items() if all(n in g for n in loss_names)]
+    return out or [pytest.param(None, id="no-subject", marks=[pytest.mark.skip(
+        reason=f"no selected subject has all of {', '.join(loss_names)} (a user subject supplies one function)")])]
+
+
+@pytest.fixture
+def lossproof_record(request):
+    """The ``record(measurement, deviation=None, gating=True, ...)`` function of this test (the results file and the
+    summary table)."""
+    item = request.node
+    fn = getattr(item, "function", None)  # where the test is defined (a thin module may import it)
+    module = (fn.__module__ if fn is not None else item.module.__name__).rsplit(".", 1)[-1]
+    return recorder_of(request.config).bind(item.nodeid, module, getattr(item, "originalname", item.name))
+
+
+@pytest.fixture
+def lossproof_notice(request):
+    """A line for the run's summary (never silent): examples passed unmeasured, a capability not supported."""
+    return recorder_of(request.config).notice
+
+
+@pytest.fixture
+def lossproof_options(request) -> Options:
+    return request.config.stash[OPTIONS]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    recorder = recorder_of(config)
+    if hasattr(config, "workeroutput"):  # an xdist worker: its summary rows to the controller, records to a part
+        config.workeroutput["lossproof_rows"] = recorder.summary_rows()
+        config.workeroutput["lossproof_notices"] = list(recorder.notices)
+        recorder.write_part(config.workerinput.get("workerid", "w"))
+        return
+    command = " ".join(["pytest", *config.invocation_params.args])
+    config.stash[_WRITTEN] = recorder.write(command)
+
+
+_WRITTEN = pytest.StashKey()
+_WORKER_ROWS = pytest.StashKey()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    out = getattr(node, "workeroutput", {})
+    rows, notices = node.config.stash.get(_WORKER_ROWS, ([], []))
+    node.config.stash[_WORKER_ROWS] = (rows + out.get("lossproof_rows", []),
+                                       notices + out.get("lossproof_notices", []))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    recorder = recorder_of(config)
+    wrows, wnotices = config.stash.get(_WORKER_ROWS, ([], []))
+    path = config.stash.get(_WRITTEN, None)
+    if path:
+        terminalreporter.write_line(f"lossproof results: {path}")
+    notices = recorder.notices + wnotices
+    if notices:
+        terminalreporter.section(f"lossproof notices ({len(notices)}): examples passed unmeasured, capabilities "
+                                 "not supported")
+        for line in sorted(notices):
+            terminalreporter.write_line(line)
+    lines = summary_lines(recorder.summary_rows() + wrows)
+    if lines:
+        terminalreporter.section("lossproof summary: worst verdict and max ULP error per loss x subject x format x "
+                                 "device")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_report_header(config):
+    return [f"lossproof: profile={profiles.current().name} mpmath {mpmath.__version__} (backend {BACKEND})"]

@@ -1,0 +1,118 @@
+"""Run profiles, one table: how much a run searches and how long it may take, for every part of lossproof that asks.
+
+``dev`` is fast feedback while editing; ``ci`` is the default (the README's test command, ``lossproof check``,
+``lossproof detect``): deterministic, bounded by counts rather than seconds; ``thorough`` searches far more. The
+profile is chosen by ``--lossproof-profile`` (the pytest plugin), the ``profile`` key of ``[tool.lossproof]``,
+the ``LOSSPROOF_PROFILE`` environment variable, or else ``ci`` (``use`` sets it for a block, ``current`` reads it).
+
+lossproof applies its profile to its own searches explicitly (``lossproof.search``): loading the plugin never
+changes the Hypothesis profile of a user's test suite. This repository's own meta-tests use the Hypothesis
+profiles ``register_hypothesis_profiles`` registers under the same names (conftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, settings
+
+__all__ = ["Profile", "PROFILES", "current", "use", "get", "ENV", "register_hypothesis_profiles"]
+
+ENV = "LOSSPROOF_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    #: Hypothesis examples per agreement test (the battery's main search), per no-overflow test, per identity test
+    agreement_examples: int
+    overflow_examples: int
+    identity_examples: int
+    #: the search's work budget per test, in numbers compared with the oracle (values and gradient components):
+    #: the oracle's cost is about proportional to them (0.3 to 1.5 ms each); counting them instead of seconds keeps
+    #: the search the same on any machine. ci: 12,000, what the slowest tests measured in 4 s of a 2-core machine
+    #: (one 4,096-class row with its gradient is 8,192)
+    work: float
+    #: safety nets, in seconds: a search with no failure seen, shrinking after the first failure, one example's
+    #: oracle work (lossproof.budget)
+    search_seconds: float
+    shrink_seconds: float
+    example_seconds: float
+    #: elements per drawn example and the share of draws with 1,024 classes or more
+    max_elements: int
+    large_share: float
+    #: the share of a property test's examples that must reach the comparison for its pass to count (below it the
+    #: test measured too little to mean anything: lossproof check exits 3, a battery test fails)
+    min_measured_share: float
+    #: this repository's meta-tests: Hypothesis examples of their own @given tests, the Arb cross-check's cases,
+    #: the fast path's random rows, the large-vocabulary sizes
+    meta_examples: int
+    crosscheck_cases: int
+    fast_rows: int
+    vocab_sizes: tuple
+    derandomize: bool
+
+
+PROFILES = {
+    "dev": Profile("dev", agreement_examples=20, overflow_examples=20, identity_examples=5, work=4_000,
+                   search_seconds=30.0, shrink_seconds=5.0, example_seconds=10.0, max_elements=4096,
+                   large_share=0.05, min_measured_share=0.5, meta_examples=25, crosscheck_cases=200,
+                   fast_rows=10_000, vocab_sizes=(32_000,), derandomize=False),
+    "ci": Profile("ci", agreement_examples=100, overflow_examples=100, identity_examples=12, work=12_000,
+                  search_seconds=60.0, shrink_seconds=10.0, example_seconds=20.0, max_elements=4096,
+                  large_share=0.05, min_measured_share=0.5, meta_examples=100, crosscheck_cases=1000,
+                  fast_rows=10_000, vocab_sizes=(32_000,), derandomize=True),
+    "thorough": Profile("thorough", agreement_examples=2000, overflow_examples=1000, identity_examples=200,
+                        work=float("inf"), search_seconds=120.0, shrink_seconds=300.0, example_seconds=300.0,
+                        max_elements=20_000, large_share=0.2, min_measured_share=0.5, meta_examples=2000,
+                        crosscheck_cases=100_000, fast_rows=100_000, vocab_sizes=(32_000, 128_256),
+                        derandomize=False),
+}
+
+_chosen: contextvars.ContextVar = contextvars.ContextVar("lossproof_profile", default=None)
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}") from None
+
+
+def current() -> Profile:
+    """The profile in force: set by ``use`` (the plugin, the API, the command line), else $LOSSPROOF_PROFILE,
+    else ci."""
+    name = _chosen.get() or os.environ.get(ENV) or "ci"
+    return get(name)
+
+
+def set_default(name: str | None) -> None:
+    """Choose the profile for the rest of the process (the plugin, at configure time)."""
+    if name is not None:
+        get(name)
+    _chosen.set(name)
+
+
+@contextlib.contextmanager
+def use(name: str | None):
+    """Run a block under profile ``name`` (None: leave it as it is)."""
+    if name is None:
+        yield current()
+        return
+    token = _chosen.set(get(name).name)
+    try:
+        yield current()
+    finally:
+        _chosen.reset(token)
+
+
+def register_hypothesis_profiles() -> None:
+    """Hypothesis profiles of the same names for a test suite's own @given tests (this repository's meta-tests):
+    no deadline, derandomized under ci, failure blobs printed."""
+    for p in PROFILES.values():
+        settings.register_profile(p.name, max_examples=p.meta_examples, deadline=None, derandomize=p.derandomize,
+                                  print_blob=p.name != "dev", suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,180 @@
+"""Reproducers: copy-pasteable Python that recomputes a measured case from its exact inputs (hex floats) and prints
+the subject's number beside the exact one, for every subject (torch, our NumPy losses, SciPy, a user's function),
+from a failing test, a finding of ``lossproof check`` or a record of a results file. One generator for all of them.
+
+The code runs anywhere lossproof is installed, in any directory: a user's function is imported by its path or
+module (``lossproof.load_function``), the exact value comes from the oracle's public API (``import oracles``).
+Pure text: no framework is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from lossproof import catalogue
+from oracles.codec import hex_tree, hexf
+
+__all__ = ["reproducer", "from_record", "exact_command", "UPSTREAM_SOURCE"]
+
+#: the upstream gradient lossproof's torch subjects use (subjects/torch_subject.upstream), as source
+UPSTREAM_SOURCE = "[1.0] if n == 1 else [1 + (5 * i % 8) / 8 for i in range(n)]"
+
+
+def _py(v) -> str:
+    """A nested list of exact spellings as Python source: h("0x1.8p+0") with h = float.fromhex."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_py(e) for e in v) + "]"
+    if isinstance(v, str):
+        return f'h("{v}")' if v not in ("inf", "-inf", "nan") else f'float("{v}")'
+    return repr(v)
+
+
+def _param_py(v) -> str:
+    if isinstance(v, float):
+        v = hexf(v)
+    if isinstance(v, str) and (v.startswith(("0x", "-0x")) or v in ("inf", "-inf", "nan")):
+        return _py(v)
+    return repr(v)
+
+
+def _param_json(v):
+    if isinstance(v, str) and v.startswith(("0x", "-0x")):
+        return float.fromhex(v)
+    return v
+
+
+def _split(loss: str, kwargs: dict) -> tuple:
+    """(tensors as hex trees, other parameters) of a call."""
+    tensors, params = {}, {}
+    for k, v in kwargs.items():
+        if k.startswith("_"):
+            continue
+        if isinstance(v, list) or k in ("input", "target", "other", "weight", "pos_weight"):
+            tensors[k] = hex_tree(v) if not isinstance(v, (int, str)) or isinstance(v, bool) else v
+        else:
+            params[k] = v
+    return tensors, params
+
+
+def _is_index(loss: str, tensors: dict) -> bool:
+    t = tensors.get("target")
+    if t is None or loss not in catalogue.NAMES:
+        return False
+    leaves = t if isinstance(t, list) else [t]
+    while leaves and isinstance(leaves[0], list):
+        leaves = [x for row in leaves for x in row]
+    return catalogue.get(loss).target in ("index", "index or probability") and all(
+        isinstance(x, int) and not isinstance(x, bool) for x in leaves)
+
+
+def _note(y, z, z_rounded) -> str:
+    parts = []
+    if y is not None:
+        parts.append(f"lossproof measured y = {y}")
+    if z is not None:
+        parts.append(f"exact z = {z}")
+    if z_rounded is not None:
+        parts.append(f"RN(z) = {z_rounded}")
+    return "  # " + "; ".join(parts) if parts else ""
+
+
+def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, kind: str = "value",
+               index: int = 0, y=None, z=None, z_rounded=None, framework: str | None = None) -> str:
+    """Python that calls the subject's function on the exact inputs of ``kwargs`` (floats, or their hex spellings)
+    and prints output element ``index`` (or the gradient component, ``kind="grad"``) in hex, then the exact value
+    from the oracle. ``subject`` is "torch", "numpy", "scipy" or "user:TARGET"; ``framework`` (torch or numpy)
+    says how a user's function is called (default torch)."""
+    tensors, params = _split(loss, kwargs)
+    user = subject.startswith("user:")
+    framework = framework or ("torch" if subject == "torch" or user else "numpy")
+    grad = kind == "grad"
+    lines = ["h = float.fromhex"]
+    args = []
+    if framework == "torch":
+        lines.insert(0, "import torch")
+        devarg = "" if device in ("cpu", None) else f', device="{device}"'
+        for k, v in tensors.items():
+            if k == "target" and _is_index(loss, tensors):
+                lines.append(f"target = torch.tensor({_py(v)}{devarg})  # class indices (int64)")
+            else:
+                rg = ", requires_grad=True" if (k == "input" and grad) else ""
+                lines.append(f"{k} = torch.tensor({_py(v)}, dtype=torch.{fmt}{devarg}{rg})")
+            args.append(f"{k}={k}")
+    else:
+        lines.insert(0, "import numpy as np")
+        for k, v in tensors.items():
+            if k == "target" and _is_index(loss, tensors):
+                lines.append(f"target = np.array({_py(v)}, dtype=np.int64)")
+            else:
+                lines.append(f"{k} = np.array({_py(v)}, dtype=np.{fmt})")
+            args.append(f"{k}={k}")
+    if subject == "torch":
+        row = catalogue.get(loss)
+        lines.insert(1, f"import {row.torch.rpartition('.')[0]} as fns")
+        fn = f"fns.{row.torch.rpartition('.')[2]}"
+        if loss == "logsumexp" and params.get("dim") is None:  # lossproof reduces over every dim (torch_subject)
+            params = {k: v for k, v in params.items() if k != "dim"}
+            args.append("dim=tuple(range(input.dim()))")
+    elif subject == "numpy":
+        lines.insert(1, "from subjects import numpy_losses")
+        fn = f"numpy_losses.{loss}_grad" if grad else f"numpy_losses.{loss}"
+    elif subject == "scipy":
+        lines.insert(1, "from subjects.array_subject import scipy_functions  # SciPy's counterpart, as lossproof calls it")
+        fn = f'scipy_functions()["{loss}"][0]'
+    else:
+        target = subject[len("user:"):] if user else subject
+        lines.insert(1, "import lossproof")
+        lines.insert(2, f"fn = lossproof.load_function({target!r})  # your function, by its path or module")
+        fn = "fn"
+    args += [f"{k}={_param_py(v)}" for k, v in params.items()]
+    note = _note(y, z, z_rounded)
+    if framework == "torch":
+        lines.append(f"out = {fn}({', '.join(args)})")
+        if grad:
+            lines += ["n = out.numel()  # lossproof's upstream gradient: distinct values in [1, 2), exact in every "
+                      "format",
+                      f"v = torch.tensor({UPSTREAM_SOURCE}, dtype=out.dtype, device=out.device)",
+                      "out.backward(v.reshape(out.shape))",
+                      f"print(input.grad.reshape(-1)[{index}].item().hex()){note}"]
+        else:
+            lines.append(f"print(torch.as_tensor(out).reshape(-1)[{index}].item().hex()){note}")
+    else:
+        what = "  # d sum(out) / d input" if grad else ""
+        lines.append(f"out = {fn}({', '.join(args)}){what}")
+        lines.append(f"print(float(np.asarray(out).reshape(-1)[{index}]).hex()){note}")
+    exact_args = ", ".join([f"{k}={_py(v)}" for k, v in tensors.items()] +
+                           [f"{k}={_param_py(v)}" for k, v in params.items()])
+    lines.append("import oracles  # lossproof's exact oracle")
+    lines.append(f"exact = oracles.{loss}({exact_args})")
+    lines.append("flat = oracles.codec.flat")
+    if grad:
+        lines.append("if not isinstance(exact, list):  # a scalar loss: its exact gradient")
+        lines.append(f"    g = flat(exact.grad)[{index}]")
+        lines.append(f'    print("exact", str(g), "correctly rounded to {fmt}:", g.to("{fmt}").hex())')
+    else:
+        lines.append(f"e = flat(exact)[{index}]")
+        lines.append(f'print("exact", str(e), "correctly rounded to {fmt}:", e.to("{fmt}").hex())')
+    return "\n".join(lines)
+
+
+def from_record(rec: dict) -> str | None:
+    """The reproducer of a results record's worst element (None when the record kept no input)."""
+    w = rec.get("worst") or {}
+    inp = w.get("input")
+    if not inp:
+        return None
+    idx = w.get("index") or [0]
+    kwargs = {**inp, **(rec.get("params") or {})}
+    return reproducer(rec.get("subject") or "torch", rec["loss"], rec["format"], rec.get("device") or "cpu",
+                      kwargs, kind=w.get("kind") or "value", index=idx[0] if len(idx) == 1 else 0, y=w.get("y"),
+                      z=w.get("z"), z_rounded=w.get("z_rounded"), framework=rec.get("framework"))
+
+
+def exact_command(loss: str, fmt: str, kwargs: dict, grad: bool = False) -> str:
+    """``lossproof exact`` on the same input: the exact value, correctly rounded (and the gradient)."""
+    tensors, params = _split(loss, kwargs)
+    kw = {**tensors, **{k: _param_json(v) if not isinstance(v, float) else hexf(v) for k, v in params.items()}}
+    js = json.dumps(kw, separators=(",", ":"), allow_nan=False) if all(
+        not (isinstance(v, float) and not math.isfinite(v)) for v in kw.values()) else json.dumps(kw)
+    return f"lossproof exact {loss} --format {fmt}{' --grad' if grad else ''} '{js}'"
