@@ -159,6 +159,7 @@ class Element:
     accurate_bound: float = math.nan
     _stable: Fraction | None = field(default=None, repr=False)  # the same, exactly (the measurement cache)
     _accurate: Fraction | None = field(default=None, repr=False)
+    decided: bool = True  # False: RN(z) lies beside a rounding boundary the oracle could not decide
 
     @property
     def z(self) -> str:
@@ -201,20 +202,28 @@ class Measurement:
 
 
 def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fraction):
-    """(verdict, ulp error, bits) of y against the exact z."""
+    """(verdict, ulp error, bits, RN(z), whether RN(z) is decided) of y against the exact z (undecided: RN(z) is
+    one of the two values beside a rounding boundary that the oracle cannot decide)."""
     f = get_format(fmt)
-    zr = z.to(f)
+    try:
+        zr, decided = z.to(f), True
+    except oracles.OraclePrecisionError:
+        # z lies within 2**-cap (relative) of a rounding boundary of f: RN(z) is one of the two values beside it,
+        # and which one the oracle cannot say. The error is measured from z's midpoint as always (it differs from
+        # the error from z by far less than an ULP); y is never called correctly rounded
+        zr, decided = oracles.formats.round_mpf(_midpoint(z, f.p + START_GUARD - 16, f), f), False
     if z.is_special:
         if math.isnan(zr):
             ok = math.isnan(y)
         else:
             ok = y == zr
-        return ("correctly_rounded" if ok else "broken"), (0.0 if ok else math.inf), bits_of_error(y, zr, f)
+        verdict = "correctly_rounded" if ok else "broken"
+        return verdict, (0.0 if ok else math.inf), bits_of_error(y, zr, f), zr, decided
     bits = bits_of_error(y, zr, f)
     if math.isnan(y) or (math.isinf(y) and not math.isinf(zr)):
-        return "broken", math.inf, bits
+        return "broken", math.inf, bits, zr, decided
     if math.isinf(y):  # and zr is inf
-        return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits
+        return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits, zr, decided
     mid = _midpoint(z, f.p + START_GUARD - 16, f)  # the precision Ziv's loop started at: already evaluated
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
@@ -223,14 +232,14 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
     except OverflowError:  # pragma: no cover - to_float saturates; kept for safety
         ulps = math.inf
     same_zero_sign = zr != 0 or mid == libmp.fzero or math.copysign(1, y) == math.copysign(1, zr)
-    if y == zr and same_zero_sign:
-        return "correctly_rounded", ulps, bits
+    if y == zr and same_zero_sign and decided:
+        return "correctly_rounded", ulps, bits, zr, decided
     e = _fraction(err)
     if e <= accurate_allow:
-        return "accurate", ulps, bits
+        return "accurate", ulps, bits, zr, decided
     if e <= stable_allow:
-        return "stable", ulps, bits
-    return "unstable", ulps, bits
+        return "stable", ulps, bits, zr, decided
+    return "unstable", ulps, bits, zr, decided
 
 
 def _ulp_exp(mid, f):
@@ -320,7 +329,7 @@ def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(vals)}")
     for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
         for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
-            v, ulps, bits = _verdict(float(y), z, f, st, acc)
+            v, ulps, bits, _, _ = _verdict(float(y), z, f, st, acc)
             el = Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, _float(st), _float(acc))
             el._stable, el._accurate = st, acc
             m.elements.append(el)
@@ -347,7 +356,8 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         if side is not None:
             return _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side)
         m = measure(subject, loss, fmt, device, kwargs, y_values, y_grads, oracle_name, context, upstream)
-        store.write_strings(key, _encode_side(m))
+        if all(e.decided for e in m.elements):  # an undecided rounding is never cached as if it were decided
+            store.write_strings(key, _encode_side(m))
         return m
     context = {**structure(loss, kwargs), **(context or {})}
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
@@ -374,8 +384,9 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             B = bounds.element_bound(f, s, za, context.get("value_unit", Fraction(1)))
         kap = _upper(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
         acc = bounds.accurate_bound(f, za, kap)
-        v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-        el = Element("value", (i,), float(y), z, z.to(f), ulps, bits, v, _float(bounds.K * B), _float(acc))
+        v, ulps, bits, zr, decided = _verdict(float(y), z, f, bounds.K * B, acc)
+        el = Element("value", (i,), float(y), z, zr, ulps, bits, v, _float(bounds.K * B), _float(acc),
+                     decided=decided)
         el._stable, el._accurate = bounds.K * B, acc
         m.elements.append(el)
     if y_grads is not None and (go_on is None or go_on(m)):
@@ -391,8 +402,9 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         for j, (z, y) in enumerate(zip(gz, y_grads)):
             B = bounds.gradient_bound(f, s, gabs[j], G)
             acc = bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # the gradient's own kappa_g
-            v, ulps, bits = _verdict(float(y), z, f, bounds.K * B, acc)
-            el = Element("grad", (j,), float(y), z, z.to(f), ulps, bits, v, _float(bounds.K * B), _float(acc))
+            v, ulps, bits, zr, decided = _verdict(float(y), z, f, bounds.K * B, acc)
+            el = Element("grad", (j,), float(y), z, zr, ulps, bits, v, _float(bounds.K * B), _float(acc),
+                         decided=decided)
             el._stable, el._accurate = bounds.K * B, acc
             m.elements.append(el)
     return m

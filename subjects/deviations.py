@@ -138,14 +138,27 @@ def _smoothing_span_overflows(kw, f=None):
     if not kw.get("label_smoothing"):
         return False
     big = _max_finite(f)
-    for r in _rows_of(kw.get("input")):
+    rows = _rows_of(kw.get("input"))
+    weight = kw.get("weight")
+    target = kw.get("target")
+    ignored = kw.get("ignore_index", -100)
+    index_targets = (_flat(target) if isinstance(target, list) and len(_flat(target)) != len(_flat(kw.get("input")))
+                     else None)  # class indices (probability targets: every row counts)
+    total = 0.0
+    for i, r in enumerate(rows):
         fin = [v for v in r if math.isfinite(v)]
         if not fin:
             continue
         m = max(fin)
-        if m - min(fin) > big or sum(m - v + math.log(len(r)) for v in fin) > big:
+        row = sum((abs(weight[c]) if weight is not None else 1.0) * (m - v + math.log(len(r)))
+                  for c, v in enumerate(r) if math.isfinite(v))
+        if m - min(fin) > big or row > big:
             return True
-    return False
+        if index_targets is None or i >= len(index_targets) or index_targets[i] != ignored:
+            total += row
+    # under sum and mean, torch reduces the rows' smoothing terms over the batch before the eps / C weighting:
+    # float16 [[0, 30000]] * 4, target 1, label_smoothing 1e-3 gives inf (exact 15.0)
+    return kw.get("reduction", "mean") in ("sum", "mean") and total > big
 
 
 def _weight_sum_overflows(kw, f=None):
@@ -513,10 +526,12 @@ DEVIATIONS = [
     Deviation(
         "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
         "label smoothing with a row whose finite logits span more than the largest finite value, or whose sum of "
-        "-log_softmax over the classes exceeds it",
+        "-log_softmax over the classes exceeds it, or (sum and mean) whose total over the batch does",
         "the smoothing term sums -log_softmax over the classes; lse - x_c overflows to inf for the smallest logit, "
         "or the sum does (bfloat16 [0, 0, 3.39e38], target 0, label_smoothing 0.1: inf where the exact loss is "
-        "3.28e38), before the eps / C weighting, where the exact loss is finite (inf, or NaN times a zero weight)",
+        "3.28e38), or its total over the batch does under sum and mean (float16 [[0, 30000]] x 4, target 1, "
+        "label_smoothing 1e-3: inf where the exact loss is 15.0), before the eps / C weighting, where the exact "
+        "loss is finite (inf, or NaN times a zero weight)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _smoothing_span_overflows, documented_output=_not_finite,
         witness=("float32", {"input": [[3e38, -3e38, 0.0]], "target": [0], "label_smoothing": 0.25})),
@@ -524,9 +539,9 @@ DEVIATIONS = [
         "torch-ce-sum-overflow", "torch", "cross_entropy",
         "class weights whose sum (over the classes, or over the targets), a weighted -log-probability, or the "
         "sum of those (class-index or probability targets), exceeds the largest finite value",
-        "torch forms the weighted terms and sums (the smoothing term's sum of w_c, the mean's denominator sum of w_t) in the "
-        "format; they overflow to inf and the loss becomes inf or NaN, its gradient inf, NaN or w / inf = 0, where the "
-        "exact ones are finite and nonzero",
+        "torch forms the weighted terms and sums (the smoothing term's sum of w_c, the mean's denominator sum of "
+        "w_t) in the format; they overflow to inf and the loss becomes inf or NaN, its gradient inf, NaN or "
+        "w / inf = 0, where the exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _weighted_term_overflows, documented_output=_not_finite_or_zero,
         witness=("float32", {"input": [[0.0, 1.0], [2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
@@ -553,8 +568,8 @@ DEVIATIONS = [
         "finite value",
         "the weighted mean's denominator or a weighted term overflows to inf in the format: the loss is NaN "
         "(inf / inf) or +-inf (w_t = 3.4e38, x_t = -10 in float32: inf where the exact mean is 10; float16 "
-        "log-probabilities near -2**15, unweighted: the sum of four overflows where the mean is -16885.75), the gradient "
-        "w / inf = 0, where the exact ones are finite and nonzero",
+        "log-probabilities near -2**15, unweighted: the sum of four overflows where the mean is -16885.75), the "
+        "gradient w / inf = 0, where the exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
         _nll_weighted_term_overflows, documented_output=_not_finite_or_zero,
         witness=("float32", {"input": [[-1.0, 0.0], [-2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),

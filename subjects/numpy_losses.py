@@ -517,12 +517,12 @@ class _Rows:
             fin = np.isfinite(self.Xp)
             r = np.nanquantile(np.where(fin, self.Xp, NAN), 0.5, axis=1, method="lower") if C else np.zeros(0)
             r = np.where(self.good, r, 0.0)[:, None]
-            h, l = _two_sum(self.Xp, -r)
+            h, lo = _two_sum(self.Xp, -r)
             E = np.expm1(h)
-            E = E + l * (1.0 + E)
-            h, l = _two_sum(r, -self.m[:, None])
+            E = E + lo * (1.0 + E)
+            h, lo = _two_sum(r, -self.m[:, None])
             f = np.exp(h)
-            f = f + f * l
+            f = f + f * lo
             Q = _acc_sum(E, axis=1)[:, None]
             Qabs = _acc_sum(np.abs(E), axis=1)[:, None]
             p, p_lo = _two_prod(np.full_like(a, float(C)), a)
@@ -745,10 +745,20 @@ class _CE:
             self.targets = trows
             tt = _xmul(trows, ome) + eps_c if eps else trows
             a = _xmul(wn, tt)
-            per = _xmul(a, nll_c)
-            if eps:  # (1 - eps) t + eps / C is positive even where eps / C underflows: no 0 * inf there
-                per = np.where(np.isinf(nll_c) & (a == 0) & (wn != 0), nll_c, per)
-            self.values = _acc_sum(per, axis=1) if C else np.zeros(R)
+            if eps and self.S and C:
+                # eps / C below 2**-960 is subnormal or nearly so (it keeps as few as 0 of its 53 bits), and on a
+                # row where the target share's terms are small it is the whole loss: the smoothing share is then
+                # summed apart, eps / C scaled up by 2**S, sum_c w_c nll_c at unit scale (it is finite wherever
+                # the loss is), and scaled back with one rounding, as for class targets below
+                per_t = _xmul(_xmul(wn, _xmul(trows, ome)), nll_c)
+                smooth = _acc_sum(_xmul(wn, nll_c), axis=1)
+                self.values = _acc_sum(per_t, axis=1) + np.ldexp(_xmul(np.ldexp(eps, self.S) / C, smooth),
+                                                                 -self.S)
+            else:
+                per = _xmul(a, nll_c)
+                if eps:  # (1 - eps) t + eps / C is positive even where eps / C underflows: no 0 * inf there
+                    per = np.where(np.isinf(nll_c) & (a == 0) & (wn != 0), nll_c, per)
+                self.values = _acc_sum(per, axis=1) if C else np.zeros(R)
             self.active = np.ones(R, dtype=bool)
             self.denom, self.Ew = float(R), 0
             self.a = a

@@ -29,7 +29,7 @@ from lossproof.verdicts import passes
 from oracles import bounds
 from oracles import extended as X
 from oracles.exact import Exact
-from oracles.formats import get_format
+from oracles.formats import get_format, round_to_format
 from subjects import deviations
 from subjects.torch_subject import dtype_of
 
@@ -155,9 +155,10 @@ def test_kl_is_cross_entropy_minus_entropy(lossproof_kl_group):
         S_ = bounds.steps("cross_entropy", c) + bounds.steps("kl_div")
         scale = abs(exact_fraction(ce_exact)) + abs(exact_fraction(h)) + 1
         allow = bounds.K * f.u * (S_ + bounds.ceil_log2(n * c)) * scale
-        err = abs(Fraction(kl[0]) - exact_fraction(z)) if math.isfinite(kl[0]) else math.inf
-        note(f"kl {kl[0]!r}, exact {z}, error {float(err):.3g}, allowed {float(allow):.3g}")
-        assert err <= allow, f"kl_div(log_softmax(x), p) = {kl[0]!r}, exact CE - H = {z}"
+        zf = exact_fraction(z)  # z may be 0 or nearly: a relative enclosure (str(z)) might not be had
+        err = abs(Fraction(kl[0]) - zf) if math.isfinite(kl[0]) else math.inf
+        note(f"kl {kl[0]!r}, exact {float(zf)!r}, error {float(err):.3g}, allowed {float(allow):.3g}")
+        assert err <= allow, f"kl_div(log_softmax(x), p) = {kl[0]!r}, exact CE - H = {float(zf)!r}"
         if any_case.framework == "torch":
             _same_gradients(any_case, x, p, fmt)
 
@@ -175,7 +176,11 @@ def _same_gradients(case, x, p, fmt):
     kw = {"input": x, "target": p}
     for g in (a.grad, b.grad):
         grads = g.to(torch.float64).reshape(-1).cpu().tolist()
-        ce = oracles.cross_entropy(x, p).to(fmt)
+        exact = oracles.cross_entropy(x, p)
+        try:
+            ce = exact.to(fmt)
+        except oracles.OraclePrecisionError:  # only the gradient components are judged here: any near value does
+            ce = round_to_format(float(exact_fraction(exact)), fmt)
         m = measure(case.subject, "cross_entropy", fmt, case.device, kw, [ce], grads)
         bad = [e for e in m.elements if e.kind == "grad" and not passes(e.verdict)]
         assert not bad, f"gradient component {bad[0].index}: {bad[0].y!r} vs exact {bad[0].z} ({bad[0].verdict})"
