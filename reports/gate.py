@@ -48,6 +48,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from lossproof.verdicts import RANK
 from reports import cells as C
 from reports import environment as E
 from reports import schema
@@ -321,7 +322,7 @@ def compare_rungs(bases: list, new: dict, allow_missing: bool = False) -> GateRe
 def _compare_failing(key, bf: dict, nf: dict, res: GateResult, improvements: bool = True) -> None:
     for case, v in sorted(nf.items()):
         old = bf.get(case)
-        if old is None or C.RANK[v] < C.RANK.get(old, 99):
+        if old is None or RANK[v] < RANK.get(old, 99):
             res.regressions.append(Change("regression", key, f"new {v} verdict: {case}", old or "passing", v))
     if not improvements:
         return
@@ -330,7 +331,7 @@ def _compare_failing(key, bf: dict, nf: dict, res: GateResult, improvements: boo
         if v is None:
             res.improvements.append(Change("improvement", key, f"no longer {old}: {case}", old,
                                            "passing (or not measured)"))
-        elif C.RANK[v] > C.RANK.get(old, -1):
+        elif RANK[v] > RANK.get(old, -1):
             res.improvements.append(Change("improvement", key, f"{old} -> {v}: {case}", old, v))
 
 

@@ -28,7 +28,7 @@ import json
 import math
 import os
 
-from lossproof.verdicts import VERDICTS
+from lossproof.verdicts import FAILING, RANK, VERDICTS
 from oracles.codec import flat
 from subjects.deviations import DEVIATIONS
 
@@ -93,7 +93,7 @@ def _ulp_value(rec):
 
 def _badness(rec):
     """Sort key: the worst verdict first, then the largest ULP error."""
-    return (C.RANK.get(rec.get("verdict"), 9), -_ulp_value(rec) if not math.isnan(_ulp_value(rec)) else 0.0)
+    return (RANK.get(rec.get("verdict"), 9), -_ulp_value(rec) if not math.isnan(_ulp_value(rec)) else 0.0)
 
 
 def _z_float(w):
@@ -213,7 +213,7 @@ def _property_outcomes(records):
         st = C.status(r)
         lab = r.get("verdict") if st == "compared" else st
         e["counts"][lab] = e["counts"].get(lab, 0) + 1
-        if st == "compared" and r.get("gating") and r.get("verdict") in C.FAILING:
+        if st == "compared" and r.get("gating") and r.get("verdict") in FAILING:
             e["failing"] += 1
     order = list(C.WORST_FIRST) + ["not supported", "skipped", "unresolved"]
     return [{"source": k[0], "property": k[1], "records": e["records"], "failing": e["failing"],
@@ -240,7 +240,8 @@ def _deviation_rows(records):
         url, _, note = (d.link or "").strip().partition(" ")
         rows.append({"id": d.id, "subject": d.subject, "loss": d.loss, "condition": d.condition, "reason": d.reason,
                      "link": url if url.startswith(("http://", "https://")) else None,
-                     "link_note": note.strip() if url.startswith(("http://", "https://")) else (d.link or ""), "records": m["records"] if m else 0, "worst": m["worst"] if m else None,
+                     "link_note": note.strip() if url.startswith(("http://", "https://")) else (d.link or ""),
+                     "records": m["records"] if m else 0, "worst": m["worst"] if m else None,
                      "max_ulp": C.fmt_ulp(m["max_ulp"]) if m else "-",
                      "formats": ", ".join(sorted(f for f in m["formats"] if f)) if m else ""})
     known = {d.id for d in DEVIATIONS}
@@ -376,7 +377,7 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
     # impact margin: every record, any source, per cell
     impact = {}
     for r in records:
-        if not r.get("elements") or r.get("verdict") not in C.FAILING:
+        if not r.get("elements") or r.get("verdict") not in FAILING:
             continue
         k = C.cell_key(r)
         e = impact.setdefault(k, {"failing": 0, "missed": 0, "gating": 0, "gating_missed": 0, "max_missed": 0.0})
@@ -396,7 +397,7 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
 
     # Hypothesis findings, seed cases
     hyp = [r for r in records if r.get("source") == "hypothesis"]
-    hyp_fail = sorted((r for r in hyp if r.get("elements") and r.get("verdict") in C.FAILING), key=_badness)
+    hyp_fail = sorted((r for r in hyp if r.get("elements") and r.get("verdict") in FAILING), key=_badness)
     hyp_cells = C.summarize(hyp)
     hyp_summary = [{"title": C.key_text(k), "records": c["records"], "worst": c["worst"],
                     "ulp": _ulp_text(c), "reported": c["reported"], "reported_worst": c["reported_worst"],
