@@ -1,7 +1,7 @@
 """Detection on the held-out set (benchmarks/heldout_losses.py): each implementation through the battery
-``lossproof check`` runs (agreement, no overflow, the special-value table, in that order, stopping at the first failure), in the
-one format its author named; lossproof's verdict beside the author's label (flawed or sound), and the kill rate
-and false-alarm count over the author's labels. Disagreements are listed with lossproof's reason
+``lossproof check`` runs (agreement, no overflow, the special-value table, in that order, stopping at the first
+failure), in the one format its author named; lossproof's verdict beside the author's label (flawed or sound), and
+the kill rate and false-alarm count over the author's labels. Disagreements are listed with lossproof's reason
 (``heldout_losses.DISAGREEMENTS``). About 2 minutes on 2 cores.
 
     .venv/bin/python benchmarks/heldout_detect.py

@@ -2,9 +2,9 @@
 
 The search: under the ``ci`` profile (the default) a property test measures examples in Hypothesis's
 derandomized order until it has measured ``max_examples`` of them (100 for agreement and for no-overflow) or
-compared the profile's ``work`` numbers with the oracle (ci: 12,000 values and gradient components), whichever comes first.
-Both are counts, not seconds, so a run measures the same inputs on any machine under any load: its verdict does
-not depend on the clock. Tests of small problems measure all their examples; tests of long rows stop after a
+compared the profile's ``work`` numbers with the oracle (ci: 12,000 values and gradient components), whichever
+comes first. Both are counts, not seconds, so a run measures the same inputs on any machine under any load: its verdict
+does not depend on the clock. Tests of small problems measure all their examples; tests of long rows stop after a
 few dozen. ``SEARCH_SECONDS`` is only a safety net against a pathological run (ci: 60 s per test, far above the
 slowest measured test of the battery); when it is hit the search stops and the run's summary says so
 (``Budget.report``), so a truncated search is never silent. The ``thorough`` profile is the exception: it is a

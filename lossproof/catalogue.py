@@ -124,9 +124,9 @@ LOSSES = (
          sample={"input": [0.0, 0.5, 2.0], "other": [0.0, 0.25, 3.0]}),
 )
 
-NAMES = tuple(l.name for l in LOSSES)
-_BY_NAME = {l.name: l for l in LOSSES}
-REDUCING = tuple(l.name for l in LOSSES if l.reduces)
+NAMES = tuple(loss.name for loss in LOSSES)
+_BY_NAME = {loss.name: loss for loss in LOSSES}
+REDUCING = tuple(loss.name for loss in LOSSES if loss.reduces)
 
 
 def get(name: str) -> Loss:
@@ -137,7 +137,7 @@ def get(name: str) -> Loss:
         raise KeyError(f"unknown loss {name!r}; expected one of {', '.join(NAMES)}") from None
 
 
-def _shape(v) -> tuple:
+def _shape(v: object) -> tuple:
     shape = []
     while isinstance(v, (list, tuple)):
         shape.append(len(v))

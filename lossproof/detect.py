@@ -6,9 +6,9 @@ function in one format, in process, with the pieces ``lossproof check`` uses: th
 (``lossproof.cases.user_cases``), strategies (``lossproof.problems``), restriction to the parameters the function
 takes (``lossproof.cases.restrict``), measurement and verdicts (``lossproof.measure``, the pass line of
 ``lossproof.judge``), budgets (``lossproof.budget.Budget``: the ci profile's example counts, its 60 s search safety
-net and 10 s shrink budget) and the special-value table (``lossproof.specials``). In process because the detection table needs what pytest does not hand
-back: the time to the first failure and the minimal input. A member's Hypothesis run is derandomized (as under
-the ci profile); ``seed`` gives another sequence (the controls are run under several).
+net and 10 s shrink budget) and the special-value table (``lossproof.specials``). In process because the detection
+table needs what pytest does not hand back: the time to the first failure and the minimal input. A member's Hypothesis
+run is derandomized (as under the ci profile); ``seed`` gives another sequence (the controls are run under several).
 
 ``usual_check`` is what the ecosystem does instead: torch.testing.assert_close, default tolerances, of the
 function against torch's own loss on samples like PyTorch's OpInfo ones (uniform [-9, 9), shapes up to (5, 5)),
@@ -194,8 +194,9 @@ def run_battery(member, **kw) -> list:
 
 
 def _samples(loss, dtype, gen):
-    """(keyword arguments) samples like PyTorch's OpInfo sample inputs: floating inputs uniform in [-9, 9) (make_tensor's
-    default range for these ops), probabilities uniform in [0, 1), shapes up to (5, 5), each reduction."""
+    """(keyword arguments) samples like PyTorch's OpInfo sample inputs: floating inputs uniform in [-9, 9)
+    (make_tensor's default range for these ops), probabilities uniform in [0, 1), shapes up to (5, 5), each
+    reduction."""
     def U(*shape):
         return (torch.rand(shape, generator=gen, dtype=torch.float64) * 18 - 9).to(dtype)
 

@@ -44,7 +44,7 @@ class Options:
         self.profile = opt("--lossproof-profile") or cfg.profile
         self.results = opt("--lossproof-results") or cfg.results or os.path.join("out", "results.json")
         self.framework = opt("--lossproof-framework") or cfg.framework or "torch"
-        self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{l}={t}" for l, t in cfg.subjects]
+        self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
         only = opt("--lossproof-only-subjects")
         # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
         self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subject_specs else None)

@@ -46,8 +46,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Iterable
 from fractions import Fraction
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -139,7 +141,7 @@ _INF = math.inf
 # argument validation
 
 
-def _fmt(fmt) -> Format:
+def _fmt(fmt: object) -> Format:
     if isinstance(fmt, Format):
         return fmt
     if isinstance(fmt, str) and fmt in FORMATS:
@@ -193,7 +195,7 @@ def _choice(name, v, allowed, default):
 # exact arithmetic helpers
 
 
-def _rn(x, f: Format) -> float:
+def _rn(x: float | Fraction, f: Format) -> float:
     """RN(x) into ``f`` for an exact float/int/Fraction, clamped to the finite range."""
     r = round_to_format(x, f)
     if math.isinf(r):
@@ -206,7 +208,7 @@ def _from_ord(o: int, f: Format) -> float:
     return from_ordinal(max(-m, min(m, o)), f)
 
 
-def exp_thresholds(fmt) -> dict:
+def exp_thresholds(fmt: str | Format) -> dict:
     """Where exp leaves the finite, normal range of ``fmt``, as float64 values (not exact in ``fmt``):
     ``overflow`` = log(largest finite); ``underflow`` = log(smallest subnormal / 2), below which exp rounds to 0;
     ``subnormal`` = log(smallest subnormal); ``normal`` = log(smallest normal)."""
@@ -224,7 +226,9 @@ def exp_thresholds(fmt) -> dict:
 # values
 
 
-def values(fmt, min_value=None, max_value=None, allow_nan=False, allow_infinity=False, allow_subnormal=True):
+def values(fmt: str | Format, min_value: float | Fraction | None = None, max_value: float | Fraction | None = None,
+           allow_nan: bool = False, allow_infinity: bool = False,
+           allow_subnormal: bool = True) -> st.SearchStrategy[float]:
     """Exact values of format ``fmt`` in [min_value, max_value] (bounds need not be values of the format).
 
     Draws an ordinal of the format, so every value is exact and the distribution is roughly uniform in the
@@ -246,7 +250,7 @@ def values(fmt, min_value=None, max_value=None, allow_nan=False, allow_infinity=
                    allow_subnormal)
 
 
-def _is_neg_zero(v) -> bool:
+def _is_neg_zero(v: object) -> bool:
     return isinstance(v, float) and v == 0 and math.copysign(1.0, v) < 0
 
 
@@ -355,7 +359,8 @@ def _values(f, lo_key, hi_key, allow_nan, allow_infinity, allow_subnormal):
     return st.one_of(branches)
 
 
-def around(fmt, center, max_ulps=4, max_offset=3.0):
+def around(fmt: str | Format, center: float | Fraction, max_ulps: int = 4,
+           max_offset: float = 3.0) -> st.SearchStrategy[float]:
     """Exact finite values of ``fmt`` near the real ``center``: RN(center) moved by up to ``max_ulps`` ordinals,
     or RN(center + d) for an offset |d| <= ``max_offset`` (clamped to the largest finite value)."""
     f = _fmt(fmt)
@@ -396,7 +401,7 @@ def _signed(s, negative_first=False):
 
 
 @functools.lru_cache(maxsize=None)
-def _regime(fname: str, regime: str):
+def _regime(fname: str, regime: str) -> st.SearchStrategy[float]:
     f = FORMATS[fname]
     big = _rn(1e4, f)
     if regime == "moderate":
@@ -427,7 +432,8 @@ def _regime(fname: str, regime: str):
     raise AssertionError(regime)  # pragma: no cover
 
 
-def logits_with_regime(fmt, regime=None):
+def logits_with_regime(fmt: str | Format,
+                       regime: str | Iterable[str] | None = None) -> st.SearchStrategy[tuple[str, float]]:
     """(regime, logit) pairs: the regime drawn from ``regime`` (None: all of ``REGIMES``; a name; a sequence of
     names), and one exact value of ``fmt`` from it."""
     f = _fmt(fmt)
@@ -436,7 +442,7 @@ def logits_with_regime(fmt, regime=None):
     return st.sampled_from(names).flatmap(lambda r: by[r].map(lambda v: (r, v)))
 
 
-def logits(fmt, regime=None):
+def logits(fmt: str | Format, regime: str | Iterable[str] | None = None) -> st.SearchStrategy[float]:
     """One logit, an exact finite value of ``fmt``, from ``regime`` (a name of ``REGIMES``, a sequence of them,
     or None for any): see ``REGIMES`` for the ranges."""
     f = _fmt(fmt)
@@ -458,7 +464,7 @@ def _one_minus(f: Format, k: int) -> float:
     return from_ordinal(ordinal(1.0, f) - k, f)
 
 
-def probabilities(fmt, allow_zero=True, allow_one=True):
+def probabilities(fmt: str | Format, allow_zero: bool = True, allow_one: bool = True) -> st.SearchStrategy[float]:
     """Exact values of ``fmt`` in [0, 1]: exactly 0 and 1, one ulp from each (the smallest subnormal, the value
     below 1), the smallest normal, tiny values below the format's resolution (x <= 2**-(p+1), so 1 - x rounds
     to 1), values near 1 - tiny, and any value in [0, 1]. Never -0.0."""
@@ -486,7 +492,7 @@ def _probabilities(f, allow_zero, allow_one):
     )
 
 
-def weights(fmt):
+def weights(fmt: str | Format) -> st.SearchStrategy[float]:
     """Nonnegative finite weights, exact in ``fmt``: 0, tiny (smallest subnormal, RN(1e-30)), 1, huge (RN(1e30)
     where finite, the largest finite and its neighbour) and anything from 0 to 10 or to the largest finite."""
     return _weights(_fmt(fmt))
@@ -504,12 +510,13 @@ def _weights(f):
 # class counts
 
 
-def class_counts(max_classes=4096, min_classes=2, large_share=0.2):
+def class_counts(max_classes: int = 4096, min_classes: int = 2, large_share: float = 0.2) -> st.SearchStrategy[int]:
     """Numbers of classes in [min_classes, max_classes]. A share ``large_share`` of draws (default a fifth) is
     large: two in three a notable size from 1,024 up (2047-2050, 4095, 4096, 65536, ...), else anything beyond
-    2,048 when the range reaches there; of the rest, five in eight are 2..16, two in eight up to 512 and one in eight a notable
-    small size (2, 3, 10, 100, 256-258: past the integers bfloat16 holds, 1000). A lower share keeps a run's cost down (the exact oracle's cost grows with
-    the classes) without taking the large sizes out of reach. Shrinks toward ``min_classes``."""
+    2,048 when the range reaches there; of the rest, five in eight are 2..16, two in eight up to 512 and one in
+    eight a notable small size (2, 3, 10, 100, 256-258: past the integers bfloat16 holds, 1000). A lower share keeps
+    a run's cost down (the exact oracle's cost grows with the classes) without taking the large sizes out of reach.
+    Shrinks toward ``min_classes``."""
     hi = _check_int("max_classes", max_classes, 1)
     lo = _check_int("min_classes", min_classes, 1)
     if lo > hi:
@@ -540,7 +547,7 @@ _BITS = {"float64": (np.uint64, np.float64, 0), "float32": (np.uint32, np.float3
          "float16": (np.uint16, np.float16, 0), "bfloat16": (np.uint32, np.float32, 16)}
 
 
-def _ords_to_floats(ords, f: Format) -> list:
+def _ords_to_floats(ords: np.ndarray, f: Format) -> list:
     """Python floats of the given ordinals (an int64 array within +-max_ordinal). A nonnegative value's
     ordinal is its IEEE bit pattern (bfloat16: the top half of a float32's), so this is a reinterpretation."""
     utype, ftype, shift = _BITS[f.name]
@@ -701,7 +708,8 @@ def _structures_arg(structure, allow_nonfinite):
     return names
 
 
-def logit_rows(fmt, n_classes, structure=None, allow_nonfinite=True):
+def logit_rows(fmt: str | Format, n_classes: int | st.SearchStrategy[int], structure: str | Iterable[str] | None = None,
+               allow_nonfinite: bool = True) -> st.SearchStrategy[tuple[list[float], dict[str, Any]]]:
     """One row of ``n_classes`` logits (an int, or a strategy of ints) with a structure from ``STRUCTURES``
     (None: any; with ``allow_nonfinite=False`` the masked structures are left out). Yields ``(row, info)``:
     ``info["structure"]``, ``info["dominant"]`` (the index of the dominant logit for "dominant_*" and of the one
@@ -762,7 +770,8 @@ def _prob_row(draw, f, n, kinds):
     return row, info
 
 
-def probability_rows(fmt, n_classes, kind=None):
+def probability_rows(fmt: str | Format, n_classes: int | st.SearchStrategy[int],
+                     kind: str | Iterable[str] | None = None) -> st.SearchStrategy[tuple[list[float], dict[str, Any]]]:
     """One row of ``n_classes`` target probabilities (exact in ``fmt``, in [0, 1]) of a kind from
     ``PROBABILITY_KINDS`` (None: any). Yields ``(row, info)`` with ``info["kind"]`` and ``info["hot"]`` (the
     index of the (near-)one entry, or None)."""
@@ -861,8 +870,10 @@ def _check_problem_args(fmt, max_classes, max_batch, allow_spatial, allow_nonfin
 # cross-entropy problems
 
 
-def class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, allow_nonfinite=True,
-                  max_elements=MAX_ELEMENTS, structure=None, large_share=0.2):
+def class_problem(fmt: str | Format, max_classes: int = 4096, max_batch: int = 4, allow_spatial: bool = True,
+                  allow_nonfinite: bool = True, max_elements: int = MAX_ELEMENTS,
+                  structure: str | Iterable[str] | None = None,
+                  large_share: float = 0.2) -> st.SearchStrategy[dict[str, Any]]:
     """Keyword arguments of ``torch.nn.functional.cross_entropy`` with class-index targets.
 
     ``input``: shape (C,), (N, C) or (N, C, d1) (at most ``max_elements`` elements), rows from ``logit_rows``
@@ -955,8 +966,10 @@ def _class_problem(draw, f, classes, max_batch, allow_spatial, allow_nonfinite, 
     return out
 
 
-def prob_class_problem(fmt, max_classes=4096, max_batch=4, allow_spatial=True, allow_nonfinite=True,
-                       max_elements=MAX_ELEMENTS, structure=None, kind=None, large_share=0.2):
+def prob_class_problem(fmt: str | Format, max_classes: int = 4096, max_batch: int = 4, allow_spatial: bool = True,
+                       allow_nonfinite: bool = True, max_elements: int = MAX_ELEMENTS,
+                       structure: str | Iterable[str] | None = None, kind: str | Iterable[str] | None = None,
+                       large_share: float = 0.2) -> st.SearchStrategy[dict[str, Any]]:
     """Keyword arguments of ``torch.nn.functional.cross_entropy`` with probability targets of the input's shape
     (rows from ``probability_rows``: one-hot, one ulp from 0 and 1, soft labels summing to ~1, smoothed, uniform,
     below the format's resolution, arbitrary). Input, ``weight``, ``label_smoothing`` and ``reduction`` as in
@@ -1021,7 +1034,8 @@ def _elements(draw, shape, elem):
     return _nest(flat, list(shape))
 
 
-def binary_problem(fmt, logits=True, allow_nonfinite=False):
+def binary_problem(fmt: str | Format, logits: bool = True,
+                   allow_nonfinite: bool = False) -> st.SearchStrategy[dict[str, Any]]:
     """Keyword arguments of ``binary_cross_entropy_with_logits`` (``logits=True``) or ``binary_cross_entropy``.
 
     Shape (n,) with n <= 16 or (N, K) with N <= 4, K <= 8. With logits: ``input`` logits from every regime (and
@@ -1082,12 +1096,14 @@ def _log_softmax64(row):
     return [-_INF if x == -_INF else (x - m) - ls for x in row]
 
 
-def kl_problem(fmt, max_classes=256, max_batch=4, allow_spatial=True, max_elements=MAX_ELEMENTS):
+def kl_problem(fmt: str | Format, max_classes: int = 256, max_batch: int = 4, allow_spatial: bool = True,
+               max_elements: int = MAX_ELEMENTS) -> st.SearchStrategy[dict[str, Any]]:
     """Keyword arguments of ``torch.nn.functional.kl_div``: ``input`` log-probabilities of shape (C,), (N, C) or
     (N, C, d1), rows either RN(log p) of a probability row (-inf where p = 0), RN(log_softmax) of a logit row
     (masks included), arbitrary values <= 0 (0, -inf, -smallest subnormal, moderate, extreme, -largest
-    finite), or values within a factor 8 of -largest finite (pointwise terms whose sum overflows); ``target`` probability rows, or with ``log_target=True`` their logarithms (-inf included) or
-    arbitrary log-probabilities; ``reduction`` none/mean/sum/batchmean."""
+    finite), or values within a factor 8 of -largest finite (pointwise terms whose sum overflows); ``target``
+    probability rows, or with ``log_target=True`` their logarithms (-inf included) or arbitrary log-probabilities;
+    ``reduction`` none/mean/sum/batchmean."""
     f = _fmt(fmt)
     _check_int("max_classes", max_classes, 1)
     _check_int("max_batch", max_batch, 1)
@@ -1147,8 +1163,9 @@ def _kl_problem(draw, f, max_classes, max_batch, allow_spatial, max_elements):
 # elementwise functions and softmax family
 
 
-def elementwise_problem(fmt, name, allow_nonfinite=True, max_classes=4096, max_elements=MAX_ELEMENTS,
-                        large_share=0.2):
+def elementwise_problem(fmt: str | Format, name: str, allow_nonfinite: bool = True, max_classes: int = 4096,
+                        max_elements: int = MAX_ELEMENTS,
+                        large_share: float = 0.2) -> st.SearchStrategy[dict[str, Any]]:
     """Keyword arguments for one of ``ELEMENTWISE``:
 
     - sigmoid, logsigmoid, softplus: ``input`` of shape (n,) or (N, K) (<= 32 elements), logits from every
@@ -1215,7 +1232,7 @@ def _elementwise_problem(draw, f, name, allow_nonfinite, classes, max_elements):
 # helpers for callers
 
 
-def split_meta(problem: dict):
+def split_meta(problem: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(kwargs, metadata): the function's keyword arguments, and the entries whose keys start with "_"."""
     kwargs = {k: v for k, v in problem.items() if not k.startswith("_")}
     meta = {k: v for k, v in problem.items() if k.startswith("_")}
@@ -1225,7 +1242,7 @@ def split_meta(problem: dict):
 _TENSOR_KEYS = ("input", "target", "weight", "pos_weight", "other")
 
 
-def to_torch(problem: dict, dtype=None):
+def to_torch(problem: dict[str, Any], dtype: Any = None) -> dict[str, Any]:
     """The problem's keyword arguments with its tensors built by torch (imported here, lazily): floating ones in
     ``dtype`` (default: the torch dtype of ``_format``), class-index targets as int64. Exact: every value is
     a value of the format."""

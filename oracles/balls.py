@@ -15,6 +15,9 @@ Radii are held at RAD_PREC bits and always rounded up, so they only ever over-es
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from fractions import Fraction
+
 from mpmath import libmp
 
 __all__ = ["Ball", "BallError", "GUARD"]
@@ -34,7 +37,7 @@ class BallError(ArithmeticError):
     The caller raises the working precision; at the cap it becomes an OraclePrecisionError."""
 
 
-def _top(v) -> int:
+def _top(v: tuple) -> int:
     """floor(log2|v|) for a nonzero finite raw mpf."""
     return v[2] + v[3] - 1
 
@@ -69,10 +72,10 @@ class Ball:
     def exact(self) -> bool:
         return not self.rad[1]
 
-    def lower(self, w):
+    def lower(self, w: int) -> tuple:
         return _sub(self.mid, self.rad, w, _F) if self.rad[1] else self.mid
 
-    def upper(self, w):
+    def upper(self, w: int) -> tuple:
         return _add(self.mid, self.rad, w, _C) if self.rad[1] else self.mid
 
     def contains_zero(self) -> bool:
@@ -110,7 +113,7 @@ class Ball:
         return Ball(m, _radd(rad, _rel(m, w)))
 
     @staticmethod
-    def fsum(balls, w: int) -> "Ball":
+    def fsum(balls: Iterable[Ball], w: int) -> "Ball":
         """Sum of many balls: exact partial sums where cheap, one rounding charge per step otherwise."""
         acc = Ball(fzero)
         for b in balls:
@@ -219,7 +222,7 @@ def _rounding_charge(v, w):
     return _rel(v, w)
 
 
-def rational_ball(q, w: int) -> Ball:
+def rational_ball(q: Fraction, w: int) -> Ball:
     """A ball around the rational q (a Fraction), its midpoint rounded to w bits."""
     m = libmp.from_rational(q.numerator, q.denominator, w, _N)
     exact = libmp.mpf_mul(m, libmp.from_int(q.denominator)) == libmp.from_int(q.numerator)

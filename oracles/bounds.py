@@ -53,9 +53,9 @@ and fails this bound once n is in the hundreds, as it should.
 
 Gradients are judged normwise: a component g_j of a gradient vector gets B_g = u * (S + 2) * (|g_j| + G)
 (the backward pass of the same algorithm: two more steps; plus (S + 2) s_min / 2, the underflow term above: a
-weighted gradient in the subnormals is rounded in absolute terms, whatever its weights), where G is the larger of the largest component and
-the loss's natural unit of gradient (one nat per unit of input, times the largest weight, over the mean's
-denominator): the gradient's version of the values' "+ 1" floor. So the cross-entropy gradient s_t - 1
+weighted gradient in the subnormals is rounded in absolute terms, whatever its weights), where G is the larger of
+the largest component and the loss's natural unit of gradient (one nat per unit of input, times the largest weight,
+over the mean's denominator): the gradient's version of the values' "+ 1" floor. So the cross-entropy gradient s_t - 1
 computed with an absolute error of u (the usual exp(log_softmax) - 1) is stable, not accurate.
 
 Everything here is exact rational arithmetic on Fractions: the inputs are |z| and sums of magnitudes that the
@@ -66,7 +66,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .formats import get_format
+from .formats import Format, get_format
 
 __all__ = ["K", "steps", "ceil_log2", "element_bound", "reduction_bound", "gradient_bound", "accurate_bound"]
 
@@ -102,13 +102,13 @@ def steps(loss: str, n_classes: int = 1, label_smoothing: float = 0.0, prob_targ
         raise ValueError(f"no stability bound is derived for {loss!r}") from None
 
 
-def element_bound(fmt, s: int, z_abs: Fraction, unit: Fraction = Fraction(1)) -> Fraction:
+def element_bound(fmt: str | Format, s: int, z_abs: Fraction, unit: Fraction = Fraction(1)) -> Fraction:
     """B = u S (|z| + W) + S s_min / 2 for one element, W its unit (1 nat times the call's largest weight)."""
     f = get_format(fmt)
     return f.u * s * (z_abs + unit) + s * Fraction(f.min_subnormal) / 2
 
 
-def reduction_bound(fmt, s: int, z_abs: Fraction, values_abs_sum: Fraction, weights_abs_sum: Fraction,
+def reduction_bound(fmt: str | Format, s: int, z_abs: Fraction, values_abs_sum: Fraction, weights_abs_sum: Fraction,
                     n: int, denominator_abs: Fraction) -> Fraction:
     """B for a sum or mean over n weighted elements (formula in the module docstring)."""
     f = get_format(fmt)
@@ -119,14 +119,14 @@ def reduction_bound(fmt, s: int, z_abs: Fraction, values_abs_sum: Fraction, weig
     return u * (s * (values_abs_sum + weights_abs_sum) / D + L * values_abs_sum / D + (1 + L) * z_abs) + underflow
 
 
-def gradient_bound(fmt, s: int, g_abs: Fraction, g_max: Fraction) -> Fraction:
+def gradient_bound(fmt: str | Format, s: int, g_abs: Fraction, g_max: Fraction) -> Fraction:
     """B_g = u (S + 2) (|g_j| + G) + (S + 2) s_min / 2 for one gradient component (normwise, with the
     underflow term of each of its S + 2 steps, as for an element)."""
     f = get_format(fmt)
     return f.u * (s + 2) * (g_abs + g_max) + (s + 2) * Fraction(f.min_subnormal) / 2
 
 
-def accurate_bound(fmt, z_abs: Fraction, kappa: Fraction) -> Fraction:
+def accurate_bound(fmt: str | Format, z_abs: Fraction, kappa: Fraction) -> Fraction:
     """The accurate rung's allowance K u (|z| + kappa) + the smallest subnormal (NUMERICS)."""
     f = get_format(fmt)
     return K * f.u * (z_abs + kappa) + Fraction(f.min_subnormal)

@@ -8,13 +8,15 @@ input written to a results file, a corpus entry or a reproducer is the input tha
 from __future__ import annotations
 
 import math
+from collections.abc import Container
+from typing import Any, SupportsFloat
 
 __all__ = ["flat", "count", "hexf", "unhex", "hex_tree", "unhex_tree", "float_tree"]
 
 NONFINITE = ("inf", "-inf", "nan")
 
 
-def flat(v) -> list:
+def flat(v: object) -> list:
     """Nested lists (or tuples) in row-major order; anything else is one leaf."""
     if isinstance(v, (list, tuple)):
         out = []
@@ -24,12 +26,12 @@ def flat(v) -> list:
     return [v]
 
 
-def count(v) -> int:
+def count(v: object) -> int:
     """How many leaves ``flat(v)`` has, without building it."""
     return sum(count(x) for x in v) if isinstance(v, (list, tuple)) else 1
 
 
-def hexf(x) -> str:
+def hexf(x: SupportsFloat) -> str:
     """The exact spelling of a float: ``float.hex``, or "inf", "-inf", "nan"."""
     x = float(x)
     if math.isnan(x):
@@ -39,7 +41,7 @@ def hexf(x) -> str:
     return x.hex()
 
 
-def unhex(s) -> float:
+def unhex(s: object) -> float:
     """The float of ``hexf`` (a hex string, "inf", "-inf", "nan") or of a decimal literal; numbers as they are.
     ValueError for anything else."""
     if isinstance(s, str):
@@ -54,7 +56,7 @@ def unhex(s) -> float:
     return float(s)
 
 
-def hex_tree(v):
+def hex_tree(v: Any) -> Any:
     """Nested lists with every float spelled by ``hexf``; ints, bools, strings and None kept as they are."""
     if isinstance(v, (list, tuple)):
         return [hex_tree(x) for x in v]
@@ -65,7 +67,7 @@ def hex_tree(v):
     return v
 
 
-def unhex_tree(v, keep=()):
+def unhex_tree(v: Any, keep: Container[str] = ()) -> Any:
     """The inverse of ``hex_tree``: strings that spell floats become floats, except the words in ``keep`` (such
     as reduction names); everything else is kept."""
     if isinstance(v, (list, tuple)):
@@ -80,7 +82,7 @@ def unhex_tree(v, keep=()):
     return v
 
 
-def float_tree(v):
+def float_tree(v: Any) -> Any:
     """Nested lists as JSON-ready values: finite floats as numbers (Python's repr is exact), non-finite ones as
     the strings "inf", "-inf", "nan" (JSON has no spelling for them)."""
     if isinstance(v, (list, tuple)):

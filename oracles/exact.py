@@ -14,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any, Protocol, cast
 
 from mpmath import libmp
 
 from . import expr
 from .balls import BallError
-from .formats import get_format, next_up, round_mpf, to_mpf
+from .formats import Format, get_format, next_up, round_mpf, to_mpf
 from .tensors import shape_and_flat
 
 __all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD"]
@@ -35,7 +37,7 @@ class OraclePrecisionError(ArithmeticError):
 
 
 @contextlib.contextmanager
-def precision_cap(bits: int):
+def precision_cap(bits: int) -> Iterator[None]:
     """Temporarily set the highest working precision (bits) the oracle may use."""
     if not isinstance(bits, int) or bits < 64:
         raise ValueError("the precision cap must be an integer number of bits >= 64")
@@ -50,7 +52,7 @@ def get_precision_cap() -> int:
     return _cap.get()
 
 
-def sign_of(node):
+def sign_of(node: expr.Node) -> int | None:
     """-1, 0 or 1 for an expression, refining its ball up to the cap; None when undecidable there."""
     if node.op == "const":
         return 0 if not node.value[1] else (-1 if node.value[0] else 1)
@@ -83,6 +85,20 @@ def _balls(node, w):
 
 def _same_float(a: float, b: float) -> bool:
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+#: what an oracle returns: an Exact for a 0-d output, else nested lists of Exact shaped like the output (typed
+#: loosely: a caller knows the shape it asked for)
+ExactTree = Any
+
+
+class DeferredSource(Protocol):
+    """What ``Exact.deferred`` defers to (``oracles.fast``): a certified rounding of output ``key`` into a format
+    (None when it cannot certify one), and the full Exact of that output."""
+
+    def decide(self, key: int, fmt: Format) -> float | None: ...
+
+    def build(self, key: int) -> Exact: ...
 
 
 class Exact:
@@ -120,7 +136,7 @@ class Exact:
         self.precision_used = 0
 
     @classmethod
-    def deferred(cls, source, key, special=None) -> "Exact":
+    def deferred(cls, source: DeferredSource, key: int, special: float | None = None) -> "Exact":
         """A finite exact value whose expression is built only when needed (``oracles.fast``).
 
         ``source.decide(key, fmt)`` is a certified rounding into ``fmt`` or None when it cannot certify one, and
@@ -148,7 +164,7 @@ class Exact:
         self._lazy = None
 
     @property
-    def node(self):
+    def node(self) -> expr.Node | None:
         """The value's expression (None for a special value); a deferred value builds it here."""
         if self._lazy is not None:
             self._materialize()
@@ -167,7 +183,7 @@ class Exact:
     def is_finite(self) -> bool:
         return self.special is None
 
-    def to(self, fmt) -> float:
+    def to(self, fmt: str | Format) -> float:
         """RN of the exact value into ``fmt`` ("float64", "float32", "float16", "bfloat16"), certified."""
         f = get_format(fmt)
         if self.special is not None:
@@ -188,11 +204,12 @@ class Exact:
             self._cache[f.name] = r
         return r
 
-    def _round(self, f) -> float:
-        if self.node.is_const:
-            return round_mpf(self.node.value, f)
+    def _round(self, f: Format) -> float:
+        node = cast(expr.Node, self.node)  # finite: ``to`` returned the special values
+        if node.is_const:
+            return round_mpf(node.value, f)
         w0 = f.p + START_GUARD
-        for w, b in _balls(self.node, w0):
+        for w, b in _balls(node, w0):
             r = self._decided_by(b, f, w) if b is not None else None
             if r is not None:
                 self.precision_used = max(self.precision_used, w)
@@ -239,14 +256,14 @@ class Exact:
             return None
         return -0.0 if s < 0 else 0.0
 
-    def decided_at(self, fmt, w: int):
+    def decided_at(self, fmt: str | Format, w: int) -> float | None:
         """The rounding into ``fmt`` that the ball at working precision ``w`` decides, or None when the ball
         still straddles a rounding boundary (or is too wide to evaluate)."""
         f = get_format(fmt)
         if self.special is not None:
             return self.special
         try:
-            b = self.node.ball(w)
+            b = cast(expr.Node, self.node).ball(w)  # finite: the special values returned above
         except BallError:
             return None
         return self._decided_by(b, f, w)
@@ -259,11 +276,11 @@ class Exact:
         hi = round_mpf(b.upper(w + 4), f)
         return lo if _same_float(lo, hi) else None
 
-    def enclose(self, rel_bits: int = 120):
+    def enclose(self, rel_bits: int = 120) -> tuple[tuple, tuple]:
         """A ball (raw mpf mid, rad) with rad <= |mid| * 2**-rel_bits (or an exact point). For finite values."""
         if self.special is not None:
             raise ValueError("a special value has no enclosure")
-        node = self.node
+        node = cast(expr.Node, self.node)
         if node.is_const:
             return node.value, libmp.fzero
         for _, b in _balls(node, rel_bits + 16):
@@ -307,7 +324,7 @@ class Exact:
 
     # -------------------------------------------------------------- derived quantities
     @property
-    def grad(self):
+    def grad(self) -> ExactTree:
         if self._lazy is not None:
             self._materialize()
         if self._grad is None:

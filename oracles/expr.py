@@ -9,12 +9,14 @@ extended reals.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any
 
 from mpmath import libmp
 
 from .balls import Ball, rational_ball
-from .formats import to_mpf
+from .formats import Dyadic, to_mpf
 
 __all__ = ["Node", "const", "rational", "ZERO", "ONE", "nsum", "exp", "log", "log1p", "absval", "as_node"]
 
@@ -24,11 +26,11 @@ fzero, fone = libmp.fzero, libmp.fone
 class Node:
     __slots__ = ("op", "args", "value", "_memo")
 
-    def __init__(self, op: str, args=(), value=None):
+    def __init__(self, op: str, args: tuple[Node, ...] = (), value: Any = None) -> None:
         self.op = op
         self.args = args
-        self.value = value  # raw mpf for constants
-        self._memo = None
+        self.value = value  # raw mpf for constants ("const"), a Fraction for "rat"
+        self._memo: dict[int, Ball] | None = None
 
     # -------------------------------------------------------------- evaluation
     def ball(self, w: int) -> Ball:
@@ -170,7 +172,7 @@ class Node:
         return as_node(other) / self
 
 
-def _mpf_fraction(v) -> Fraction:
+def _mpf_fraction(v: tuple) -> Fraction:
     sign, man, e, _ = v
     if not man:
         return Fraction(0)
@@ -184,26 +186,26 @@ def _mpf_fraction(v) -> Fraction:
 _FRACTION_BITS = 1 << 16
 
 
-def _fraction_ok(n) -> bool:
+def _fraction_ok(n: Node) -> bool:
     if n.op == "rat":
         return True
     v = n.value
     return abs(v[2]) + v[3] < _FRACTION_BITS
 
 
-def _cheap_exact_sum(a, b) -> bool:
+def _cheap_exact_sum(a: tuple, b: tuple) -> bool:
     if not a[1] or not b[1]:
         return True
     top = max(a[2] + a[3], b[2] + b[3])
     return top - min(a[2], b[2]) < _FRACTION_BITS
 
 
-def const(v) -> Node:
+def const(v: tuple) -> Node:
     """An exact constant from a raw mpf."""
     return Node("const", (), v)
 
 
-def rational(q) -> Node:
+def rational(q: Fraction | int) -> Node:
     """An exact rational constant: a "const" node when q is dyadic, else a "rat" node."""
     q = Fraction(q)
     d = q.denominator
@@ -212,12 +214,15 @@ def rational(q) -> Node:
     return Node("rat", (), q)
 
 
+#: an extended-real value (oracles.extended): a finite exact expression, or a Python float inf, -inf or nan
+Value = Node | float
+
 ZERO = const(fzero)
 ONE = const(fone)
 LOG2 = Node("log", (const(libmp.from_int(2)),))
 
 
-def as_node(x) -> Node:
+def as_node(x: Node | Dyadic) -> Node:
     if isinstance(x, Node):
         return x
     if isinstance(x, Fraction):
@@ -236,7 +241,7 @@ def _as_log_term(t):
     return None
 
 
-def nsum(terms) -> Node:
+def nsum(terms: Iterable[Node | Dyadic]) -> Node:
     """Exact-aware sum: exact constants are added exactly (dyadic ones as raw mpf, others as Fractions), zeros
     dropped, nested sums flattened, and multiples of the same canonical logarithm collected with exact
     coefficients, so that structurally cancelling terms cancel exactly."""
@@ -282,14 +287,14 @@ def nsum(terms) -> Node:
     return Node("sum", tuple(flat))
 
 
-def exp(x) -> Node:
+def exp(x: Node | Dyadic) -> Node:
     x = as_node(x)
     if x.is_zero:
         return ONE
     return Node("exp", (x,))
 
 
-def log(x) -> Node:
+def log(x: Node | Dyadic) -> Node:
     """log x. The log of a constant is put in a canonical form, so that equal logarithms are one node and
     sums of them cancel exactly: log(m 2**e) = log(m) + e log(2) with m odd (kept whole when x is in [1/2, 2],
     where the split would cancel), and the node for each log is shared."""
@@ -314,7 +319,7 @@ def log(x) -> Node:
 _LOGS: dict = {}
 
 
-def _log_const(v) -> Node:
+def _log_const(v: tuple) -> Node:
     """The one shared node for log(v), v a positive constant (a bounded table)."""
     n = _LOGS.get(v)
     if n is None:
@@ -324,14 +329,14 @@ def _log_const(v) -> Node:
     return n
 
 
-def log1p(x) -> Node:
+def log1p(x: Node | Dyadic) -> Node:
     x = as_node(x)
     if x.is_zero:
         return ZERO
     return Node("log1p", (x,))
 
 
-def absval(x) -> Node:
+def absval(x: Node | Dyadic) -> Node:
     x = as_node(x)
     if x.is_const:
         return const(libmp.mpf_abs(x.value))

@@ -10,35 +10,36 @@ loss multiplies by a probability or weight that is exactly zero ("contributes no
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from mpmath import libmp
 
 from . import expr
 from .exact import OraclePrecisionError, sign_of
-from .expr import Node
+from .expr import Node, Value
 
 INF, NINF, NAN = math.inf, -math.inf, math.nan
 
 __all__ = ["is_nan", "is_inf", "is_finite", "sign", "add", "sub", "mul", "div", "neg", "total", "cmp_const"]
 
 
-def is_nan(v) -> bool:
+def is_nan(v: Value) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
-def is_inf(v) -> bool:
+def is_inf(v: Value) -> bool:
     return isinstance(v, float) and math.isinf(v)
 
 
-def is_finite(v) -> bool:
+def is_finite(v: Value) -> bool:
     return isinstance(v, Node)
 
 
-def is_zero(v) -> bool:
+def is_zero(v: Value) -> bool:
     return isinstance(v, Node) and v.is_zero
 
 
-def sign(v) -> int:
+def sign(v: Value) -> int:
     """-1, 0 or 1. For a finite expression the ball is refined until its sign is certain (a nonzero value
     is eventually separated from zero; an exact zero is recognised as a point ball)."""
     if isinstance(v, float):
@@ -56,21 +57,21 @@ def cmp_const(a: Node, b: Node) -> int:
     return libmp.mpf_cmp(a.value, b.value)
 
 
-def neg(a):
+def neg(a: Value) -> Value:
     if isinstance(a, float):
         return -a
     return -a
 
 
-def add(a, b):
+def add(a: Value, b: Value) -> Value:
     return total([a, b])
 
 
-def sub(a, b):
+def sub(a: Value, b: Value) -> Value:
     return total([a, neg(b)])
 
 
-def total(vals):
+def total(vals: Iterable[Value]) -> Value:
     """Sum in the extended reals: NaN if any NaN or both +inf and -inf appear."""
     nodes, pos, negv = [], False, False
     for v in vals:
@@ -92,7 +93,7 @@ def total(vals):
     return expr.nsum(nodes)
 
 
-def mul(a, b):
+def mul(a: Value, b: Value) -> Value:
     if is_nan(a) or is_nan(b):
         return NAN
     if is_zero(a) or is_zero(b):
@@ -103,7 +104,7 @@ def mul(a, b):
     return a * b
 
 
-def div(a, b):
+def div(a: Value, b: Value) -> Value:
     """a / b; x/0 is +-inf by the sign of x, 0/0 and inf/inf are NaN, finite/inf is 0."""
     if is_nan(a) or is_nan(b):
         return NAN

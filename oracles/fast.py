@@ -55,8 +55,9 @@ R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i
    |s^ - s| <= U1 s^ + 2**-1074 + (THETA e_up + TAU) / D^ + e_up delta_D / (D^ D_lo), e_up = (e^_i + TAU) / (1 - THETA)
    >= e_i (the first two terms: the division's rounding, the next the term's error, the last the denominator's;
    the term's error is 0 for jmax, whose e = 1 is exact; a -inf entry's softmax is exactly 0).
-8. cross_entropy per row n with target t not ignored: v = w_t (L - d_t) (w_t = 1 unweighted). v^ = fl(w_t fl(L^ - d^_t)),
-   |v^ - v| <= |w_t| err_y + U1 |v^| + 2**-1074 (err_y from 5; the product is exact when unweighted).
+8. cross_entropy per row n with target t not ignored: v = w_t (L - d_t) (w_t = 1 unweighted).
+   v^ = fl(w_t fl(L^ - d^_t)), |v^ - v| <= |w_t| err_y + U1 |v^| + 2**-1074 (err_y from 5; the product is exact
+   when unweighted).
    nll_loss: v = -w_t x_t, v^ = fl(-w_t x_t), |v^ - v| <= U1 |v^| + 2**-1074, or 0 (exact) when unweighted.
    An ignored row is exactly 0.
 9. sum: T^ = math.fsum(v^) (the correctly rounded sum of the v^, exact when subnormal):
@@ -85,14 +86,11 @@ import contextlib
 import contextvars
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-try:  # the fast path is optional: without NumPy every call takes the mpmath path
-    import numpy as np
-except ImportError:  # pragma: no cover - numpy is a test dependency
-    np = None
-
-from .exact import Exact
-from .formats import get_format
+from .exact import Exact, ExactTree
+from .formats import Format, get_format
 from .results import make_result
 from .tensors import (
     OracleInputError,
@@ -103,6 +101,16 @@ from .tensors import (
     softmax_dim,
     unflatten,
 )
+
+if TYPE_CHECKING:  # annotations only: NumPy stays optional at run time
+    from numpy import bool_, float64
+    from numpy.typing import ArrayLike, NDArray
+
+np: Any  # the numpy module, or None without it (a type the checker has no name for)
+try:  # the fast path is optional: without NumPy every call takes the mpmath path
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy is a test dependency
+    np = None
 
 __all__ = ["attempt", "disabled", "enabled", "counting", "round_array", "certify", "available", "ETA", "TAU"]
 
@@ -123,7 +131,7 @@ _counters: list = []
 
 
 @contextlib.contextmanager
-def disabled():
+def disabled() -> Iterator[None]:
     """Take the mpmath path only (the reference the meta-tests compare the fast path with)."""
     token = _enabled.set(False)
     try:
@@ -137,7 +145,7 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def counting():
+def counting() -> Iterator[dict[str, int]]:
     """Count the fast path's decisions while the block runs: {"decided": n, "fallback": n} (fallback: the
     fast bound could not decide the rounding and the mpmath path was used)."""
     c = {"decided": 0, "fallback": 0}
@@ -183,23 +191,24 @@ def _rounds_to_nearest() -> bool:
 # rounding enclosures
 
 
-def round_array(v, fmt):
+def round_array(v: ArrayLike, fmt: str | Format) -> NDArray[float64]:
     """RN (ties to even, gradual underflow, overflow to +-inf) of every binary64 value in ``v`` into ``fmt``.
 
     Exact by construction: v * 2**-q with q the exponent of the format's ulp at |v| is an exact power-of-two
     scaling to below 2**p, ``rint`` rounds it to an integer with ties to even, and scaling back is exact."""
     f = get_format(fmt)
-    v = np.asarray(v, dtype=np.float64)
+    a = np.asarray(v, dtype=np.float64)
     if f.name == "float64":
-        return v.copy()
+        return a.copy()
     with np.errstate(all="ignore"):
-        _, e = np.frexp(v)  # |v| = m 2**e, 1/2 <= m < 1, so floor(log2 |v|) = e - 1
+        _, e = np.frexp(a)  # |v| = m 2**e, 1/2 <= m < 1, so floor(log2 |v|) = e - 1
         q = np.maximum(e - 1, f.emin) - (f.p - 1)
-        r = np.ldexp(np.rint(np.ldexp(v, -q)), q)
-        return np.where(np.abs(r) > f.max_finite, np.copysign(np.inf, v), r)
+        r = np.ldexp(np.rint(np.ldexp(a, -q)), q)
+        return np.where(np.abs(r) > f.max_finite, np.copysign(np.inf, a), r)
 
 
-def certify(approx, bound, fmt, sign=None):
+def certify(approx: ArrayLike, bound: ArrayLike, fmt: str | Format,
+            sign: ArrayLike | None = None) -> tuple[NDArray[float64], NDArray[bool_]]:
     """(values, ok): where ok, ``values`` is RN(z) into ``fmt`` for every real z with |z - approx| <= bound.
 
     A zero bound means approx is the exact value (an exact zero is +0.0, as in the mpmath path). Elsewhere both
@@ -208,23 +217,23 @@ def certify(approx, bound, fmt, sign=None):
     -1 or 0 per element) is what the caller knows of z's sign: +1 means z > 0 (a softmax), so the enclosure
     is cut at +0.0 and a value that underflows rounds to +0.0, not "undecided"."""
     f = get_format(fmt)
-    approx = np.asarray(approx, dtype=np.float64)
-    bound = np.asarray(bound, dtype=np.float64)
+    approx_a = np.asarray(approx, dtype=np.float64)
+    bound_a = np.asarray(bound, dtype=np.float64)
     with np.errstate(all="ignore"):
-        lo = np.nextafter(approx - bound, -np.inf)
-        hi = np.nextafter(approx + bound, np.inf)
+        lo = np.nextafter(approx_a - bound_a, -np.inf)
+        hi = np.nextafter(approx_a + bound_a, np.inf)
         known = False
         if sign is not None:
-            sign = np.broadcast_to(np.asarray(sign), approx.shape)
-            lo = np.where((sign > 0) & (lo <= 0), 0.0, lo)
-            hi = np.where((sign < 0) & (hi >= 0), -0.0, hi)
-            known = sign != 0
+            sign_a = np.broadcast_to(np.asarray(sign), approx_a.shape)
+            lo = np.where((sign_a > 0) & (lo <= 0), 0.0, lo)
+            hi = np.where((sign_a < 0) & (hi >= 0), -0.0, hi)
+            known = sign_a != 0
         rlo, rhi = round_array(lo, f), round_array(hi, f)
         ok = (np.isfinite(lo) & np.isfinite(hi) & (rlo == rhi) & (np.signbit(rlo) == np.signbit(rhi))
               & ((rlo != 0) | (lo > 0) | (hi < 0) | known))
-        exact = (bound == 0) & np.isfinite(approx)
+        exact = (bound_a == 0) & np.isfinite(approx_a)
         # an exact value rounds as itself, except that an exact zero is +0.0 (a tiny negative one rounds to -0.0)
-        values = np.where(exact, np.where(approx == 0, 0.0, round_array(approx, f)), rlo)
+        values = np.where(exact, np.where(approx_a == 0, 0.0, round_array(approx_a, f)), rlo)
     return values, ok | exact
 
 
@@ -272,7 +281,7 @@ class _NotEligible(Exception):
 _FLOAT_TYPES = None
 
 
-def _all_floats(obj) -> bool:
+def _all_floats(obj: Sequence[Any]) -> bool:
     global _FLOAT_TYPES
     if _FLOAT_TYPES is None:
         _FLOAT_TYPES = {float, np.float64, np.float32, np.float16}
@@ -663,7 +672,7 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[..., ExactTree]] = {
     "log_softmax": lambda fn, input, dim=None: _softmax_family("log_softmax", fn, input, dim),
     "softmax": lambda fn, input, dim=None: _softmax_family("softmax", fn, input, dim),
     "logsumexp": _logsumexp,
@@ -672,7 +681,7 @@ _HANDLERS = {
 }
 
 
-def attempt(name, mpmath_fn, **kwargs):
+def attempt(name: str, mpmath_fn: Callable[..., ExactTree], **kwargs: Any) -> ExactTree | None:
     """The fast path's result for oracle ``name`` on torch-style ``kwargs`` (the same nested Exact values the
     mpmath path returns, deferred), or None when the call is not one it handles: the caller then takes the
     mpmath path, which also reports any bad input. ``mpmath_fn`` is the oracle itself (oracles/functions.py,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 from mpmath import libmp
 
@@ -101,7 +102,19 @@ def get_format(fmt: "str | Format") -> Format:
 # exact conversions
 
 
-def to_mpf(x) -> tuple:
+class HasMpf(Protocol):
+    """An mpmath ``mpf`` (mpmath has no type hints): anything holding a raw mpf tuple in ``_mpf_``."""
+
+    @property
+    def _mpf_(self) -> tuple: ...
+
+
+#: an exact binary value as ``to_mpf`` reads it: a Python float or int, a Fraction (with a power-of-two
+#: denominator, else ValueError), an mpmath mpf or a raw mpf tuple ``(sign, man, exp, bc)``
+Dyadic = float | int | Fraction | tuple | HasMpf
+
+
+def to_mpf(x: Dyadic) -> tuple:
     """Exact raw mpf of a finite binary value: a Python float, int, Fraction with a power-of-two
     denominator, an mpmath mpf or a raw tuple. Raises ValueError for non-finite or non-dyadic values."""
     if isinstance(x, tuple):
@@ -179,7 +192,7 @@ def round_mpf(v: tuple, fmt: "str | Format") -> float:
     return -r if sign else r
 
 
-def round_to_format(x, fmt: "str | Format") -> float:
+def round_to_format(x: Dyadic, fmt: "str | Format") -> float:
     """RN(x) for a Python float/int/Fraction/mpf ``x`` (non-finite values pass through)."""
     if isinstance(x, float) and not math.isfinite(x):
         return x
@@ -225,7 +238,7 @@ def is_representable(x: float, fmt: "str | Format") -> bool:
 # measures
 
 
-def _ulp_exponent(z, f: Format) -> int:
+def _ulp_exponent(z: Dyadic, f: Format) -> int:
     """k such that ulp(z) = 2**k, for an exact finite z."""
     if isinstance(z, Fraction):
         if z == 0:
@@ -242,7 +255,7 @@ def _ulp_exponent(z, f: Format) -> int:
     return max(e, f.emin) - f.p + 1
 
 
-def ulp(z, fmt: "str | Format"):
+def ulp(z: Dyadic, fmt: "str | Format") -> float | Fraction:
     """ulp(z) = 2**(max(floor(log2|z|), emin) - p + 1) (NUMERICS.md); ulp(0) is the smallest subnormal.
     ``z`` is any exact finite value (float, int, Fraction, mpf, raw mpf); the result is exact: a float, or a
     Fraction when it lies beyond binary64's range (an exact value far past the format's largest finite)."""
@@ -303,7 +316,7 @@ def next_down(y: float, fmt: "str | Format") -> float:
     return -next_up(-y, fmt)
 
 
-def ulp_error(y: float, z, fmt: "str | Format") -> float:
+def ulp_error(y: float, z: Dyadic, fmt: "str | Format") -> float:
     """e = |y - z| / ulp(z) (Zimmermann et al.), as a float (an upper bound when not exact: rounded up).
     ``z`` is the exact value as a Fraction, a finite dyadic value, or one of inf/-inf/nan; a NaN or a
     wrong infinity on either side gives inf, a right one 0."""

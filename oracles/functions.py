@@ -11,17 +11,19 @@ the sum of the non-maximal terms, so the balls stay tight for the confident and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from . import expr
 from . import extended as X
-from .exact import Exact
-from .expr import ONE, ZERO
+from .exact import Exact, ExactTree
+from .expr import ONE, ZERO, Node, Value
 from .fast import attempt
 from .formats import to_mpf
 from .results import kappa_of, make_result
 from .tensors import (
     OracleInputError,
+    TensorLike,
     broadcast_index,
     broadcast_shape,
     normalize_dim,
@@ -67,7 +69,7 @@ class Row:
         self.denom = expr.nsum([ONE, rest])
         self.l1p = expr.log1p(rest)
 
-    def one_minus_softmax(self, i):
+    def one_minus_softmax(self, i: int) -> Value:
         """1 - softmax_i, without the cancellation of 1 - s when s is close to 1: the sum of the other
         terms over the denominator."""
         if not self.regular:
@@ -90,7 +92,7 @@ class Row:
             self._axe = lambda i: excl(pos[i])
         return self._axe
 
-    def log_softmax_kappa(self, i):
+    def log_softmax_kappa(self, i: int) -> Value | None:
         """kappa of log_softmax_i = sum_j |x_j (delta_ij - s_j)| = |x_i| (1 - s_i) + sum_{j != i} |x_j| s_j,
         O(log C) nodes per class (``exclusive_sums``) instead of a sum over the row; None for an irregular
         row (the caller sums the pairs)."""
@@ -104,11 +106,11 @@ class Row:
             k = X.add(expr.absval(self.xs[i]) * self.one_minus_softmax(i), k)
         return k
 
-    def delta_minus_softmax(self, i, j):
+    def delta_minus_softmax(self, i: int, j: int) -> Value:
         """[i == j] - softmax_j."""
         return self.one_minus_softmax(j) if i == j else X.neg(self.softmax(j))
 
-    def lse(self):
+    def lse(self) -> Value:
         if self.nan:
             return NAN
         if self.pinf:
@@ -117,7 +119,7 @@ class Row:
             return NINF
         return self.m + self.l1p
 
-    def log_softmax(self, i):
+    def log_softmax(self, i: int) -> Value:
         if self.nan:
             return NAN
         if self.pinf:
@@ -130,7 +132,7 @@ class Row:
             return NINF
         return self.d[i] - self.l1p
 
-    def softmax(self, i):
+    def softmax(self, i: int) -> Value:
         if self.nan:
             return NAN
         if self.pinf:
@@ -144,14 +146,14 @@ class Row:
         return self.e[i] / self.denom
 
 
-def exclusive_sums(terms):
+def exclusive_sums(terms: Sequence[Node | None]) -> Callable[[int], Node | None]:
     """For nonnegative nodes t_0 .. t_{n-1} (None for an exact zero): a function i -> sum_{j != i} t_j (a node,
     or None when empty), each a sum of O(log n) shared partial sums of a balanced tree: no cancellation (as
     total - t_i would have) and O(n log n) nodes for all i instead of O(n^2)."""
     size = 1
     while size < len(terms):
         size *= 2
-    tree = [None] * (2 * size)
+    tree: list[Node | None] = [None] * (2 * size)
     tree[size:size + len(terms)] = terms
     for p in range(size - 1, 0, -1):
         a, b = tree[2 * p], tree[2 * p + 1]
@@ -180,7 +182,8 @@ def _rows(input, dim, name):
     return shape, vals, d, rows
 
 
-def logsumexp(input, dim=None, keepdim=False):
+def logsumexp(input: TensorLike, dim: int | list[int] | tuple[int, ...] | None = None,
+              keepdim: bool = False) -> ExactTree:
     """log(sum(exp(input))) over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
     fast = attempt("logsumexp", logsumexp, input=input, dim=dim, keepdim=keepdim)
     if fast is not None:
@@ -195,7 +198,7 @@ def logsumexp(input, dim=None, keepdim=False):
     if not shape:
         dims = []
     # group flat indices by the coordinates outside ``dims``
-    groups = {}
+    groups: dict[tuple[int, ...], list[int]] = {}
     for k in range(numel(shape)):
         rem, coord = k, []
         for s in reversed(shape):
@@ -225,13 +228,13 @@ def logsumexp(input, dim=None, keepdim=False):
     return unflatten(out_shape, outs)
 
 
-def softmax(input, dim=None):
+def softmax(input: TensorLike, dim: int | None = None) -> ExactTree:
     """exp(x_i) / sum_j exp(x_j) along ``dim`` (torch's implicit dim when None)."""
     fast = attempt("softmax", softmax, input=input, dim=dim)
     if fast is not None:
         return fast
     shape, vals, _, rows = _rows(input, dim, "softmax")
-    flat = [None] * numel(shape)
+    flat: list[Exact | None] = [None] * numel(shape)
     for idx, row in rows:
         for i, k in enumerate(idx):
             def grad(i=i, idx=idx, row=row):
@@ -252,13 +255,13 @@ def softmax(input, dim=None):
     return unflatten(shape, flat) if shape else flat[0]
 
 
-def log_softmax(input, dim=None):
+def log_softmax(input: TensorLike, dim: int | None = None) -> ExactTree:
     """x_i - logsumexp(x) along ``dim`` (torch's implicit dim when None)."""
     fast = attempt("log_softmax", log_softmax, input=input, dim=dim)
     if fast is not None:
         return fast
     shape, vals, _, rows = _rows(input, dim, "log_softmax")
-    flat = [None] * numel(shape)
+    flat: list[Exact | None] = [None] * numel(shape)
     for idx, row in rows:
         for i, k in enumerate(idx):
             def grad(i=i, idx=idx, row=row):
@@ -279,7 +282,7 @@ def log_softmax(input, dim=None):
 # elementwise
 
 
-def sigmoid_value(x):
+def sigmoid_value(x: Value) -> Value:
     """sigma(x) = 1 / (1 + e^-x), as an extended-real value, without cancellation for either sign."""
     if X.is_nan(x):
         return NAN
@@ -295,7 +298,7 @@ def sigmoid_value(x):
     return ex / expr.nsum([ONE, ex])
 
 
-def softplus_value(x, beta=ONE, inv_beta=ONE):
+def softplus_value(x: Value, beta: Value = ONE, inv_beta: Value = ONE) -> Value:
     """(1/beta) log(1 + e^(beta x)) in the extended reals."""
     if X.is_nan(x):
         return NAN
@@ -323,12 +326,12 @@ def _elementwise(input, value_fn, deriv_fn):
     return unflatten(shape, flat)
 
 
-def sigmoid(input):
+def sigmoid(input: TensorLike) -> ExactTree:
     """1 / (1 + exp(-x)) elementwise; derivative sigma(x) sigma(-x)."""
     return _elementwise(input, sigmoid_value, lambda x: X.mul(sigmoid_value(x), sigmoid_value(X.neg(x))))
 
 
-def logsigmoid(input):
+def logsigmoid(input: TensorLike) -> ExactTree:
     """log(sigma(x)) = -softplus(-x) elementwise; derivative sigma(-x)."""
     return _elementwise(input, lambda x: X.neg(softplus_value(X.neg(x))), lambda x: sigmoid_value(X.neg(x)))
 
@@ -342,7 +345,7 @@ def _beta_nodes(beta):
     return b, ONE / b
 
 
-def softplus(input, beta=1.0, threshold=20.0):
+def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> ExactTree:
     """The exact softplus (1/beta) log(1 + exp(beta x)) elementwise; derivative sigma(beta x).
 
     ``threshold`` is accepted for torch's signature and ignored: torch's linear shortcut above it is the
@@ -351,7 +354,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     return _elementwise(input, lambda x: softplus_value(x, b, ib), lambda x: sigmoid_value(X.mul(b, x)))
 
 
-def xlogy(input, other):
+def xlogy(input: TensorLike, other: TensorLike) -> ExactTree:
     """input * log(other), with 0 * log(y) = 0 for every y but NaN (torch.xlogy); log of a negative is NaN.
     The gradient is with respect to ``input``: log(other)."""
     xs_shape, xs = read_values(input, "input")
@@ -378,7 +381,7 @@ def xlogy(input, other):
         x = xs[broadcast_index(k, shape, xs_shape)]
         y = ys[broadcast_index(k, shape, ys_shape)]
         if X.is_nan(y):
-            val = NAN
+            val: Value = NAN
         elif X.is_zero(x):
             val = ZERO
         else:
@@ -431,11 +434,11 @@ def _exact_zero_vjp(row, idx, upstream):
     return {j for j in row.fin if Fraction(upstream[idx[j]]) == m}
 
 
-def log_softmax_vjp(input, upstream, dim=None):
+def log_softmax_vjp(input: TensorLike, upstream: Sequence[float], dim: int | None = None) -> list[Exact | None]:
     """The exact gradient of sum_i u_i log_softmax(x)_i with respect to x (flat, one Exact per element, u flat
     like the output): g_k = u_k - s_k U per row, U the row's sum of u (exact)."""
     shape, vals, _, rows = _rows(input, dim, "log_softmax")
-    out = [None] * max(numel(shape), 1)
+    out: list[Exact | None] = [None] * max(numel(shape), 1)
     for idx, row in rows:
         if not row.regular:
             g = _row_vjp_generic(row, idx, upstream, lambda r, i, j: r.delta_minus_softmax(i, j))
@@ -452,11 +455,11 @@ def log_softmax_vjp(input, upstream, dim=None):
     return out
 
 
-def softmax_vjp(input, upstream, dim=None):
+def softmax_vjp(input: TensorLike, upstream: Sequence[float], dim: int | None = None) -> list[Exact | None]:
     """The exact gradient of sum_i u_i softmax(x)_i with respect to x (flat): g_k = s_k (u_k - ubar) per row,
     ubar = sum_i u_i s_i (0 where s_k = 0)."""
     shape, vals, _, rows = _rows(input, dim, "softmax")
-    out = [None] * max(numel(shape), 1)
+    out: list[Exact | None] = [None] * max(numel(shape), 1)
     for idx, row in rows:
         if not row.regular:
             g = _row_vjp_generic(row, idx, upstream,

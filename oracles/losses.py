@@ -24,14 +24,15 @@ from mpmath import libmp
 
 from . import expr
 from . import extended as X
-from .exact import Exact
-from .expr import ONE, ZERO
+from .exact import Exact, ExactTree
+from .expr import ONE, ZERO, Value
 from .fast import attempt
 from .functions import Row, sigmoid_value, softplus_value
 from .results import kappa_of
 from .tensors import (
     REDUCTIONS,
     OracleInputError,
+    TensorLike,
     broadcast_index,
     broadcast_shape,
     legacy_reduction,
@@ -157,8 +158,9 @@ def _index_targets(target, out_shape, C, ignore_index):
 # cross_entropy / nll_loss
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                  size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> ExactTree:
     """torch.nn.functional.cross_entropy: class-index targets (with ``ignore_index``) or probability targets
     (same shape as ``input``), ``weight`` per class, ``label_smoothing`` in [0, 1], shapes (C), (N, C),
     (N, C, d1, ...)."""
@@ -246,7 +248,9 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
     return _finish(outs, out_shape, reduction, denom, in_shape, vals)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+             size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
+             reduction: str = "mean") -> ExactTree:
     """torch.nn.functional.nll_loss: -weight[t] * input[t] per element; "mean" divides by the total weight of
     the targets that are not ignored (0/0 = NaN when every target is ignored)."""
     fast = attempt("nll_loss", nll_loss, input=input, target=target, weight=weight, size_average=size_average,
@@ -309,13 +313,16 @@ def _log_nonneg(v):
     return expr.log(v)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+def binary_cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> ExactTree:
     """torch.nn.functional.binary_cross_entropy, the mathematical loss -w (y log p + (1 - y) log(1 - p)),
     with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``)."""
     return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=None)
 
 
-def bce_terms(input, target, weight, size_average, reduce, reduction, clamp):
+def bce_terms(input: TensorLike, target: TensorLike, weight: TensorLike | None, size_average: bool | None,
+              reduce: bool | None, reduction: str, clamp: Value | None) -> ExactTree:
     reduction = legacy_reduction(size_average, reduce, reduction)
     in_shape, ps = read_values(input, "input")
     for p in ps:
@@ -358,8 +365,9 @@ def bce_terms(input, target, weight, size_average, reduce, reduction, clamp):
     return _finish(outs, in_shape, reduction, _count(numel(in_shape)), in_shape, ps)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: TensorLike | None = None) -> ExactTree:
     """torch.nn.functional.binary_cross_entropy_with_logits:
     w (pos_weight * y * softplus(-x) + (1 - y) * softplus(x)), ``weight`` and ``pos_weight`` broadcast to the
     input (pos_weight along the last, class, dimension)."""
@@ -404,7 +412,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 # kl_div
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+def kl_div(input: TensorLike, target: TensorLike, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> ExactTree:
     """torch.nn.functional.kl_div: pointwise target * (log target - input) (``log_target``: exp(target) *
     (target - input)), input being log-probabilities; reductions none, sum, mean (over elements) and
     batchmean (over the first dimension)."""
@@ -438,6 +447,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         # sum_i e**t_i (t_i - x_i) grouped by equal targets, e**t sum_i (t - x_i): the inner sums of exact numbers
         # are exact, so a total that is exactly 0 is seen to be (groups with distinct t are e**t times nonzero
         # rationals, and sum_g c_g e**t_g != 0 for distinct algebraic t_g unless every c_g is: Lindemann-Weierstrass)
+        groups: dict[object, tuple[expr.Node, list[Value]]]  # key: the exact target, or the node's identity
         groups, rest = {}, []
         for x, t, o in zip(xs, ts, outs):
             if isinstance(t, float) or isinstance(x, float) or X.is_nan(x) or X.is_nan(t):

@@ -5,11 +5,12 @@ and by the elementary functions and losses above it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 
 from . import expr
 from . import extended as X
 from .exact import Exact
-from .expr import ZERO
+from .expr import ZERO, Value
 from .tensors import numel, unflatten
 
 INF, NAN = math.inf, math.nan
@@ -27,7 +28,7 @@ def exact_zero() -> Exact:
     return _ZERO
 
 
-def kappa_of(pairs) -> Exact:
+def kappa_of(pairs: Iterable[tuple[Value, Value]]) -> Exact:
     """kappa = sum |x * g| over (argument value, partial derivative) pairs, in the extended reals."""
     terms = []
     for x, g in pairs:
@@ -41,7 +42,9 @@ def kappa_of(pairs) -> Exact:
     return Exact(expr.nsum(terms))
 
 
-def make_result(value, shape, grad_entries_fn, kappa_pairs_fn=None, kappa_fn=None) -> Exact:
+def make_result(value: Value, shape: Sequence[int], grad_entries_fn: Callable[[], dict[int, Value]],
+                kappa_pairs_fn: Callable[[], Iterable[tuple[Value, Value]]] | None = None,
+                kappa_fn: Callable[[], Exact] | None = None) -> Exact:
     """An Exact for ``value`` whose gradient is built lazily from {flat input index: V} (the rest is 0); its
     kappa from (value, derivative) pairs, or from ``kappa_fn`` (an Exact) where a closed form is cheaper."""
 

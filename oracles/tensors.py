@@ -9,15 +9,23 @@ value Python reads from it. Nothing is rounded here.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from typing import Any
 
 from mpmath import libmp
 
 from . import expr
+from .expr import Value
 from .formats import to_mpf
 
 __all__ = ["OracleInputError", "read_values", "read_indices", "unflatten", "broadcast_shape", "broadcast_index",
            "numel", "parse_float_literal"]
+
+
+#: an oracle's tensor argument: a number, nested lists/tuples of numbers, or anything with ``.tolist()`` (a torch
+#: tensor, a NumPy array); read and checked at run time (``read_values``, ``read_indices``)
+TensorLike = Any
 
 
 class OracleInputError(ValueError):
@@ -40,7 +48,7 @@ def _to_list(obj):
     return obj
 
 
-def shape_and_flat(obj, name):
+def shape_and_flat(obj: TensorLike, name: str) -> tuple[tuple[int, ...], list[Any]]:
     obj = _to_list(obj)
     if not isinstance(obj, (list, tuple)):
         return (), [obj]
@@ -55,14 +63,14 @@ def shape_and_flat(obj, name):
     return (len(obj),) + s0, flat
 
 
-def numel(shape) -> int:
+def numel(shape: Iterable[int]) -> int:
     n = 1
     for s in shape:
         n *= s
     return n
 
 
-def value_of(x, name="input"):
+def value_of(x: object, name: str = "input") -> Value:
     """An extended-real value from one input element: expr.Node (finite, exact) or float inf/-inf/nan."""
     if isinstance(x, str):
         x = parse_float_literal(x)
@@ -95,7 +103,7 @@ def value_of(x, name="input"):
     raise OracleInputError(f"{name} holds {type(x).__name__} {x!r}; numbers are expected")
 
 
-def read_values(obj, name="input"):
+def read_values(obj: TensorLike, name: str = "input") -> tuple[tuple[int, ...], list[Value]]:
     """(shape, flat list of values) of a nested sequence of numbers."""
     if obj is None:
         raise OracleInputError(f"{name} is missing")
@@ -103,7 +111,7 @@ def read_values(obj, name="input"):
     return shape, [value_of(x, name) for x in flat]
 
 
-def read_indices(obj, name="target"):
+def read_indices(obj: TensorLike, name: str = "target") -> tuple[tuple[int, ...], list[int]]:
     """(shape, flat list of ints) of a nested sequence of class indices."""
     shape, flat = shape_and_flat(obj, name)
     out = []
@@ -121,7 +129,7 @@ def read_indices(obj, name="target"):
     return shape, out
 
 
-def unflatten(shape, flat):
+def unflatten(shape: Sequence[int], flat: Sequence[Any]) -> Any:
     if not shape:
         return flat[0]
     if len(shape) == 1:
@@ -130,7 +138,7 @@ def unflatten(shape, flat):
     return [unflatten(shape[1:], flat[i * step:(i + 1) * step]) for i in range(shape[0])]
 
 
-def broadcast_shape(a, b, what="shapes"):
+def broadcast_shape(a: Sequence[int], b: Sequence[int], what: str = "shapes") -> tuple[int, ...]:
     out = []
     for i in range(max(len(a), len(b))):
         x = a[len(a) - 1 - i] if i < len(a) else 1
@@ -141,7 +149,7 @@ def broadcast_shape(a, b, what="shapes"):
     return tuple(reversed(out))
 
 
-def broadcast_index(flat_index: int, out_shape, in_shape) -> int:
+def broadcast_index(flat_index: int, out_shape: Sequence[int], in_shape: Sequence[int]) -> int:
     """Flat index into an input of ``in_shape`` broadcast to ``out_shape``."""
     idx = []
     rem = flat_index
@@ -156,14 +164,14 @@ def broadcast_index(flat_index: int, out_shape, in_shape) -> int:
     return k
 
 
-def strides(shape):
+def strides(shape: Sequence[int]) -> list[int]:
     st = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
         st[d] = st[d + 1] * shape[d + 1]
     return st
 
 
-def normalize_dim(dim, ndim, name="dim"):
+def normalize_dim(dim: int, ndim: int, name: str = "dim") -> int:
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise OracleInputError(f"{name} must be an integer, got {dim!r}")
     n = max(ndim, 1)
@@ -172,7 +180,7 @@ def normalize_dim(dim, ndim, name="dim"):
     return dim % n
 
 
-def slices_along(shape, dim):
+def slices_along(shape: Sequence[int], dim: int) -> list[list[int]]:
     """Lists of flat indices: one list per slice along ``dim`` (each list ordered along dim)."""
     if not shape:
         return [[0]]
@@ -191,7 +199,7 @@ def slices_along(shape, dim):
     return out
 
 
-def softmax_dim(ndim):
+def softmax_dim(ndim: int) -> int:
     """torch's implicit dim (``_get_softmax_dim``): 0 for 0-, 1- and 3-d inputs, else 1."""
     return 0 if ndim in (0, 1, 3) else 1
 
@@ -199,7 +207,8 @@ def softmax_dim(ndim):
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def legacy_reduction(size_average, reduce, reduction, allowed=REDUCTIONS):
+def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str,
+                     allowed: tuple[str, ...] = REDUCTIONS) -> str:
     """torch's _Reduction.legacy_get_string, then validation of the reduction name."""
     if size_average is not None or reduce is not None:
         size_average = True if size_average is None else size_average

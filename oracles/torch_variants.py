@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from . import extended as X
 from . import functions as F
+from .exact import ExactTree
 from .expr import ONE
 from .losses import bce_terms
-from .tensors import OracleInputError, value_of
+from .tensors import OracleInputError, TensorLike, value_of
 
 __all__ = ["softplus", "binary_cross_entropy", "BCE_LOG_CLAMP"]
 
 BCE_LOG_CLAMP = -100
 
 
-def softplus(input, beta=1.0, threshold=20.0):
+def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> ExactTree:
     """torch's softplus: x where beta * x > threshold (the exact product), else the exact softplus."""
     b, ib = F._beta_nodes(beta)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -42,6 +43,8 @@ def softplus(input, beta=1.0, threshold=20.0):
     )
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+def binary_cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> ExactTree:
     """BCELoss as documented: -w (y max(log p, -100) + (1 - y) max(log(1 - p), -100))."""
     return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=value_of(BCE_LOG_CLAMP))

@@ -101,7 +101,8 @@ def moving_average(xs, ys, max_out=300):
     return ox, oy
 
 
-LADDER = (-340, -300, -200, -100, -50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100, 200, 300, 320)  # x limits: log10 magnitudes, float64's range included
+# x limits: log10 magnitudes, float64's range included
+LADDER = (-340, -300, -200, -100, -50, -20, -10, -5, -2, 0, 2, 5, 10, 20, 50, 100, 200, 300, 320)
 Y_LADDER = (1, 4, 8, 16, 32, 64, 128)
 
 

@@ -120,7 +120,8 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
         lines.insert(1, "from subjects import numpy_losses")
         fn = f"numpy_losses.{loss}_grad" if grad else f"numpy_losses.{loss}"
     elif subject == "scipy":
-        lines.insert(1, "from subjects.array_subject import scipy_functions  # SciPy's counterpart, as lossproof calls it")
+        lines.insert(1, "from subjects.array_subject import scipy_functions"
+                        "  # SciPy's counterpart, as lossproof calls it")
         fn = f'scipy_functions()["{loss}"][0]'
     else:
         target = subject[len("user:"):] if user else subject

@@ -70,8 +70,9 @@ def scipy_functions() -> dict:
             raise NotImplementedError("SciPy's rel_entr is the pointwise, probability-target KL only")
         return special.rel_entr(target, np.exp(input))
 
-    fns = {"logsumexp": lse, "softmax": softmax, "log_softmax": log_softmax, "sigmoid": lambda input: special.expit(input),
-           "logsigmoid": lambda input: special.log_expit(input), "xlogy": xlogy, "kl_div": kl_div}
+    fns = {"logsumexp": lse, "softmax": softmax, "log_softmax": log_softmax,
+           "sigmoid": lambda input: special.expit(input), "logsigmoid": lambda input: special.log_expit(input),
+           "xlogy": xlogy, "kl_div": kl_div}
     # SciPy's rel_entr is the pointwise, probability-target KL: kl_div takes no other parameter values
     params = {"kl_div": ("input", "target", "reduction", "log_target")}
     out = {}

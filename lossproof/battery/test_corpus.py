@@ -1,5 +1,5 @@
-"""The regression corpus (lossproof/corpus): every subject x loss x format x device on the same fixed, exact inputs, every
-run. These records (source "corpus") are what the report's tables and the CI gate compare run after run;
+"""The regression corpus (lossproof/corpus): every subject x loss x format x device on the same fixed, exact inputs,
+every run. These records (source "corpus") are what the report's tables and the CI gate compare run after run;
 Hypothesis' findings (tests/test_agreement.py) are reported apart.
 
 The judgement is the battery's (lossproof.judge): the pass line is stable (accurate for our NumPy losses),

@@ -185,7 +185,8 @@ def cross_entropy_mask_constant(input, target):
 
 
 def cross_entropy_sum_over_n(input, target):
-    """The mean as loss.sum() / N in the input's dtype: in float16 the sum overflows at 65504 while the mean is finite."""
+    """The mean as loss.sum() / N in the input's dtype: in float16 the sum overflows at 65504 while the mean is
+    finite."""
     d = _class_dim(input)
     loss = -_pick(F.log_softmax(input, dim=d), target)
     return loss.sum() / loss.numel()

@@ -1274,7 +1274,8 @@ def test_oracle_matches_arb(name, guarded):
     if failures:
         kinds = collections.Counter(_category(f) for f in failures)
         lines = [f"{len(failures)} disagreement(s) between the oracle and Arb for {name} ("
-                 + ", ".join(f"{k}: {v}" for k, v in kinds.most_common()) + f"); the first {min(len(failures), MAX_SHOWN)}:"]
+                 + ", ".join(f"{k}: {v}" for k, v in kinds.most_common())
+                 + f"); the first {min(len(failures), MAX_SHOWN)}:"]
         for desc, what, o, a in failures[:MAX_SHOWN]:
             lines.append(f"  {what}: oracle {o}  arb {a}\n    input {desc}")
         pytest.fail("\n".join(lines), pytrace=False)

@@ -1,5 +1,6 @@
-"""The budgets of lossproof/budget.py: the search safety net and the shrink budget, and the per-example cap that keeps one slow
-example (an exact gradient that needs tens of thousands of bits) from holding a whole test for minutes."""
+"""The budgets of lossproof/budget.py: the search safety net and the shrink budget, and the per-example cap that
+keeps one slow example (an exact gradient that needs tens of thousands of bits) from holding a whole test for
+minutes."""
 
 from __future__ import annotations
 

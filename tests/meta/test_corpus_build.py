@@ -17,7 +17,8 @@ from lossproof.corpus import build
 def test_the_committed_corpus_is_what_the_generator_writes():
     for name, doc in build.documents().items():
         with open(os.path.join(corpus.GENERATED, name), encoding="utf-8") as f:
-            assert f.read() == build.dumps(doc), f"lossproof/corpus/v{corpus.VERSION}/{name} differs from lossproof.corpus.build's output"
+            assert f.read() == build.dumps(doc), (
+                f"lossproof/corpus/v{corpus.VERSION}/{name} differs from lossproof.corpus.build's output")
 
 
 def test_every_loss_and_format_has_cases_across_regimes():

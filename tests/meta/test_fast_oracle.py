@@ -216,7 +216,8 @@ def _problems(rng, n_rows):
         i += 1
         n = int(rng.integers(1, 48))
         u = rng.random()  # classes: mostly few (the mpmath reference costs ~50 us per output and format)
-        C = int(rng.integers(2, 9)) if u < 0.9 else int(rng.integers(9, 100)) if u < 0.99 else int(rng.integers(100, 1500))
+        C = (int(rng.integers(2, 9)) if u < 0.9 else int(rng.integers(9, 100)) if u < 0.99
+             else int(rng.integers(100, 1500)))
         x = _random_rows(rng, n, C, fmt)
         if name in ("log_softmax", "softmax"):
             kw = {"input": x, "dim": 1} if rng.random() < 0.8 else {"input": np.ascontiguousarray(x.T), "dim": 0}

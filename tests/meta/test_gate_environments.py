@@ -136,7 +136,8 @@ def test_the_committed_baseline_passes_the_corpus_under_two_cpu_capabilities(tmp
         results = tmp_path / f"{cap}.json"
         env = {**os.environ, "ATEN_CPU_CAPABILITY": cap.lower()}
         run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                              "tests/test_corpus.py", "--lossproof-only-subjects", "torch", "--lossproof-results", str(results)],
+                              "tests/test_corpus.py", "--lossproof-only-subjects", "torch",
+                              "--lossproof-results", str(results)],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
         doc = schema.load(str(results))

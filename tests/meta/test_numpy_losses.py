@@ -13,9 +13,9 @@ the output elements for unreduced outputs): the same bound with kappa replaced b
 number kappa_g = sum_v |v * d g / d v| over the floating-point data v (input and floating-point target; weights
 and pos_weight are exact constants, as in the oracle's kappa), i.e. the kappa of the function g itself. We use the
 exact second derivatives (``lossproof.conditioning.grad_kappa``, the battery's definition too), evaluated
-with softmax/sigmoid values computed in 200-bit mpmath: a bound needs no more than a few correct bits. The oracle's per-element gradients are enclosed to
-2**-120 relative and summed at 256 bits; that slack (sum |terms| * 2**-110) is added to the bound, it is some 2**57
-below a float64 ulp of the terms.
+with softmax/sigmoid values computed in 200-bit mpmath: a bound needs no more than a few correct bits. The
+oracle's per-element gradients are enclosed to 2**-120 relative and summed at 256 bits; that slack
+(sum |terms| * 2**-110) is added to the bound, it is some 2**57 below a float64 ulp of the terms.
 
 The correctly rounded rate (y == z^, with the sign of a zero) is measured per format and must stay above a floor.
 """

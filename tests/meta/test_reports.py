@@ -128,7 +128,8 @@ def test_ulp_rounds_up_to_three_significant_digits():
 
 def test_parameter_family_reads_only_parameters():
     assert C.family(_rec()) == "reduction=mean"
-    assert C.family(_rec(params={"reduction": "sum", "label_smoothing": (0.1).hex()})) == "reduction=sum label_smoothing"
+    assert (C.family(_rec(params={"reduction": "sum", "label_smoothing": (0.1).hex()}))
+            == "reduction=sum label_smoothing")
     assert C.family(_rec(params={"label_smoothing": "0x0.0p+0", "dim": 1})) == "reduction=mean"
     assert C.family(_rec(loss="softplus", params={"beta": 2.0})) == "beta"
     assert C.family(_rec(loss="sigmoid")) == "default"

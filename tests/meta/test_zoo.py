@@ -1,9 +1,9 @@
-"""Detection power of the battery, measured on the zoo (lossproof/zoo): realistic unstable implementations of the NUMERICS.md
-mistakes list must each be caught, and sound controls must never be flagged.
+"""Detection power of the battery, measured on the zoo (lossproof/zoo): realistic unstable implementations of the
+NUMERICS.md mistakes list must each be caught, and sound controls must never be flagged.
 
-- Every member is caught under the ci budgets (ci's example counts, as ``lossproof check``) by the property it states, in
-  the format it states, and the minimal input reported fails again when re-checked alone (the reproducer is
-  real). Members the suite does not catch yet carry their ``gap`` and are strict expected failures: closing the
+- Every member is caught under the ci budgets (ci's example counts, as ``lossproof check``) by the property it
+  states, in the format it states, and the minimal input reported fails again when re-checked alone (the reproducer
+  is real). Members the suite does not catch yet carry their ``gap`` and are strict expected failures: closing the
   gap turns them into passes that must be acknowledged by removing the gap.
 - Every control passes agreement under 10 different Hypothesis seeds (a few examples each: a false alarm shows
   on any example), the no-overflow property (ci's 100 examples, as detect), and the special-value table.
