@@ -9,7 +9,7 @@ from fractions import Fraction
 import oracles
 from oracles.codec import flat
 from reports.reproducers import reproducer
-from subjects import deviations
+from subjects import deviations, torch_subject
 from subjects.torch_subject import upstream
 
 from .cases import restrict
@@ -18,7 +18,40 @@ from .problems import finite_except_masks
 from .verdicts import RANK, passes
 
 __all__ = ["required_rung", "meets", "explains", "judge", "failure_report", "overflow_call", "overflow_failure",
-           "case_reproducer"]
+           "case_reproducer", "reference_of", "shared_with_reference", "SHARED"]
+
+SHARED = deviations.SHARED
+
+
+def reference_of(case) -> str | None:
+    """The reference whose documented behaviours a subject may share: torch.nn.functional for a user's function
+    (torch or NumPy, docs/NUMERICS.md); none for the libraries themselves, whose own deviations apply to them."""
+    return "torch" if case.is_user else None
+
+
+def shared_with_reference(case, kwargs):
+    """(the reference's documented deviation that it shows on ``kwargs``, the reference's measurement) or None:
+    torch's own function, run on the same call (CPU), misses the exact value there too and one of its documented
+    deviations explains its output. None where torch is right (then the subject's failure is its own) or where no
+    documented deviation of torch's matches the input."""
+    ref = reference_of(case)
+    if ref is None:
+        return None
+    devs = deviations.matching(ref, case.loss, kwargs, case.fmt)
+    if not devs:
+        return None
+    try:
+        values, grads = torch_subject.run(torch_subject.function(case.loss), case.loss, case.fmt, "cpu", kwargs)
+    except Exception:  # torch refuses the call: nothing is shared
+        return None
+    m = measure(ref, case.loss, case.fmt, "cpu", kwargs, values, grads, upstream=upstream(len(values)))
+    if not m.failures():
+        return None
+    for d in devs:
+        ok, _ = explains(d, ref, m, kwargs, values)
+        if ok:
+            return d, m
+    return None
 
 
 def required_rung(case, kind: str = "value") -> str:
@@ -87,14 +120,27 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
     return "\n".join(lines)
 
 
-def judge(case, kwargs, m, values) -> tuple:
+def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
     """(the documented deviation that explains m, or None; the failure report, or None when m meets the
-    requirement or a documented deviation explains it)."""
+    requirement or a documented deviation explains it).
+
+    A user's function whose failure its framework's reference shares (``shared_with_reference``) is reported as
+    "shared with torch: <deviation>" and does not gate unless ``strict`` (--strict); where torch is right, the
+    failure gates: that function is worse than the one its users would otherwise call."""
     if meets(case, m):
         return None, None
     devs = deviations.matching(case.subject, case.loss, kwargs, case.fmt)
     if not devs:
-        return None, failure_report(case, kwargs, m)
+        shared = shared_with_reference(case, kwargs)
+        if shared is None:
+            return None, failure_report(case, kwargs, m)
+        d, mref = shared
+        if not strict:
+            return SHARED + d.id, None
+        w = mref.worst_element
+        return None, (failure_report(case, kwargs, m, d)
+                      + f"\n  shared with torch (gating under --strict): torch returns {w.y!r} there "
+                        f"({w.kind} {w.index}, exact {w.z})")
     unexplained = []
     for d in devs:  # measured against the documented behaviour instead, shown as a documented deviation
         ok, md = explains(d, case, m, kwargs, values)
@@ -104,14 +150,18 @@ def judge(case, kwargs, m, values) -> tuple:
     return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
 
 
-def overflow_call(case, kw):
+def overflow_call(case, kw, strict: bool = False):
     """The call the no-overflow property makes of a drawn problem, or None when the property does not apply:
     finite inputs only (-inf masks aside), restricted to the parameters the function takes, and not under a
-    documented deviation (the agreement property measures those against the documented behaviour)."""
+    documented deviation of the subject or (unless ``strict``) of its reference (the agreement property measures
+    those, against the documented behaviour, and a user's function where torch is right there still gates)."""
     if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
         return None
     kw = restrict(case, kw)
     if kw is None or deviations.matching(case.subject, case.loss, kw, case.fmt):
+        return None
+    ref = reference_of(case)
+    if ref is not None and not strict and deviations.matching(ref, case.loss, kw, case.fmt):
         return None
     return kw
 

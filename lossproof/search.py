@@ -69,11 +69,13 @@ class Search:
 
 
 def search(prop: str, case, *, strict: bool = False, record=None, examples: int | None = None,
-           seed: int | None = None, budget: Budget | None = None, edges: bool = True) -> Search:
+           seed: int | None = None, budget: Budget | None = None, edges: bool = True,
+           strict_shared: bool = False) -> Search:
     """The Hypothesis search of property ``prop`` ("agreement" or "no_overflow") for one case.
 
     ``record(measurement, deviation, gating)`` receives every agreement measurement (the results file);
-    ``strict`` gates non-finite inputs too (--strict-specials); ``seed`` runs another, non-derandomized sequence
+    ``strict`` gates non-finite inputs too (--strict-specials); ``strict_shared`` gates a user's failures that
+    torch shares (--strict); ``seed`` runs another, non-derandomized sequence
     (the zoo's controls); ``examples`` overrides the profile's count; ``edges=False`` leaves out the edge
     problems (lossproof.edges), which do not depend on the seed."""
     budget = budget or Budget()
@@ -82,10 +84,10 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
              "missing": unsupported(case)}
     strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"])
     if prop == "agreement":
-        body = _agreement_body(case, budget, state, strict, record)
+        body = _agreement_body(case, budget, state, strict, record, strict_shared)
         n = examples or prof.agreement_examples
     elif prop == "no_overflow":
-        body = _overflow_body(case, budget, state)
+        body = _overflow_body(case, budget, state, strict_shared)
         n = examples or prof.overflow_examples
     else:
         raise ValueError(f"unknown searched property {prop!r}")
@@ -172,7 +174,7 @@ def _call(case, state, kwargs, unsupported):
         return None
 
 
-def _agreement_body(case, budget, state, strict, record):
+def _agreement_body(case, budget, state, strict, record, strict_shared=False):
     def body(kwargs):
         kwargs = restrict(case, kwargs)
         assume(kwargs is not None)
@@ -189,7 +191,7 @@ def _agreement_body(case, budget, state, strict, record):
             with budget.example():
                 m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
                             go_on=lambda mv: judge.meets(case, mv) or bool(deviations.matching(
-                                case.subject, case.loss, kwargs, case.fmt)))
+                                judge.reference_of(case) or case.subject, case.loss, kwargs, case.fmt)))
         except ExampleTooSlow:
             budget.too_slow += 1
             return
@@ -197,7 +199,7 @@ def _agreement_body(case, budget, state, strict, record):
         budget.spend(len(m.elements))
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
-        deviation, problem = judge.judge(case, kwargs, m, values)
+        deviation, problem = judge.judge(case, kwargs, m, values, strict_shared)
         if record is not None:
             record(m, deviation, gating)
         if problem and gating:
@@ -206,9 +208,9 @@ def _agreement_body(case, budget, state, strict, record):
     return body
 
 
-def _overflow_body(case, budget, state):
+def _overflow_body(case, budget, state, strict_shared=False):
     def body(kwargs):
-        kw = judge.overflow_call(case, kwargs)
+        kw = judge.overflow_call(case, kwargs, strict_shared)
         if kw is None:
             return
         key = _admit(state, budget, kw)

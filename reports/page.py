@@ -30,7 +30,7 @@ import os
 
 from lossproof.verdicts import FAILING, RANK, VERDICTS
 from oracles.codec import flat
-from subjects.deviations import DEVIATIONS
+from subjects.deviations import DEVIATIONS, shared_id
 
 from . import cells as C
 from . import reproducers, schema
@@ -224,7 +224,7 @@ def _property_outcomes(records):
 def _deviation_rows(records):
     measured = {}
     for r in records:
-        d = r.get("deviation")
+        d = shared_id(r.get("deviation"))  # a user function's "shared with torch: <id>" counts under <id>
         if d:
             m = measured.setdefault(d, {"records": 0, "worst": None, "max_ulp": 0.0, "formats": set()})
             m["records"] += 1

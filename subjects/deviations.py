@@ -36,6 +36,18 @@ class Deviation:
     documented_error: Callable | None = None
 
 
+#: how a user function's failure that torch shares is recorded: this prefix, then torch's deviation id
+#: (docs/NUMERICS.md, "One standard for every subject")
+SHARED = "shared with torch: "
+
+
+def shared_id(deviation_id: str | None) -> str | None:
+    """The documented deviation a recorded id names, "shared with torch: " stripped."""
+    if deviation_id and deviation_id.startswith(SHARED):
+        return deviation_id[len(SHARED):]
+    return deviation_id
+
+
 def _flat(v):
     return [e for x in v for e in _flat(x)] if isinstance(v, list) else [v]
 

@@ -16,7 +16,8 @@ from lossproof import search
 
 def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options):
     case = lossproof_case
-    run = search.search("agreement", case, strict=lossproof_options.strict_specials, record=lossproof_record)
+    run = search.search("agreement", case, strict=lossproof_options.strict_specials, record=lossproof_record,
+                        strict_shared=lossproof_options.strict)
     for capability, why in run.state["missing"].items():
         lossproof_notice(f"{case.id}: not supported: {capability} ({why})")
     run.run()

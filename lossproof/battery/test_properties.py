@@ -212,10 +212,10 @@ def test_kl_equals_cross_entropy_for_one_hot(lossproof_kl_group):
     check()
 
 
-def test_no_overflow(lossproof_case, lossproof_notice):
+def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options):
     """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs); the
     search is lossproof.search's."""
     case = lossproof_case
-    run = search.search("no_overflow", case)
+    run = search.search("no_overflow", case, strict_shared=lossproof_options.strict)
     run.run()
     lossproof_notice(run.budget.report(case.id))

@@ -36,6 +36,8 @@ def cmd_check(args) -> int:
     if args.device:
         extra += ["--lossproof-devices", args.device]
     if args.strict:
+        extra.append("--lossproof-strict")
+    if args.strict_specials:
         extra.append("--lossproof-strict-specials")
     if args.results:
         extra += ["--lossproof-results", args.results]
@@ -51,5 +53,8 @@ def add_parser(sub):
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
     c.add_argument("--results", default=None, metavar="PATH", help="the results file (default out/results.json)")
-    c.add_argument("--strict", action="store_true", help="also gate on special values of non-finite inputs")
+    c.add_argument("--strict", action="store_true",
+                   help="also gate on failures that torch shares (its documented behaviours), listed otherwise")
+    c.add_argument("--strict-specials", action="store_true",
+                   help="also gate on special values of non-finite inputs")
     c.set_defaults(fn=cmd_check)
