@@ -92,6 +92,10 @@ MEMBERS = [
     _m(N.logsumexp_no_shift, "logsumexp", "numpy", "float32", "agreement", "no-max-shift"),
     _m(N.cross_entropy_no_shift, "cross_entropy", "numpy", "float64", "agreement", "no-max-shift",
        name="np_cross_entropy_no_shift"),
+    # shifted, but the maximum added back before the target logit is subtracted: a large offset swallows log C
+    _m(T.cross_entropy_max_added_back, "cross_entropy", "torch", "float32", "agreement", "no-max-shift"),
+    _m(T.cross_entropy_max_added_back, "cross_entropy", "torch", "bfloat16", "agreement", "no-max-shift",
+       name="cross_entropy_max_added_back_bf16"),
     # log(softmax)
     _m(T.cross_entropy_log_of_softmax, "cross_entropy", "torch", "float32", "agreement", "log-of-softmax"),
     _m(T.log_softmax_log_of_softmax, "log_softmax", "torch", "float32", "agreement", "log-of-softmax"),
