@@ -21,7 +21,7 @@ import heldout_losses as heldout  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lossproof import detect  # noqa: E402
-from lossproof.detect import compact_input  # noqa: E402
+from reports.reproducers import compact_input  # noqa: E402
 
 #: the author's short names for losses, as lossproof names them
 _LOSS = {"bce_with_logits": "binary_cross_entropy_with_logits"}

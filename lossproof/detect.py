@@ -21,7 +21,6 @@ controls' false alarms) and with ``--json PATH`` writes it as data for the repor
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -32,6 +31,7 @@ import torch
 
 import oracles
 from oracles.codec import flat, float_tree
+from reports.reproducers import compact_input
 from subjects import deviations
 from subjects.torch_subject import dtype_of, function, upstream
 from subjects.user import UserSubject, accepted_parameters
@@ -366,29 +366,6 @@ def summarize(records) -> dict:
                   "caught": sum(1 for r in members if r["usual"]["caught"]),
                   "false_alarms": sum(1 for r in controls if r["usual"]["caught"])},
     }
-
-
-def compact_input(v) -> str:
-    """An exact input as short text: JSON-like, a run of three or more equal items written once with its count
-    ("-1.0 x257"), so a 258-class row reads [[-1.0 x257, 1.0]]; floats as repr (exact), non-finite ones as inf,
-    -inf, nan."""
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {compact_input(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, (list, tuple)):
-        parts, i = [], 0
-        while i < len(v):
-            j = i
-            while j + 1 < len(v) and repr(v[j + 1]) == repr(v[i]):  # repr: -0.0 and 0.0 stay apart
-                j += 1
-            text, n = compact_input(v[i]), j - i + 1
-            parts += [f"{text} x{n}"] if n >= 3 else [text] * n
-            i = j + 1
-        return "[" + ", ".join(parts) + "]"
-    if isinstance(v, str) and v in ("inf", "-inf", "nan"):  # _jsonable's non-finite floats
-        return v
-    if isinstance(v, float):
-        return repr(v)
-    return json.dumps(v)
 
 
 def _brief(v, width=70) -> str:

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, assume, example, given, note, setting
 from hypothesis import seed as hseed
 from hypothesis import strategies as st
 
+from reports.reproducers import compact_input
 from subjects import deviations
 from subjects.torch_subject import upstream
 
@@ -34,6 +35,7 @@ from .cases import NotSupported, restrict, unsupported
 from .edges import edge_problems
 from .measure import measure
 from .problems import finite_except_masks, problems
+from .regimes import regime_of
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -45,6 +47,44 @@ class Search:
     budget: Budget
     state: dict = field(default_factory=dict)
     edges: object = None  # the edge problems' test (explicit examples), run first; None where the loss has none
+    examples: int = 0  # the search's example budget (the profile's, or the caller's)
+    case: object = None
+
+    def run_reporting(self, record_property):
+        """``run``, then (failing or not) what the cell measured as pytest test properties, which ``lossproof
+        check`` reads to build its findings table: examples measured, the budget, the minimal failing input, the
+        function's first refusal."""
+        try:
+            self.run()
+        finally:
+            record_property("lossproof_measured", self.state["measured"])
+            record_property("lossproof_budget", self.examples)
+            record_property("lossproof_raised", self.state.get("raised", 0))
+            failing = self.state["last_fail"]
+            if failing is not None:
+                record_property("lossproof_minimal", compact_input(failing))
+                record_property("lossproof_regime", regime_of(self.case.loss, failing, self.case.fmt))
+            if self.state["unsupported"]:
+                record_property("lossproof_unsupported", self.state["unsupported"])
+
+    def inconclusive(self) -> str | None:
+        """Why a passing run means too little, or None: of the examples where the property applied, the function
+        raised on (or the oracle's cap left unmeasured) more than 1 - min_measured_share, or it measured none at
+        all (docs/NUMERICS.md: a pass must mean something). Which drawn inputs a property applies to is the
+        property's own business (no overflow: finite inputs outside documented deviations)."""
+        share = profiles.current().min_measured_share
+        measured, raised, slow = self.state["measured"], self.state.get("raised", 0), self.budget.too_slow
+        applied = measured + raised + slow
+        if measured and measured >= share * applied:
+            return None
+        why = (f"inconclusive: measured {measured} of the {applied} examples it applied to "
+               f"(at least {share:.0%} needed)")
+        if raised:
+            why += f"; the function raised on {raised}, first: {self.state['unsupported']}"
+        if slow:
+            why += f"; {slow} over the per-example cap"
+        return why
+
 
     def run(self):
         """Run the edge problems, then the search; a failure propagates (an AssertionError with its report and
@@ -117,7 +157,7 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
 
     if seed is not None:
         check = hseed(seed)(check)
-    return Search(prop, check, budget, state, _edges(case, state, strategy, one) if edges else None)
+    return Search(prop, check, budget, state, _edges(case, state, strategy, one) if edges else None, n, case)
 
 
 def _edges(case, state, strategy, one):
@@ -170,7 +210,8 @@ def _call(case, state, kwargs, unsupported):
     try:
         return case.call(kwargs)
     except unsupported as e:
-        state["unsupported"] = str(e)
+        state["raised"] = state.get("raised", 0) + 1
+        state["unsupported"] = state["unsupported"] or str(e)  # the first refusal: the one to show
         return None
 
 
@@ -218,7 +259,6 @@ def _overflow_body(case, budget, state, strict_shared=False):
         if called is None:
             return
         values, grads = called
-        state["measured"] += 1
         budget.spend(len(values) + len(grads or ()))
         try:
             with budget.example():
@@ -226,6 +266,7 @@ def _overflow_body(case, budget, state, strict_shared=False):
         except ExampleTooSlow:
             budget.too_slow += 1
             return
+        state["measured"] += 1
         if problem:
             budget.fail(key, problem)
 

@@ -15,7 +15,7 @@ import math
 from lossproof import catalogue
 from oracles.codec import hex_tree, hexf
 
-__all__ = ["reproducer", "from_record", "exact_command", "UPSTREAM_SOURCE"]
+__all__ = ["reproducer", "from_record", "exact_command", "UPSTREAM_SOURCE", "compact_input"]
 
 #: the upstream gradient lossproof's torch subjects use (subjects/torch_subject.upstream), as source
 UPSTREAM_SOURCE = "[1.0] if n == 1 else [1 + (5 * i % 8) / 8 for i in range(n)]"
@@ -179,3 +179,26 @@ def exact_command(loss: str, fmt: str, kwargs: dict, grad: bool = False) -> str:
     js = json.dumps(kw, separators=(",", ":"), allow_nan=False) if all(
         not (isinstance(v, float) and not math.isfinite(v)) for v in kw.values()) else json.dumps(kw)
     return f"lossproof exact {loss} --format {fmt}{' --grad' if grad else ''} '{js}'"
+
+
+def compact_input(v) -> str:
+    """An exact input as short text: JSON-like, a run of three or more equal items written once with its count
+    ("-1.0 x257"), so a 258-class row reads [[-1.0 x257, 1.0]]; floats as repr (exact), non-finite ones as inf,
+    -inf, nan."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {compact_input(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        parts, i = [], 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and repr(v[j + 1]) == repr(v[i]):  # repr: -0.0 and 0.0 stay apart
+                j += 1
+            text, n = compact_input(v[i]), j - i + 1
+            parts += [f"{text} x{n}"] if n >= 3 else [text] * n
+            i = j + 1
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(v, str) and v in ("inf", "-inf", "nan"):  # _jsonable's non-finite floats
+        return v
+    if isinstance(v, float):
+        return repr(v)
+    return json.dumps(v)

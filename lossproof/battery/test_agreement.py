@@ -9,18 +9,18 @@ against the documented behaviour and reported, never skipped.
 
 from __future__ import annotations
 
-import pytest
-
 from lossproof import search
+from lossproof.battery.outcome import conclude
 
 
-def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options):
+def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options, record_property):
     case = lossproof_case
     run = search.search("agreement", case, strict=lossproof_options.strict_specials, record=lossproof_record,
                         strict_shared=lossproof_options.strict)
     for capability, why in run.state["missing"].items():
         lossproof_notice(f"{case.id}: not supported: {capability} ({why})")
-    run.run()
+        record_property("lossproof_not_supported", f"{capability} ({why})")
+    run.run_reporting(record_property)
     lossproof_notice(run.budget.report(case.id))
-    if run.state["measured"] == 0 and run.state["unsupported"]:
-        pytest.skip(f"not supported: {run.state['unsupported']}")
+    conclude(run, case, lossproof_notice)
+

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import oracles
 from lossproof import judge, profiles, search
 from lossproof import strategies as S
+from lossproof.battery.outcome import conclude
 from lossproof.cases import NotSupported
 from lossproof.measure import exact_fraction, measure
 from lossproof.problems import finite_except_masks
@@ -212,10 +213,11 @@ def test_kl_equals_cross_entropy_for_one_hot(lossproof_kl_group):
     check()
 
 
-def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options):
+def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options, record_property):
     """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs); the
     search is lossproof.search's."""
     case = lossproof_case
     run = search.search("no_overflow", case, strict_shared=lossproof_options.strict)
-    run.run()
+    run.run_reporting(record_property)
     lossproof_notice(run.budget.report(case.id))
+    conclude(run, case, lossproof_notice)

@@ -18,7 +18,7 @@ BATTERY = Path(__file__).resolve().parent.parent / "battery"
 INI = BATTERY / "pytest.ini"
 
 
-def run(modules, profile: str, extra: list) -> int:
+def run(modules, profile: str, extra: list, plugins: list | None = None) -> int:
     """pytest on the battery's ``modules`` under ``profile``: its exit status as ours (0 every gating property holds,
     1 one failed), 2 with one line when the battery could not run."""
     try:
@@ -30,7 +30,7 @@ def run(modules, profile: str, extra: list) -> int:
     if missing:
         raise UsageError(f"the battery is not installed completely: {missing[0]} is missing (reinstall lossproof)")
     code = pytest.main([*paths, "-q", "-c", str(INI), "--rootdir", os.getcwd(), "-p", "no:cacheprovider",
-                        "--lossproof-profile", profile, *extra])
+                        "--lossproof-profile", profile, *extra], plugins=plugins or [])
     if code in (0, 1):
         return int(code)
     print(f"lossproof: error: the battery did not run (pytest exit status {int(code)})", file=sys.stderr)

@@ -1,16 +1,177 @@
 """``lossproof check LOSS TARGET``: the battery for one loss against one function (agreement, no overflow, the
-special-value table): exit 0 when every property holds, 1 when one fails (with a minimal example and a reproducer),
-2 on a usage error."""
+special-value table) in every requested format, measured to the end, then a findings table: property x format,
+the outcome, what was measured, the regime of the minimal failing input (typical first), got against exact, and
+the reproducer of the most ordinary finding. Exit 0 when every cell passed and measured enough, 1 when one failed,
+2 on a usage error, 3 (inconclusive) when no cell failed but one measured too little. ``--verbose`` shows pytest's
+own report; ``--json PATH`` writes the findings (schema ``FINDINGS_SCHEMA``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+
 from lossproof import catalogue
+from lossproof.regimes import REGIMES
+from reports import atomic
 from subjects.user import SubjectError, load
 
 from . import battery
-from .errors import UsageError
+from .errors import FAILED, INCONCLUSIVE, OK, UsageError
 
 MODULES = ("test_agreement.py", "test_properties.py", "test_special_values.py")
+
+#: the --json file's schema: {"schema", "loss", "target", "framework", "exit", "cells": [Cell]}
+FINDINGS_SCHEMA = "lossproof-findings/1"
+PROPERTIES = {"test_agreement": "agreement", "test_no_overflow": "no overflow", "test_special_value": "special values"}
+#: the lines of a failure report the table shows (lossproof.judge's failure_report, overflow_failure)
+#: a failure's first line: the case id, then what failed
+_HEADLINE = re.compile(r"^\S+-(float64|float32|float16|bfloat16)-(cpu|cuda)(: | )")
+_DETAIL = re.compile(r"^\s*(expected \(exact\)|got |error |edge problem|shared with torch|documented deviation)")
+
+
+@dataclass
+class Cell:
+    prop: str
+    fmt: str
+    device: str
+    outcome: str  # "passed", "failed", "inconclusive", "not supported", "reported" (xfail), "skipped"
+    measured: int | None = None
+    budget: int | None = None
+    regime: str | None = None
+    minimal: str | None = None
+    headline: str | None = None
+    detail: list = field(default_factory=list)
+    reproducer: list = field(default_factory=list)
+    rows: int = 0  # special values: rows of the table held
+    not_supported: list = field(default_factory=list)  # capabilities the function lacks (probed), with why
+
+
+class _Collector:
+    """A pytest plugin that keeps each test's outcome and the properties the battery recorded."""
+
+    def __init__(self):
+        self.reports = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.reports.append(report)
+
+
+def _where(nodeid: str):
+    """(property, format, device) of a battery test's node id."""
+    name = nodeid.split("::")[-1]
+    func = name.split("[")[0]
+    fmt = next((f for f in catalogue.FORMATS if f"-{f}-" in name), "?")
+    device = next((d for d in catalogue.DEVICES if f"-{fmt}-{d}" in name), "?")
+    return PROPERTIES.get(func, func), fmt, device
+
+
+def _message(report) -> list:
+    text = report.longreprtext if hasattr(report, "longreprtext") else str(report.longrepr)
+    return [line[1:].strip() if line.startswith("E") else line for line in text.splitlines()]
+
+
+def _cell(report) -> Cell:
+    prop, fmt, device = _where(report.nodeid)
+    props = dict(report.user_properties)
+    cell = Cell(prop, fmt, device, report.outcome, props.get("lossproof_measured"), props.get("lossproof_budget"),
+                props.get("lossproof_regime"), props.get("lossproof_minimal"))
+    cell.not_supported = [v for k, v in report.user_properties if k == "lossproof_not_supported"]
+    if report.outcome == "skipped":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if hasattr(report, "wasxfail"):
+            cell.outcome, cell.headline = "reported", report.wasxfail
+        elif reason.startswith("inconclusive"):
+            cell.outcome, cell.headline = "inconclusive", reason
+        elif reason.startswith("not supported"):
+            cell.outcome, cell.headline = "not supported", reason
+        else:
+            cell.headline = reason
+    elif report.outcome == "failed":
+        lines = [ln.strip().removeprefix("AssertionError: ").removeprefix("Failed: ")
+                 for ln in _message(report) if ln.strip()]
+        head = next((ln for ln in lines if _HEADLINE.match(ln)), lines[-1] if lines else "failed")
+        cell.headline = head
+        cell.detail = [ln.strip() for ln in lines if _DETAIL.match(ln)][:5]
+        try:
+            start = next(i for i, ln in enumerate(lines) if ln.strip() == "reproducer:" or ln.strip() == "import torch"
+                         or ln.strip() == "import numpy as np")
+            if lines[start].strip() == "reproducer:":
+                start += 1
+            stop = next((i for i in range(start, len(lines)) if lines[i].startswith(
+                ("(the smallest", "edge problem", "Failing test case", "Explanation:", "You can reproduce"))
+                or (".py:" in lines[i] and "Error" in lines[i])), len(lines))
+            cell.reproducer = [ln.rstrip() for ln in lines[start:stop]][:14]
+        except StopIteration:
+            pass
+    return cell
+
+
+def _merge_special(cells) -> list:
+    """The special-value rows folded into one cell per format (failed wins, then reported)."""
+    out, special = [], {}
+    for c in cells:
+        if c.prop != "special values":
+            out.append(c)
+            continue
+        key = (c.fmt, c.device)
+        m = special.setdefault(key, Cell("special values", c.fmt, c.device, "passed"))
+        m.rows += 1
+        rank = {"failed": 3, "reported": 2, "passed": 1}
+        if rank.get(c.outcome, 0) > rank.get(m.outcome, 0) and c.outcome in rank:
+            m.outcome, m.headline, m.detail, m.reproducer = c.outcome, c.headline, c.detail, c.reproducer
+    return out + list(special.values())
+
+
+def _order(c: Cell):
+    outcome = {"failed": 0, "inconclusive": 1, "reported": 2, "not supported": 3}.get(c.outcome, 4)
+    regime = REGIMES.index(c.regime) if c.regime in REGIMES else len(REGIMES)
+    return outcome, regime, catalogue.FORMATS.index(c.fmt) if c.fmt in catalogue.FORMATS else 9, c.prop
+
+
+def _short(text: str | None, width: int) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def findings_table(loss: str, target: str, cells: list, code: int) -> list:
+    """The check's output: the table, then the most ordinary finding in full, then one line on the outcome."""
+    cells = sorted(cells, key=_order)
+    lines = [f"lossproof check {loss} {target}", "",
+             f"{'property':15} {'format':9} {'outcome':14} {'measured':>9}  {'regime':12} finding"]
+    for c in cells:
+        measured = f"{c.measured}/{c.budget}" if c.measured is not None else (f"{c.rows} rows" if c.rows else "-")
+        finding = c.minimal and f"on {c.minimal}" or c.headline or ""
+        if c.outcome == "passed":
+            finding = ""
+        lines.append(f"{c.prop:15} {c.fmt:9} {c.outcome:14} {measured:>9}  {c.regime or '-':12} "
+                     f"{_short(finding, 70)}")
+    first = next((c for c in cells if c.outcome == "failed"), None)
+    if first is not None:
+        lines += ["", f"first to fix: {first.prop}, {first.fmt} ({first.regime or 'regime unknown'})",
+                  f"  {_short(first.headline, 150)}"]
+        lines += [f"  {d}" for d in first.detail]
+        if first.minimal:
+            lines.append(f"  minimal input: {_short(first.minimal, 200)}")
+        if first.reproducer:
+            lines.append("  reproducer:")
+            lines += [f"    {_short(r, 150)}" for r in first.reproducer]
+    lacking = sorted({n for c in cells for n in c.not_supported})
+    for n in lacking:
+        lines.append(f"not supported (reported, never passed): {_short(n, 140)}")
+    inconclusive = [c for c in cells if c.outcome == "inconclusive"]
+    for c in inconclusive[:3]:
+        lines.append(f"{c.prop}, {c.fmt}: {_short(c.headline, 400)}")
+    failed = sum(c.outcome == "failed" for c in cells)
+    verdict = {OK: "every property held and measured enough",
+               FAILED: f"{failed} of {len(cells)} cells failed",
+               INCONCLUSIVE: f"inconclusive: {len(inconclusive)} cell(s) measured too little"}.get(code, "")
+    lines += ["", f"exit {code}: {verdict}. --verbose for pytest's detail, --json PATH for the findings."]
+    return lines
 
 
 def _formats(value):
@@ -41,7 +202,25 @@ def cmd_check(args) -> int:
         extra.append("--lossproof-strict-specials")
     if args.results:
         extra += ["--lossproof-results", args.results]
-    return battery.run(MODULES, args.profile, extra)
+    collector = _Collector()
+    if args.verbose:
+        code = battery.run(MODULES, args.profile, extra, plugins=[collector])
+    else:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = battery.run(MODULES, args.profile, extra + ["-p", "no:warnings"], plugins=[collector])
+    reports = [r for r in collector.reports if "CUDA is not available" not in str(r.longrepr)]
+    # the identities need a subject's several losses: they do not apply to one function (counted, not shown)
+    cells = _merge_special([_cell(r) for r in reports if r.nodeid.split("::")[-1].split("[")[0] in PROPERTIES])
+    if code == OK and any(c.outcome == "inconclusive" for c in cells):
+        code = INCONCLUSIVE
+    print("\n".join(findings_table(args.loss, args.target, cells, code)))
+    if args.json:
+        atomic.write_json(args.json, {"schema": FINDINGS_SCHEMA, "loss": args.loss, "target": args.target,
+                                      "framework": args.framework, "exit": code,
+                                      "cells": [asdict(c) for c in sorted(cells, key=_order)]})
+        print(f"findings: {args.json}", file=sys.stderr)
+    return code
 
 
 def add_parser(sub):
@@ -53,6 +232,8 @@ def add_parser(sub):
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
     c.add_argument("--results", default=None, metavar="PATH", help="the results file (default out/results.json)")
+    c.add_argument("--json", default=None, metavar="PATH", help=f"also write the findings as JSON ({FINDINGS_SCHEMA})")
+    c.add_argument("--verbose", action="store_true", help="show pytest's own report as well")
     c.add_argument("--strict", action="store_true",
                    help="also gate on failures that torch shares (its documented behaviours), listed otherwise")
     c.add_argument("--strict-specials", action="store_true",

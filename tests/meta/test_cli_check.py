@@ -39,14 +39,14 @@ def test_naive_softplus_fails_with_a_runnable_reproducer():
     code, out, secs = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32")
     assert code == 1, out
     assert "is broken" in out and "reproducer:" in out, out
+    assert len(out.splitlines()) <= 40, f"{len(out.splitlines())} lines:\n{out}"
     # the reproducer runs as printed and shows the failure: the user's function gives inf where the exact
     # value is finite
     block = []
     for ln in out[out.index("reproducer:"):].splitlines()[1:]:
-        text = ln.split("E   ", 1)[-1]
-        if not text.startswith("        "):  # the reproducer's lines are indented under "reproducer:"
+        if not ln.startswith("    "):  # the reproducer's lines are indented under "reproducer:"
             break
-        block.append(text[8:])
+        block.append(ln[4:])
     r = subprocess.run([sys.executable, "-c", "\n".join(block)], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
@@ -63,5 +63,33 @@ def test_verdicts_on_the_examples(loss, fn):
     want = 0 if fn.startswith("careful") else 1
     assert code == want, out[-3000:]
     if loss == "cross_entropy":  # it indexes with the target: probability targets are reported, never passed
-        assert "not supported: probability targets" in out, out[-3000:]
+        assert "not supported (reported, never passed): probability targets" in out, out[-3000:]
+    lines = out.splitlines()
+    assert len(lines) <= 40, f"{len(lines)} lines:\n{out}"
+    if want:  # the findings table comes first, the most ordinary regime first
+        rows = [ln for ln in lines[3:] if ln.strip() and " failed " in ln]
+        order = ["typical", "extreme", "format edge", "-"]
+        regimes = [next(r for r in order if f" {r} " in ln or ln.split()[4:5] == [r]) for ln in rows]
+        assert regimes == sorted(regimes, key=order.index), out
     print(f"{fn}: exit {code} in {secs:.1f} s")
+
+
+def test_a_function_that_raises_on_most_inputs_is_inconclusive(tmp_path):
+    src = tmp_path / "picky.py"
+    src.write_text("import torch\n\ndef softplus(input):\n    if input.abs().max() > 1:\n"
+                   "        raise ValueError('inputs beyond 1 are not supported')\n"
+                   "    return torch.logaddexp(input, torch.zeros_like(input))\n")
+    code, out, _ = check("softplus", f"{src}:softplus", "--dtype", "float32")
+    assert code == 3, out
+    assert "inconclusive" in out and "inputs beyond 1 are not supported" in out, out
+
+
+def test_json_findings(tmp_path):
+    import json
+    path = tmp_path / "f.json"
+    code, out, _ = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32",
+                         "--json", str(path))
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "lossproof-findings/1" and doc["exit"] == code == 1
+    failed = [c for c in doc["cells"] if c["outcome"] == "failed"]
+    assert failed and failed[0]["minimal"] and failed[0]["reproducer"], doc

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lossproof import cli, detect, hunt, zoo
+from reports.reproducers import compact_input
 
 
 @pytest.fixture(autouse=True)
@@ -84,13 +85,13 @@ def test_detect_writes_its_table_as_json(tmp_path, capsys):
     assert data["summary"]["lossproof"]["kill_rate"] == 1.0 and data["summary"]["lossproof"]["false_alarms"] == 0
     assert os.listdir(tmp_path) == ["detect.json"]
     caught = recs["bce_clip_eps"]["lossproof"]
-    assert caught["minimal_text"] == detect.compact_input(caught["minimal"])
+    assert caught["minimal_text"] == compact_input(caught["minimal"])
 
 
 def test_minimal_inputs_are_written_compactly_and_exactly():
     """Runs of equal items are written once with their count (a 258-class row stays one line); floats keep their
     exact repr, -0.0 stays apart from 0.0, non-finite values are words."""
-    text = detect.compact_input({"input": [[-1.0] * 257 + [1.0]], "target": [257], "reduction": "mean"})
+    text = compact_input({"input": [[-1.0] * 257 + [1.0]], "target": [257], "reduction": "mean"})
     assert text == '{input: [[-1.0 x257, 1.0]], target: [257], reduction: "mean"}'
-    assert detect.compact_input([0.0, -0.0, -0.0, -0.0, 0.1, 0.1, "-inf"]) == "[0.0, -0.0 x3, 0.1, 0.1, -inf]"
-    assert detect.compact_input([1e-45, 3.4028234663852886e+38]) == "[1e-45, 3.4028234663852886e+38]"
+    assert compact_input([0.0, -0.0, -0.0, -0.0, 0.1, 0.1, "-inf"]) == "[0.0, -0.0 x3, 0.1, 0.1, -inf]"
+    assert compact_input([1e-45, 3.4028234663852886e+38]) == "[1e-45, 3.4028234663852886e+38]"
