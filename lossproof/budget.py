@@ -117,6 +117,13 @@ class Budget:
             self.max_work, self.search = max_work, search
             self.work, self.start = 0, None
 
+    def restart(self):
+        """Forget a failure (its key stays known, so a replay still fails at once): the edge problems' failure
+        must not start the search's shrink clock."""
+        self.first_failure = None
+        self.last_message = None
+        self.stopped = None
+
     def spend(self, numbers: int):
         """Count an example's work: the numbers it compared (see ``WORK``)."""
         self.work += numbers

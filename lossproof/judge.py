@@ -12,9 +12,11 @@ from reports.reproducers import reproducer
 from subjects import deviations, torch_subject
 from subjects.torch_subject import upstream
 
+from . import catalogue
 from .cases import restrict
 from .measure import exact_fraction, exact_gradient, measure
 from .problems import finite_except_masks
+from .regimes import regime_of
 from .verdicts import RANK, passes
 
 __all__ = ["required_rung", "meets", "explains", "judge", "failure_report", "overflow_call", "overflow_failure",
@@ -104,10 +106,50 @@ def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
     return True, m
 
 
+#: "wrong result" (docs/NUMERICS.md, "Regimes"): off by more than this share of (|z| + 1) on a typical input is
+#: almost never rounding, but a semantics or convention error
+WRONG_SHARE = Fraction(1, 100)
+
+
+def conventions(case, kwargs) -> str:
+    """The conventions lossproof assumed for this call, as one line (printed beside a wrong result)."""
+    loss = catalogue.get(case.loss)
+    parts = []
+    x = kwargs.get("input")
+    shape = []
+    while isinstance(x, list):
+        shape.append(len(x))
+        x = x[0] if x else None
+    if loss.family in ("class", "row"):
+        parts.append(f"input shape {tuple(shape)}, classes on axis {1 if len(shape) > 1 else 0}")
+    if "target" in kwargs and loss.family == "class":
+        parts.append("class-index targets" if catalogue.is_index_target(case.loss, kwargs) else
+                     "probability targets")
+    if case.loss == "kl_div":
+        parts.append("input in log space" + (", target in log space" if kwargs.get("log_target") else ""))
+    if case.loss in catalogue.REDUCING:
+        red = kwargs.get("reduction")
+        parts.append(f"reduction={red!r}" if red else "no reduction argument: taken to return the mean")
+    return "; ".join(parts)
+
+
+def _wrong_result(case, kwargs, w) -> bool:
+    if w.kind != "value" or not math.isfinite(w.y) or w.exact.is_special:
+        return False
+    if regime_of(case.loss, kwargs, case.fmt) != "typical":
+        return False
+    z = exact_fraction(w.exact)
+    return abs(Fraction(w.y) - z) > WRONG_SHARE * (abs(z) + 1)
+
+
 def failure_report(case, kwargs, m, deviation=None) -> str:
     w = m.worst_element
     zr = w.z_rounded
-    lines = [f"{case.id}: {w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})",
+    what = f"{w.kind} element {w.index} is {w.verdict} (required: {required_rung(case, w.kind)})"
+    if _wrong_result(case, kwargs, w):
+        what = (f"wrong result on a typical input: {w.kind} element {w.index} is off by more than 1% of "
+                f"(|z| + 1), which is no rounding error: check the conventions ({conventions(case, kwargs)})")
+    lines = [f"{case.id}: {what}",
              f"  expected (exact) {w.z}",
              f"  correctly rounded {zr!r} ({float.hex(zr) if math.isfinite(zr) else zr})",
              f"  got               {w.y!r}",

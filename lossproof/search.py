@@ -35,7 +35,7 @@ from .cases import NotSupported, restrict, unsupported
 from .edges import edge_problems
 from .measure import measure
 from .problems import finite_except_masks, problems
-from .regimes import regime_of
+from .regimes import REGIMES, regime_of
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
@@ -87,13 +87,37 @@ class Search:
 
 
     def run(self):
-        """Run the edge problems, then the search; a failure propagates (an AssertionError with its report and
-        reproducer) and ends the run."""
+        """Run the edge problems, then the search, both to the end (a failing edge problem does not stop the
+        search: the search may find a more ordinary input, the one a user should fix first); a failure then
+        propagates (an AssertionError with its report and reproducer), the one whose minimal input is in the most
+        ordinary regime (lossproof.regimes), naming the other."""
         self.state["t0"] = time.monotonic()
+        edge_error = edge_input = None
         if self.edges is not None:
             with self.budget.unmetered():  # a fixed cost: the search's budgets start after them
-                self.budget.run(self.edges)
-        self.budget.run(self.test)
+                try:
+                    self.budget.run(self.edges)
+                except (AssertionError, BaseExceptionGroup) as e:
+                    edge_error, edge_input = e, self.state["last_fail"]
+                    self.budget.restart()
+        try:
+            self.budget.run(self.test)
+        except (AssertionError, BaseExceptionGroup) as e:
+            if edge_error is None or self._rank(self.state["last_fail"]) <= self._rank(edge_input):
+                if edge_error is not None:
+                    e.add_note("(an edge problem fails as well, in a less ordinary regime)")
+                raise
+            self.state["last_fail"] = edge_input
+            edge_error.add_note("(the search fails as well, in a less ordinary regime)")
+            raise edge_error from None
+        if edge_error is not None:
+            self.state["last_fail"] = edge_input
+            raise edge_error
+
+    def _rank(self, kwargs) -> int:
+        if kwargs is None or self.case is None:
+            return len(REGIMES)
+        return REGIMES.index(regime_of(self.case.loss, kwargs, self.case.fmt))
 
     def outcome(self):
         """Run the search and return (failure message or None); failures are caught, not raised."""

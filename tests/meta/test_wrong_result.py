@@ -1,0 +1,32 @@
+"""A result off by more than 1% of (|z| + 1) on a typical input is reported as a wrong result, with the conventions
+lossproof assumed beside it (docs/NUMERICS.md, "Regimes"), not as rounding."""
+
+from __future__ import annotations
+
+import torch
+
+import lossproof
+
+
+def softmax_over_the_batch_ce(input, target):
+    """log_softmax over axis 0 (the batch) instead of the classes: a convention error, exact on no input."""
+    return torch.nn.functional.nll_loss(torch.log_softmax(input, dim=0), target)
+
+
+def test_a_convention_error_reads_as_a_wrong_result_with_the_conventions():
+    findings = lossproof.check("cross_entropy", softmax_over_the_batch_ce, formats=["float64"], devices=["cpu"],
+                               properties=("agreement",))
+    assert not findings.ok
+    message = findings.findings[0].message
+    assert "wrong result on a typical input" in message, message
+    assert "classes on axis 1" in message and "class-index targets" in message, message
+
+
+def test_rounding_error_is_not_called_wrong():
+    def float32_ce(input, target):  # computed in float32, returned in float64: rounding, not a convention error
+        return torch.nn.functional.cross_entropy(input.float(), target).double()
+
+    findings = lossproof.check("cross_entropy", float32_ce, formats=["float64"], devices=["cpu"],
+                               properties=("agreement",))
+    assert not findings.ok
+    assert all("wrong result" not in f.message for f in findings.findings), findings.table()
