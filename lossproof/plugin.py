@@ -20,6 +20,7 @@ import mpmath
 import pytest
 from mpmath.libmp import BACKEND
 
+from . import accept as accepting
 from . import catalogue, profiles
 from . import config as configuration
 from .recorder import Recorder, summary_lines
@@ -54,6 +55,12 @@ class Options:
         self.strict_specials = bool(opt("--lossproof-strict-specials"))
         self.strict = bool(opt("--lossproof-strict")) or cfg.strict
         self.accept_file = opt("--lossproof-accept")
+        try:  # [tool.lossproof] accept, then the file's entries (lossproof.accept)
+            self.accept = accepting.parse(cfg.accept, f"{cfg.path}: [tool.lossproof]") if cfg.accept else []
+            if self.accept_file:
+                self.accept += accepting.load_file(self.accept_file)
+        except accepting.AcceptError as e:
+            raise pytest.UsageError(str(e)) from None
         for name, values, allowed in (("--lossproof-losses", self.losses, catalogue.NAMES),
                                       ("--lossproof-formats", self.formats, catalogue.FORMATS),
                                       ("--lossproof-devices", self.devices, catalogue.DEVICES)):
@@ -214,6 +221,12 @@ def lossproof_notice(request):
 
 
 @pytest.fixture
+def lossproof_accept_used(request):
+    """The set of accept entries' labels that matched a finding in this run (the unused ones are reported)."""
+    return recorder_of(request.config).accept_used
+
+
+@pytest.fixture
 def lossproof_options(request) -> Options:
     return request.config.stash[OPTIONS]
 
@@ -224,6 +237,7 @@ def pytest_sessionfinish(session, exitstatus):
     if hasattr(config, "workeroutput"):  # an xdist worker: its summary rows to the controller, records to a part
         config.workeroutput["lossproof_rows"] = recorder.summary_rows()
         config.workeroutput["lossproof_notices"] = list(recorder.notices)
+        config.workeroutput["lossproof_accept_used"] = sorted(recorder.accept_used)
         recorder.write_part(config.workerinput.get("workerid", "w"))
         return
     command = " ".join(["pytest", *config.invocation_params.args])
@@ -240,6 +254,7 @@ def pytest_testnodedown(node, error):
     rows, notices = node.config.stash.get(_WORKER_ROWS, ([], []))
     node.config.stash[_WORKER_ROWS] = (rows + out.get("lossproof_rows", []),
                                        notices + out.get("lossproof_notices", []))
+    recorder_of(node.config).accept_used.update(out.get("lossproof_accept_used", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -254,6 +269,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                  "not supported")
         for line in sorted(notices):
             terminalreporter.write_line(line)
+    accept = config.stash[OPTIONS].accept
+    if accept:
+        unused = [e.label for e in accept if e.label not in recorder.accept_used]
+        terminalreporter.section(f"lossproof accept: {len(accept) - len(unused)} of {len(accept)} entries used")
+        for label in unused:
+            terminalreporter.write_line(f"unused (matched nothing): {label}")
     lines = summary_lines(recorder.summary_rows() + wrows)
     if lines:
         terminalreporter.section("lossproof summary: worst verdict and max ULP error per loss x subject x format x "

@@ -79,6 +79,7 @@ class Recorder:
     started: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"))
     rows: list = field(default_factory=list)  # (measurement, deviation, gating) for the summary table
+    accept_used: set = field(default_factory=set)  # labels of the accept entries that matched a finding
     records: list = field(default_factory=list)  # results records (reports/schema.py)
     notices: list = field(default_factory=list)  # lines for the run's summary: never silent
 

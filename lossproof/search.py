@@ -66,6 +66,8 @@ class Search:
                 record_property("lossproof_regime", regime_of(self.case.loss, failing, self.case.fmt))
             if self.state["unsupported"]:
                 record_property("lossproof_unsupported", self.state["unsupported"])
+            for label, n in self.state.get("accepted", {}).items():
+                record_property("lossproof_accepted", f"{n} x {label}")
 
     def inconclusive(self) -> str | None:
         """Why a passing run means too little, or None: of the examples where the property applied, the function
@@ -134,12 +136,13 @@ class Search:
 
 def search(prop: str, case, *, strict: bool = False, record=None, examples: int | None = None,
            seed: int | None = None, budget: Budget | None = None, edges: bool = True,
-           strict_shared: bool = False) -> Search:
+           strict_shared: bool = False, accept=()) -> Search:
     """The Hypothesis search of property ``prop`` ("agreement" or "no_overflow") for one case.
 
     ``record(measurement, deviation, gating)`` receives every agreement measurement (the results file);
     ``strict`` gates non-finite inputs too (--strict-specials); ``strict_shared`` gates a user's failures that
-    torch shares (--strict); ``seed`` runs another, non-derandomized sequence
+    torch shares (--strict); ``accept`` holds the user's accepted findings (lossproof.accept: measured, recorded
+    as accepted, not gating); ``seed`` runs another, non-derandomized sequence
     (the zoo's controls); ``examples`` overrides the profile's count; ``edges=False`` leaves out the edge
     problems (lossproof.edges), which do not depend on the seed."""
     budget = budget or Budget()
@@ -148,10 +151,10 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
              "missing": unsupported(case)}
     strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"])
     if prop == "agreement":
-        body = _agreement_body(case, budget, state, strict, record, strict_shared)
+        body = _agreement_body(case, budget, state, strict, record, strict_shared, accept)
         n = examples or prof.agreement_examples
     elif prop == "no_overflow":
-        body = _overflow_body(case, budget, state, strict_shared)
+        body = _overflow_body(case, budget, state, strict_shared, accept)
         n = examples or prof.overflow_examples
     else:
         raise ValueError(f"unknown searched property {prop!r}")
@@ -195,10 +198,13 @@ def _edges(case, state, strategy, one):
     labels = {repr(kwargs): label for label, kwargs in edges}
 
     def edge(problem):
+        state["edge"] = labels[repr(problem)].split(":")[0]  # the edge problem's name (accept entries name it)
         try:
             one(problem)
         except AssertionError as e:  # the failure report, and which boundary the input is at
             raise AssertionError(f"{e}\n  edge problem ({labels[repr(problem)]})") from None
+        finally:
+            state["edge"] = None
 
     for label, kwargs in reversed(edges):  # decorators apply bottom-up: the list's order is the run's
         edge = example(problem=kwargs).via(label)(edge)
@@ -239,7 +245,18 @@ def _call(case, state, kwargs, unsupported):
         return None
 
 
-def _agreement_body(case, budget, state, strict, record, strict_shared=False):
+def _accepted(accept, case, state, prop, kwargs):
+    """The first accept entry that matches a failing example (noted in ``state``), or None."""
+    for entry in accept:
+        if entry.matches(subject=case.subject, loss=case.loss, fmt=case.fmt, prop=prop, kwargs=kwargs,
+                         edge=state.get("edge"), reference=judge.reference_of(case)):
+            state.setdefault("accepted", {}).setdefault(entry.label, 0)
+            state["accepted"][entry.label] += 1
+            return entry
+    return None
+
+
+def _agreement_body(case, budget, state, strict, record, strict_shared=False, accept=()):
     def body(kwargs):
         kwargs = restrict(case, kwargs)
         assume(kwargs is not None)
@@ -265,6 +282,9 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False):
         target(m.max_bits, label="bits of error")
         gating = strict or finite_except_masks(case.loss, kwargs)
         deviation, problem = judge.judge(case, kwargs, m, values, strict_shared)
+        entry = _accepted(accept, case, state, "agreement", kwargs) if problem and gating else None
+        if entry is not None:  # measured and recorded as accepted, never dropped
+            deviation, problem = f"accepted: {entry.where}", None
         if record is not None:
             record(m, deviation, gating)
         if problem and gating:
@@ -273,7 +293,7 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False):
     return body
 
 
-def _overflow_body(case, budget, state, strict_shared=False):
+def _overflow_body(case, budget, state, strict_shared=False, accept=()):
     def body(kwargs):
         kw = judge.overflow_call(case, kwargs, strict_shared)
         if kw is None:
@@ -291,7 +311,7 @@ def _overflow_body(case, budget, state, strict_shared=False):
             budget.too_slow += 1
             return
         state["measured"] += 1
-        if problem:
+        if problem and _accepted(accept, case, state, "no overflow", kw) is None:
             budget.fail(key, problem)
 
     return body

@@ -225,7 +225,7 @@ def _deviation_rows(records):
     measured = {}
     for r in records:
         d = shared_id(r.get("deviation"))  # a user function's "shared with torch: <id>" counts under <id>
-        if d:
+        if d and not d.startswith("accepted: "):  # a user's accepted findings are not deviations of a library
             m = measured.setdefault(d, {"records": 0, "worst": None, "max_ulp": 0.0, "formats": set()})
             m["records"] += 1
             if r.get("elements"):

@@ -13,14 +13,18 @@ from lossproof import search
 from lossproof.battery.outcome import conclude
 
 
-def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options, record_property):
+def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof_options, record_property,
+                   lossproof_accept_used):
     case = lossproof_case
     run = search.search("agreement", case, strict=lossproof_options.strict_specials, record=lossproof_record,
-                        strict_shared=lossproof_options.strict)
+                        strict_shared=lossproof_options.strict, accept=lossproof_options.accept)
     for capability, why in run.state["missing"].items():
         lossproof_notice(f"{case.id}: not supported: {capability} ({why})")
         record_property("lossproof_not_supported", f"{capability} ({why})")
-    run.run_reporting(record_property)
+    try:
+        run.run_reporting(record_property)
+    finally:
+        lossproof_accept_used.update(run.state.get("accepted", {}))
     lossproof_notice(run.budget.report(case.id))
     conclude(run, case, lossproof_notice)
 

@@ -213,11 +213,15 @@ def test_kl_equals_cross_entropy_for_one_hot(lossproof_kl_group):
     check()
 
 
-def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options, record_property):
+def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options, record_property, lossproof_accept_used):
     """Finite result and gradient wherever the correctly rounded exact result is finite (finite inputs); the
     search is lossproof.search's."""
     case = lossproof_case
-    run = search.search("no_overflow", case, strict_shared=lossproof_options.strict)
-    run.run_reporting(record_property)
+    run = search.search("no_overflow", case, strict_shared=lossproof_options.strict,
+                        accept=lossproof_options.accept)
+    try:
+        run.run_reporting(record_property)
+    finally:
+        lossproof_accept_used.update(run.state.get("accepted", {}))
     lossproof_notice(run.budget.report(case.id))
     conclude(run, case, lossproof_notice)

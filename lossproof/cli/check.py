@@ -13,6 +13,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
+from lossproof import accept as accepting
 from lossproof import catalogue
 from lossproof.regimes import REGIMES
 from reports import atomic
@@ -202,6 +203,13 @@ def cmd_check(args) -> int:
         extra.append("--lossproof-strict-specials")
     if args.results:
         extra += ["--lossproof-results", args.results]
+    entries = []
+    if args.accept:
+        try:
+            entries = accepting.load_file(args.accept)
+        except accepting.AcceptError as e:
+            raise UsageError(str(e)) from None
+        extra += ["--lossproof-accept", args.accept]
     collector = _Collector()
     if args.verbose:
         code = battery.run(MODULES, args.profile, extra, plugins=[collector])
@@ -214,7 +222,17 @@ def cmd_check(args) -> int:
     cells = _merge_special([_cell(r) for r in reports if r.nodeid.split("::")[-1].split("[")[0] in PROPERTIES])
     if code == OK and any(c.outcome == "inconclusive" for c in cells):
         code = INCONCLUSIVE
-    print("\n".join(findings_table(args.loss, args.target, cells, code)))
+    lines = findings_table(args.loss, args.target, cells, code)
+    accepted = {}
+    for r in reports:
+        for k, v in r.user_properties:
+            if k == "lossproof_accepted":
+                n, _, label = v.partition(" x ")
+                accepted[label] = accepted.get(label, 0) + int(n)
+    used = set(accepted)
+    notes = [f"accepted (measured, not gating): {n} finding(s) by {label}" for label, n in accepted.items()]
+    notes += [f"unused accept entry (matched nothing): {e.label}" for e in entries if e.label not in used]
+    print("\n".join(lines[:-1] + notes + lines[-1:]))
     if args.json:
         atomic.write_json(args.json, {"schema": FINDINGS_SCHEMA, "loss": args.loss, "target": args.target,
                                       "framework": args.framework, "exit": code,
@@ -234,6 +252,8 @@ def add_parser(sub):
     c.add_argument("--results", default=None, metavar="PATH", help="the results file (default out/results.json)")
     c.add_argument("--json", default=None, metavar="PATH", help=f"also write the findings as JSON ({FINDINGS_SCHEMA})")
     c.add_argument("--verbose", action="store_true", help="show pytest's own report as well")
+    c.add_argument("--accept", default=None, metavar="FILE",
+                   help="findings you accept, each with a reason (TOML [[accept]] entries: lossproof.accept)")
     c.add_argument("--strict", action="store_true",
                    help="also gate on failures that torch shares (its documented behaviours), listed otherwise")
     c.add_argument("--strict-specials", action="store_true",
