@@ -690,6 +690,9 @@ def attempt(name: str, mpmath_fn: Callable[..., ExactTree], **kwargs: Any) -> Ex
     if not _enabled.get() or np is None or not _fp_env_ok():
         return None
     try:
-        return _HANDLERS[name](mpmath_fn, **kwargs)
+        # overflow to inf and inf - inf are expected here (the enclosures certify or give up): never a warning on
+        # the caller's stderr, whatever the handler's own errstate blocks cover
+        with np.errstate(all="ignore"):
+            return _HANDLERS[name](mpmath_fn, **kwargs)
     except (_NotEligible, OracleInputError):
         return None

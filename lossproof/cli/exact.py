@@ -94,6 +94,52 @@ def _index(x):
     return x
 
 
+#: the deepest nesting read: a tensor of 64 dimensions inside the call's object (torch allows 64 dimensions)
+MAX_NESTING = 66
+
+
+def _nesting(text: str) -> int:
+    """How deep the JSON's brackets nest (strings skipped), counted without parsing, so that no recursion limit
+    is met: a 900-deep list ended in a 3,000-line RecursionError traceback."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _source(text: str) -> str:
+    """The call's JSON: the argument itself, ``@FILE`` (the file's text) or ``-`` (standard input), so that a call
+    of any size can be given (a command line holds about 128 kB)."""
+    if text == "-":
+        return sys.stdin.read()
+    if text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise UsageError(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise UsageError(f"{path} is a directory, not a JSON file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read {path}: {e}") from None
+    return text
+
+
 def read_call(name: str, fmt: str, text: str) -> dict:
     """The exact call of ``exact`` and ``promote``: the name and format checked, the JSON read, floating-point
     tensors rounded into the format (a note on stderr when one changes); UsageError otherwise."""
@@ -101,10 +147,16 @@ def read_call(name: str, fmt: str, text: str) -> dict:
         raise UsageError(f"unknown oracle {name!r}; expected one of {', '.join(oracles.REGISTRY)}")
     if fmt not in formats.FORMATS:
         raise UsageError(f"unknown format {fmt!r}; expected one of {', '.join(formats.FORMATS)}")
+    text = _source(text)
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise UsageError(f"the JSON is nested {depth} deep; tensors of at most {MAX_NESTING} dimensions are read")
     try:
         kwargs = json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:  # pragma: no cover - _nesting refuses such input first
+        raise UsageError("the JSON is nested too deep") from None
     if not isinstance(kwargs, dict):
         raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
     notes = []
@@ -138,5 +190,6 @@ def add_parser(sub):
     e.add_argument("--format", "-f", default="float64", help="float64 (default), float32, float16 or bfloat16")
     e.add_argument("--grad", action="store_true", help="also print each element's exact gradient")
     e.add_argument("--kappa", action="store_true", help="also print each element's condition number")
-    e.add_argument("json", help="keyword arguments as a JSON object, e.g. '{\"input\": [[0, 10]], \"target\": [1]}'")
+    e.add_argument("json", help="keyword arguments as a JSON object, e.g. '{\"input\": [[0, 10]], \"target\": [1]}', "
+                                "or @FILE, or - for standard input")
     e.set_defaults(fn=cmd_exact)

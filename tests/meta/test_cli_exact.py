@@ -121,3 +121,36 @@ def test_installed_command_runs_without_traceback():
     bad = subprocess.run([sys.executable, "-m", "lossproof", "exact", "softplus", "{"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+# hostile input (issue: reliability): deep nesting, calls too large for a command line, a missing file
+
+
+def test_json_nested_too_deep_is_one_line_not_a_traceback():
+    for depth in (900, 5000):
+        text = '{"input": ' + "[" * depth + "1" + "]" * depth + "}"
+        r = subprocess.run([sys.executable, "-m", "lossproof", "exact", "softplus", "-"], input=text,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, r.stderr[-500:]
+        assert "nested" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-500:]
+
+
+def test_a_call_too_large_for_a_command_line_is_read_from_a_file_or_stdin(tmp_path):
+    p = tmp_path / "call.json"
+    p.write_text(json.dumps({"input": [[float(i % 7) for i in range(80_000)]]}))
+    a = subprocess.run([sys.executable, "-m", "lossproof", "exact", "logsumexp", "--format", "float32", f"@{p}"],
+                       capture_output=True, text=True, timeout=300)
+    b = subprocess.run([sys.executable, "-m", "lossproof", "exact", "logsumexp", "--format", "float32", "-"],
+                       input=p.read_text(), capture_output=True, text=True, timeout=300)
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("15.80158889144188"), a.stdout
+    r = subprocess.run([sys.executable, "-m", "lossproof", "exact", "softplus", f"@{tmp_path / 'nope.json'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_valid_call_with_huge_logits_prints_no_warning():
+    r = subprocess.run([sys.executable, "-W", "error", "-m", "lossproof", "exact", "cross_entropy",
+                        '{"input": [[1.7e308, -1.7e308, 0]], "target": [0], "reduction": "none"}'],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
