@@ -63,3 +63,16 @@ def test_the_libraries_themselves_have_no_reference():
     from lossproof.cases import torch_cases
     case = next(c for c in torch_cases(False) if c.loss == "cross_entropy")
     assert judge.reference_of(case) is None
+
+
+def test_where_torch_meets_the_exact_value_under_a_deviation_condition_nothing_is_shared(monkeypatch):
+    # the deviation's condition holds on the input, but torch (here: a torch that returns the exact value) is right
+    import oracles
+    from oracles.codec import flat
+
+    big = 1.7014118346046923e38
+    kw = {"input": [[big, 0.0]] * 4, "target": [1] * 4, "reduction": "mean"}
+    exact = [e.to("float32") for e in flat(oracles.cross_entropy(**kw))]
+    monkeypatch.setattr(judge.torch_subject, "run", lambda *a, **k: (exact, None))
+    case = _case(lambda input, target, reduction="mean": input.sum(), "cross_entropy")
+    assert judge.shared_with_reference(case, kw) is None
