@@ -112,13 +112,13 @@ def test_a_float16_accumulator_loses_the_mean_of_many():
 
 def test_the_runner_measures_edges_first_and_names_the_one_that_fails():
     """A zoo member the random search reaches only rarely (a float16 running sum in logsumexp) is caught by its edge
-    problem before the search starts, and the report says which boundary; the edge problems are outside the
-    search's work budget."""
+    problem, measured before the search; the search still runs to the end (it might find a more ordinary input),
+    and the report says which boundary; the edge problems are outside the search's work budget."""
     member = zoo.by_name("logsumexp_running_sum")
     run = search.search("agreement", detect.case_for(member))
     message = run.outcome()
     assert message is not None and "edge problem (running_sum_stalls: 4096 equal logits" in message
-    assert run.state["measured"] == len(edge_problems("logsumexp", "float16"))  # the edges, nothing drawn
+    assert run.state["measured"] > len(edge_problems("logsumexp", "float16"))  # the edges, then the search
     careful = zoo.by_name("numpy_logsumexp")
     run = search.search("agreement", detect.case_for(careful), examples=3)
     assert run.outcome() is None
