@@ -54,6 +54,8 @@ CATEGORIES = {
     "sum_past_largest": "a mean taken as sum / N in the format, whose sum overflows",
     "masked_zero_target": "p log p without the 0 log 0 = 0 rule, on a masked logit",
     "masked_zero_weight": "a zero class weight times an infinite log-probability",
+    "denominator": "a wrong reduction denominator (batchmean over the batch, a weighted mean over the weights of "
+                   "the targets kept), on a typical input",
 }
 
 #: the formats whose integer and accumulation boundaries fall within MAX_TERMS
@@ -134,6 +136,23 @@ def _sum_past_largest(loss: str, fmt: str, probability_targets: bool):
     return []
 
 
+def _denominators(loss: str):
+    """(label, kwargs): a small typical input whose mean divides by something other than the element count: kl_div's
+    batchmean divides by the batch size (2, not 4), a weighted mean by the weights of the targets not ignored
+    (1 + 3 = 4, not 3 targets). Exact in every format (halves and quarters)."""
+    if loss == "kl_div":
+        return [("denominator: batchmean of a 2 x 2 input divides by the batch size, 2",
+                 {"input": [[-1.0, -2.0], [-0.5, -1.5]], "target": [[0.25, 0.75], [0.5, 0.5]],
+                  "reduction": "batchmean", "log_target": False})]
+    if loss in ("cross_entropy", "nll_loss"):
+        x = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]] if loss == "cross_entropy" else [[-0.5, -1.5], [-1.0, -0.25],
+                                                                                   [-2.0, -0.5]]
+        return [("denominator: a weighted mean divides by the weights of the targets kept, 1 + 3",
+                 {"input": x, "target": [0, 1, -100], "weight": [1.0, 3.0], "ignore_index": -100,
+                  "reduction": "mean"})]
+    return []
+
+
 def _masked_zero_target(loss: str, probability_targets: bool):
     if loss != "cross_entropy" or not probability_targets:
         return []
@@ -165,6 +184,7 @@ def edge_problems(loss: str, fmt: str, probability_targets: bool = True) -> list
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     out = []
+    out += _denominators(loss)
     out += _masked_zero_target(loss, probability_targets)
     out += _masked_zero_weight(loss, probability_targets)
     out += _sum_past_largest(loss, fmt, probability_targets)
