@@ -168,11 +168,28 @@ def unsupported(case) -> dict:
     supported: never as a pass, never silently dropped."""
     out = {}
     for capability, kwargs in catalogue.get(case.loss).probes.items():
-        try:
-            case.call(restrict(case, kwargs))
-        except NotSupported as e:
-            out[capability] = str(e).splitlines()[0] if str(e) else type(e).__name__
+        first = None
+        for variant in _variants(case, kwargs):  # the probe, then with the other reductions the function takes
+            try:
+                case.call(restrict(case, variant))
+                first = None
+                break
+            except NotSupported as e:
+                first = first or (str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if first is not None:
+            out[capability] = first
     return out
+
+
+def _variants(case, kwargs):
+    """The probe's call, then (a function that takes ``reduction``) the same call under each other reduction of
+    the loss: a function that refuses probability targets only under "mean" does take them (the search then
+    counts the calls it refuses)."""
+    yield kwargs
+    if case.accepts("reduction"):
+        for r in catalogue.get(case.loss).reductions:
+            if r != kwargs.get("reduction", "mean"):
+                yield {**kwargs, "reduction": r}
 
 
 def restrict(case, kwargs):

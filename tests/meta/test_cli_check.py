@@ -93,3 +93,15 @@ def test_json_findings(tmp_path):
     assert doc["schema"] == "lossproof-findings/1" and doc["exit"] == code == 1
     failed = [c for c in doc["cells"] if c["outcome"] == "failed"]
     assert failed and failed[0]["minimal"] and failed[0]["reproducer"], doc
+
+
+def test_a_capability_refused_only_under_one_reduction_is_probed_with_the_others(tmp_path):
+    src = tmp_path / "probe.py"
+    src.write_text("import torch.nn.functional as F\n\n"
+                   "def cross_entropy(input, target, reduction='mean'):\n"
+                   "    if target.is_floating_point() and reduction == 'mean':\n"
+                   "        raise ValueError('probability targets need sum or none')\n"
+                   "    return F.cross_entropy(input, target, reduction=reduction)\n")
+    code, out, _ = check("cross_entropy", f"{src}:cross_entropy", "--dtype", "float32")
+    assert code in (0, 3), out  # measured, or honestly inconclusive: never "not supported" and a silent pass
+    assert "not supported (reported, never passed): probability targets" not in out, out
