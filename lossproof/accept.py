@@ -77,7 +77,7 @@ class Entry:
         return True
 
 
-def parse(entries, where: str) -> list:
+def parse(entries: object, where: str) -> list[Entry]:
     """Entries (a list of tables) as ``Entry``s; an unknown key or name, or a missing reason or condition, is an
     AcceptError naming the entry."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -107,7 +107,7 @@ def parse(entries, where: str) -> list:
     return out
 
 
-def load_file(path: str) -> list:
+def load_file(path: str) -> list[Entry]:
     """The entries of an accept file (TOML, ``[[accept]]`` tables)."""
     try:
         with open(path, "rb") as f:

@@ -16,7 +16,9 @@ gating property fails, or when the check measured too little to mean anything.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from subjects.user import UserSubject, accepted_parameters, load_function
 
@@ -82,7 +84,7 @@ class Findings:
         return "\n".join(lines)
 
 
-def _subject(loss: str, fn, framework: str, target: str | None) -> UserSubject:
+def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: str | None) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if isinstance(fn, str):
@@ -93,7 +95,7 @@ def _subject(loss: str, fn, framework: str, target: str | None) -> UserSubject:
     return UserSubject(loss, name, framework, fn, accepted_parameters(fn))
 
 
-def _special_values(case, strict: bool = False):
+def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:
     """The gating rows of the special-value table for one case: (measured, failure message or None, input); a
     user function's output that torch shares there (a documented behaviour of torch's) gates only if ``strict``."""
     measured = 0
@@ -115,8 +117,9 @@ def _special_values(case, strict: bool = False):
     return measured, None, None
 
 
-def check(loss: str, fn, *, framework: str = "torch", formats=None, devices=None, profile: str | None = None,
-          properties=PROPERTIES, target: str | None = None, strict: bool = False) -> Findings:
+def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
+          formats: Iterable[str] | None = None, devices: Iterable[str] | None = None, profile: str | None = None,
+          properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False) -> Findings:
     """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"), in
     every format of ``formats`` (default all) and device of ``devices`` (default every available one). Failures
     that torch's own function shares (its documented behaviours) are listed, not gating, unless ``strict``."""
@@ -151,7 +154,7 @@ def check(loss: str, fn, *, framework: str = "torch", formats=None, devices=None
     return out
 
 
-def assert_stable(loss: str, fn, **kwargs) -> Findings:
+def assert_stable(loss: str, fn: Callable[..., Any] | str, **kwargs: Any) -> Findings:
     """``check``, raising an AssertionError with the findings table when a gating property fails."""
     findings = check(loss, fn, **kwargs)
     if not findings.ok:

@@ -61,7 +61,7 @@ def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def _names(where, value, allowed, what) -> tuple:
+def _names(where: str, value: object, allowed: tuple, what: str) -> tuple:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -72,7 +72,7 @@ def _names(where, value, allowed, what) -> tuple:
     return tuple(value)
 
 
-def load(path: str | os.PathLike | None = None, *, search_from=None) -> Config:
+def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLike | None = None) -> Config:
     """The ``[tool.lossproof]`` table of ``path`` (or of the nearest pyproject.toml), or an empty Config."""
     p = Path(path) if path is not None else find_pyproject(search_from)
     if p is None:

@@ -24,7 +24,7 @@ _PROBABILITIES = ("target", "weight", "pos_weight")
 _MAX_TYPICAL_CLASSES = 32_768
 
 
-def _numbers(v) -> list:
+def _numbers(v: object) -> list[float]:
     if v is None or isinstance(v, (bool, str)):
         return []
     if isinstance(v, (int, float)):
@@ -51,7 +51,7 @@ def regime_of(loss: str, kwargs: dict, fmt: str) -> str:
             else:
                 typical = abs(x) <= 50
             worst = max(worst, 0 if typical else 1)
-    x = kwargs.get("input")
-    if isinstance(x, list) and x and isinstance(x[0], list) and len(x[0]) > _MAX_TYPICAL_CLASSES:
+    rows = kwargs.get("input")
+    if isinstance(rows, list) and rows and isinstance(rows[0], list) and len(rows[0]) > _MAX_TYPICAL_CLASSES:
         worst = max(worst, 1)
     return REGIMES[worst]

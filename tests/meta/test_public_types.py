@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHS = sorted((ROOT / "oracles").glob("*.py")) + [ROOT / "lossproof" / f"{name}.py"
-                                                   for name in ("strategies", "verdicts", "catalogue")]
+                                                   for name in ("strategies", "verdicts", "catalogue", "api",
+                                                                "accept", "config", "regimes")]
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
