@@ -13,14 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from oracles.formats import round_to_format
 from subjects import array_subject, numpy_losses, torch_subject
+from subjects.array_subject import FormatChanged
 from subjects.user import UserSubject, adapt
 
 from . import catalogue
 from .catalogue import DEVICES, FORMATS
 
 __all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", "user_cases", "all_cases",
-           "restrict", "unsupported"]
+           "restrict", "unsupported", "format_changed"]
 
 class NotSupported(Exception):
     """The subject lacks this capability (a format, probability targets, a parameter): reported, not passed."""
@@ -47,14 +49,34 @@ class Case:
         return self.subject.startswith("user:")
 
 
+#: case id -> the latest call's format change ("f returns float32 for float64 input"), for the search to report
+_FORMAT_CHANGED: dict = {}
+
+
+def format_changed(case) -> str | None:
+    """The format change of the case's latest call (a user function returning another format than its input's),
+    taken: None when it returned the input's format."""
+    return _FORMAT_CHANGED.pop(case.id, None)
+
+
+def _into(values, fmt):
+    """Values returned in another format, cast into the input's (as the caller storing them would): judged there."""
+    return [round_to_format(v, fmt) for v in values]
+
+
 def _cuda_skip(device: str, cuda_available: bool) -> str | None:
     return None if device == "cpu" or cuda_available else "CUDA is not available on this machine"
 
 
 def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None):
+    user = subject.startswith("user:")
+
     def call(kwargs):
         try:
-            return torch_subject.run(fn, loss, fmt, device, kwargs)
+            return torch_subject.run(fn, loss, fmt, device, kwargs, user=user)
+        except FormatChanged as e:  # a finding (the search reports it), its values judged like any others
+            _FORMAT_CHANGED[f"{subject}-{loss}-{fmt}-{device}"] = str(e)
+            return _into(e.values, fmt), e.grads
         except Exception as e:
             # torch's own "not implemented for 'Half'"; a user's function raising (probability targets, say)
             # is a capability it lacks: reported as not supported, never a pass
@@ -140,7 +162,10 @@ def user_cases(user: UserSubject, cuda_available: bool) -> list:
 
             def call(kwargs, fmt=fmt):
                 try:
-                    return array_subject.run(fn, user.loss, fmt, kwargs)
+                    return array_subject.run(fn, user.loss, fmt, kwargs, user=True)
+                except FormatChanged as e:  # a finding (the search reports it), its values judged like any others
+                    _FORMAT_CHANGED[f"{user.name}-{user.loss}-{fmt}-cpu"] = str(e)
+                    return _into(e.values, fmt), e.grads
                 except Exception as e:  # a capability the user's function lacks: not supported, never a pass
                     raise NotSupported(f"{user.name} {user.loss} in {fmt}: {type(e).__name__}: {e}") from None
 

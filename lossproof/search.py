@@ -31,7 +31,7 @@ from subjects.torch_subject import upstream
 
 from . import judge, profiles
 from .budget import Budget, ExampleTooSlow
-from .cases import NotSupported, restrict, unsupported
+from .cases import NotSupported, format_changed, restrict, unsupported
 from .edges import edge_problems
 from .measure import measure
 from .problems import finite_except_masks, problems
@@ -238,7 +238,12 @@ def _admit(state, budget, kwargs) -> str:
 def _call(case, state, kwargs, unsupported):
     """(values, gradient) of the case's function, or None for a call it cannot take (noted in ``state``)."""
     try:
-        return case.call(kwargs)
+        out = case.call(kwargs)
+        changed = format_changed(case)
+        if changed:  # the values are judged against the input's format; the change itself is a finding
+            state["format_changed"] = (f"{case.id}: {changed} (an output in another format than the input's is "
+                                       f"a finding; its values, cast to {case.fmt}, are judged there)")
+        return out
     except unsupported as e:
         state["raised"] = state.get("raised", 0) + 1
         state["unsupported"] = state["unsupported"] or str(e)  # the first refusal: the one to show
@@ -281,6 +286,9 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False, ac
         budget.spend(len(m.elements))
         gating = strict or finite_except_masks(case.loss, kwargs)
         deviation, problem = judge.judge(case, kwargs, m, values, strict_shared)
+        changed = state.pop("format_changed", None)
+        if changed is not None:
+            problem = changed + "\n" + (problem or judge.case_reproducer(case, kwargs))
         entry = _accepted(accept, case, state, "agreement", kwargs) if problem and gating else None
         if entry is not None:  # measured and recorded as accepted, never dropped
             deviation, problem = f"accepted: {entry.where}", None

@@ -10,6 +10,8 @@ import torch
 
 from lossproof import catalogue
 
+from .array_subject import FormatChanged
+
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -53,9 +55,10 @@ def upstream(n: int) -> list:
     return [1.0] if n == 1 else [1.0 + ((5 * i) % 8) / 8 for i in range(n)]
 
 
-def run(fn, loss, fmt, device, kwargs, grad=True):
+def run(fn, loss, fmt, device, kwargs, grad=True, user=False):
     """Call ``fn`` (torch's or a user's torch function) on exact inputs: the flattened values and the gradient
-    of sum(upstream * output) with respect to ``input`` (None when the output carries no gradient)."""
+    of sum(upstream * output) with respect to ``input`` (None when the output carries no gradient). A user's
+    output in another floating format than the input's raises FormatChanged, with the values."""
     t = tensors(loss, fmt, device, kwargs)
     x = t["input"]
     if grad and x.is_floating_point():
@@ -70,6 +73,9 @@ def run(fn, loss, fmt, device, kwargs, grad=True):
         out.backward(v)
         if x.grad is not None:
             grads = x.grad.detach().to(torch.float64).reshape(-1).cpu().tolist()
+    if user and out.is_floating_point() and out.dtype != x.dtype:
+        name = str(out.dtype).removeprefix("torch.")
+        raise FormatChanged(f"returns {name} for {fmt} input", values, grads)
     return values, grads
 
 

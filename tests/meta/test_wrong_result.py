@@ -30,3 +30,20 @@ def test_rounding_error_is_not_called_wrong():
                                properties=("agreement",))
     assert not findings.ok
     assert all("wrong result" not in f.message for f in findings.findings), findings.table()
+
+
+def test_an_output_in_another_format_is_a_finding_in_every_framework():
+    import numpy as np
+
+    def torch_in_float32(input):
+        return torch.nn.functional.softplus(input.float(), threshold=1e9)
+
+    def numpy_in_float64(input):
+        return np.logaddexp(np.asarray(input, dtype=np.float64), 0.0)
+
+    for fn, framework, fmt, wider in ((torch_in_float32, "torch", "float16", "float32"),
+                                      (numpy_in_float64, "numpy", "float32", "float64")):
+        findings = lossproof.check("softplus", fn, framework=framework, formats=[fmt], devices=["cpu"],
+                                   properties=("agreement",))
+        assert not findings.ok, findings.table()
+        assert f"returns {wider} for {fmt} input" in findings.findings[0].message, findings.table()
