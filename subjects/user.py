@@ -85,8 +85,17 @@ def accepted_parameters(fn):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return frozenset(p.name for p in sig.parameters.values()
-                     if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    named = [p for p in sig.parameters.values()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY,
+                           inspect.Parameter.POSITIONAL_ONLY)]
+    out = {p.name for p in named if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    # ``adapt`` passes the input as the first argument of a function whose parameters are named otherwise
+    # (scipy.special.log_softmax(x, axis)), and the target (or other) as the second when it is required
+    if named and "input" not in out:
+        out.add("input")
+        if len(named) > 1 and named[1].default is inspect.Parameter.empty and not ({"target", "other"} & out):
+            out |= {"target", "other"}
+    return frozenset(out)
 
 
 def load(spec: str, framework: str) -> UserSubject:

@@ -120,10 +120,11 @@ def _merge_special(cells) -> list:
             out.append(c)
             continue
         key = (c.fmt, c.device)
-        m = special.setdefault(key, Cell("special values", c.fmt, c.device, "passed"))
-        m.rows += 1
+        m = special.setdefault(key, Cell("special values", c.fmt, c.device, "skipped", headline=c.headline))
         rank = {"failed": 3, "reported": 2, "passed": 1}
-        if rank.get(c.outcome, 0) > rank.get(m.outcome, 0) and c.outcome in rank:
+        if c.outcome in rank:
+            m.rows += 1  # rows held (skipped ones are not: a cell of skipped rows says so)
+        if rank.get(c.outcome, 0) > rank.get(m.outcome, 0):
             m.outcome, m.headline, m.detail, m.reproducer = c.outcome, c.headline, c.detail, c.reproducer
     return out + list(special.values())
 
@@ -154,7 +155,7 @@ def findings_table(loss: str, target: str, cells: list, code: int) -> list:
     first = next((c for c in cells if c.outcome == "failed"), None)
     if first is not None:
         lines += ["", f"first to fix: {first.prop}, {first.fmt} ({first.regime or 'regime unknown'})",
-                  f"  {_short(first.headline, 150)}"]
+                  f"  {_short(first.headline, 400)}"]
         lines += [f"  {d}" for d in first.detail]
         if first.minimal:
             lines.append(f"  minimal input: {_short(first.minimal, 200)}")
