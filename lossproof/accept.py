@@ -21,12 +21,12 @@ the call sets: ``"label_smoothing"``, or ``"reduction=sum"``).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 
 from subjects import deviations
 
 from . import catalogue
+from .config import read_toml
 from .regimes import REGIMES, regime_of
 
 __all__ = ["AcceptError", "Entry", "parse", "load_file", "CONDITIONS", "PROPERTIES"]
@@ -109,17 +109,7 @@ def parse(entries: object, where: str) -> list[Entry]:
 
 def load_file(path: str) -> list[Entry]:
     """The entries of an accept file (TOML, ``[[accept]]`` tables)."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise AcceptError(f"{path}: no such accept file") from None
-    except IsADirectoryError:
-        raise AcceptError(f"{path}: is a directory, not an accept file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AcceptError(f"{path}: cannot read it ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise AcceptError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, AcceptError, "accept file")
     unknown = [k for k in doc if k != "accept"]
     if unknown:
         raise AcceptError(f"{path}: unknown table {unknown[0]!r}; an accept file holds [[accept]] entries")

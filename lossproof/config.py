@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import catalogue, profiles
 
-__all__ = ["Config", "ConfigError", "load", "find_pyproject"]
+__all__ = ["Config", "ConfigError", "load", "find_pyproject", "read_toml"]
 
 KEYS = ("framework", "profile", "formats", "results", "strict", "subjects", "accept", "losses")
 FRAMEWORKS = ("torch", "numpy", "jax")
@@ -61,6 +61,22 @@ def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def read_toml(path: str | os.PathLike, error: type[Exception], what: str = "file") -> dict:
+    """A TOML file's document, or ``error`` with one line naming the file (missing, a directory, unreadable, not
+    TOML): the reader of pyproject.toml and of accept files."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: cannot read it ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: not valid TOML ({e})") from None
+
+
 def _names(where: str, value: object, allowed: tuple, what: str) -> tuple:
     if isinstance(value, str):
         value = [value]
@@ -77,17 +93,7 @@ def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLik
     p = Path(path) if path is not None else find_pyproject(search_from)
     if p is None:
         return Config()
-    try:
-        with open(p, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read it ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    doc = read_toml(p, ConfigError)
     table = doc.get("tool", {}).get("lossproof") if isinstance(doc.get("tool"), dict) else None
     if table is None:
         return Config(path=str(p))

@@ -50,13 +50,15 @@ class Search:
     examples: int = 0  # the search's example budget (the profile's, or the caller's)
     case: object = None
 
-    def run_reporting(self, record_property):
+    def run_reporting(self, record_property, accept_used: set | None = None):
         """``run``, then (failing or not) what the cell measured as pytest test properties, which ``lossproof
         check`` reads to build its findings table: examples measured, the budget, the minimal failing input, the
-        function's first refusal."""
+        function's first refusal; and the labels of the accept entries used, into ``accept_used``."""
         try:
             self.run()
         finally:
+            if accept_used is not None:
+                accept_used.update(self.state.get("accepted", {}))
             record_property("lossproof_measured", self.state["measured"])
             record_property("lossproof_budget", self.examples)
             record_property("lossproof_raised", self.state.get("raised", 0))

@@ -21,10 +21,7 @@ def test_agreement(lossproof_case, lossproof_record, lossproof_notice, lossproof
     for capability, why in run.state["missing"].items():
         lossproof_notice(f"{case.id}: not supported: {capability} ({why})")
         record_property("lossproof_not_supported", f"{capability} ({why})")
-    try:
-        run.run_reporting(record_property)
-    finally:
-        lossproof_accept_used.update(run.state.get("accepted", {}))
+    run.run_reporting(record_property, lossproof_accept_used)
     lossproof_notice(run.budget.report(case.id))
     conclude(run, case, lossproof_notice)
 

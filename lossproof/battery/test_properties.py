@@ -219,9 +219,6 @@ def test_no_overflow(lossproof_case, lossproof_notice, lossproof_options, record
     case = lossproof_case
     run = search.search("no_overflow", case, strict_shared=lossproof_options.strict,
                         accept=lossproof_options.accept)
-    try:
-        run.run_reporting(record_property)
-    finally:
-        lossproof_accept_used.update(run.state.get("accepted", {}))
+    run.run_reporting(record_property, lossproof_accept_used)
     lossproof_notice(run.budget.report(case.id))
     conclude(run, case, lossproof_notice)
