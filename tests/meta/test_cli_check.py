@@ -103,5 +103,25 @@ def test_a_capability_refused_only_under_one_reduction_is_probed_with_the_others
                    "        raise ValueError('probability targets need sum or none')\n"
                    "    return F.cross_entropy(input, target, reduction=reduction)\n")
     code, out, _ = check("cross_entropy", f"{src}:cross_entropy", "--dtype", "float32")
-    assert code in (0, 3), out  # measured, or honestly inconclusive: never "not supported" and a silent pass
+    # probed with sum and none, probability targets are found supported and measured: never "not supported"
+    # and a silent pass; the examples drawn with mean raise, too few to leave the cell inconclusive
     assert "not supported (reported, never passed): probability targets" not in out, out
+    assert code == 0, out
+
+
+def test_a_function_that_takes_only_one_reduction_is_inconclusive_not_passed(tmp_path):
+    """The issue's probe case carried to its end: a function that refuses every reduction but 'none' is probed
+    with the others (its capabilities are present), then raises on most drawn examples: the check measured too
+    little and exits 3, saying how many it measured and the function's first refusal, in every cell."""
+    src = tmp_path / "only_none.py"
+    src.write_text("import torch.nn.functional as F\n\n"
+                   "def cross_entropy(input, target, reduction='mean'):\n"
+                   "    if reduction != 'none':\n"
+                   "        raise ValueError('only reduction=none is implemented')\n"
+                   "    return F.cross_entropy(input, target, reduction=reduction)\n")
+    code, out, _ = check("cross_entropy", f"{src}:cross_entropy", "--dtype", "float32")
+    assert code == 3, out
+    for prop in ("agreement", "no overflow"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"{prop}, float32: inconclusive"))
+        assert "the function raised on" in line and "only reduction=none is implemented" in line, out
+    assert "exit 3: inconclusive" in out, out
