@@ -66,6 +66,9 @@ def _elementwise(loss, fmt):
     if loss == "softplus":
         out.append(("beta-threshold", {"input": [_r(v, fmt) for v in (-30.0, 0.5, 19.0, 21.0, 25.0, 40.0)],
                                        "beta": 2.0, "threshold": 20.0}))
+        # beta x at most the threshold: torch's softplus, not its linear branch (torch-softplus-threshold)
+        out.append(("beta-below-threshold", {"input": [_r(v, fmt) for v in (-30.0, -1.5, 0.5, 3.0, 9.5)],
+                                             "beta": 2.0}))
     return out
 
 
@@ -151,6 +154,10 @@ def _class_losses(loss, fmt):
     return out
 
 
+#: probabilities well inside (0, 1) in every format (bfloat16 rounds 0.99 to 0.98828125)
+INTERIOR_P = (1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+
+
 def bce_terms(fmt):
     L = _limits(fmt)
     one_minus = _ulps_around(1.0, fmt, 1)[0]
@@ -163,6 +170,16 @@ def bce_terms(fmt):
     out.append(("p-grid-weights", {"input": ps, "target": [_r(0.3, fmt)] * len(ps), "weight": w,
                                    "reduction": "sum"}))
     out.append(("p-grid-mean", {"input": ps, "target": [1.0 if i % 2 else 0.0 for i in range(len(ps))]}))
+    # probabilities away from 0 and 1, in every reduction: outside torch's documented -100 clamp (p and 1 - p
+    # above 1e-12) and its overflow (|p - y| / (p (1 - p)) <= 1 / (0.001 * 0.99) ~ 1e3, far below float16's
+    # 65504), so every torch cell has numbers that gate (a p-grid above holds 0 and 1 and is reported only)
+    mid = [_r(p, fmt) for p in INTERIOR_P]
+    out.append(("p-interior-y-soft", {"input": mid, "target": [_r(y, fmt) for y in (0.0, 1.0, 0.3, 0.7) * 2],
+                                      "reduction": "none"}))
+    out.append(("p-interior-mean", {"input": mid, "target": [1.0 if i % 2 else 0.0 for i in range(len(mid))]}))
+    out.append(("p-interior-weights", {"input": mid, "target": [_r(0.3, fmt)] * len(mid),
+                                       "weight": [_r(v, fmt) for v in (0.5, 1.0, 2.0, 0.125) * 2],
+                                       "reduction": "sum"}))
     return out
 
 
@@ -175,6 +192,16 @@ def _bcel(fmt):
     out.append(("x-grid-pos-weight", {"input": g, "target": [_r(0.7, fmt)] * len(g), "pos_weight": pw,
                                       "reduction": "none"}))
     out.append(("x-grid-mean", {"input": g, "target": [1.0 if i % 2 else 0.0 for i in range(len(g))]}))
+    # moderate logits outside torch's documented behaviours: no term near the largest finite value (|x| <= 60),
+    # and no negative logit with a target other than 0 (the (1 - y) x + max(-x, 0) cancellation); positive
+    # logits take soft targets, so every torch cell has numbers that gate
+    neg = [_r(-v, fmt) for v in (60.0, 17.5, 3.0, 0.5)]
+    pos = [_r(v, fmt) for v in (0.25, 2.0, 11.0, 60.0)]
+    out.append(("x-moderate-y0", {"input": neg + pos, "target": [0.0] * 8, "reduction": "none"}))
+    out.append(("x-positive-soft", {"input": pos * 2, "target": [_r(y, fmt) for y in (1.0, 0.5, 0.01, 0.9) * 2],
+                                    "reduction": "none"}))
+    out.append(("x-moderate-mean", {"input": neg + pos, "target": [0.0] * 4 + [_r(y, fmt) for y in
+                                                                             (1.0, 0.5, 0.01, 0.9)]}))
     return out
 
 

@@ -67,3 +67,58 @@ def test_promote_command_rejects_bad_input_with_one_line(argv):
     r = subprocess.run([sys.executable, "-m", "lossproof", "promote", *argv], capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+_TENSORS = ("input", "target", "other", "weight", "pos_weight")
+
+
+def _corpus_cells():
+    """{(subject, loss, family, format): [whether a case can gate]} over every library subject's corpus calls: a
+    case can gate when its inputs are finite (-inf masks aside) and no documented deviation's condition holds
+    (``deviations.matching``), which is the battery's rule for a gating record (lossproof/battery/test_corpus.py,
+    reports/schema.py ``gating``); the family is the gate's (reports.cells.family)."""
+    from lossproof.cases import all_cases, restrict
+    from lossproof.problems import finite_except_masks
+    from reports.cells import family
+    from subjects import deviations
+
+    out = {}
+    for case in all_cases(cuda_available=False):
+        if case.device != "cpu":  # the conditions do not depend on the device
+            continue
+        for entry in corpus.cases(case.loss, case.fmt):
+            kw = restrict(case, entry["kwargs"])
+            if kw is None:
+                continue
+            fam = family({"loss": case.loss, "params": {k: v for k, v in kw.items() if k not in _TENSORS}})
+            can_gate = finite_except_masks(case.loss, kw) and not deviations.matching(case.subject, case.loss, kw,
+                                                                                       case.fmt)
+            out.setdefault((case.subject, case.loss, fam, case.fmt), []).append(can_gate)
+    return out
+
+
+def test_every_cell_has_a_case_outside_every_deviation():
+    """Issue 14 item 3: a cell whose every case falls under a documented deviation has no gating numbers, and the
+    gate cannot see a regression there (torch's binary_cross_entropy was blind: every case held p = 0 or 1)."""
+    cells = _corpus_cells()
+    assert len(cells) >= 200, len(cells)  # every subject x loss x family x format the battery measures
+    assert {s for s, *_ in cells} == {"torch", "numpy", "scipy"}
+    blind = sorted(k for k, v in cells.items() if not any(v))
+    assert not blind, f"{len(blind)} cells have no corpus case outside every deviation's condition: {blind[:6]}"
+
+
+def test_the_blind_cell_check_can_fail(monkeypatch):
+    """The check above finds a blind cell when one is made: every torch BCE call declared under the clamp."""
+    from subjects import deviations
+
+    real = deviations.matching
+
+    def everything_clamped(subject, loss, kwargs, fmt=None):
+        if subject == "torch" and loss == "binary_cross_entropy":
+            return [d for d in deviations.DEVIATIONS if d.id == "torch-bce-log-clamp"]
+        return real(subject, loss, kwargs, fmt)
+
+    monkeypatch.setattr(deviations, "matching", everything_clamped)
+    blind = {k for k, v in _corpus_cells().items() if not any(v)}
+    assert blind == {("torch", "binary_cross_entropy", f"reduction={r}", f) for r in ("none", "mean", "sum")
+                     for f in FORMATS}
