@@ -24,6 +24,13 @@ A change is a **regression** when, in a cell:
 
 The same changes the other way are **improvements**; a cell the baseline lacks is **new**. Neither fails the gate.
 
+A run's cell that compared numbers but **none that gate** (every record reported only: each case under a documented
+deviation or with non-finite inputs) is a **corpus error**, not a result: the gate could not see a regression there
+(torch's binary_cross_entropy was such a cell: every corpus case held p = 0 or 1, under the -100 clamp, and a
+doubled gradient passed). ``gate`` and ``updated`` refuse such a run with ``CorpusError`` (one line; the command
+exits 2), naming the cells; the corpus needs a case outside every deviation's condition there
+(lossproof/corpus/build.py; tests/meta/test_corpus_build.py checks that every cell has one).
+
 Baseline file (``BASELINE_SCHEMA`` version 2): a compact, reviewable summary of the cells, one JSON object::
 
     {"schema": "lossproof-baseline", "version": 2, "created": ISO-8601 UTC,
@@ -59,6 +66,30 @@ BASELINE_VERSION = 2
 ULP_ABS = 1.0  # max ULP may grow by max(ULP_ABS, ULP_REL * baseline) before it regresses
 ULP_REL = 0.10
 CR_POINTS = 1.0  # percentage points of correctly rounded numbers
+
+
+class CorpusError(schema.ResultsError):
+    """A run's corpus cell with no gating numbers (module docstring): the gate cannot judge it."""
+
+
+def blind_cells(cells: dict) -> list:
+    """The keys of the cells that compared numbers but none that gate (every record reported only), sorted."""
+    return sorted((k for k, c in cells.items() if c.get("compared", 0) > 0 and c.get("elements", 0) == 0),
+                  key=lambda k: tuple(map(str, k)))
+
+
+def check_gating(results_doc: dict) -> None:
+    """CorpusError (one line) when a corpus cell of ``results_doc`` compared numbers but none that gate."""
+    blind = [(k, env.cells[k]) for env in environments_of(results_doc) for k in blind_cells(env.cells)]
+    if not blind:
+        return
+    shown = "; ".join(f"{C.key_text(k)} ({c['compared']} records, all reported only"
+                      + (f": {', '.join(sorted(c['deviations']))}" if c.get("deviations") else "") + ")"
+                      for k, c in blind[:4])
+    more = f"; and {len(blind) - 4} more" if len(blind) > 4 else ""
+    raise CorpusError(f"corpus error: {len(blind)} cell{'s' if len(blind) > 1 else ''} with no gating numbers, "
+                      f"where the gate cannot see a regression: {shown}{more}; the corpus needs cases outside "
+                      f"every documented deviation's condition there (lossproof/corpus/build.py)")
 
 
 @dataclass
@@ -228,7 +259,8 @@ def baseline_document(envs: list) -> dict:
 def updated(baseline_doc: dict | None, results_doc: dict, allow_missing: bool = False) -> tuple:
     """(the baseline with the results' environments added or replaced, every other environment kept; a line per
     environment saying what was done). ``allow_missing`` keeps a replaced environment's cells that the results
-    lack (another job measures them)."""
+    lack (another job measures them). CorpusError when a results cell has no gating numbers."""
+    check_gating(results_doc)
     old = {e.id: e for e in environments_of(baseline_doc)} if baseline_doc is not None else {}
     lines = []
     for env in environments_of(results_doc):
@@ -373,7 +405,9 @@ def _list_new(base: dict, new: dict, res: GateResult) -> None:
 def gate(baseline_doc: dict, results_doc: dict, allow_missing: bool = False) -> GateResult:
     """Regressions and improvements of ``results_doc``'s corpus cells against ``baseline_doc`` (a baseline or a
     results document), environment by environment: numbers against a baseline of the same environment, verdict
-    rungs only against the others (a note says so)."""
+    rungs only against the others (a note says so). CorpusError (one line) when a corpus cell of the results
+    compared numbers but none that gate (module docstring)."""
+    check_gating(results_doc)
     bases = environments_of(baseline_doc)
     by_id = {b.id: b for b in bases}
     res = GateResult()

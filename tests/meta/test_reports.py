@@ -231,6 +231,40 @@ def test_gate_command_exit_codes_table_and_update(tmp_path):
     assert _run("gate", "--baseline", str(baseline), res_bad).returncode == 0
 
 
+def _blind():
+    """Results whose torch BCE cell compared numbers, every one reported only (under the -100 clamp)."""
+    new = _base()
+    new["records"] += [_rec(f"p{i}", loss="binary_cross_entropy", params={"reduction": "none"}, ulp=1e6,
+                            verdict="unstable", gating=False, deviation="torch-bce-log-clamp") for i in range(3)]
+    return new
+
+
+def test_a_cell_with_no_gating_numbers_is_a_corpus_error(tmp_path):
+    """Issue 14 item 3: a cell whose every record is reported only cannot show a regression: the gate refuses the
+    run (in process and as the command: one line, exit 2), and --update refuses to write it into a baseline."""
+    blind = "torch binary_cross_entropy [reduction=none] cpu float32"
+    with pytest.raises(G.CorpusError, match=re.escape(blind)):
+        G.gate(_base(), _blind())
+    with pytest.raises(G.CorpusError, match="1 cell with no gating numbers"):
+        G.updated(None, _blind())
+    ok = _blind()
+    ok["records"].append(_rec("p-interior", loss="binary_cross_entropy", params={"reduction": "none"}))
+    assert G.gate(_base(), ok).ok  # one gating case is enough: the cell is new, nothing regressed
+    baseline = _write(tmp_path / "base.json", _base())
+    bad = _write(tmp_path / "blind.json", _blind())
+    for extra in ((), ("--update",)):
+        r = _run("gate", "--baseline", baseline, bad, *extra)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "corpus error" in lines[0] and blind in lines[0], r.stderr
+        assert "torch-bce-log-clamp" in lines[0] and "Traceback" not in r.stderr
+    assert json.loads(Path(baseline).read_text())["records"] == _base()["records"]  # --update wrote nothing
+    # a cell that compares nothing at all (not supported) is no corpus error: a regression, as before
+    gone = _base()
+    gone["records"][2].update(elements=0, verdict="not supported")
+    assert any("no gating numbers compared" in c.what for c in G.gate(_base(), gone).regressions)
+
+
 def test_gate_command_bad_input_is_one_line_exit_2(tmp_path):
     ok = _write(tmp_path / "ok.json", _base())
     corrupt = tmp_path / "corrupt.json"
