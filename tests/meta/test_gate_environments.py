@@ -1,7 +1,7 @@
 """The regression gate across environments (reports/gate.py, reports/environment.py): numbers against a baseline
 of the same environment, verdict rungs only against another one, ``--update`` keeping every other environment,
-and the corpus under two of this machine's CPU capabilities (``ATEN_CPU_CAPABILITY``) passing the committed
-baseline for both."""
+the corpus under two of this machine's CPU capabilities (``ATEN_CPU_CAPABILITY``) passing the committed
+baseline for both, and a simulated regression of torch's binary_cross_entropy caught (issue 14 item 3)."""
 
 from __future__ import annotations
 
@@ -148,3 +148,94 @@ def test_the_committed_baseline_passes_the_corpus_under_two_cpu_capabilities(tmp
         outcomes[cap] = gate
         assert gate.returncode == 0, f"{cap}:\n{gate.stdout}{gate.stderr}"
     assert "0 regressions" in outcomes[now].stdout and "0 regressions" in outcomes[lower].stdout
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 14 item 3: the gate sees every cell
+
+
+def _corpus_run(case):
+    """The battery's corpus test (lossproof/battery/test_corpus.py) on one case: (a results document of its
+    records, the test's failure message or None)."""
+    from types import SimpleNamespace
+
+    from lossproof.battery.test_corpus import test_corpus
+
+    records = []
+
+    def record(m, deviation=None, gating=True, *, case_id=None, regime=None, prop_=None, required=None):
+        records.append(schema.record_of(m, kwargs=m.kwargs, deviation=deviation, gating=gating, source="corpus",
+                                        prop="corpus", case_id=case_id, run="r1", regime=regime, required=required))
+
+    try:
+        test_corpus(case, record, SimpleNamespace(strict_specials=False))
+        failure = None
+    except AssertionError as e:
+        failure = str(e)
+    return _results(AVX512, *records), failure
+
+
+def _bce_case(fmt="float32"):
+    from lossproof import cases
+
+    (case,) = [c for c in cases.torch_cases(False) if c.loss == "binary_cross_entropy" and c.fmt == fmt
+               and c.device == "cpu"]
+    return case
+
+
+def _doubled_gradient(monkeypatch):
+    """torch's binary_cross_entropy with its gradient in the input doubled (its values unchanged)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    real = F.binary_cross_entropy
+
+    class Twice(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+
+    def doubled(input, target, *args, **kwargs):
+        return real(Twice.apply(input), target, *args, **kwargs)
+
+    monkeypatch.setattr(F, "binary_cross_entropy", doubled)
+
+
+def test_a_doubled_bce_gradient_fails_the_corpus_and_the_gate(monkeypatch):
+    """The issue's simulated regression: torch's binary_cross_entropy with its gradient doubled. On the corpus of
+    before (every case with p = 0 or 1, under the -100 clamp, whose documented behaviour is checked on the values)
+    it passed the corpus test, and its cells had no gating numbers: the gate now refuses those as a corpus error.
+    On the corpus as it is (cases at probabilities inside (0, 1)) the corpus test fails and the gate reports
+    regressions in every reduction."""
+    from lossproof import corpus
+    from subjects import deviations
+
+    clean, failure = _corpus_run(_bce_case())
+    assert failure is None, failure
+    baseline, _ = G.updated(None, clean)
+    families = {c["family"] for c in baseline["environments"][0]["cells"]}
+    assert families == {"reduction=none", "reduction=mean", "reduction=sum"}
+    assert all(c["elements"] > 0 for c in baseline["environments"][0]["cells"])
+
+    _doubled_gradient(monkeypatch)
+    broken, failure = _corpus_run(_bce_case())
+    assert failure is not None and "corpus cases fail" in failure, failure
+    res = G.gate(baseline, broken)
+    assert not res.ok
+    failing = {c.key[2] for c in res.regressions if c.what.startswith(("new unstable verdict", "new broken verdict"))}
+    assert failing == families, [c.what for c in res.regressions]  # a case below the pass line in every cell
+
+    # the corpus of before: only the cases under the clamp
+    every = corpus.cases
+
+    def clamped_only(loss=None, fmt=None, dirs=()):
+        return [c for c in every(loss, fmt, dirs) if deviations.matching("torch", c["loss"], c["kwargs"], c["format"])]
+
+    monkeypatch.setattr(corpus, "cases", clamped_only)
+    blind, failure = _corpus_run(_bce_case())
+    assert failure is None, "the clamp-only corpus was expected to miss the doubled gradient"
+    with pytest.raises(G.CorpusError, match="corpus error: 3 cells with no gating numbers"):
+        G.gate(baseline, blind)
