@@ -4,6 +4,7 @@ digits as a fresh measurement, for any subject output; a damaged entry is recomp
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -73,3 +74,91 @@ def _rounded(loss, kw, fmt):
     r = oracles.REGISTRY[loss](**kw)
     flat = [e for x in r for e in (x if isinstance(x, list) else [x])] if isinstance(r, list) else [r]
     return [e.to(fmt) for e in flat]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 14 item 6: a warm cache cannot hide a change to the oracle
+
+
+def _kl_div_corpus(tmp_cache, monkeypatch):
+    """The battery's corpus test (lossproof/battery/test_corpus.py) on torch's kl_div in float32, measuring with the
+    cache in ``tmp_cache``: the number of failing corpus cases (0 when it passes) and of cases measured."""
+    from types import SimpleNamespace
+
+    from lossproof import cases
+    from lossproof.battery.test_corpus import test_corpus
+
+    monkeypatch.setenv(cache.ENV, str(tmp_cache))
+    (case,) = [c for c in cases.torch_cases(False) if c.loss == "kl_div" and c.fmt == "float32" and c.device == "cpu"]
+    measured = []
+    try:
+        test_corpus(case, lambda m, *a, **k: measured.append(m), SimpleNamespace(strict_specials=False))
+    except AssertionError as e:
+        head = str(e).split(" of ", 1)[0]
+        assert head.isdigit(), str(e)[:300]
+        return int(head), len(measured)
+    return 0, len(measured)
+
+
+def _batchmean_over_numel(monkeypatch, tmp_path, edit_source: bool):
+    """kl_div's batchmean divided by the number of elements (the mean), as a mistake in oracles/losses.py would
+    make it: the oracle the measurement calls is swapped; with ``edit_source`` the package's source, as the cache
+    key's code digest reads it (``oracles.__file__``), is a copy of oracles/ with that line changed."""
+    import shutil
+
+    import oracles
+
+    real = oracles.REGISTRY["kl_div"]
+
+    def mutated(*args, reduction="mean", **kwargs):
+        return real(*args, reduction="mean" if reduction == "batchmean" else reduction, **kwargs)
+
+    monkeypatch.setitem(oracles.REGISTRY, "kl_div", mutated)
+    if edit_source:
+        copy = tmp_path / "oracles"
+        shutil.copytree(os.path.dirname(oracles.__file__), copy, ignore=shutil.ignore_patterns("__pycache__"))
+        losses = copy / "losses.py"
+        line = "denom = _count(in_shape[0]) if in_shape else ONE"
+        text = losses.read_text()
+        assert text.count(line) == 1, "oracles/losses.py changed: update this test's mutation"
+        losses.write_text(text.replace(line, "denom = _count(numel(in_shape))"))
+        monkeypatch.setattr(oracles, "__file__", str(copy / "__init__.py"))
+    cache.code_digest.cache_clear()
+
+
+@pytest.fixture
+def fresh_digests():
+    cache.code_digest.cache_clear()
+    yield
+    cache.code_digest.cache_clear()  # the digest of the real sources again for the tests that follow
+
+
+def test_a_warm_cache_misses_after_the_oracle_changes(tmp_path, monkeypatch, fresh_digests):
+    """The issue's scenario: with kl_div's batchmean mutated, the corpus passed on a warm cache and failed on an
+    empty one. The cache key holds the digest of the oracle's source, so the mutated source misses every warm
+    entry and the corpus fails exactly as on an empty cache. The control shows what the digest prevents: the same
+    mutation with the digest of the unchanged source is hidden by the warm entries."""
+    import oracles
+
+    warm = tmp_path / "warm"
+    assert _kl_div_corpus(warm, monkeypatch) == (0, _kl_div_corpus(warm, monkeypatch)[1])  # the real oracle passes
+    n_entries = len(list(warm.rglob("*.json")))
+    assert n_entries > 0
+
+    with monkeypatch.context() as m:  # control: the behaviour mutated, its source (the key) not
+        _batchmean_over_numel(m, tmp_path / "control", edit_source=False)
+        hidden, measured = _kl_div_corpus(warm, m)
+        assert hidden == 0 and len(list(warm.rglob("*.json"))) == n_entries, "the warm cache did not hide it"
+        on_empty, _ = _kl_div_corpus(tmp_path / "empty-control", m)
+        assert on_empty > 0  # the mutation is one the corpus catches when the oracle is computed
+    cache.code_digest.cache_clear()
+
+    with monkeypatch.context() as m:
+        _batchmean_over_numel(m, tmp_path / "mutant", edit_source=True)
+        assert oracles.__file__.startswith(str(tmp_path))
+        failing, measured = _kl_div_corpus(warm, m)
+        assert failing == on_empty, (failing, on_empty)  # as on an empty cache
+        assert len(list(warm.rglob("*.json"))) == 2 * n_entries  # every measurement missed and stored anew
+        assert _kl_div_corpus(tmp_path / "empty", m)[0] == on_empty
+    cache.code_digest.cache_clear()
+    assert _kl_div_corpus(warm, monkeypatch)[0] == 0  # the real source again: the first entries still serve
