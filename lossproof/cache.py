@@ -154,7 +154,7 @@ def _read(path: Path, text: str, decode: bool = True):
 def _write(path: Path, text: str, values, encode: bool = True) -> None:
     enc = [_encode(v) for v in values] if encode else list(values)
     body = json.dumps({"key": text, "values": enc, "checksum": _checksum(text, enc)}, separators=(",", ":"))
-    atomic.write_text(str(path), body)  # readers see the old entry, or none, or this one whole
+    atomic.write_text(str(path), body, durable=False)  # readers see the old entry, or none, or this one whole
 
 
 def cached_value(name: str, kwargs: dict, fmt: str) -> list:

@@ -61,25 +61,44 @@ def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+#: the largest TOML file read: a pyproject.toml or an accept file of thousands of entries is a few hundred kB; a
+#: larger file is refused before it is parsed (tomllib takes seconds per 10 MB)
+MAX_TOML_BYTES = 4 * 2**20
+
+
 def read_toml(path: str | os.PathLike, error: type[Exception], what: str = "file") -> dict:
-    """A TOML file's document, or ``error`` with one line naming the file (missing, a directory, unreadable, not
-    TOML): the reader of pyproject.toml and of accept files."""
+    """A TOML file's document, or ``error`` with one line naming the file (missing, a directory, unreadable, past
+    MAX_TOML_BYTES, not UTF-8, not TOML): the reader of pyproject.toml and of accept files."""
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
     except IsADirectoryError:
-        raise error(f"{path}: is a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise error(f"{path}: cannot read it ({e})") from None
+        raise error(f"{path}: is a directory, not {_a(what)}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror or e})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise error(f"{path}: larger than {MAX_TOML_BYTES // 2**20} MiB, not {_a(what)} lossproof reads")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not {_a(what)} (not UTF-8 text: {e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise error(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid TOML (nested too deep to read)") from None
 
 
-def _names(where: str, value: object, allowed: tuple, what: str) -> tuple:
+def _a(what: str) -> str:
+    return f"{'an' if what[:1] in 'aeiou' else 'a'} {what}"
+
+
+def _names(where: str, value: object, allowed: tuple, what: str, single: bool = False) -> tuple:
     if isinstance(value, str):
         value = [value]
+    if single and not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)):
+        raise ConfigError(f"{where}: must be a {what} name, such as {allowed[0]!r}")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: must be a list of {what} names")
     bad = [v for v in value if v not in allowed]
@@ -93,7 +112,7 @@ def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLik
     p = Path(path) if path is not None else find_pyproject(search_from)
     if p is None:
         return Config()
-    doc = read_toml(p, ConfigError)
+    doc = read_toml(p, ConfigError, "pyproject.toml")
     table = doc.get("tool", {}).get("lossproof") if isinstance(doc.get("tool"), dict) else None
     if table is None:
         return Config(path=str(p))
@@ -105,9 +124,9 @@ def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLik
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(KEYS)}")
     cfg = Config(path=str(p))
     if "framework" in table:
-        cfg.framework = _names(f"{where} framework", table["framework"], FRAMEWORKS, "framework")[0]
+        cfg.framework = _names(f"{where} framework", table["framework"], FRAMEWORKS, "framework", True)[0]
     if "profile" in table:
-        cfg.profile = _names(f"{where} profile", table["profile"], tuple(profiles.PROFILES), "profile")[0]
+        cfg.profile = _names(f"{where} profile", table["profile"], tuple(profiles.PROFILES), "profile", True)[0]
     if "formats" in table:
         cfg.formats = _names(f"{where} formats", table["formats"], catalogue.FORMATS, "format")
     if "losses" in table:

@@ -124,25 +124,96 @@ def write_atomic(path: str, data, *, text: bool = False) -> None:
         atomic.write_json(path, data)
 
 
-def load(path: str) -> dict:
-    """Read a results document, or raise ResultsError with one clear line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: cannot read it ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+#: a record's fields and their JSON types (bool is never a number here); ``REQUIRED`` must be present, the rest
+#: may be absent (older writers, hand-made documents) but never of another type
+RECORD_FIELDS = {
+    "run": (str,), "source": (str,), "case_id": (str,), "property": (str,), "subject": (str,), "loss": (str,),
+    "device": (str,), "format": (str,), "params": (dict,), "regime": (str, type(None)), "elements": (int,),
+    "max_ulp": (int, float), "mean_bits": (int, float), "correctly_rounded": (int,), "verdicts": (dict,),
+    "verdict": (str,), "reason": (str, type(None)), "gating": (bool,), "required": (str, type(None)),
+    "deviation": (str, type(None)), "worst": (dict, type(None)), "oracle_precision": (int,),
+}
+REQUIRED = ("source", "subject", "loss", "device", "format", "verdict")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", bool: "true or false",
+               type(None): "null"}
+
+
+def _type_ok(v, kinds: tuple) -> bool:
+    if isinstance(v, bool):
+        return bool in kinds
+    if isinstance(v, float) and float in kinds:
+        return True
+    if isinstance(v, float) and int in kinds:  # a count written as a float is malformed (NaN, 1e999, 2.5)
+        return False
+    return isinstance(v, kinds)
+
+
+def check_record(rec, where: str) -> None:
+    """ResultsError (one line naming ``where``, the record and the field) unless ``rec`` is a well-formed record:
+    an object, the ``REQUIRED`` fields present, every field of ``RECORD_FIELDS`` of its type, counts non-negative
+    integers and verdict counts integers."""
+    if not isinstance(rec, dict):
+        raise ResultsError(f"{where}: is {type(rec).__name__}, not an object")
+    for f in REQUIRED:
+        if f not in rec:
+            raise ResultsError(f"{where}: has no {f!r}")
+    for f, kinds in RECORD_FIELDS.items():
+        if f in rec and not _type_ok(rec[f], kinds):
+            want = "a number" if kinds == (int, float) else " or ".join(_TYPE_NAMES[k] for k in kinds)
+            raise ResultsError(f"{where}: {f} is {json.dumps(rec[f])[:60]}, not {want}")
+    for f in ("elements", "correctly_rounded", "oracle_precision"):
+        if rec.get(f, 0) < 0:
+            raise ResultsError(f"{where}: {f} is {rec[f]}, not a count")
+    verdicts = rec.get("verdicts") or {}
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in verdicts.values()):
+        raise ResultsError(f"{where}: verdicts must map each verdict to a count")
+
+
+def check_document(doc, path: str) -> dict:
+    """``doc`` if it is a results document of this version with well-formed runs and records, else ResultsError
+    (one line naming ``path``): the checks of ``load`` on a document already parsed."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
         raise ResultsError(f"{path}: not a lossproof results file")
     if doc.get("version") != SCHEMA_VERSION:
-        raise ResultsError(f"{path}: results schema version {doc.get('version')!r}, this lossproof reads version "
-                           f"{SCHEMA_VERSION}")
+        raise ResultsError(f"{path}: results schema version {json.dumps(doc.get('version'))[:40]}, this lossproof "
+                           f"reads version {SCHEMA_VERSION}")
     if not isinstance(doc.get("records"), list) or not isinstance(doc.get("runs"), list):
         raise ResultsError(f"{path}: malformed results (records and runs must be lists)")
+    for i, run in enumerate(doc["runs"], 1):
+        if not isinstance(run, dict) or not isinstance(run.get("id", ""), str):
+            raise ResultsError(f"{path}: malformed results (run {i} must be an object with a string id)")
+    for i, rec in enumerate(doc["records"], 1):
+        check_record(rec, f"{path}: malformed results, record {i}")
     return doc
+
+
+def read_json(path: str, what: str = "results file"):
+    """The JSON document at ``path``, or ResultsError with one line naming it: missing, a directory, unreadable,
+    not UTF-8, not JSON, nested past the parser's recursion limit, or holding a number of more digits than Python
+    converts (the readers of results and baseline files: ``load``, reports.gate)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResultsError(f"{path}: is a directory, not a {what}") from None
+    except UnicodeDecodeError as e:
+        raise ResultsError(f"{path}: not a {what} (not UTF-8 text: {e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: not a {what} (JSON nested too deep to read)") from None
+    except ValueError as e:  # a number past int's digit limit: Python's message is three sentences
+        raise ResultsError(f"{path}: not a {what} ({str(e).split(';')[0]})") from None
+
+
+def load(path: str) -> dict:
+    """Read a results document, or raise ResultsError with one clear line (the file unreadable or not JSON, of
+    another schema or version, or a run or record malformed: ``check_document``)."""
+    return check_document(read_json(path), path)
 
 
 def merge(docs: list) -> dict:

@@ -44,6 +44,15 @@ class UserSubject:
         return {k: v for k, v in kwargs.items() if self.accepts(k)}
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception raised by a user's module as one line: its type and the first line of its message (a
+    SyntaxError with its file and line; SystemExit as the status it exited with)."""
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r}) while being imported"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def load_function(target: str):
     """The callable named by ``package.module:function`` or ``path/file.py:function``."""
     if ":" not in target:
@@ -61,16 +70,21 @@ def load_function(target: str):
         sys.path.insert(0, os.path.dirname(path))
         try:
             spec.loader.exec_module(module)
-        except Exception as e:  # the user's module failed to import: say so in one line
-            raise SubjectError(f"{where} failed to import: {type(e).__name__}: {e}") from None
+        except (Exception, SystemExit) as e:  # the user's module failed to import (or exited): one line
+            raise SubjectError(f"{where} failed to import: {_one_line(e)}") from None
         finally:
             sys.path.pop(0)
     else:
         try:
             module = importlib.import_module(where)
-        except ImportError as e:
+        except ModuleNotFoundError as e:
             raise SubjectError(f"cannot import module {where!r}: {e}") from None
-    fn = getattr(module, attr, None)
+        except (Exception, SystemExit) as e:  # it exists but raised (or exited) while importing
+            raise SubjectError(f"cannot import module {where!r}: {_one_line(e)}") from None
+    try:
+        fn = getattr(module, attr, None)
+    except Exception as e:  # a module __getattr__ that raises
+        raise SubjectError(f"{where} has no function {attr!r} ({_one_line(e)})") from None
     if fn is None:
         raise SubjectError(f"{where} has no function {attr!r}")
     if not callable(fn):

@@ -42,19 +42,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    """An error's message on one line (a message of several lines, a TOML or JSON parser's, joined)."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return text or type(e).__name__
+
+
+def _error(message: str) -> int:
+    print(f"lossproof: error: {message}", file=sys.stderr)
+    return USAGE
+
+
 def main(argv=None) -> int:
+    """The command line: the command's exit status; bad input of any kind (an argument, a file it names, standard
+    input) is one line on stderr and exit 2, here for every command, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
         return args.fn(args)
-    except UsageError as e:
-        print(f"lossproof: error: {e}", file=sys.stderr)
-        return USAGE
-    except (OracleInputError, ValueError, TypeError) as e:
-        print(f"lossproof: error: {e}", file=sys.stderr)
-        return USAGE
+    except (UsageError, OracleInputError, ValueError, TypeError) as e:
+        return _error(_one_line(e))
     except oracles.OraclePrecisionError as e:
-        print(f"lossproof: cannot decide: {e}", file=sys.stderr)
+        print(f"lossproof: cannot decide: {_one_line(e)}", file=sys.stderr)
         return 1
+    except OSError as e:  # a file named on the command line that cannot be read or written (atomic.WriteError)
+        return _error(_one_line(e))
+    except RecursionError:  # input nested past Python's recursion limit where no reader refused it first
+        return _error("the input is nested too deep to read")
+    except OverflowError as e:  # a count or index past what a machine integer or float holds
+        return _error(f"a number in the input is too large ({_one_line(e)})")
+    except MemoryError:
+        return _error("the input is too large for this machine's memory")
     except KeyboardInterrupt:
         return 130
 

@@ -18,6 +18,36 @@ BATTERY = Path(__file__).resolve().parent.parent / "battery"
 INI = BATTERY / "pytest.ini"
 
 
+def _check_configuration(extra: list) -> None:
+    """What the plugin will read, read first: ``[tool.lossproof]`` of the nearest pyproject.toml (the run's root is
+    the working directory), its accept entries and its subjects, so that a bad one is our one line and exit 2, not
+    pytest's usage error of several lines (lossproof.plugin reads them again, the same way)."""
+    from lossproof import accept as accepting
+    from lossproof import config as configuration
+    from subjects.user import SubjectError, load
+
+    try:
+        cfg = configuration.load(search_from=os.getcwd())
+        if cfg.accept:
+            accepting.parse(cfg.accept, f"{cfg.path}: [tool.lossproof]")
+        framework = extra[extra.index("--lossproof-framework") + 1] if "--lossproof-framework" in extra else None
+        for loss, target in cfg.subjects:
+            try:
+                load(f"{loss}={target}", framework or cfg.framework or "torch")
+            except SubjectError as e:
+                raise UsageError(f"{cfg.path}: [tool.lossproof] subjects.{loss}: {e}") from None
+    except (configuration.ConfigError, accepting.AcceptError) as e:
+        raise UsageError(str(e)) from None
+
+
+def workers(value: str) -> str:
+    """``--workers``: auto, logical, or a count of at least 0 (0: no workers), checked before pytest-xdist reads
+    it (its own error is a usage dump of several lines)."""
+    if value in ("auto", "logical") or (value.isdigit() and value.isascii()):
+        return value
+    raise UsageError(f"--workers must be auto, logical or a number of workers, not {value!r}")
+
+
 def run(modules, profile: str, extra: list, plugins: list | None = None) -> int:
     """pytest on the battery's ``modules`` under ``profile``: its exit status as ours (0 every gating property holds,
     1 one failed), 2 with one line when the battery could not run."""
@@ -25,6 +55,7 @@ def run(modules, profile: str, extra: list, plugins: list | None = None) -> int:
         profiles.get(profile)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    _check_configuration(extra)
     paths = [str(BATTERY / m) for m in modules]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import re
 import sys
 
 import oracles
@@ -96,24 +97,21 @@ def _index(x):
 
 #: the deepest nesting read: a tensor of 64 dimensions inside the call's object (torch allows 64 dimensions)
 MAX_NESTING = 66
+#: the largest call read (@FILE or standard input): 32 MiB holds ~1.5 million numbers written as float.hex
+#: (22 characters each), past what the oracle evaluates in a day; a larger file is refused before it is parsed
+MAX_CALL_BYTES = 32 * 2**20
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def _nesting(text: str) -> int:
     """How deep the JSON's brackets nest (strings skipped), counted without parsing, so that no recursion limit
-    is met: a 900-deep list ended in a 3,000-line RecursionError traceback."""
+    is met: a 900-deep list ended in a 3,000-line RecursionError traceback. Only strings and brackets are
+    visited (a regular expression), so 32 MiB of numbers is counted in well under a second."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for m in _TOKENS.finditer(text):
+        ch = m.group()
+        if ch in "[{":
             depth += 1
             deepest = max(deepest, depth)
         elif ch in "]}":
@@ -121,23 +119,43 @@ def _nesting(text: str) -> int:
     return deepest
 
 
+def _too_large(size: int, where: str) -> UsageError:
+    return UsageError(f"{where} holds more than {MAX_CALL_BYTES // 2**20} MiB ({size} bytes read); lossproof "
+                      f"exact reads calls up to {MAX_CALL_BYTES // 2**20} MiB")
+
+
 def _source(text: str) -> str:
     """The call's JSON: the argument itself, ``@FILE`` (the file's text) or ``-`` (standard input), so that a call
-    of any size can be given (a command line holds about 128 kB)."""
+    of any size up to MAX_CALL_BYTES can be given (a command line holds about 128 kB)."""
     if text == "-":
-        return sys.stdin.read()
+        data = sys.stdin.buffer.read(MAX_CALL_BYTES + 1) if hasattr(sys.stdin, "buffer") else \
+            sys.stdin.read(MAX_CALL_BYTES + 1).encode("utf-8", "surrogatepass")
+        if len(data) > MAX_CALL_BYTES:
+            raise _too_large(len(data), "standard input")
+        return _decode(data, "standard input")
     if text.startswith("@"):
         path = text[1:]
         try:
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+            with open(path, "rb") as f:
+                data = f.read(MAX_CALL_BYTES + 1)
         except FileNotFoundError:
             raise UsageError(f"no such file: {path}") from None
         except IsADirectoryError:
             raise UsageError(f"{path} is a directory, not a JSON file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read {path}: {e}") from None
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+        if len(data) > MAX_CALL_BYTES:
+            raise _too_large(len(data), path)
+        return _decode(data, path)
     return text
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start}): a JSON call is expected") \
+            from None
 
 
 def read_call(name: str, fmt: str, text: str) -> dict:
@@ -157,6 +175,8 @@ def read_call(name: str, fmt: str, text: str) -> dict:
         raise UsageError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:  # pragma: no cover - _nesting refuses such input first
         raise UsageError("the JSON is nested too deep") from None
+    except ValueError as e:  # an integer past Python's digit limit: its message is three sentences
+        raise UsageError(f"malformed JSON: {str(e).split(';')[0]}") from None
     if not isinstance(kwargs, dict):
         raise UsageError("the JSON must be an object of keyword arguments, such as {\"input\": [1.0, 2.0]}")
     notes = []
