@@ -11,6 +11,7 @@ from oracles.codec import flat
 from reports.reproducers import reproducer
 from subjects import deviations, torch_subject
 from subjects.torch_subject import upstream
+from subjects.torch_subject import upstream as upstream_of
 
 from . import catalogue
 from .cases import restrict
@@ -75,34 +76,58 @@ def case_reproducer(case, kwargs: dict, element=None) -> str:
     return reproducer(case.subject, case.loss, case.fmt, case.device, kwargs, framework=case.framework, **extra)
 
 
-def explains(dev, case_or_subject, m, kwargs, values) -> tuple:
-    """(True, None) when the documented deviation ``dev`` explains every failing element of measurement ``m``:
-    the output meets the documented oracle (values), satisfies the documented output predicate, or stays within
-    the documented error bound; else (False, the measurement to report)."""
-    if dev.documented_oracle:
-        md = measure(m.subject, m.loss, m.fmt, m.device, kwargs, values, None, oracle_name=dev.documented_oracle)
-        return passes(md.verdict), md
-    bad = m.failures()
-    if dev.documented_output is not None:
-        return all(dev.documented_output(e.y) for e in bad), m
-    bounds = dev.documented_error(kwargs, m.fmt)  # one bound, or one per value element (flat index)
-    for e in bad:
-        if isinstance(bounds, list):
-            if e.kind != "value":
-                return False, m
-            b = bounds[e.index[0]]
-        else:
-            b = bounds
+def _covered(dev, kwargs, fmt, e) -> bool:
+    s = deviations.scope_of(dev, kwargs, fmt).get(e.kind, set())
+    return s is deviations.ALL or e.index[0] in s
+
+
+def _meets_documented(dev, kwargs, fmt, e, z, upstream, variant) -> bool:
+    """Whether element ``e`` (covered by ``dev``) meets the documented behaviour for that element: its own error
+    bound, else the documented oracle's element (``variant``), else the documented output predicate."""
+    b = None
+    if dev.documented_error is not None:
+        b = dev.documented_error(kwargs, fmt, e.kind, e.index[0], z, upstream)
+    if b is not None:
         if isinstance(b, float) and math.isinf(b):  # the documented algorithm's result is unbounded there
-            if math.isnan(e.y):
-                return False, m
-            continue
+            return not math.isnan(e.y)
         # the documented algorithm's error is measured on the real line against the exact value, which may lie
         # beyond the format (a finite 596 for an exact 2.3e74 that rounds to inf is within a bound of 1e77)
-        if not math.isfinite(e.y) or e.exact.is_special:
+        if z is None or not math.isfinite(e.y):
+            return False
+        return abs(Fraction(e.y) - z) <= Fraction(b)
+    if variant is not None:
+        return passes(variant.verdict)
+    if dev.documented_output is not None:
+        return dev.documented_output(e.y)
+    return False
+
+
+def explains(dev, case_or_subject, m, kwargs, values, upstream=None) -> tuple:
+    """(True, None) when the documented deviation ``dev`` explains every failing element of measurement ``m``;
+    else (False, the measurement to report). A deviation excuses only what it describes: each failing element
+    must lie in its scope (the quantity, value or gradient, and the flat index, subjects.deviations.scope_of)
+    and meet the documented behaviour for that element: its documented error bound, the documented oracle's
+    element (a torch-behaviour variant, values and gradient components, measured with the same upstream), or the
+    documented output predicate. Any other failing element is not explained. ``upstream``: the one ``m``'s
+    gradient was measured with (default: torch's, subjects.torch_subject.upstream, for torch's measurements)."""
+    bad = m.failures()
+    if not bad:
+        return True, m
+    if upstream is None and m.subject == "torch":
+        upstream = upstream_of(len(values))
+    md = None
+    if dev.documented_oracle:
+        grads = sorted((e for e in m.elements if e.kind == "grad"), key=lambda e: e.index)
+        md = measure(m.subject, m.loss, m.fmt, m.device, kwargs, values, [e.y for e in grads] or None,
+                     oracle_name=dev.documented_oracle, upstream=upstream)
+        variants = {(e.kind, e.index): e for e in md.elements}
+    for e in bad:
+        if not _covered(dev, kwargs, m.fmt, e):
             return False, m
-        if abs(Fraction(e.y) - exact_fraction(e.exact)) > Fraction(b):
-            return False, m
+        z = None if e.exact.is_special else exact_fraction(e.exact)
+        v = variants.get((e.kind, e.index)) if md is not None else None
+        if not _meets_documented(dev, kwargs, m.fmt, e, z, upstream, v):
+            return False, md if v is not None else m
     return True, m
 
 
@@ -194,31 +219,56 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
 
 def overflow_call(case, kw, strict: bool = False):
     """The call the no-overflow property makes of a drawn problem, or None when the property does not apply:
-    finite inputs only (-inf masks aside), restricted to the parameters the function takes, and not under a
-    documented deviation of the subject or (unless ``strict``) of its reference (the agreement property measures
-    those, against the documented behaviour, and a user's function where torch is right there still gates)."""
+    finite inputs only (-inf masks aside), restricted to the parameters the function takes. An example under a
+    documented deviation is measured against the documented behaviour (``overflow_failure``), not dropped;
+    ``strict`` is kept for compatibility (``overflow_failure`` takes it)."""
     if not finite_except_masks(case.loss, kw) or not case.accepts("input"):
         return None
-    kw = restrict(case, kw)
-    if kw is None or deviations.matching(case.subject, case.loss, kw, case.fmt):
-        return None
-    ref = reference_of(case)
-    if ref is not None and not strict and deviations.matching(ref, case.loss, kw, case.fmt):
-        return None
-    return kw
+    return restrict(case, kw)
 
 
-def overflow_failure(case, kw, values, grads):
+def _overflow_explained(case, kw, e, strict_shared, n_values) -> bool:
+    """Whether a matching documented deviation describes this non-finite element (its scope holds the element,
+    and the element meets the documented behaviour there): one of the subject's own, or for a user's function
+    (unless ``strict_shared``) one of torch's that torch itself shows on this call ("shared with torch", as in
+    ``judge``)."""
+    devs = deviations.matching(case.subject, case.loss, kw, case.fmt)
+    up = upstream_of(n_values) if case.framework == "torch" else None
+    for d in devs:
+        if _covered(d, kw, case.fmt, e) and d.documented_oracle is None and _meets_documented(
+                d, kw, case.fmt, e, None if e.exact.is_special else exact_fraction(e.exact), up, None):
+            return True
+    if strict_shared or reference_of(case) is None:
+        return False
+    shared = shared_with_reference(case, kw)
+    z = None if e.exact.is_special else exact_fraction(e.exact)
+    return shared is not None and _covered(shared[0], kw, case.fmt, e) and _meets_documented(
+        shared[0], kw, case.fmt, e, z, upstream_of(n_values), None)
+
+
+class _Out:
+    """One output element as the deviation checks read it (kind, index, y, exact)."""
+
+    def __init__(self, kind, index, y, exact):
+        self.kind, self.index, self.y, self.exact = kind, (index,), y, exact
+
+
+def overflow_failure(case, kw, values, grads, strict_shared: bool = False):
     """The no-overflow property on one call: a message for the first non-finite value (else gradient component)
-    whose correctly rounded exact counterpart is finite, or None."""
+    whose correctly rounded exact counterpart is finite and that no matching documented deviation describes
+    (per element, as ``explains``), or None."""
     result = oracles.REGISTRY[case.loss](**kw)
-    for y, z in zip(values, flat(result)):
+    for i, (y, z) in enumerate(zip(values, flat(result))):
         if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+            if _overflow_explained(case, kw, _Out("value", i, y, z), strict_shared, len(values)):
+                continue
             return f"{case.id}: {y} where the exact result {z} is finite\n" + case_reproducer(case, kw)
     if grads is not None and not all(math.isfinite(y) for y in grads):
         up = upstream(len(values)) if case.framework == "torch" else None
-        for y, z in zip(grads, exact_gradient(case.loss, kw, result, len(grads), up)):
+        for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
             if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
+                if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values)):
+                    continue
                 return (f"{case.id}: gradient {y} where the exact one {z} is finite\n"
                         + case_reproducer(case, kw))
     return None

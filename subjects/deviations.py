@@ -20,6 +20,10 @@ from oracles.formats import get_format, round_to_format
 
 @dataclass(frozen=True)
 class Deviation:
+    """A documented behaviour. It excuses only what it describes: the quantities and the flat elements of its
+    ``scope`` on a call, each against its documented behaviour for that element; every other element of the
+    output is judged normally (lossproof.judge.explains)."""
+
     id: str
     subject: str  # "torch"
     loss: str
@@ -27,13 +31,16 @@ class Deviation:
     reason: str
     link: str
     applies: Callable  # (exact keyword arguments, Format or None) -> bool
-    documented_oracle: str | None = None  # an oracle variant name: measured against it
-    documented_output: Callable[[float], bool] | None = None  # else: a predicate every output element meets
+    documented_oracle: str | None = None  # an oracle variant name: covered elements measured against it
+    documented_output: Callable[[float], bool] | None = None  # else: a predicate every covered element meets
     witness: tuple | None = None  # (format, exact keyword arguments) on which the deviation shows: tested
-    # else: an absolute error bound (kwargs, Format) -> float, or a list of floats (one per value element, flat),
-    # that every failing element's |y - z| meets: the documented algorithm's own error, derived in the reason;
-    # inf where that error is unbounded (any number but NaN is the documented behaviour there)
+    # an absolute error bound per covered element, (kwargs, Format, kind, flat index, exact z as a Fraction,
+    # upstream or None) -> bound (float or Fraction), or None where it describes no bound for that element (then
+    # the documented oracle or output judges it): the documented algorithm's own error, derived in its
+    # docstring; inf where that error is unbounded (any number but NaN is the documented behaviour there)
     documented_error: Callable | None = None
+    # (kwargs, Format or None) -> {"value": covered flat indices or ALL, "grad": ...}: what it describes
+    scope: Callable | None = None
 
 
 #: how a user function's failure that torch shares is recorded: this prefix, then torch's deviation id
@@ -271,13 +278,21 @@ def _not_finite_or_zero(y):
     return not math.isfinite(y) or y == 0
 
 
+def _kl_masked_at(x, t, kw) -> bool:
+    """One kl_div term torch computes as NaN where the exact term is 0: an input of -inf where the target is 0;
+    under log_target, a target of -inf, whatever the input (torch's exp(t) * (t - x) = 0 * (-inf - x): 0 * -inf
+    for a finite input, 0 * NaN for x = -inf, 0 * -inf for x = +inf)."""
+    if kw.get("log_target"):
+        return t == -math.inf
+    return x == -math.inf and t == 0
+
+
 def _kl_masked(kw, f=None):
-    """kl_div where a -inf log-probability input meets a zero target (or log_target -inf)."""
+    """kl_div where a -inf log-probability input meets a zero target, or (log_target) a target is -inf."""
     x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
     if len(x) != len(t):
         return False
-    zero_t = (lambda v: v == -math.inf) if kw.get("log_target") else (lambda v: v == 0)
-    return any(xi == -math.inf and zero_t(ti) for xi, ti in zip(x, t))
+    return any(_kl_masked_at(xi, ti, kw) for xi, ti in zip(x, t))
 
 
 def _kl_terms_overflow(kw, f=None):
@@ -315,33 +330,12 @@ def _bcel_soft_target(kw, f=None):
     return len(x) == len(y) and any(math.isfinite(a) and a < 0 and b != 0 for a, b in zip(x, y))
 
 
-def _bcel_cancellation_error(kw, f):
-    """K S u sum_i |w_i| (1 + |pw_i|) (|x_i| + 1) / D: (1 - y) x rounded (and 1 - y rounded) carries u |x|,
-    which the cancellation against max(-x, 0) leaves absolute; K = 8, S = 8 as in oracles/bounds.py."""
-    u = _fmt(f).u
-    x = _flat(kw["input"])
-    n = len(x)
-    w = _flat(kw["weight"]) if kw.get("weight") is not None else [1.0]
-    pw = _flat(kw["pos_weight"]) if kw.get("pos_weight") is not None else [1.0]
-    F = Fraction
-    wmax = F(max((abs(v) for v in w if math.isfinite(v)), default=1.0))
-    pmax = F(max((abs(v) for v in pw if math.isfinite(v)), default=1.0))
-    total = sum((F(abs(v)) + 1 for v in x if math.isfinite(v)), F(0)) * wmax * (1 + pmax)
-    D = n if kw.get("reduction", "mean") == "mean" else 1
-    return bounds.K * bounds.steps("binary_cross_entropy_with_logits") * u * total / D  # exact: no overflow
 
 
 def _large_logits(kw, f=None):
     return any(math.isfinite(v) and abs(v) > 1 for v in _flat(kw.get("input", [])))
 
 
-def _lse_grad_error(kw, f):
-    """torch's backward is exp(x - lse) * upstream: x - lse carries u (|x| + |lse|) <= 2 u (max |x| + 1) (lse is
-    within log C of the max), which exp turns into that relative error of a component of size <= max |upstream|
-    (< 2): K * 2 * 2 u (max |x| + log C + 1)."""
-    fx = [abs(v) for v in _flat(kw["input"]) if math.isfinite(v)]
-    m = max(fx, default=0.0) + math.log(max(len(fx), 1)) + 1
-    return float(bounds.K * 4 * _fmt(f).u * m)
 
 
 def _elementwise(kw, *names):
@@ -437,6 +431,363 @@ def _scipy_kl_error(kw, f):
         out.append(-t * math.log1p(-r) + K * u * (abs(t * math.log(t)) + t * (abs(x) + 1)) if r < 1 else math.inf)
     return out
 
+
+# --------------------------------------------------------------------------------------------------
+# scopes: which output elements a deviation covers (docs/NUMERICS.md, "One standard for every subject")
+
+#: every element of a quantity
+ALL = None
+
+
+def _shape(v) -> list:
+    shape = []
+    while isinstance(v, list):
+        shape.append(len(v))
+        v = v[0] if v else None
+    return shape
+
+
+def _groups(x, dims) -> list:
+    """The flat indices of ``x`` grouped by the slices that reduce over ``dims`` (an int, a tuple, or None: all
+    dims), groups in C order of the kept coordinates: group k is output element k of a reduction over dims."""
+    shape = _shape(x)
+    nd = len(shape)
+    if nd == 0:
+        return [[0]]
+    ds = range(nd) if dims is None else ([dims] if isinstance(dims, int) else list(dims))
+    ds = {d % nd for d in ds}
+    out: dict = {}
+    n = 1
+    for s in shape:
+        n *= s
+    for i in range(n):
+        coords, r = [], i
+        for s in reversed(shape):
+            coords.append(r % s)
+            r //= s
+        coords.reverse()
+        out.setdefault(tuple(c for d, c in enumerate(coords) if d not in ds), []).append(i)
+    return [out[k] for k in sorted(out)]
+
+
+def _class_groups(kw) -> list:
+    """cross_entropy / nll_loss: the flat input indices of each row's classes (class axis 1, or 0 for (C,))."""
+    x = kw.get("input")
+    return _groups(x, 0 if len(_shape(x)) <= 1 else 1)
+
+
+def _reduced(kw, default="mean") -> bool:
+    return kw.get("reduction", default) != "none"
+
+
+def _scope(values=(), grads=()):
+    """A scope: the covered flat indices per quantity (ALL: every element; an empty collection: none)."""
+    return {"value": values if values is ALL else set(values), "grad": grads if grads is ALL else set(grads)}
+
+
+def _elements_where(pred):
+    """An elementwise loss's scope: the elements where ``pred(i, kw, f)`` holds; a reduced output's one value
+    element (when any holds). Values only."""
+    def scope(kw, f=None):
+        n = len(_flat(kw.get("input", [])))
+        idx = [i for i in range(n) if pred(i, kw, f)]
+        return _scope(([0] if idx else []) if _reduced(kw) else idx)
+    return scope
+
+
+def _rows_where(pred, grads=False, dim_of=None):
+    """A row loss's scope (cross_entropy, nll_loss; softmax-like along ``dim_of(kw)``): the rows where
+    ``pred(row values, flat row indices, kw, f)`` holds: their output element (reduced: the one value) and,
+    with ``grads``, their gradient components."""
+    def scope(kw, f=None):
+        gs = _groups(kw.get("input"), dim_of(kw)) if dim_of else _class_groups(kw)
+        fx = _flat(kw.get("input", []))
+        hit = [k for k, g in enumerate(gs) if pred([fx[i] for i in g], g, kw, f)]
+        red = _reduced(kw) and dim_of is None
+        vals = ([0] if hit else []) if red else hit
+        return _scope(vals, [i for k in hit for i in gs[k]] if grads else ())
+    return scope
+
+
+def _everything(kw, f=None):
+    return _scope(ALL, ALL)
+
+
+def _values_only(kw, f=None):
+    return _scope(ALL, ())
+
+
+def _grads_only(kw, f=None):
+    return _scope((), ALL)
+
+
+def scope_of(dev, kw, fmt=None) -> dict:
+    """{"value": covered flat indices or ALL, "grad": ...}: what ``dev`` describes on this call."""
+    return dev.scope(kw, fmt)
+
+
+def covers(dev, kw, fmt, kind: str, index: int) -> bool:
+    s = scope_of(dev, kw, fmt).get("value" if kind == "value" else "grad", set())
+    return s is ALL or index in s
+
+
+def _softplus_scope(kw, f=None):
+    """The elements above the threshold, values and gradient components (softplus is elementwise)."""
+    beta, th = kw.get("beta", 1.0), kw.get("threshold", 20.0)
+    idx = [i for i, x in enumerate(_flat(kw["input"])) if math.isfinite(x) and x * beta > th]
+    return _scope(idx, idx)
+
+
+def _bce_den(p, fm):
+    """torch's backward denominator max((1 - p) p, 1e-12), each step rounded into the format."""
+    r = lambda v: round_to_format(v, fm.name)  # noqa: E731
+    return max(r(r(1 - p) * p), r(1e-12))
+
+
+def _bce_clamp_scope(kw, f=None):
+    """Values: the elements whose log(p) or log(1 - p) is below -100 (reduced: the one value); gradient
+    components: those where the backward's denominator (1 - p) p is clamped at 1e-12 (in the format)."""
+    fm = _fmt(f)
+    lim = math.exp(-100)
+    ps = _flat(kw["input"])
+    vals = [i for i, p in enumerate(ps) if not math.isnan(p) and (p < lim or 1 - p < lim)]
+    grads = [i for i, p in enumerate(ps) if math.isfinite(p) and
+             round_to_format(round_to_format(1 - p, fm.name) * p, fm.name) < round_to_format(1e-12, fm.name)]
+    return _scope(([0] if vals else []) if _reduced(kw) else vals, grads)
+
+
+def _bce_clamp_grad_error(kw, f, kind, index, z, upstream=None):
+    """A gradient component where the backward clamps: torch computes T = up w (p - y) / max((1 - p) p, 1e-12)
+    (up: the upstream over the mean's n), not the derivative z; the documented behaviour is T, so |y - z| <=
+    |T - z| + K 6 u |T| + s_min (six roundings of T's steps, each relative u; an underflow adds s_min)."""
+    if kind != "grad" or z is None:
+        return None
+    fm = _fmt(f)
+    p, y, w = (v[index] for v in _elementwise(kw, "target", "weight"))
+    den = _bce_den(p, fm)
+    if den == 0 or not all(math.isfinite(v) for v in (p, y, w)):
+        return None  # torch divides by 0: torch-bce-overflow describes it
+    red = kw.get("reduction", "mean")
+    up = Fraction(1, len(_flat(kw["input"]))) if red == "mean" else (
+        Fraction(1) if red == "sum" else Fraction(upstream[index] if upstream else 1.0))
+    T = up * Fraction(w) * (Fraction(p) - Fraction(y)) / Fraction(den)
+    return abs(T - z) + K * 6 * Fraction(fm.u) * abs(T) + Fraction(fm.min_subnormal)
+
+
+def _row_kwargs(kw, k, row):
+    """A one-row call of a class loss: row ``k`` of the input, its target (index or probability row)."""
+    t = kw.get("target")
+    one = {key: v for key, v in kw.items() if key not in ("input", "target")}
+    one["input"] = [row]
+    if isinstance(t, list) and len(_flat(t)) == len(_flat(kw.get("input"))):
+        one["target"] = [_rows_of(t)[k]]
+    elif isinstance(t, list):
+        one["target"] = [_flat(t)[k]]
+    else:
+        one["target"] = [t]
+    return one
+
+
+def _rows_by(applies, grads=False):
+    """A class loss's scope: the rows on which the deviation's own condition holds, evaluated on the row alone:
+    their output element (reduced: the one value) and, with ``grads``, their gradient components. An input of
+    more than two dimensions: every element (its rows are not contiguous)."""
+    def scope(kw, f=None):
+        x = kw.get("input")
+        if len(_shape(x)) > 2:
+            return _scope(ALL, ALL if grads else ())
+        gs = _class_groups(kw)
+        rows = _rows_of(x)
+        hit = [k for k, r in enumerate(rows) if applies(_row_kwargs(kw, k, r), f)]
+        vals = ([0] if hit else []) if _reduced(kw) else hit
+        return _scope(vals, [i for k in hit for i in gs[k]] if grads else ())
+    return scope
+
+
+def _smoothing_span_scope(kw, f=None):
+    """Reduced: the one value (the batch total may overflow); reduction none: the rows that overflow alone."""
+    if _reduced(kw):
+        return _scope([0])
+    return _rows_by(_smoothing_span_overflows)(kw, f)
+
+
+def _plus_inf_slices(kw, f=None):
+    """softmax / log_softmax along ``dim``: every value and gradient component of a slice holding +inf."""
+    x = kw.get("input")
+    fx = _flat(x)
+    idx = [i for g in _groups(x, kw.get("dim", -1)) if any(fx[i] == math.inf for i in g) for i in g]
+    return _scope(idx, idx)
+
+
+def _kl_masked_scope(kw, f=None):
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    return _elements_where(lambda i, kw, f: _kl_masked_at(x[i], t[i], kw))(kw, f)
+
+
+def _per_element_flags(terms_of):
+    """A scope from per-element flags ``terms_of(kw, f) -> (value flags, gradient flags)`` (reduced: the one
+    value when any value flag is set)."""
+    def scope(kw, f=None):
+        vf, gf = terms_of(kw, f)
+        vals = [i for i, b in enumerate(vf) if b]
+        return _scope(([0] if vals else []) if _reduced(kw) else vals, [i for i, b in enumerate(gf) if b])
+    return scope
+
+
+def _bce_overflow_flags(kw, f=None):
+    """Per element: its weighted term beyond the largest finite value (or, reduced, any term or the running sum:
+    the one value), and its backward |p - y| / max((1 - p) p, 1e-12) overflowing or dividing by 0."""
+    fm = _fmt(f)
+    big = fm.max_finite
+    p, y, w = _elementwise(kw, "target", "weight")
+    vf, gf = [], []
+    total = 0.0
+    for pi, yi, wi in zip(p, y, w):
+        if not (math.isfinite(pi) and math.isfinite(yi) and math.isfinite(wi)):
+            vf.append(False)
+            gf.append(False)
+            continue
+        lp = max(math.log(pi), -100.0) if pi > 0 else -100.0
+        lq = max(math.log1p(-pi), -100.0) if pi < 1 else -100.0
+        t = abs(wi) * abs(yi * lp + (1 - yi) * lq)
+        total += t
+        vf.append(t > big or (_reduced(kw) and total > big))
+        den = _bce_den(pi, fm)
+        gf.append(den < fm.min_subnormal / 2 or abs(pi - yi) > big * den)
+    return vf, gf
+
+
+def _bcel_overflow_flags(kw, f=None):
+    """Per element: the log-weight times softplus(-x), or the weighted term, beyond the largest finite value
+    (reduced: also the running sum, for the one value); the gradient component of an element whose own
+    log-weight or term overflows."""
+    big = _fmt(f).max_finite
+    x, y, w, pw = _elementwise(kw, "target", "weight", "pos_weight")
+    vf, gf = [], []
+    total = 0.0
+    for xi, yi, wi, pwi in zip(x, y, w, pw):
+        if not all(math.isfinite(v) for v in (xi, yi, wi, pwi)):
+            vf.append(False)
+            gf.append(False)
+            continue
+        sp = max(-xi, 0.0) + math.log1p(math.exp(-abs(xi)))
+        lw = abs((pwi - 1) * yi + 1) * sp
+        t = abs(wi) * (abs((1 - yi) * xi) + lw)
+        total += t
+        own = lw > big or t > big or abs(wi) * abs((pwi - 1) * yi + 1) > big
+        vf.append(own or (_reduced(kw) and total > big))
+        gf.append(own)
+    return vf, gf
+
+
+def _kl_overflow_flags(kw, f=None):
+    """Per element: its pointwise term beyond the largest finite value (reduced: any term or the running sum)."""
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    big = _max_finite(f)
+    vf = []
+    total = 0.0
+    for xi, ti in zip(x, t):
+        term = 0.0
+        if math.isfinite(xi) and math.isfinite(ti):
+            if kw.get("log_target"):
+                term = math.exp(min(ti, 700.0)) * abs(ti - xi)
+            elif ti > 0:
+                term = ti * abs(math.log(ti) - xi)
+        total += term
+        vf.append(term > big or (_reduced(kw) and total > big))
+    return vf, [False] * len(vf)
+
+
+def _infinite_logit_scope(kw, f=None):
+    idx = [i for i, v in enumerate(_flat(kw.get("input", []))) if math.isinf(v)]
+    return _scope(([0] if idx else []) if _reduced(kw) else idx, idx)
+
+
+def _bcel_cancel_at(x, y):
+    return math.isfinite(x) and x < 0 and y != 0
+
+
+def _bcel_cancel_scope(kw, f=None):
+    x, y = _elementwise(kw, "target")
+    return _elements_where(lambda i, kw, f: _bcel_cancel_at(x[i], y[i]))(kw, f)
+
+
+def _xlogy_scope(kw, f=None):
+    x, y = _flat(kw.get("input", [])), _flat(kw.get("other", []))
+    if len(x) != len(y):
+        return _scope((), [i for i, v in enumerate(x) if v == 0])
+    return _scope((), [i for i, (a, b) in enumerate(zip(x, y)) if a == 0 and b == 0])
+
+
+def _scipy_kl_scope(kw, f=None):
+    fm = get_format(f or "float16")
+    lo, hi = math.log(fm.min_normal), math.log(fm.max_finite)
+    xs, ts = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    return _scope([i for i, (x, t) in enumerate(zip(xs, ts)) if math.isfinite(x) and t > 0 and not lo <= x <= hi])
+
+
+def _bcel_cancellation_error(kw, f, kind, index, z, upstream=None):
+    """A value element's bound: per element i with x_i < 0 and y_i != 0, K S u |w_i| (1 + |pw_i|) (|x_i| + 1):
+    (1 - y) x rounded (and 1 - y rounded) carries u |x_i|, which the cancellation against max(-x, 0) leaves
+    absolute, times the element's weights (K = 8, S = 8 as in oracles/bounds.py); a reduced value: the sum of
+    those over the covered elements, over the mean's denominator D. Never one element's share applied to
+    another, never a total applied to each. Gradients: not described (None)."""
+    if kind != "value":
+        return None
+    u = _fmt(f).u
+    x, y, w, pw = _elementwise(kw, "target", "weight", "pos_weight")
+    F = Fraction
+    c = bounds.K * bounds.steps("binary_cross_entropy_with_logits") * u
+
+    def b(i):
+        if not (_bcel_cancel_at(x[i], y[i]) and math.isfinite(w[i]) and math.isfinite(pw[i])):
+            return F(0)
+        return c * F(abs(w[i])) * (1 + F(abs(pw[i]))) * (F(abs(x[i])) + 1)  # exact: no overflow
+
+    if not _reduced(kw):
+        return b(index)
+    D = len(x) if kw.get("reduction", "mean") == "mean" else 1
+    return sum((b(i) for i in range(len(x))), F(0)) / D
+
+
+def _lse_of(vals):
+    fin = [v for v in vals if v != -math.inf]
+    if not fin or not all(math.isfinite(v) for v in fin):
+        return None
+    m = max(fin)
+    return m + math.log(sum(math.exp(v - m) for v in fin))
+
+
+def _lse_grad_error(kw, f, kind, index, z, upstream=None):
+    """Gradient component c of row k (values: not described, None). torch's backward is up_k exp(x_c - lse~):
+    lse~ carries its own stable error K S u (|lse| + 1), the subtraction u |x_c - lse~|, exp and the product
+    with the upstream u each, so the exponent is off by at most eps_c = K u (S (|lse| + 1) + |d| + 2), d = x_c -
+    lse, and |g~ - g| <= |up_k| (e**(d + eps_c) - e**d) + s_min (underflow): relative to the component itself,
+    so a component that is exactly tiny stays tiny (a swapped gradient is not within it)."""
+    if kind != "grad":
+        return None
+    fm = _fmt(f)
+    x = kw["input"]
+    fx = _flat(x)
+    gs = _groups(x, kw.get("dim"))
+    (k,) = [k for k, g in enumerate(gs) if index in g]
+    lse = _lse_of([fx[i] for i in gs[k]])
+    xc = fx[index]
+    if lse is None or not math.isfinite(xc):
+        return None
+    up = abs(upstream[k]) if upstream and k < len(upstream) else 1.0
+    d = xc - lse
+    eps = float(K * fm.u) * (bounds.steps("logsumexp") * (abs(lse) + 1) + abs(d) + 2)
+    if d + eps > 700:
+        return math.inf
+    return Fraction(up * (math.exp(d + eps) - math.exp(d))) + Fraction(fm.min_subnormal)
+
+
+def _scipy_kl_element_error(kw, f, kind, index, z, upstream=None):
+    """The per-element bound of ``_scipy_kl_error`` for a covered value element (reduction none only)."""
+    return _scipy_kl_error(kw, f)[index] if kind == "value" else None
+
+
 DEVIATIONS = [
     # SciPy's rel_entr takes probabilities: the suite's adapter passes q = exp(input), rounded in the format
     Deviation(
@@ -448,7 +799,8 @@ DEVIATIONS = [
         "rel_entr(t, inf) = -inf, while the exact t (log t - x) is finite (x = -1.8e308, t = 5e-324: 8.9e-16); "
         "measured against that error, t (-log(1 - max(u, s_min / 2q))) + K u (|t log t| + t (|x| + 1)) per element",
         "https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.rel_entr.html",
-        _scipy_exp_not_normal, documented_error=_scipy_kl_error,
+        _scipy_exp_not_normal, documented_error=_scipy_kl_element_error,
+        scope=_scipy_kl_scope,
         witness=("float64", {"input": [-744.0, -1000.0, -1.0], "target": [1.0, 0.5, 0.25],
                              "reduction": "none"})),
     Deviation(
@@ -458,6 +810,7 @@ DEVIATIONS = [
         "25.0000000000139 (3,900 ULP in float64)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.softplus.html",
         _softplus_linear, documented_oracle="torch:softplus",
+        scope=_softplus_scope,
         witness=("float64", {"input": [25.0]})),
     Deviation(
         "torch-bce-log-clamp", "torch", "binary_cross_entropy",
@@ -465,7 +818,8 @@ DEVIATIONS = [
         "BCELoss clamps its log outputs at -100: p = 1e-50, y = 1 gives 100 where the exact loss is 115.13; "
         "the backward clamps p(1 - p) at 1e-12",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
-        _bce_clamped, documented_oracle="torch:binary_cross_entropy",
+        _bce_clamped, documented_oracle="torch:binary_cross_entropy", documented_error=_bce_clamp_grad_error,
+        scope=_bce_clamp_scope,
         witness=("float64", {"input": [1e-50], "target": [1.0]})),
     Deviation(
         "torch-ce-prob-target-masked-logit", "torch", "cross_entropy",
@@ -475,6 +829,7 @@ DEVIATIONS = [
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html "
         "(no upstream issue found; optax has the same defect: https://github.com/google-deepmind/optax/issues/896)",
         _prob_target_with_masked_logit, documented_output=math.isnan,
+        scope=_rows_by(_prob_target_with_masked_logit),
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [[1.0, 0.0]]})),
     Deviation(
         "torch-ce-prob-target-span-overflow", "torch", "cross_entropy",
@@ -484,6 +839,7 @@ DEVIATIONS = [
         "finite (float32 [[3.4e38, -3.4e38, 0, 1.7e38]], target [[0.75, 0.25, 0, 0]]: NaN for 1.56e38)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _prob_target_span_overflows, documented_output=_not_finite,
+        scope=_rows_by(_prob_target_span_overflows),
         witness=("float32", {"input": [[3.4028234663852886e+38, -3.4028234663852886e+38, 0.0, 1.7014117331926443e+38]],
                              "target": [[0.75, 0.25, 0.0, 0.0]]})),
     Deviation(
@@ -493,6 +849,7 @@ DEVIATIONS = [
         "to the exact loss (the 0 log 0 = 0 convention)",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
         _zero_weight_on_masked_target, documented_output=math.isnan,
+        scope=_rows_by(_zero_weight_on_masked_target),
         witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-ce-zero-weight-masked", "torch", "cross_entropy",
@@ -501,6 +858,7 @@ DEVIATIONS = [
         "as for nll_loss: weight 0 times an infinite log-probability is NaN in torch, 0 in the exact loss",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _zero_weight_on_masked_target, documented_output=math.isnan,
+        scope=_rows_by(_zero_weight_on_masked_target),
         witness=("float32", {"input": [[-math.inf, 0.0]], "target": [0], "weight": [0.0, 1.0], "reduction": "sum"})),
     Deviation(
         "torch-softmax-plus-inf", "torch", "softmax",
@@ -509,6 +867,7 @@ DEVIATIONS = [
         "'true in the limit sense only')",
         "https://github.com/pytorch/pytorch/issues/6864",
         _plus_inf_logit, documented_output=math.isnan,
+        scope=_plus_inf_slices,
         witness=("float32", {"input": [[math.inf, 0.0]], "dim": 1})),
     Deviation(
         "torch-log_softmax-plus-inf", "torch", "log_softmax",
@@ -516,6 +875,7 @@ DEVIATIONS = [
         "as for softmax: the limit exists (0 at the +inf logit, -inf elsewhere); torch returns NaN",
         "https://github.com/pytorch/pytorch/issues/6864",
         _plus_inf_logit, documented_output=math.isnan,
+        scope=_plus_inf_slices,
         witness=("float32", {"input": [[math.inf, 0.0]], "dim": 1})),
     # found by the battery in torch 2.13.0 (each verified with a one-line reproducer, see the reason)
     Deviation(
@@ -525,6 +885,7 @@ DEVIATIONS = [
         "is +inf; torch returns NaN for both (gates only under --strict-specials: an infinite input)",
         "https://github.com/pytorch/pytorch/issues/6864",
         _plus_inf_logit, documented_output=math.isnan,
+        scope=_rows_by(_plus_inf_logit, grads=True),
         witness=("float32", {"input": [[math.inf, 0.0]], "target": [1]})),
     Deviation(
         "torch-ce-smoothing-underflow", "torch", "cross_entropy",
@@ -534,6 +895,7 @@ DEVIATIONS = [
         "float32; 5e-324 in float64)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _smoothing_underflows, documented_output=math.isnan,
+        scope=_rows_by(_smoothing_underflows),
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [0], "label_smoothing": 1e-45})),
     Deviation(
         "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
@@ -546,6 +908,7 @@ DEVIATIONS = [
         "loss is finite (inf, or NaN times a zero weight)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _smoothing_span_overflows, documented_output=_not_finite,
+        scope=_smoothing_span_scope,
         witness=("float32", {"input": [[3e38, -3e38, 0.0]], "target": [0], "label_smoothing": 0.25})),
     Deviation(
         "torch-ce-sum-overflow", "torch", "cross_entropy",
@@ -556,6 +919,7 @@ DEVIATIONS = [
         "w / inf = 0, where the exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _weighted_term_overflows, documented_output=_not_finite_or_zero,
+        scope=_everything,
         witness=("float32", {"input": [[0.0, 1.0], [2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
     Deviation(
         "torch-ce-tiny-total-weight", "torch", "cross_entropy",
@@ -565,6 +929,7 @@ DEVIATIONS = [
         "exact [-1, 1]); the loss value itself is right",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _tiny_total_weight, documented_output=_not_finite,
+        scope=_grads_only,
         witness=("float32", {"input": [[-10.0, 0.0]], "target": [0], "weight": [1e-39, 1.0]})),
     Deviation(
         "torch-nll-tiny-total-weight", "torch", "nll_loss",
@@ -573,6 +938,7 @@ DEVIATIONS = [
         "where the exact one is [-1, 0]",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
         _tiny_total_weight, documented_output=_not_finite,
+        scope=_grads_only,
         witness=("float32", {"input": [[-10.0, 0.0]], "target": [0], "weight": [1e-39, 1.0]})),
     Deviation(
         "torch-nll-sum-overflow", "torch", "nll_loss",
@@ -584,14 +950,18 @@ DEVIATIONS = [
         "gradient w / inf = 0, where the exact ones are finite and nonzero",
         "https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html",
         _nll_weighted_term_overflows, documented_output=_not_finite_or_zero,
+        scope=_everything,
         witness=("float32", {"input": [[-1.0, 0.0], [-2.0, 0.0]], "target": [0, 0], "weight": [3e38, 1.0]})),
     Deviation(
         "torch-kl_div-masked", "torch", "kl_div",
-        "an input log-probability of -inf where the target is 0 (log_target: -inf)",
-        "torch computes target * (log(target) - input) = 0 * inf = NaN (log_target: exp(-inf) * (-inf - -inf)); "
-        "a class of zero target mass contributes 0 to the exact divergence (0 log 0 = 0)",
+        "an input log-probability of -inf where the target is 0; under log_target, a target of -inf (any input)",
+        "torch computes target * (log(target) - input) = 0 * inf = NaN; under log_target exp(t) * (t - x) = "
+        "0 * (-inf - x) = NaN for any input x (float32 log_target, input [-1, -1], target [-inf, log 0.5]: NaN "
+        "where the exact sum is 0.153); a class of zero target mass contributes 0 to the exact divergence (0 log 0 "
+        "= 0)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
         _kl_masked, documented_output=math.isnan,
+        scope=_kl_masked_scope,
         witness=("float32", {"input": [-math.inf, -1.0], "target": [0.0, 0.5], "reduction": "sum"})),
     Deviation(
         "torch-bce-overflow", "torch", "binary_cross_entropy",
@@ -603,6 +973,7 @@ DEVIATIONS = [
         "derivative is 0)",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
         _bce_overflows, documented_output=_not_finite_or_zero,
+        scope=_per_element_flags(_bce_overflow_flags),
         witness=("float16", {"input": [5.960464477539063e-08, 0.5], "target": [1.0, 0.0], "weight": [0.0, 1.0]})),
     Deviation(
         "torch-bce-with-logits-overflow", "torch", "binary_cross_entropy_with_logits",
@@ -613,6 +984,7 @@ DEVIATIONS = [
         "mean over 7: inf where the exact loss is 1.03e38)",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
         _bcel_overflows, documented_output=_not_finite_or_zero,
+        scope=_per_element_flags(_bcel_overflow_flags),
         witness=("float32", {"input": [[0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0]],
                              "target": [[0.0, 0.0, 0.0, 0.0, 0.9999999403953552, 0.0, 0.0]],
                              "pos_weight": [1.0, 1.0, 1.0, 1.0, 3.4028232635611926e+38, 1.0, 1.0]})),
@@ -624,6 +996,7 @@ DEVIATIONS = [
         "is 3e38)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
         _kl_terms_overflow, documented_output=_not_finite_or_zero,
+        scope=_per_element_flags(_kl_overflow_flags),
         witness=("float32", {"input": [-3e38, -3e38], "target": [1.0, 1.0], "reduction": "mean"})),
     Deviation(
         "torch-bce-with-logits-infinite", "torch", "binary_cross_entropy_with_logits",
@@ -632,6 +1005,7 @@ DEVIATIONS = [
         "x = -inf, y = 0, where the limit (0) exists",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
         _bcel_infinite_logit, documented_output=math.isnan,
+        scope=_infinite_logit_scope,
         witness=("float32", {"input": [math.inf], "target": [1.0]})),
     Deviation(
         "torch-bce-with-logits-cancellation", "torch", "binary_cross_entropy_with_logits",
@@ -642,6 +1016,7 @@ DEVIATIONS = [
         "log1p(exp(x))); measured against the formula's own bound K S u sum w (1 + pw)(|x| + 1) / D",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
         _bcel_soft_target, documented_error=_bcel_cancellation_error,
+        scope=_bcel_cancel_scope,
         witness=("float16", {"input": [-60000.0], "target": [6.097555160522461e-05], "reduction": "none"})),
     Deviation(
         "torch-logsumexp-grad-offset", "torch", "logsumexp",
@@ -652,6 +1027,7 @@ DEVIATIONS = [
         "https://github.com/pytorch/pytorch/blob/main/tools/autograd/derivatives.yaml (logsumexp: "
         "logsumexp_backward)",
         _large_logits, documented_error=_lse_grad_error,
+        scope=_grads_only,
         witness=("float64", {"input": [[-698.3964185322643], [-708.3964185322643]], "dim": 0})),
     Deviation(
         "torch-xlogy-grad-at-zero", "torch", "xlogy",
@@ -660,6 +1036,7 @@ DEVIATIONS = [
         "convention, while the derivative of x log(y) in x is log(0) = -inf there (log(y) elsewhere, as torch)",
         "https://github.com/pytorch/pytorch/blob/main/tools/autograd/derivatives.yaml (xlogy)",
         _xlogy_zero_x, documented_output=lambda y: y == 0,
+        scope=_xlogy_scope,
         witness=("float32", {"input": [0.0], "other": [0.0]})),
 ]
 
