@@ -36,11 +36,17 @@ class Profile:
     #: the search the same on any machine. ci: 12,000, what the slowest tests measured in 4 s of a 2-core machine
     #: (one 4,096-class row with its gradient is 8,192)
     work: float
-    #: safety nets, in seconds: a search with no failure seen, shrinking after the first failure, one example's
-    #: oracle work (lossproof.budget)
+    #: in seconds: the shrink budget after the first failure, and two last resorts that fail the test loudly when
+    #: hit (never skip silently: lossproof.budget): a search, one example's oracle work. Sized at about 30 and 20
+    #: times the slowest ci cell and example measured alone on a 2-core machine (under 10 s and 6 s)
     search_seconds: float
     shrink_seconds: float
     example_seconds: float
+    #: one example's predicted oracle work cap, in bit-terms (lossproof.work: numbers x working precision bits,
+    #: the oracle's cap 32,768 included); an example over it passes unmeasured, counted and listed, the same on
+    #: every machine. ci 3e8: every ci draw (4,096 elements, with targets and weights about 8,200 numbers, times
+    #: 1,000 + 32,768) is admitted; thorough 1e9 admits 20,000-element rows up to ~25,000 bits of precision
+    example_work: float
     #: elements per drawn example and the share of draws with 1,024 classes or more
     max_elements: int
     large_share: float
@@ -58,15 +64,16 @@ class Profile:
 
 PROFILES = {
     "dev": Profile("dev", agreement_examples=20, overflow_examples=20, identity_examples=5, work=4_000,
-                   search_seconds=30.0, shrink_seconds=5.0, example_seconds=10.0, max_elements=4096,
+                   search_seconds=120.0, shrink_seconds=5.0, example_seconds=60.0, example_work=1e8, max_elements=4096,
                    large_share=0.05, min_measured_share=0.5, meta_examples=25, crosscheck_cases=200,
                    fast_rows=10_000, vocab_sizes=(32_000,), derandomize=False),
     "ci": Profile("ci", agreement_examples=100, overflow_examples=100, identity_examples=12, work=12_000,
-                  search_seconds=60.0, shrink_seconds=10.0, example_seconds=20.0, max_elements=4096,
+                  search_seconds=300.0, shrink_seconds=10.0, example_seconds=120.0, example_work=3e8, max_elements=4096,
                   large_share=0.05, min_measured_share=0.5, meta_examples=100, crosscheck_cases=1000,
                   fast_rows=10_000, vocab_sizes=(32_000,), derandomize=True),
     "thorough": Profile("thorough", agreement_examples=2000, overflow_examples=1000, identity_examples=200,
-                        work=float("inf"), search_seconds=120.0, shrink_seconds=300.0, example_seconds=300.0,
+                        work=500_000, search_seconds=3600.0, shrink_seconds=300.0, example_seconds=1800.0,
+                        example_work=1e9,
                         max_elements=20_000, large_share=0.2, min_measured_share=0.5, meta_examples=2000,
                         crosscheck_cases=100_000, fast_rows=100_000, vocab_sizes=(32_000, 128_256),
                         derandomize=False),

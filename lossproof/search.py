@@ -30,7 +30,7 @@ from subjects import deviations
 from subjects.torch_subject import upstream
 
 from . import judge, profiles
-from .budget import Budget, ExampleTooSlow
+from .budget import Budget, ExampleTooSlow, examples_dir, forget, save, saved
 from .cases import NotSupported, format_changed, restrict, unsupported
 from .edges import edge_problems
 from .measure import measure
@@ -91,11 +91,79 @@ class Search:
 
 
     def run(self):
-        """Run the edge problems, then the search, both to the end (a failing edge problem does not stop the
-        search: the search may find a more ordinary input, the one a user should fix first); a failure then
-        propagates (an AssertionError with its report and reproducer), the one whose minimal input is in the most
-        ordinary regime (lossproof.regimes), naming the other."""
+        """Replay the failures an earlier run saved in the example database (lossproof.budget.saved), then run the
+        edge problems, then the search, both to the end (a failing edge problem does not stop the search: the
+        search may find a more ordinary input, the one a user should fix first); a failure then propagates (an
+        AssertionError with its report and reproducer), the one whose minimal input is in the most ordinary regime
+        (lossproof.regimes), naming the other, and its minimal input is saved for the next run to replay first.
+        A replayed input that fails again is the test's failure when the run itself finds none (a failure found
+        by an earlier, differently seeded run is not lost); when the run fails too, its own report stands, as it
+        would without a database. One example's oracle work is capped by its prediction (lossproof.work,
+        ``_admit``): no clock decides which inputs are measured."""
         self.state["t0"] = time.monotonic()
+        if self.case is not None:
+            self.budget.loss, self.budget.fmt = self.case.loss, self.case.fmt
+        replay_error, replay_input = self._replay()
+        try:
+            self._run()
+        except (AssertionError, BaseExceptionGroup):
+            if self._database() and self.state["last_fail"] is not None:
+                save(self.prop, self._cell(), self.state["last_fail"])
+            raise
+        if replay_error is not None:
+            self.state["last_fail"] = replay_input
+            raise replay_error
+
+    def _database(self) -> bool:
+        """Whether this run uses the example database: a case's derandomized or random run; not a run under an
+        explicit seed (the zoo's controls: another sequence on purpose), nor one without a case."""
+        return (self.case is not None and examples_dir() is not None
+                and getattr(self.test, "_hypothesis_internal_use_seed", None) is None)
+
+    def _cell(self) -> str:
+        """The database's name for this search: property, case, examples, edge problems and profile (a search
+        configured otherwise finds other failures, and must not replay them as its own)."""
+        return f"{self.case.id} examples={self.examples} edges={self.edges is not None} {profiles.current().name}"
+
+    def _replay(self):
+        """Measure the failing inputs an earlier run saved for this search, first, as Hypothesis's explicit
+        examples; returns (the failure, its input) when one fails again, else (None, None), having dropped the
+        saved inputs (they pass now: the mistake was fixed). Then the search starts as on a clean machine (the
+        budget restarted, the replays' inputs forgotten as seen, no first failure timed), so a saved example never
+        changes which inputs the derandomized search measures."""
+        one = self.state.get("one")
+        if one is None or not self._database():
+            return None, None
+        inputs = saved(self.prop, self._cell())
+        if not inputs:
+            return None, None
+        where = examples_dir()
+
+        def replay(problem):
+            try:
+                one(problem)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n  replayed first: a failure an earlier run saved in {where}") from None
+
+        for kwargs in reversed(inputs):  # decorators apply bottom-up: smallest first
+            replay = example(problem=kwargs)(replay)
+        test = settings(phases=[Phase.explicit], report_multiple_bugs=False, suppress_health_check=_HEALTH,
+                        database=None, deadline=None)(given(problem=st.none())(replay))
+        self.state["replayed"] = len(inputs)
+        error = failing = None
+        with self.budget.unmetered():
+            try:
+                self.budget.run(test)
+            except (AssertionError, BaseExceptionGroup) as e:
+                error, failing = e, self.state["last_fail"]
+        if error is None:
+            for kwargs in inputs:
+                forget(self.prop, self._cell(), kwargs)
+        self.budget.restart()
+        self.state.update(seen=set(), first=None, last_fail=None)
+        return error, failing
+
+    def _run(self):
         edge_error = edge_input = None
         if self.edges is not None:
             with self.budget.unmetered():  # a fixed cost: the search's budgets start after them
@@ -179,6 +247,10 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
             state["last_fail"] = state["current"]
             raise
 
+    state["one"] = one  # Search.run replays the example database's saved failures through it
+    # database=None: derandomize=True implies it (Hypothesis refuses both), and Hypothesis's own database would
+    # replay its saved pareto front between runs, changing the sequence; lossproof replays its saved failures
+    # itself, first and apart from the search (Search._replay)
     @settings(max_examples=n, suppress_health_check=_HEALTH, database=None, deadline=None, **extra)
     @given(st.data())
     def check(data):
@@ -229,11 +301,13 @@ def _fresh(state, key):
 
 
 def _admit(state, budget, kwargs) -> str:
-    """The example's key, once the budget admits it (``Budget.check``) and it is not a repeat (``_fresh``)."""
+    """The example's key, once the budget admits it (``Budget.check``) and it is not a repeat (``_fresh``); its
+    oracle work predicted (``Budget.admit``, lossproof.work) before the oracle starts."""
     key = repr(kwargs)
     state["current"] = kwargs
     budget.check(key)
     _fresh(state, key)
+    budget.admit(kwargs)  # over the predicted-work cap: ``budget.example()`` skips it, counted and listed
     return key
 
 
