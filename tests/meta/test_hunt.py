@@ -1,6 +1,11 @@
 """``lossproof hunt`` and ``lossproof detect`` as commands: the hunt finds the failure a naive implementation has and
 none in a careful one, the worst-known table merges and is written atomically, and bad input exits 2 with one line
-(no traceback)."""
+(no traceback).
+
+The hunt is budgeted in seconds (``--budget``); here its clock is a fake one (``clock``) that moves a fixed step at
+every reading, so a budget of S seconds buys the same S / STEP readings, the same loop iterations and the same
+evaluations on any machine under any load: the tests assert on what the hunt found and how many inputs it
+evaluated, never on seconds. What a real budget buys is measured by benchmarks/budget_speed.py."""
 
 from __future__ import annotations
 
@@ -14,6 +19,30 @@ import pytest
 from lossproof import cli, detect, hunt, zoo
 from reports.reproducers import compact_input
 
+#: fake seconds per clock reading: the hunt reads its clock once per Hypothesis example and once per move of the
+#: encoding search, so a 3 s budget is 300 readings, 150 for each phase
+STEP = 0.01
+
+
+class FakeClock:
+    """``time`` for lossproof.hunt: each ``monotonic`` reading moves it on by ``STEP`` fake seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.readings = 0
+
+    def monotonic(self):
+        self.readings += 1
+        self.now += STEP
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    c = FakeClock()
+    monkeypatch.setattr(hunt, "time", c)
+    return c
+
 
 @pytest.fixture(autouse=True)
 def _quiet():
@@ -26,15 +55,20 @@ def _case(name):
     return detect.case_for(zoo.by_name(name))
 
 
-def test_hunt_finds_the_naive_softplus_overflow_and_nothing_in_the_careful_one():
+def test_hunt_finds_the_naive_softplus_overflow_and_nothing_in_the_careful_one(clock):
     naive = hunt.hunt(_case("softplus_log1p_exp"), budget=3.0, top=3)
     assert naive["worst"][0]["element_verdict"] == "broken", naive["worst"][0]
+    before = clock.readings
     careful = hunt.hunt(_case("careful_softplus"), budget=3.0, top=3)
-    assert careful["evaluations"] > 20
+    # the budget is 3.0 / STEP = 300 readings (a few more: the phases' starts and ends read it too); a Hypothesis
+    # example evaluates at most once per reading, a move of the encoding search at most twice (both signs)
+    readings = clock.readings - before
+    assert 300 <= readings <= 310, readings
+    assert 20 < careful["evaluations"] <= 2 * readings, (careful["evaluations"], readings)
     assert careful["worst"][0]["element_verdict"] in ("stable", "accurate", "correctly_rounded"), careful["worst"][0]
 
 
-def test_encoding_search_climbs_to_the_overflow_threshold():
+def test_encoding_search_climbs_to_the_overflow_threshold(clock):
     """From a harmless start (x = 80 in float32, where exp(80) is finite) the moves over encodings alone reach an
     input past log(max float32) = 88.72, where log(1 + exp(x)) overflows."""
     h = hunt.Hunter(_case("softplus_log1p_exp"))
