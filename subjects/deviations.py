@@ -615,7 +615,10 @@ def _plus_inf_slices(kw, f=None):
     """softmax / log_softmax along ``dim``: every value and gradient component of a slice holding +inf."""
     x = kw.get("input")
     fx = _flat(x)
-    idx = [i for g in _groups(x, kw.get("dim", -1)) if any(fx[i] == math.inf for i in g) for i in g]
+    dim = kw.get("dim")
+    if dim is None:  # torch's legacy implicit dim: 0 for 0-, 1- and 3-dimensional inputs, else 1
+        dim = 0 if len(_shape(x)) in (0, 1, 3) else 1
+    idx = [i for g in _groups(x, dim) if any(fx[i] == math.inf for i in g) for i in g]
     return _scope(idx, idx)
 
 
