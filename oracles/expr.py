@@ -230,23 +230,26 @@ def as_node(x: Node | Dyadic) -> Node:
     return const(to_mpf(x))
 
 
-def _as_log_term(t):
-    """(coefficient as a Fraction, canonical log node) when t is q * log(const), else None."""
-    if t.op == "log" and t.args[0].is_const:
-        return Fraction(1), t
+def _as_multiple(t: Node) -> tuple[Fraction, Node]:
+    """(q, base) with t = q * base exactly: q an exact rational coefficient, base the node it multiplies (t
+    itself, with q = 1, when t carries no exact coefficient). Equal bases are one node (the logarithm of a
+    constant is canonical and shared, ``log``; a row's log1p is shared by its log_softmax values), so collecting
+    coefficients by the base's identity cancels structurally opposite terms exactly."""
     if t.op == "mul":
         a, b = t.args
-        if a.is_exact and _fraction_ok(a) and b.op == "log" and b.args[0].is_const:
+        if a.is_exact and _fraction_ok(a):
             return a.fraction(), b
-    return None
+    elif t.op == "neg":
+        return Fraction(-1), t.args[0]
+    return Fraction(1), t
 
 
 def nsum(terms: Iterable[Node | Dyadic]) -> Node:
     """Exact-aware sum: exact constants are added exactly (dyadic ones as raw mpf, others as Fractions), zeros
-    dropped, nested sums flattened, and multiples of the same canonical logarithm collected with exact
-    coefficients, so that structurally cancelling terms cancel exactly."""
-    flat = []
-    logs: dict = {}
+    dropped, nested sums flattened, and multiples of the same node (q * base, -base, base) collected with exact
+    coefficients, so that structurally cancelling terms cancel exactly: sum_c w_c t_c (L - d_c) over classes
+    whose weighted targets sum to 0 is the exact constant -sum_c w_c t_c d_c, L gone."""
+    multiples: dict[int, list] = {}  # id(base) -> [coefficient, base, the first term, how many terms]
     c = fzero
     q = Fraction(0)
     for t in terms:
@@ -256,21 +259,24 @@ def nsum(terms: Iterable[Node | Dyadic]) -> Node:
             if s.op == "const":
                 if _cheap_exact_sum(c, s.value):
                     c = libmp.mpf_add(c, s.value, 0)
-                else:  # exponents too far apart for an exact sum of modest size: left to the balls
-                    flat.append(s)
-                continue
-            if s.op == "rat":
+                    continue
+                # exponents too far apart for an exact sum of modest size: left to the balls (as a term)
+            elif s.op == "rat":
                 q += s.value
                 continue
-            r = _as_log_term(s)
-            if r is not None:
-                k, L = r
-                logs[id(L)] = (logs[id(L)][0] + k, L) if id(L) in logs else (k, L)
+            k, base = _as_multiple(s) if s.op != "const" else (Fraction(1), s)
+            m = multiples.get(id(base))
+            if m is None:
+                multiples[id(base)] = [k, base, s, 1]
             else:
-                flat.append(s)
-    for k, L in logs.values():
-        if k:
-            flat.append(L if k == 1 else Node("mul", (rational(k), L)))
+                m[0] += k
+                m[3] += 1
+    flat = []
+    for k, base, first, count in multiples.values():
+        if count == 1:
+            flat.append(first)  # a term met once stays the node it was
+        elif k:
+            flat.append(base if k == 1 else Node("mul", (rational(k), base)))
     if q and (not c[1] or _fraction_ok(const(c))):
         total = rational(q + _mpf_fraction(c))
         if not total.is_zero:

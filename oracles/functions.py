@@ -38,7 +38,7 @@ from .tensors import (
 INF, NINF, NAN = math.inf, -math.inf, math.nan
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "logsigmoid", "softplus", "xlogy", "Row", "VJP",
-           "exclusive_sums", "softmax_vjp", "log_softmax_vjp"]
+           "shared_rows", "exclusive_sums", "softmax_vjp", "log_softmax_vjp"]
 
 # --------------------------------------------------------------------------------------------------
 # the softmax family: one slice along the class dimension
@@ -144,6 +144,24 @@ class Row:
         if i not in self.e:
             return ZERO
         return self.e[i] / self.denom
+
+
+def shared_rows(rows: Sequence[Sequence[Value]]) -> list[Row]:
+    """One ``Row`` per slice, where slices with the same differences d_j = x_j - max (a common shift apart, or
+    equal) share their exp, sum and log1p nodes: their log_softmax values are then the same expressions, so
+    terms of opposite weight from different slices cancel exactly in a sum (``expr.nsum`` collects multiples of
+    one node), instead of leaving two equal balls to straddle zero forever."""
+    out: list[Row] = []
+    seen: dict[tuple, Row] = {}
+    for xs in rows:
+        row = Row(list(xs))
+        if row.regular:
+            key = tuple(row.d[j].value if j in row.d else "-inf" for j in range(len(row.xs)))
+            first = seen.setdefault(key, row)
+            if first is not row:
+                row.e, row.rest, row.denom, row.l1p = first.e, first.rest, first.denom, first.l1p
+        out.append(row)
+    return out
 
 
 def exclusive_sums(terms: Sequence[Node | None]) -> Callable[[int], Node | None]:

@@ -6,8 +6,10 @@ its condition number kappa = sum_j |x_j df/dx_j| over ``input`` (targets, weight
 of the problem: hard labels are exact, and the input is what the computation perturbs).
 
 Special values follow NUMERICS.md: limits in the extended reals where they exist, NaN where none does, an
-exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), and a
-mean over zero total weight is 0/0 = NaN. Gradients are structural, as autograd's are: an input that does not
+exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), a
+mean over zero total weight is 0/0 = NaN, and so is a mean over an input of no element (torch's result too). Sums
+are built with ``expr.nsum``, which collects multiples of one node with exact coefficients: terms of opposite
+class weights cancel exactly (an exact zero is +0.0, NUMERICS.md "The sign of an exact zero") instead of raising. Gradients are structural, as autograd's are: an input that does not
 enter the result (every target ignored) has derivative 0 even where the value is NaN; a NaN result has a NaN
 condition number. The torch-only conventions (the -100 clamp of BCELoss's log, softplus's threshold) live in
 ``oracles.torch_variants``.
@@ -27,7 +29,7 @@ from . import extended as X
 from .exact import Exact, ExactTree
 from .expr import ONE, ZERO, Value
 from .fast import attempt
-from .functions import Row, sigmoid_value, softplus_value
+from .functions import shared_rows, sigmoid_value, softplus_value
 from .results import kappa_of
 from .tensors import (
     REDUCTIONS,
@@ -179,7 +181,7 @@ def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | No
     one_m_eps = ONE - eps_n
     eps_c = eps_n / expr.const(libmp.from_int(C)) if eps and C else ZERO
     wc = (lambda c: w[c]) if w is not None else (lambda c: ONE)
-    rowobjs = [Row([vals[k] for k in idx]) for idx in rows]
+    rowobjs = shared_rows([[vals[k] for k in idx] for idx in rows])
 
     if t_shape == in_shape and in_shape != out_shape:
         return _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one_m_eps, eps_c,
@@ -234,6 +236,8 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
             wt = [X.mul(wc(c), tgt[k]) for c, k in enumerate(idx)]
             exact = all(isinstance(m, expr.Node) and m.is_exact for m in wt)
             mass = X.total(wt) if exact else None
+            if exact and X.is_zero(mass):  # s_c * 0 - w_c t_c: exactly, however s_c is (opposite weights)
+                return {k: X.neg(wt[c]) for c, k in enumerate(idx)}
             g = {}
             for c, k in enumerate(idx):
                 # the other classes' mass: an exact difference of exact constants in O(1), else summed afresh
@@ -243,8 +247,9 @@ def _ce_prob(in_shape, vals, rows, rowobjs, C, out_shape, target, wc, eps_n, one
 
 
         outs.append(_Out(value, grad))
-    n_rows = len(rows)
-    denom = expr.const(libmp.from_int(n_rows)) if n_rows else ZERO
+    # "mean" divides by the number of output elements; an input of no element at all (shape (0,), (2, 0), ...)
+    # is a mean over nothing, NaN, as torch's sum / (numel / C) gives (0/0 there too)
+    denom = _count(len(rows)) if numel(in_shape) else ZERO
     return _finish(outs, out_shape, reduction, denom, in_shape, vals)
 
 
@@ -317,7 +322,8 @@ def binary_cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLi
                          size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> ExactTree:
     """torch.nn.functional.binary_cross_entropy, the mathematical loss -w (y log p + (1 - y) log(1 - p)),
-    with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``)."""
+    with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``). Input and
+    target must lie in [0, 1], as torch requires of both (a NaN input gives NaN; a NaN target is refused)."""
     return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=None)
 
 
@@ -331,6 +337,9 @@ def bce_terms(input: TensorLike, target: TensorLike, weight: TensorLike | None, 
         if isinstance(p, float) or X.sign(p) < 0 or X.sign(p - ONE) > 0:
             raise OracleInputError("all elements of input should be between 0 and 1")
     ys = _same_shape_target(in_shape, target)
+    for y in ys:  # torch refuses these too (binary_cross_entropy's check; NaN is not in [0, 1] either)
+        if X.is_nan(y) or y == INF or X.sign(X.sub(y, ONE)) > 0:
+            raise OracleInputError("all elements of target should be between 0 and 1")
     ws = _broadcast_to(weight, in_shape, "weight")
 
     def logc(v):  # log, with torch's clamp when asked: max(log v, clamp)
@@ -430,7 +439,8 @@ def kl_div(input: TensorLike, target: TensorLike, size_average: bool | None = No
     for k, (x, t) in enumerate(zip(xs, ts)):
         if log_target:
             et = ZERO if t == NINF else (INF if t == INF else (NAN if X.is_nan(t) else expr.exp(t)))
-            # a target of log-probability -inf has zero mass: it contributes nothing, whatever the input
+            # a target of log-probability -inf has zero mass: it contributes nothing, whatever the input (the
+            # limit of e**t (t - x) as t -> -inf is 0; torch computes 0 * -inf = NaN there, its deviation)
             value = NAN if X.is_nan(x) or X.is_nan(t) else (ZERO if t == NINF else X.mul(et, X.sub(t, x)))
             grad = lambda k=k, et=et: {k: X.neg(et)}  # noqa: E731
         else:

@@ -53,6 +53,13 @@ def test_cross_entropy_line_has_exact_hex_and_repr(capsys):
         ("cross_entropy", "float64",
          {"input": [[0.0, 0.0], [0.0, 0.0]], "target": [0, -100], "weight": [1.0, 3.0], "label_smoothing": 0.5},
          [float.fromhex("0x1.0a2b23f3bab73p+0")]),
+        # opposite class weights cancel the log terms exactly: 1 * log 2 - 1 * log 2 = 0, decided, not raised
+        ("cross_entropy", "float64", {"input": [[0, 0]], "target": [[1, 1]], "weight": [1, -1]}, [0.0]),
+        # the same through a log term: (L - 0) * 1 - (L - 2**24) * 1 = 2**24 exactly, in float16 past 65504: inf
+        ("cross_entropy", "float16", {"input": [[0, 16777216]], "target": [[1, 1]], "weight": [1, -1]},
+         [math.inf]),
+        # a mean over an input of no element: NaN (torch too)
+        ("cross_entropy", "float64", {"input": [], "target": []}, [math.nan]),
         # all targets ignored under "mean": 0/0, NaN (torch's documented result too)
         ("nll_loss", "float32", {"input": [[1.0, 2.0]], "target": [-100]}, [math.nan]),
         # probability targets with a -inf logit carrying no mass contribute nothing
@@ -95,6 +102,10 @@ def test_inputs_not_in_the_format_are_rounded_with_a_note(capsys):
         (["exact", "kl_div", '{"input": [0.5], "target": [-0.25]}'], "negative probability"),
         (["exact", "cross_entropy", '{"input": [[1, 2]], "target": [[-0.5, 1.5]]}'], "negative probability"),
         (["exact", "binary_cross_entropy", '{"input": [1.5], "target": [1.0]}'], "between 0 and 1"),
+        # targets outside [0, 1] are refused as torch refuses them (binary_cross_entropy only: with logits, any)
+        (["exact", "binary_cross_entropy", '{"input": [0.5], "target": [1.5]}'], "target should be between 0 and 1"),
+        (["exact", "torch:binary_cross_entropy", '{"input": [0.5], "target": ["nan"]}'],
+         "target should be between 0 and 1"),
         (["exact", "softmax", '{"input": [1], "bogus": 2}'], "takes no argument"),
         (["exact", "softmax", '{"input": ["one"]}'], "float literal"),
         (["exact", "softmax", '{"input": [true]}'], "numbers"),
