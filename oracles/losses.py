@@ -9,10 +9,11 @@ Special values follow NUMERICS.md: limits in the extended reals where they exist
 exact-zero probability or weight contributes nothing (0 * log 0 = 0, a masked class with zero target mass), a
 mean over zero total weight is 0/0 = NaN, and so is a mean over an input of no element (torch's result too). Sums
 are built with ``expr.nsum``, which collects multiples of one node with exact coefficients: terms of opposite
-class weights cancel exactly (an exact zero is +0.0, NUMERICS.md "The sign of an exact zero") instead of raising. Gradients are structural, as autograd's are: an input that does not
-enter the result (every target ignored) has derivative 0 even where the value is NaN; a NaN result has a NaN
-condition number. The torch-only conventions (the -100 clamp of BCELoss's log, softplus's threshold) live in
-``oracles.torch_variants``.
+class weights cancel exactly (an exact zero is +0.0, NUMERICS.md "The sign of an exact zero") instead of raising.
+binary_cross_entropy refuses a target outside [0, 1], as torch does. Gradients are structural, as autograd's are:
+an input that does not enter the result (every target ignored) has derivative 0 even where the value is NaN; a NaN
+result has a NaN condition number. The torch-only conventions (the -100 clamp of BCELoss's log, softplus's
+threshold) live in ``oracles.torch_variants``.
 
 Stability bounds (NUMERICS.md "stable" rung), derived from the reference stable algorithm with pairwise
 summation, are in ``oracles.bounds``.
