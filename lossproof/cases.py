@@ -39,6 +39,11 @@ class Case:
     accepts: Callable[[str], bool] = lambda key: True
     skip: str | None = None  # a reason to skip, shown and counted
     target: str | None = None  # a user subject's MODULE:FUNCTION or path/file.py:FUNCTION
+    #: parameters the function takes at one value only, and why (SciPy's rel_entr: reduction "none", no log-space
+    #: target): a call is made with that value (``restrict``), the others are reported as not supported
+    #: (``unsupported``), so that every draw reaches the comparison instead of most raising
+    only: tuple = ()
+    only_why: str = ""
 
     @property
     def id(self) -> str:
@@ -144,8 +149,16 @@ def scipy_cases() -> list:
                 except NotImplementedError as e:
                     raise NotSupported(str(e)) from None
 
-            out.append(Case("scipy", "numpy", loss, fmt, "cpu", call, params.__contains__, skip))
+            only = _SCIPY_ONLY.get(loss, ())
+            out.append(Case("scipy", "numpy", loss, fmt, "cpu", call, params.__contains__, skip,
+                            only=only, only_why=_SCIPY_ONLY_WHY if only else ""))
     return out
+
+
+#: SciPy's counterparts that take a parameter at one value only (subjects/array_subject.scipy_functions): kl_div is
+#: rel_entr, the pointwise probability-target KL (issue 14: 64 of 105 agreement examples raised inside a pass)
+_SCIPY_ONLY = {"kl_div": (("reduction", "none"), ("log_target", False))}
+_SCIPY_ONLY_WHY = "SciPy's rel_entr is the pointwise, probability-target KL only"
 
 
 def user_cases(user: UserSubject, cuda_available: bool) -> list:
@@ -203,6 +216,8 @@ def unsupported(case) -> dict:
                 first = first or (str(e).splitlines()[0] if str(e) else type(e).__name__)
         if first is not None:
             out[capability] = first
+    for param, value in case.only:
+        out[f"{param} other than {value!r}"] = f"{case.subject} {case.loss}: {case.only_why}"
     return out
 
 
@@ -222,14 +237,20 @@ def restrict(case, kwargs):
     the oracle see torch's defaults for them (a function without ``reduction`` is measured as "mean"). Targets
     at the default ignore index (-100) become class 0 for a function without ``ignore_index`` (it could not
     mean them), and so do targets at any negative ignore index (a drawn ignore index that is a class keeps
-    its meaning: that class). None when a drawn input needs a dropped parameter to mean what it says (a
-    log-space target without log_target)."""
+    its meaning: that class). A parameter the function takes at one value only (``Case.only``) is given that
+    value. None when a drawn input needs a dropped parameter to mean what it says (a log-space target without
+    log_target, or with a function that takes no log-space target)."""
     out = {}
     for k, v in kwargs.items():
         if case.accepts(k):
             out[k] = v
         elif k == "log_target" and v:
             return None
+    for k, v in case.only:  # the one value the function takes: a log-space target cannot be made another one
+        if k == "log_target" and kwargs.get(k, False) != v:
+            return None
+        if k in out or k == "reduction":
+            out[k] = v
     if not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
         out["target"] = _unignore(out["target"])
     return out

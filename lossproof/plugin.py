@@ -115,6 +115,44 @@ def pytest_configure(config):
     if winput and "lossproof_run" in winput:
         recorder.run_id = winput["lossproof_run"]
     config.stash[RECORDER] = recorder
+    config.pluginmanager.register(ReachCounts(), "lossproof-reach")
+
+
+class ReachCounts:
+    """The ``lossproof_reach`` test properties of the run's reports (every property's examples drawn, applied and
+    reached, per cell; lossproof.search, lossproof.battery), gathered for the terminal summary; on the xdist
+    controller they arrive with the workers' reports."""
+
+    def __init__(self):
+        self.cells: dict = {}  # (property, cell) -> [drawn, applied, reached, share]
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call":
+            return
+        for k, v in report.user_properties:
+            if k == "lossproof_reach":
+                prop, cell, drawn, applied, reached, share = v
+                c = self.cells.setdefault((prop, cell), [0, 0, 0, share])
+                c[0] += drawn
+                c[1] += applied
+                c[2] += reached
+
+    def lines(self) -> list:
+        """One line per property: its totals, then the cells under its share (reached / drawn)."""
+        by: dict = {}
+        for (prop, cell), c in sorted(self.cells.items()):
+            by.setdefault(prop, []).append((cell, c))
+        out = []
+        for prop, cells in by.items():
+            drawn, applied, reached = (sum(c[i] for _, c in cells) for i in range(3))
+            under = [f"{cell} {c[2]}/{c[0]}" for cell, c in cells if c[2] < c[3] * c[0] or (c[0] and not c[2])]
+            share = f"{reached / drawn:.0%}" if drawn else "-"
+            line = (f"{prop}: reached {reached} of {drawn} drawn ({share}), applied {applied}, "
+                    f"{len(cells)} cells")
+            if under:
+                line += f"; under {cells[0][1][3]:.0%}: " + ", ".join(under)
+            out.append(line)
+        return out
 
 
 def recorder_of(config) -> Recorder:
@@ -275,6 +313,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section(f"lossproof accept: {len(accept) - len(unused)} of {len(accept)} entries used")
         for label in unused:
             terminalreporter.write_line(f"unused (matched nothing): {label}")
+    reach = config.pluginmanager.get_plugin("lossproof-reach")
+    reach_lines = reach.lines() if reach is not None else []
+    if reach_lines:
+        terminalreporter.section("lossproof property reach: examples drawn that reached the comparison with the "
+                                 "exact result")
+        for line in reach_lines:
+            terminalreporter.write_line(line)
     lines = summary_lines(recorder.summary_rows() + wrows)
     if lines:
         terminalreporter.section("lossproof summary: worst verdict and max ULP error per loss x subject x format x "

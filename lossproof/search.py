@@ -62,6 +62,9 @@ class Search:
             record_property("lossproof_measured", self.state["measured"])
             record_property("lossproof_budget", self.examples)
             record_property("lossproof_raised", self.state.get("raised", 0))
+            c = self.counts()
+            record_property("lossproof_reach", (self.prop, self.case.id if self.case else "", c["drawn"],
+                                                c["applied"], c["reached"], profiles.min_reached_share(self.prop)))
             failing = self.state["last_fail"]
             if failing is not None:
                 record_property("lossproof_minimal", compact_input(failing))
@@ -71,16 +74,35 @@ class Search:
             for label, n in self.state.get("accepted", {}).items():
                 record_property("lossproof_accepted", f"{n} x {label}")
 
+    def counts(self) -> dict:
+        """Examples drawn (distinct draws, the edge problems included), applied (the property applies to the
+        draw: the function was called, or the oracle's cap stopped it) and reached (the comparison with the exact
+        result was made): what the summary prints per property and cell (issue 14: no vacuous property)."""
+        measured, raised, slow = self.state["measured"], self.state.get("raised", 0), self.budget.too_slow
+        return {"drawn": len(self.state.get("drawn_keys", ())), "applied": measured + raised + slow,
+                "reached": measured}
+
+    def under_reach(self) -> str | None:
+        """Why too few of the drawn examples reached the comparison (``profiles.min_reached_share``), or None."""
+        c, reach = self.counts(), profiles.min_reached_share(self.prop)
+        if c["reached"] and c["reached"] >= reach * c["drawn"]:
+            return None
+        return (f"inconclusive: {c['reached']} of the {c['drawn']} examples drawn reached the comparison "
+                f"(at least {reach:.0%} needed; {c['drawn'] - c['applied']} did not apply, the function raised on "
+                f"{self.state.get('raised', 0)})")
+
     def inconclusive(self) -> str | None:
         """Why a passing run means too little, or None: of the examples where the property applied, the function
         raised on (or the oracle's cap left unmeasured) more than 1 - min_measured_share, or it measured none at
-        all (docs/NUMERICS.md: a pass must mean something). Which drawn inputs a property applies to is the
-        property's own business (no overflow: finite inputs outside documented deviations)."""
+        all (docs/NUMERICS.md: a pass must mean something); or fewer of the drawn examples than the property's
+        ``profiles.min_reached_share`` reached the comparison (the rest did not apply: non-finite inputs for no
+        overflow, a parameter the function does not take)."""
         share = profiles.current().min_measured_share
-        measured, raised, slow = self.state["measured"], self.state.get("raised", 0), self.budget.too_slow
-        applied = measured + raised + slow
+        c = self.counts()
+        measured, applied = c["reached"], c["applied"]
+        raised, slow = self.state.get("raised", 0), self.budget.too_slow
         if measured and measured >= share * applied:
-            return None
+            return self.under_reach()
         why = (f"inconclusive: measured {measured} of the {applied} examples it applied to "
                f"(at least {share:.0%} needed)")
         if raised:
@@ -218,13 +240,20 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
     budget = budget or Budget()
     prof = profiles.current()
     state = {"measured": 0, "first": None, "last_fail": None, "unsupported": None, "t0": time.monotonic(),
-             "missing": unsupported(case)}
-    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"])
+             "missing": unsupported(case), "drawn_keys": set()}
+    # drawn toward what the function takes: a draw that restricts to no call (a log-space target for a function
+    # without one) would reach no comparison (the function's missing capabilities are reported, never passed)
+    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"]
+                        ).filter(lambda kw: restrict(case, kw) is not None)
     if prop == "agreement":
         body = _agreement_body(case, budget, state, strict, record, strict_shared, accept)
         n = examples or prof.agreement_examples
     elif prop == "no_overflow":
         body = _overflow_body(case, budget, state, strict_shared, accept)
+        if case.accepts("input"):
+            # no overflow is a property of finite inputs (-inf masks aside): the search draws only those (the
+            # others are measured by agreement and the special-value table); half of xlogy's draws were not
+            strategy = strategy.filter(lambda kw: finite_except_masks(case.loss, kw))
         n = examples or prof.overflow_examples
     else:
         raise ValueError(f"unknown searched property {prop!r}")
@@ -235,11 +264,16 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
 
     def one(kwargs):
         state["current"] = state["key"] = None
+        drawn = hash(repr(kwargs))  # counted once per distinct draw (Hypothesis replays and repeats some)
+        new = drawn not in state["drawn_keys"]
+        state["drawn_keys"].add(drawn)
         try:
             body(kwargs)
             if state["key"] is not None:
                 state.setdefault("seen", set()).add(state["key"])
-        except _Seen:
+        except _Seen:  # a call measured already (another draw restricted to it): neither drawn again nor missed
+            if new:
+                state["drawn_keys"].discard(drawn)
             return
         except AssertionError:  # a failing example (new, or one seen to fail, replayed): the latest is the smallest
             if state["first"] is None:
@@ -393,7 +427,7 @@ def _overflow_body(case, budget, state, strict_shared=False, accept=()):
         budget.spend(len(values) + len(grads or ()))
         try:
             with budget.example():
-                problem = judge.overflow_failure(case, kw, values, grads)
+                problem = judge.overflow_failure(case, kw, values, grads, strict_shared=strict_shared)
         except ExampleTooSlow:
             budget.too_slow += 1
             return

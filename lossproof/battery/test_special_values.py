@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 import oracles
-from lossproof import judge
+from lossproof import judge, profiles
 from lossproof.cases import NotSupported, restrict
 from lossproof.measure import measure
 from lossproof.problems import finite_except_masks
@@ -21,14 +21,21 @@ from oracles.codec import flat
 from subjects import deviations
 
 
-def test_special_value(lossproof_special, lossproof_record, lossproof_options):
+def test_special_value(lossproof_special, lossproof_record, lossproof_options, record_property):
     case, row_id, kwargs = lossproof_special
     kw = restrict(case, kwargs)
+
+    def reach(applied: int, reached: int) -> None:  # this row: the cell's count in the summary
+        record_property("lossproof_reach", ("special values", case.id, 1, applied, reached,
+                                            profiles.min_reached_share("special values")))
+
     if kw is None:
+        reach(0, 0)
         pytest.skip(f"{case.subject} does not take a parameter this row needs: {sorted(kwargs)}")
     try:
         values, _ = case.call(kw)
     except NotSupported as e:
+        reach(0, 0)
         pytest.skip(f"not supported: {e}")
     except (ValueError, RuntimeError) as e:
         values = [f"raised {type(e).__name__}: {e}"]
@@ -37,9 +44,10 @@ def test_special_value(lossproof_special, lossproof_record, lossproof_options):
     m = None
     if len(values) == len(exact) and all(isinstance(y, float) for y in values):
         m = measure(case.subject, case.loss, case.fmt, case.device, kw, values, None)
-        if passes(m.verdict):  # the special value itself, and finite ones held to the pass line
-            lossproof_record(m, None, gating)
-            return
+    reach(1, int(m is not None))  # a call that raised is compared with a documented output only
+    if m is not None and passes(m.verdict):  # the special value itself, and finite ones held to the pass line
+        lossproof_record(m, None, gating)
+        return
     # a documented deviation that explains the output (its documented oracle, output or error bound), shown in
     # the summary; without a measurement (the call raised) only a documented output can
     for d in deviations.matching(case.subject, case.loss, kw, case.fmt):
