@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 from lossproof import profiles
 
 from .errors import USAGE, UsageError
@@ -56,6 +54,8 @@ def run(modules, profile: str, extra: list, plugins: list | None = None) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     _check_configuration(extra)
+    import pytest  # here, not at the top: a command refused before its run never pays for pytest's import
+
     paths = [str(BATTERY / m) for m in modules]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lossproof import demo
-
 
 def cmd_demo(args) -> int:
+    from lossproof import demo  # torch: imported by the command that needs it (lossproof.cli)
+
     return demo.run()
 
 

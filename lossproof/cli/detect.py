@@ -8,16 +8,17 @@ import math
 import os
 import warnings
 
-import numpy as np
-import torch
-
-from lossproof import detect, profiles, zoo
 from reports import atomic
 
 from .errors import UsageError
 
 
 def cmd_detect(args) -> int:
+    import numpy as np  # torch and the zoo: imported by the command that needs them (lossproof.cli)
+    import torch
+
+    from lossproof import detect, profiles, zoo
+
     members, controls = list(zoo.MEMBERS), list(zoo.CONTROLS)
     if args.members:
         names = args.members.split(",")

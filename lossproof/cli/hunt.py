@@ -9,9 +9,7 @@ import os
 import sys
 import warnings
 
-import numpy as np
-
-from lossproof import catalogue, hunt
+from lossproof import catalogue
 from oracles import formats
 from subjects.user import SubjectError
 
@@ -19,6 +17,10 @@ from .errors import UsageError
 
 
 def cmd_hunt(args) -> int:
+    import numpy as np  # torch (through the hunt): imported by the command that needs it (lossproof.cli)
+
+    from lossproof import hunt
+
     if args.loss not in catalogue.NAMES:
         raise UsageError(f"unknown loss {args.loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if args.format not in formats.FORMATS:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from reports import html, schema
+from reports import schema
 
 from . import battery
 from .errors import UsageError
@@ -22,10 +22,12 @@ DEFAULT_RESULTS = os.path.join("out", "results.json")
 DEFAULT_REPORT = os.path.join("out", "report.html")
 DEFAULT_ZOO = os.path.join("out", "detect.json")
 #: the worst-known table shipped with lossproof (lossproof hunt --record)
-WORST_KNOWN = str(Path(html.__file__).resolve().parent / "worst_known.json")
+WORST_KNOWN = str(Path(schema.__file__).resolve().parent / "worst_known.json")
 
 
 def cmd_report(args) -> int:
+    from reports import html  # Jinja2 and matplotlib: imported by the command that needs them (lossproof.cli)
+
     code = 0
     if not args.no_run:
         t0 = time.time()

@@ -79,8 +79,8 @@ FILES = {
     "subj_exits.py": b"import sys\nsys.exit(3)\n",
     "subj_binary.py": bytes(range(256)),
     "subj_notcallable.py": b"f = 5\n",
-    "subj_ok.py": b"import torch\n\ndef f(input, beta=1.0, threshold=20.0):\n    return torch.nn.functional.softplus("
-                  b"input, beta, threshold)\n",
+    # a valid subject (what is refused in these cases is elsewhere); it never runs, so it needs no torch
+    "subj_ok.py": b"def f(input, beta=1.0, threshold=20.0):\n    return input\n",
     "hostile_raises_mod.py": b"raise ValueError('boom at import of a module')\n",
     "hostile_exits_mod.py": b"raise SystemExit(4)\n",
     "adir.py": None,
@@ -320,3 +320,29 @@ def test_hostile_input_is_one_line_and_exit_2(hostile, entry, case, argv, stdin,
     assert len(lines[0]) <= 1000, f"a line of {len(lines[0])} characters"  # one readable line, not a dump
     if argv[:1] in (["gate"], ["merge"], ["report"]):  # nothing written over a file that was refused
         assert not (hostile / "merged_out.json").exists() and not (hostile / "r.html").exists()
+
+
+@pytest.mark.parametrize("target", ["lossproof_no_such_module:f", "{d}/no_such.py:f", "{d}/subj_syntax.py:f",
+                                    "{d}/subj_importerror.py:f", "{d}/subj_raises.py:f", "{d}/subj_exits.py:f",
+                                    "{d}/subj_binary.py:f", "{d}/subj_notcallable.py:f", "{d}/subj_ok.py:g",
+                                    "hostile_raises_mod:f", "hostile_exits_mod:f", "os:sep", "subj_ok", ":f"])
+def test_the_public_api_refuses_a_bad_subject_with_one_exception_type(hostile, monkeypatch, target):
+    """``lossproof.check(loss, "module:function")``: a target that does not exist, does not import (a syntax error,
+    an import error, an exception, sys.exit) or is not callable raises SubjectError (a ValueError) with one line,
+    before anything runs; never the module's own exception from deep inside, never SystemExit."""
+    import lossproof
+    from subjects.user import SubjectError
+
+    monkeypatch.syspath_prepend(str(hostile))
+    with pytest.raises(SubjectError) as e:
+        lossproof.check("softplus", target.replace("{d}", str(hostile)))
+    assert "\n" not in str(e.value) and str(e.value)
+
+
+def test_the_public_api_refuses_what_is_not_a_function(hostile):
+    import lossproof
+
+    with pytest.raises(TypeError, match="is not callable"):
+        lossproof.check("softplus", 5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        lossproof.check("no_such_loss", abs)
