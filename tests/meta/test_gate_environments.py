@@ -205,13 +205,22 @@ def _doubled_gradient(monkeypatch):
 
 
 def test_a_doubled_bce_gradient_fails_the_corpus_and_the_gate(monkeypatch):
-    """The issue's simulated regression: torch's binary_cross_entropy with its gradient doubled. On the corpus of
-    before (every case with p = 0 or 1, under the -100 clamp, whose documented behaviour is checked on the values)
-    it passed the corpus test, and its cells had no gating numbers: the gate now refuses those as a corpus error.
-    On the corpus as it is (cases at probabilities inside (0, 1)) the corpus test fails and the gate reports
-    regressions in every reduction."""
+    """The issue's simulated regression: torch's binary_cross_entropy with its gradient doubled. Before, every
+    corpus case of it held p = 0 or 1 (under the -100 clamp, whose documented behaviour was checked on the values
+    only): it passed the corpus test and the gate. Run on the corpus's cases outside every documented deviation
+    (those that gate; tests/meta/test_corpus_build.py checks every cell has some), torch's own function passes,
+    and the doubled gradient fails the corpus test and the gate with a new failing case in every reduction."""
     from lossproof import corpus
     from subjects import deviations
+
+    every = corpus.cases
+
+    def gating_only(loss=None, fmt=None, dirs=()):
+        return [c for c in every(loss, fmt, dirs)
+                if not deviations.matching("torch", c["loss"], c["kwargs"], c["format"])]
+
+    monkeypatch.setattr(corpus, "cases", gating_only)
+    assert len(corpus.cases("binary_cross_entropy", "float32")) >= 3  # one per reduction at least
 
     clean, failure = _corpus_run(_bce_case())
     assert failure is None, failure
@@ -227,15 +236,3 @@ def test_a_doubled_bce_gradient_fails_the_corpus_and_the_gate(monkeypatch):
     assert not res.ok
     failing = {c.key[2] for c in res.regressions if c.what.startswith(("new unstable verdict", "new broken verdict"))}
     assert failing == families, [c.what for c in res.regressions]  # a case below the pass line in every cell
-
-    # the corpus of before: only the cases under the clamp
-    every = corpus.cases
-
-    def clamped_only(loss=None, fmt=None, dirs=()):
-        return [c for c in every(loss, fmt, dirs) if deviations.matching("torch", c["loss"], c["kwargs"], c["format"])]
-
-    monkeypatch.setattr(corpus, "cases", clamped_only)
-    blind, failure = _corpus_run(_bce_case())
-    assert failure is None, "the clamp-only corpus was expected to miss the doubled gradient"
-    with pytest.raises(G.CorpusError, match="corpus error: 3 cells with no gating numbers"):
-        G.gate(baseline, blind)
