@@ -7,6 +7,9 @@ mpmath harness does) across the regimes of NUMERICS.md: moderate values, +-50, f
 finite value, the exp overflow and underflow thresholds of the format, subnormals, dominant logits right and
 wrong, near-ties, huge spreads, large common offsets, -inf masks, probabilities exactly 0 and 1 and one ULP away,
 weights from tiny to huge. Class counts reach 257 and 2,049 (past the integers bfloat16 and float16 hold).
+Every subject x loss x parameter family x format also gets cases outside every documented deviation's condition
+(BCE at probabilities away from 0 and 1, moderate logits, softplus below its threshold), so that every cell has
+numbers that gate (tests/meta/test_corpus_build.py checks it; the gate refuses a cell without).
 """
 
 from __future__ import annotations
