@@ -20,8 +20,8 @@ from .problems import finite_except_masks
 from .regimes import regime_of
 from .verdicts import RANK, passes
 
-__all__ = ["required_rung", "meets", "explains", "judge", "failure_report", "overflow_call", "overflow_failure",
-           "case_reproducer", "reference_of", "shared_with_reference", "SHARED"]
+__all__ = ["required_rung", "meets", "explains", "explained_together", "judge", "failure_report", "overflow_call",
+           "overflow_failure", "case_reproducer", "reference_of", "shared_with_reference", "SHARED"]
 
 SHARED = deviations.SHARED
 
@@ -54,7 +54,8 @@ def shared_with_reference(case, kwargs):
         ok, _ = explains(d, ref, m, kwargs, values)
         if ok:
             return d, m
-    return None
+    together = explained_together(devs, m, kwargs, values) if len(devs) > 1 else None
+    return (together, m) if together is not None else None
 
 
 def required_rung(case, kind: str = "value") -> str:
@@ -82,8 +83,14 @@ def _covered(dev, kwargs, fmt, e) -> bool:
 
 
 def _meets_documented(dev, kwargs, fmt, e, z, upstream, variant) -> bool:
-    """Whether element ``e`` (covered by ``dev``) meets the documented behaviour for that element: its own error
-    bound, else the documented oracle's element (``variant``), else the documented output predicate."""
+    """Whether element ``e`` (covered by ``dev``) meets the documented behaviour for that element: the documented
+    formula's value within its radius, else its own error bound, else the documented oracle's element
+    (``variant``), else the documented output predicate."""
+    if dev.documented_formula is not None:
+        f = dev.documented_formula(kwargs, fmt, e.kind, e.index[0], upstream)
+        if f is not None:
+            center, radius = f
+            return math.isfinite(e.y) and abs(Fraction(e.y) - center) <= radius
     b = None
     if dev.documented_error is not None:
         b = dev.documented_error(kwargs, fmt, e.kind, e.index[0], z, upstream)
@@ -102,33 +109,52 @@ def _meets_documented(dev, kwargs, fmt, e, z, upstream, variant) -> bool:
     return False
 
 
-def explains(dev, case_or_subject, m, kwargs, values, upstream=None) -> tuple:
-    """(True, None) when the documented deviation ``dev`` explains every failing element of measurement ``m``;
-    else (False, the measurement to report). A deviation excuses only what it describes: each failing element
-    must lie in its scope (the quantity, value or gradient, and the flat index, subjects.deviations.scope_of)
-    and meet the documented behaviour for that element: its documented error bound, the documented oracle's
-    element (a torch-behaviour variant, values and gradient components, measured with the same upstream), or the
-    documented output predicate. Any other failing element is not explained. ``upstream``: the one ``m``'s
-    gradient was measured with (default: torch's, subjects.torch_subject.upstream, for torch's measurements)."""
-    bad = m.failures()
-    if not bad:
-        return True, m
+def _explained_elements(dev, m, kwargs, values, upstream) -> tuple:
+    """(the set of (kind, index) of m's failing elements that ``dev`` explains, the measurement to report for the
+    first it does not: the documented oracle's where it judged that element, else m)."""
     if upstream is None and m.subject == "torch":
         upstream = upstream_of(len(values))
+    variants: dict = {}
     md = None
     if dev.documented_oracle:
         grads = sorted((e for e in m.elements if e.kind == "grad"), key=lambda e: e.index)
         md = measure(m.subject, m.loss, m.fmt, m.device, kwargs, values, [e.y for e in grads] or None,
                      oracle_name=dev.documented_oracle, upstream=upstream)
         variants = {(e.kind, e.index): e for e in md.elements}
-    for e in bad:
-        if not _covered(dev, kwargs, m.fmt, e):
-            return False, m
+    done, report = set(), None
+    for e in m.failures():
+        v = variants.get((e.kind, e.index))
         z = None if e.exact.is_special else exact_fraction(e.exact)
-        v = variants.get((e.kind, e.index)) if md is not None else None
-        if not _meets_documented(dev, kwargs, m.fmt, e, z, upstream, v):
-            return False, md if v is not None else m
-    return True, m
+        if _covered(dev, kwargs, m.fmt, e) and _meets_documented(dev, kwargs, m.fmt, e, z, upstream, v):
+            done.add((e.kind, e.index))
+        elif report is None:
+            report = md if v is not None and _covered(dev, kwargs, m.fmt, e) else m
+    return done, report or m
+
+
+def explains(dev, case_or_subject, m, kwargs, values, upstream=None) -> tuple:
+    """(True, m) when the documented deviation ``dev`` explains every failing element of measurement ``m``;
+    else (False, the measurement to report). A deviation excuses only what it describes: each failing element
+    must lie in its scope (the quantity, value or gradient, and the flat index, subjects.deviations.scope_of)
+    and meet the documented behaviour for that element: its documented formula or error bound, the documented
+    oracle's element (a torch-behaviour variant, values and gradient components, measured with the same
+    upstream), or the documented output predicate. Any other failing element is not explained. ``upstream``:
+    the one ``m``'s gradient was measured with (default: torch's, subjects.torch_subject.upstream, for torch's
+    measurements)."""
+    done, report = _explained_elements(dev, m, kwargs, values, upstream)
+    return len(done) == len(m.failures()), (m if len(done) == len(m.failures()) else report)
+
+
+def explained_together(devs, m, kwargs, values, upstream=None):
+    """The deviation that explains the most failing elements of ``m`` when every failing element is explained
+    by one of ``devs`` (each within its own scope: two documented behaviours on different elements of one
+    call, as BCELoss's log clamp on one element and its backward's division by 0 on another in float16), else
+    None."""
+    per = [(d, _explained_elements(d, m, kwargs, values, upstream)[0]) for d in devs]
+    union = set().union(*(done for _, done in per)) if per else set()
+    if not per or len(union) != len(m.failures()):
+        return None
+    return max(per, key=lambda p: len(p[1]))[0]
 
 
 #: "wrong result" (docs/NUMERICS.md, "Regimes"): off by more than this share of (|z| + 1) on a typical input is
@@ -214,6 +240,9 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
         if ok:
             return d.id, None
         unexplained.append(failure_report(case, kwargs, md, d))
+    together = explained_together(devs, m, kwargs, values) if len(devs) > 1 else None
+    if together is not None:  # each failing element explained by one of them: shown as the main one
+        return together.id, None
     return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
 
 

@@ -41,6 +41,10 @@ class Deviation:
     documented_error: Callable | None = None
     # (kwargs, Format or None) -> {"value": covered flat indices or ALL, "grad": ...}: what it describes
     scope: Callable | None = None
+    # the documented algorithm's own result per covered element, (kwargs, Format, kind, flat index, upstream or
+    # None) -> (value as a Fraction, radius) or None: the element must lie within the radius of that value (for
+    # a documented formula whose result differs from the exact one, which may be infinite)
+    documented_formula: Callable | None = None
 
 
 #: how a user function's failure that torch shares is recorded: this prefix, then torch's deviation id
@@ -539,9 +543,15 @@ def _softplus_scope(kw, f=None):
 
 
 def _bce_den(p, fm):
-    """torch's backward denominator max((1 - p) p, 1e-12), each step rounded into the format."""
+    """torch's backward denominator max((1 - p) p, EPSILON), each step rounded into the format; its EPSILON is
+    the float32 nearest 1e-12 (float64 p = 1e-50, y = 1: gradient -1.000000004e12 = -1 / 9.99999996e-13),
+    rounded into the format (0 in float16)."""
     r = lambda v: round_to_format(v, fm.name)  # noqa: E731
-    return max(r(r(1 - p) * p), r(1e-12))
+    return max(r(r(1 - p) * p), _bce_eps(fm))
+
+
+def _bce_eps(fm):
+    return round_to_format(round_to_format(1e-12, "float32"), fm.name)
 
 
 def _bce_clamp_scope(kw, f=None):
@@ -552,26 +562,30 @@ def _bce_clamp_scope(kw, f=None):
     ps = _flat(kw["input"])
     vals = [i for i, p in enumerate(ps) if not math.isnan(p) and (p < lim or 1 - p < lim)]
     grads = [i for i, p in enumerate(ps) if math.isfinite(p) and
-             round_to_format(round_to_format(1 - p, fm.name) * p, fm.name) < round_to_format(1e-12, fm.name)]
+             round_to_format(round_to_format(1 - p, fm.name) * p, fm.name) < _bce_eps(fm)]
     return _scope(([0] if vals else []) if _reduced(kw) else vals, grads)
 
 
-def _bce_clamp_grad_error(kw, f, kind, index, z, upstream=None):
+def _bce_clamp_grad_formula(kw, f, kind, index, upstream=None):
     """A gradient component where the backward clamps: torch computes T = up w (p - y) / max((1 - p) p, 1e-12)
-    (up: the upstream over the mean's n), not the derivative z; the documented behaviour is T, so |y - z| <=
-    |T - z| + K 6 u |T| + s_min (six roundings of T's steps, each relative u; an underflow adds s_min)."""
-    if kind != "grad" or z is None:
+    (up: the upstream, or 1 / n under the mean), not the derivative (which may be infinite: p = 0, y > 0); the
+    documented behaviour is T, within K 6 u |T| + s_min (six roundings of T's steps, each relative u; an
+    underflow adds s_min). (T, that radius), or None where it describes nothing (values; a denominator of 0,
+    which torch-bce-overflow describes)."""
+    if kind != "grad":
         return None
     fm = _fmt(f)
     p, y, w = (v[index] for v in _elementwise(kw, "target", "weight"))
+    if not all(math.isfinite(v) for v in (p, y, w)):
+        return None
     den = _bce_den(p, fm)
-    if den == 0 or not all(math.isfinite(v) for v in (p, y, w)):
+    if den == 0:
         return None  # torch divides by 0: torch-bce-overflow describes it
     red = kw.get("reduction", "mean")
     up = Fraction(1, len(_flat(kw["input"]))) if red == "mean" else (
         Fraction(1) if red == "sum" else Fraction(upstream[index] if upstream else 1.0))
     T = up * Fraction(w) * (Fraction(p) - Fraction(y)) / Fraction(den)
-    return abs(T - z) + K * 6 * Fraction(fm.u) * abs(T) + Fraction(fm.min_subnormal)
+    return T, K * 6 * Fraction(fm.u) * abs(T) + Fraction(fm.min_subnormal)
 
 
 def _row_kwargs(kw, k, row):
@@ -825,7 +839,8 @@ DEVIATIONS = [
         "the backward clamps p(1 - p) at 1e-12: its gradient there is w (p - y) / 1e-12 (p = 1e-50: -1e12 where "
         "the exact one is -1e50), measured against that formula; values against the clamped oracle",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
-        _bce_clamped, documented_oracle="torch:binary_cross_entropy", documented_error=_bce_clamp_grad_error,
+        _bce_clamped, documented_oracle="torch:binary_cross_entropy",
+        documented_formula=_bce_clamp_grad_formula,
         scope=_bce_clamp_scope,
         witness=("float64", {"input": [1e-50], "target": [1.0]})),
     Deviation(

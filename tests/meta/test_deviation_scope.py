@@ -96,6 +96,14 @@ def _fabricate(dev, fmt, kw, values, grads, up):
             if b is not None and not (isinstance(b, float) and math.isinf(b)):
                 put(float(z + 4 * Fraction(b)) + 1.0, f"{k} {e.index[0]} beyond 4 x its bound")
                 continue
+        if dev.documented_formula is not None:
+            f = dev.documented_formula(kw, fmt, k, e.index[0], up)
+            if f is not None:
+                y = float(f[0] + 4 * f[1])
+                while abs(Fraction(y) - f[0]) <= 4 * f[1]:
+                    y = math.nextafter(y, math.inf)
+                put(y, f"{k} {e.index[0]} beyond 4 x the formula's radius")
+                continue
         if dev.documented_output is not None and not passes_exact(e):
             for c in (math.nan, math.inf, -math.inf, _far(e.z_rounded), 0.0):
                 if not dev.documented_output(c) and not _same(c, e.z_rounded):
@@ -240,3 +248,21 @@ def test_no_overflow_under_logsumexp_deviation_reports_an_infinite_value():
     assert judge.overflow_failure(case, call, [math.inf], [1.0, 0.0]) is not None
     assert judge.overflow_failure(case, call, [0.0], [math.inf, 0.0]) is not None
     assert judge.overflow_failure(case, call, [0.0], [1.0, 0.0]) is None
+
+
+def test_two_deviations_on_different_elements_explain_together_and_nothing_else():
+    """float16 BCELoss, p = [1, 0, 0], y = [0.5, 0, 1]: the log clamp explains the values (50 and 100 for exact
+    inf), the backward's 0 / 0 (1e-12 rounds to 0 in float16) the NaN in gradient component 1 (torch-bce-overflow);
+    neither alone explains all, both do, element by element. A wrong finite gradient component 1 is not."""
+    kw = {"input": [1.0, 0.0, 0.0], "target": [0.5, 0.0, 1.0], "weight": [1.0, 1.0, 1.0], "reduction": "none"}
+    clamp, over = DEVS["torch-bce-log-clamp"], DEVS["torch-bce-overflow"]
+    values, grads, up = _run(clamp, "float16", kw)
+    assert math.isnan(grads[1]) and values == [50.0, 0.0, 100.0]
+    m = measure("torch", clamp.loss, "float16", "cpu", kw, values, grads, upstream=up)
+    assert not judge.explains(clamp, None, m, kw, values)[0] and not judge.explains(over, None, m, kw, values)[0]
+    case = _torch_case(clamp.loss, "float16")
+    assert judge.judge(case, kw, m, values) == (clamp.id, None)
+    wrong = [grads[0], 5.0, grads[2]]
+    m2 = measure("torch", clamp.loss, "float16", "cpu", kw, values, wrong, upstream=up)
+    d, report = judge.judge(case, kw, m2, values)
+    assert d is None and report
