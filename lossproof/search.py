@@ -126,6 +126,7 @@ class Search:
         if self.case is not None:
             self.budget.loss, self.budget.fmt = self.case.loss, self.case.fmt
         replay_error, replay_input = self._replay()
+        self.state["t0"] = time.monotonic()  # the run's own time to a first failure, the replays' excluded
         try:
             self._run()
         except (AssertionError, BaseExceptionGroup):
