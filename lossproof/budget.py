@@ -19,8 +19,8 @@ Last resorts, in seconds, that never change the sequence silently: a search stil
 ``search_seconds`` (ci 300 s: the slowest ci test, torch cross_entropy bfloat16, took 26-28 s on a loaded 2-core
 machine, its search alone 8 s) and one example's oracle still running after ``example_seconds`` (ci 120 s: 17
 times the slowest example measured, 7 s) fail the test with ``TimeLimitHit``, saying that the limit was hit and
-that going on without the example would make the measured sequence depend on the machine. They catch a hung oracle or a machine far
-slower than any the caps were sized on, not a slow example.
+that going on without the example would make the measured sequence depend on the machine. They catch a hung
+oracle or a machine far slower than any the caps were sized on, not a slow example.
 
 The shrink: Hypothesis shrinks a failure for up to 500 steps or 5 minutes, each step a full measurement (and a
 whole new problem drawn). Once the shrink budget since the first failure is spent, the run stops (``Spent``) and
