@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lossproof import profiles
+
 
 def conclude(run, case, notice):
     """A passing run that measured too little is never a silent pass. A user's function ends inconclusive (a skip
@@ -59,8 +61,6 @@ class Reach:
     def conclude(self, record_property) -> None:
         """Record the counts (the summary prints them) and fail, in one line, when fewer of the drawn examples than
         the property's share reached the comparison: a pass that compared almost nothing is no pass."""
-        from lossproof import profiles
-
         c, share = self.counts(), profiles.min_reached_share(self.prop)
         record_property("lossproof_reach", (self.prop, self.cell, c["drawn"], c["applied"], c["reached"], share))
         if c["reached"] < share * c["drawn"] or not c["reached"]:
