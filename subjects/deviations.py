@@ -569,9 +569,10 @@ def _bce_clamp_scope(kw, f=None):
 def _bce_clamp_grad_formula(kw, f, kind, index, upstream=None):
     """A gradient component where the backward clamps: torch computes T = up w (p - y) / max((1 - p) p, 1e-12)
     (up: the upstream, or 1 / n under the mean), not the derivative (which may be infinite: p = 0, y > 0); the
-    documented behaviour is T, within K 6 u |T| + s_min (six roundings of T's steps, each relative u; an
-    underflow adds s_min). (T, that radius), or None where it describes nothing (values; a denominator of 0,
-    which torch-bce-overflow describes)."""
+    documented behaviour is T, within K 6 u |T| + K s_min |w| / den + s_min (six roundings of T's steps, each
+    relative u; an underflow of up (p - y) before the division, amplified by |w| / den; one of the result).
+    (T, that radius), or None where it describes nothing (values; a denominator of 0, which torch-bce-overflow
+    describes)."""
     if kind != "grad":
         return None
     fm = _fmt(f)
@@ -585,7 +586,10 @@ def _bce_clamp_grad_formula(kw, f, kind, index, upstream=None):
     up = Fraction(1, len(_flat(kw["input"]))) if red == "mean" else (
         Fraction(1) if red == "sum" else Fraction(upstream[index] if upstream else 1.0))
     T = up * Fraction(w) * (Fraction(p) - Fraction(y)) / Fraction(den)
-    return T, K * 6 * Fraction(fm.u) * abs(T) + Fraction(fm.min_subnormal)
+    smin = Fraction(fm.min_subnormal)
+    # torch forms up (p - y) before dividing: each of those two roundings may underflow (an absolute s_min / 2),
+    # which the division by den and the weight amplify: K s_min |w| / den on top of the relative K 6 u |T|
+    return T, K * 6 * Fraction(fm.u) * abs(T) + K * smin * abs(Fraction(w)) / Fraction(den) + smin
 
 
 def _row_kwargs(kw, k, row):
@@ -779,10 +783,12 @@ def _lse_grad_error(kw, f, kind, index, z, upstream=None):
     """Gradient component c of row k (values: not described, None). torch's backward is up_k exp(x_c - lse~):
     lse~ carries its own stable error K S u (|lse| + 1), the subtraction u |x_c - lse~|, exp and the product
     with the upstream u each, so the exponent is off by at most eps_c = K u (S (|lse| + 1) + |d| + 2), d = x_c -
-    lse, and |g~ - g| <= |up_k| (e**(d + eps_c) - e**d) + s_min (underflow): relative to the component itself,
-    so a component that is exactly tiny stays tiny (a swapped gradient is not within it); and at most |up_k|
-    max(e**d, 1 - e**d), since torch's exp(x_c - lse~) lies in [0, 1]."""
-    if kind != "grad":
+    lse (plus float64's own error in d, 2**-51 (|x_c| + |lse| + 1), as d is computed here in float64), and
+    |g~ - g| <= |up_k| e**(d + eps_c) - |g|, with |g| = |up_k| e**d the exact component z: relative to the
+    component, so a component that is exactly tiny stays tiny (a swapped gradient is not within it). And since
+    torch's lse~ = RN(max + log(sum exp(x - max))) >= max >= x_c, exp(x_c - lse~) lies in [0, 1]: the error is
+    at most max(|g|, |up_k| - |g|), exactly, whatever eps (lse~ rounding to x_c at 1e8: g~ = up_k)."""
+    if kind != "grad" or z is None:
         return None
     fm = _fmt(f)
     x = kw["input"]
@@ -793,14 +799,15 @@ def _lse_grad_error(kw, f, kind, index, z, upstream=None):
     xc = fx[index]
     if lse is None or not math.isfinite(xc):
         return None
-    up = abs(upstream[k]) if upstream and k < len(upstream) else 1.0
+    up = Fraction(abs(upstream[k]) if upstream and k < len(upstream) else 1.0)
+    g = abs(z)
+    cap = max(g, up - g)
     d = xc - lse
-    eps = float(K * fm.u) * (bounds.steps("logsumexp") * (abs(lse) + 1) + abs(d) + 2)
-    # torch's lse~ = RN(max + log(sum exp(x - max))) >= max >= x_c: exp(x_c - lse~) is in [0, 1], so the error
-    # is also at most |up| max(e**d, 1 - e**d) <= |up|, whatever eps: never unbounded, never infinite
-    cap = up * max(math.exp(d), -math.expm1(d))
-    err = cap if d + eps > 0 else min(cap, up * (math.exp(d + eps) - math.exp(d)))
-    return Fraction(err) + Fraction(fm.min_subnormal)
+    eps = float(K * fm.u) * (bounds.steps("logsumexp") * (abs(lse) + 1) + abs(d) + 2) + 2.0 ** -51 * (
+        abs(xc) + abs(lse) + 1)
+    if d + eps >= 0:
+        return cap + Fraction(fm.min_subnormal)
+    return min(cap, max(up * Fraction(math.exp(d + eps)) - g, Fraction(0))) + Fraction(fm.min_subnormal)
 
 
 def _scipy_kl_element_error(kw, f, kind, index, z, upstream=None):
