@@ -365,8 +365,8 @@ def _terms_overflow(terms, kw, big):
 
 def _bce_overflows(kw, f=None):
     """BCELoss in the format: a weighted term w (-y max(log p, -100) - (1 - y) max(log(1 - p), -100)) or their
-    sum beyond the largest finite value, or the backward's |p - y| / max(p (1 - p), 1e-12) (1e-12 rounded into
-    the format: 0 in float16) beyond it."""
+    sum beyond the largest finite value, or the backward's max(|w|, 1) |p - y| / max(p (1 - p), 1e-12) (1e-12
+    rounded into the format: 0 in float16; torch multiplies the weight in before the mean's 1 / n) beyond it."""
     fm = _fmt(f)
     big = fm.max_finite
     eps = round_to_format(1e-12, fm.name)
@@ -379,7 +379,7 @@ def _bce_overflows(kw, f=None):
         lq = max(math.log1p(-pi), -100.0) if pi < 1 else -100.0
         terms.append(abs(wi) * abs(yi * lp + (1 - yi) * lq))
         den = max(pi * (1 - pi), eps)
-        if den < fm.min_subnormal / 2 or abs(pi - yi) > big * den:
+        if den < fm.min_subnormal / 2 or max(abs(wi), 1.0) * abs(pi - yi) > big * den:
             return True
     return _terms_overflow(terms, kw, big)
 
@@ -657,7 +657,7 @@ def _per_element_flags(terms_of):
 
 def _bce_overflow_flags(kw, f=None):
     """Per element: its weighted term beyond the largest finite value (or, reduced, any term or the running sum:
-    the one value), and its backward |p - y| / max((1 - p) p, 1e-12) overflowing or dividing by 0."""
+    the one value), and its backward max(|w|, 1) |p - y| / max((1 - p) p, 1e-12) overflowing or dividing by 0."""
     fm = _fmt(f)
     big = fm.max_finite
     p, y, w = _elementwise(kw, "target", "weight")
@@ -674,7 +674,7 @@ def _bce_overflow_flags(kw, f=None):
         total += t
         vf.append(t > big or (_reduced(kw) and total > big))
         den = _bce_den(pi, fm)
-        gf.append(den < fm.min_subnormal / 2 or abs(pi - yi) > big * den)
+        gf.append(den < fm.min_subnormal / 2 or max(abs(wi), 1.0) * abs(pi - yi) > big * den)
     return vf, gf
 
 
@@ -994,12 +994,14 @@ DEVIATIONS = [
         witness=("float32", {"input": [-math.inf, -1.0], "target": [0.0, 0.5], "reduction": "sum"})),
     Deviation(
         "torch-bce-overflow", "torch", "binary_cross_entropy",
-        "a weighted term w l_i, or their sum, beyond the largest finite value; or a backward |p - y| / max(p (1 - "
-        "p), 1e-12) beyond it (float16: 1e-12 rounds to 0)",
+        "a weighted term w l_i, or their sum, beyond the largest finite value; or a backward max(|w|, 1) |p - y| / "
+        "max(p (1 - p), 1e-12) beyond it (float16: 1e-12 rounds to 0)",
         "torch forms w * l_i and the reduction's sum in the format, which overflow to inf where the exact mean is "
         "finite (float32 w = 3.4e38, p = 0.9, y = 0.999: inf where the mean is 6.5e37); the backward's (p - y) / "
         "(p (1 - p)) overflows in float16 (p = 6e-8, y = 1: -inf, times a zero weight NaN where the exact "
-        "derivative is 0)",
+        "derivative is 0), and torch multiplies the weight in before the mean's 1 / n (float32 p = [0.5, 0.25, "
+        "0.25], y = 0, w = [3.4e38, 1, 1], mean: gradient inf where the exact one is 2.27e38; float16 p = 0.001, "
+        "w = 65504: inf for 21856)",
         "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
         _bce_overflows, documented_output=_not_finite_or_zero,
         scope=_per_element_flags(_bce_overflow_flags),

@@ -266,3 +266,23 @@ def test_two_deviations_on_different_elements_explain_together_and_nothing_else(
     m2 = measure("torch", clamp.loss, "float16", "cpu", kw, values, wrong, upstream=up)
     d, report = judge.judge(case, kw, m2, values)
     assert d is None and report
+
+
+@pytest.mark.parametrize("fmt,p,w,exact_finite", [("float32", 0.5, 3.4028234663852886e38, 2.27e38),
+                                                   ("float16", 0.0010004043579101562, 65504.0, 21856.0)])
+def test_bce_backward_weight_overflow_is_documented_for_that_element_only(fmt, p, w, exact_finite):
+    """Found by the no-overflow property once examples under deviations were measured (torch 2.13): BCELoss's
+    backward multiplies the weight in before the mean's 1 / n, so w (p - y) / (p (1 - p)) overflows where the
+    exact gradient w / (1 - p) / n is finite. torch-bce-overflow describes it for that gradient component only."""
+    dev = DEVS["torch-bce-overflow"]
+    kw = {"input": [p, 0.25, 0.25], "target": [0.0, 0.0, 0.0], "weight": [w, 1.0, 1.0]}
+    assert dev in deviations.matching("torch", dev.loss, kw, fmt)
+    values, grads, up = _run(dev, fmt, kw)
+    m = measure("torch", dev.loss, fmt, "cpu", kw, values, grads, upstream=up)
+    g0 = [e for e in m.elements if e.kind == "grad" and e.index == (0,)][0]
+    assert grads[0] == math.inf and math.isfinite(g0.z_rounded) and g0.z_rounded == pytest.approx(exact_finite,
+                                                                                                      rel=1e-3)
+    assert judge.explains(dev, None, m, kw, values, upstream=up)[0]
+    case = _torch_case(dev.loss, fmt)
+    assert judge.overflow_failure(case, kw, values, grads) is None
+    assert judge.overflow_failure(case, kw, values, [grads[0], math.inf, grads[2]]) is not None
