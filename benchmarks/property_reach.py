@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 from lossproof import catalogue, profiles, search
 from lossproof.battery import test_properties as T
@@ -76,6 +77,9 @@ def main(argv=None) -> int:
         print(f"property_reach: unknown format {bad[0]!r}", file=sys.stderr)
         return 2
     t0 = time.monotonic()
+    # what the battery's pytest.ini filters: semantics tested on purpose, about which torch warns on every call
+    warnings.filterwarnings("ignore", "Implicit dimension choice", UserWarning)
+    warnings.filterwarnings("ignore", "reduction: 'mean' divides the total loss", UserWarning)
     with profiles.use("ci"):
         cases = [c for c in all_cases() if c.device == "cpu" and not c.skip and c.fmt in fmts]
         if a.losses is None:
