@@ -14,7 +14,13 @@ from .errors import UsageError
 
 
 def cmd_detect(args) -> int:
-    import numpy as np  # torch and the zoo: imported by the command that needs them (lossproof.cli)
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise UsageError(f"no such folder for --json: {folder}")
+    if args.shrink is not None and not (args.shrink > 0 and math.isfinite(args.shrink)):
+        raise UsageError(f"--shrink must be a positive number of seconds, not {args.shrink!r}")
+    import numpy as np  # torch and the zoo: imported once the options are checked (lossproof.cli)
     import torch
 
     from lossproof import detect, profiles, zoo
@@ -35,12 +41,6 @@ def cmd_detect(args) -> int:
         return 0
     if args.no_controls:
         controls = []
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise UsageError(f"no such folder for --json: {folder}")
-    if args.shrink is not None and not (args.shrink > 0 and math.isfinite(args.shrink)):
-        raise UsageError(f"--shrink must be a positive number of seconds, not {args.shrink!r}")
     warnings.filterwarnings("ignore")
     np.seterr(all="ignore")
     print(f"{'':7} {'member':40} {'loss':20} {'fw':5} {'format':8} | lossproof (property, time to first failure)"

@@ -17,10 +17,6 @@ from .errors import UsageError
 
 
 def cmd_hunt(args) -> int:
-    import numpy as np  # torch (through the hunt): imported by the command that needs it (lossproof.cli)
-
-    from lossproof import hunt
-
     if args.loss not in catalogue.NAMES:
         raise UsageError(f"unknown loss {args.loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if args.format not in formats.FORMATS:
@@ -37,6 +33,10 @@ def cmd_hunt(args) -> int:
             raise UsageError(f"no such folder for --record: {folder}")
     if args.promote and not os.path.isdir(args.promote):
         raise UsageError(f"no such corpus folder for --promote: {args.promote}")
+    import numpy as np  # torch (through the hunt): imported once the options are checked (lossproof.cli)
+
+    from lossproof import hunt
+
     try:
         case = hunt.case_of(args.loss, args.target, args.framework, args.format)
     except (SubjectError, ValueError) as e:
