@@ -18,7 +18,28 @@ PACKAGES = ("oracles", "subjects", "reports", "lossproof")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "optax", "scipy", "numpy", "ml_dtypes")
 
 #: the imports allowed inside a function: (module, imported module) -> why it is not at the top
+_CLI_FIRST = ("a command checks its arguments before it imports what its work needs (torch, pytest, the "
+              "oracle): a refusal answers in ~0.5 s, not after seconds of unused imports")
 LAZY = {
+    # lossproof.cli's commands (hostile input: issue 18)
+    ("lossproof.cli.battery", "lossproof"): _CLI_FIRST,
+    ("lossproof.cli.battery", "lossproof.accept"): _CLI_FIRST,
+    ("lossproof.cli.battery", "lossproof.config"): _CLI_FIRST,
+    ("lossproof.cli.battery", "subjects.user"): _CLI_FIRST,
+    ("lossproof.cli.battery", "pytest"): _CLI_FIRST,
+    ("lossproof.cli.demo", "lossproof"): _CLI_FIRST,
+    ("lossproof.cli.demo", "lossproof.demo"): _CLI_FIRST,
+    ("lossproof.cli.detect", "numpy"): _CLI_FIRST,
+    ("lossproof.cli.detect", "torch"): _CLI_FIRST,
+    ("lossproof.cli.detect", "lossproof"): _CLI_FIRST,
+    ("lossproof.cli.detect", "lossproof.detect"): _CLI_FIRST,
+    ("lossproof.cli.detect", "lossproof.profiles"): _CLI_FIRST,
+    ("lossproof.cli.detect", "lossproof.zoo"): _CLI_FIRST,
+    ("lossproof.cli.hunt", "numpy"): _CLI_FIRST,
+    ("lossproof.cli.hunt", "lossproof"): _CLI_FIRST,
+    ("lossproof.cli.hunt", "lossproof.hunt"): _CLI_FIRST,
+    ("lossproof.cli.report", "reports"): _CLI_FIRST,
+    ("lossproof.cli.report", "reports.html"): _CLI_FIRST,
     ("subjects.array_subject", "scipy"): "SciPy is a test dependency: imported when its subject is asked for",
     ("lossproof.plugin", "torch"): "start-up time: the plugin loads in every pytest session, torch takes seconds",
     ("lossproof.plugin", "subjects.user"): "start-up time: imports the subjects (torch)",
