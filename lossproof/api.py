@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from subjects.user import UserSubject, accepted_parameters, load_function
+from subjects.user import FRAMEWORKS, UserSubject, accepted_parameters, load_function
 
 from . import catalogue, judge, profiles
 from . import search as searches
@@ -55,7 +55,7 @@ class Cell:
     prop: str
     fmt: str
     device: str
-    status: str  # "passed", "failed", "not supported", "skipped"
+    status: str  # "passed", "failed", "inconclusive" (measured too little: never a pass), "skipped"
     measured: int = 0
     seconds: float = 0.0
     note: str | None = None
@@ -70,7 +70,13 @@ class Findings:
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        """No failure, and every cell measured enough: an inconclusive cell is no pass (docs/NUMERICS.md)."""
+        return not self.findings and not self.inconclusive
+
+    @property
+    def inconclusive(self) -> list:
+        """The cells that measured too little to mean anything (``Cell.note`` says why)."""
+        return [c for c in self.cells if c.status == "inconclusive"]
 
     def table(self) -> str:
         lines = [f"lossproof check {self.loss} {self.subject}"]
@@ -84,9 +90,28 @@ class Findings:
         return "\n".join(lines)
 
 
+def _choices(what: str, given: Iterable[str] | None, known: Iterable[str]) -> tuple[str, ...] | None:
+    """``given`` as a tuple, or ValueError naming the first unknown value (an unknown format or device would
+    otherwise select no cell at all: an empty check, a silent pass)."""
+    if given is None:
+        return None
+    if isinstance(given, str):  # formats="float32": one value, not its characters
+        given = (given,)
+    out = tuple(given)
+    known = tuple(known)
+    for v in out:
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r}; expected one of {', '.join(known)}")
+    if not out:
+        raise ValueError(f"no {what} given; expected some of {', '.join(known)}")
+    return out
+
+
 def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: str | None) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if isinstance(fn, str):
         target, fn = fn, load_function(fn)
     if not callable(fn):
@@ -126,7 +151,9 @@ def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
     import torch
 
     user = _subject(loss, fn, framework, target)
-    formats = tuple(formats or catalogue.FORMATS)
+    formats = _choices("format", formats, catalogue.FORMATS) or catalogue.FORMATS
+    devices = _choices("device", devices, catalogue.DEVICES)
+    properties = _choices("property", properties, PROPERTIES) or PROPERTIES
     out = Findings(loss, user.name)
     with profiles.use(profile):
         for case in user_cases(user, torch.cuda.is_available()):
@@ -138,15 +165,19 @@ def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
                 continue
             for prop in properties:
                 t0 = time.monotonic()
+                why = None  # a passing cell that measured too little is inconclusive, never passed
                 if prop == "special_values":
                     measured, message, kw = _special_values(case, strict)
                     minimal = kw
+                    if not message and not measured and any(row[1] == case.loss for row in SPECIAL_VALUES):
+                        why = "inconclusive: no special-value row applied to the function (it raised on every one)"
                 else:
                     run = searches.search(prop, case, strict_shared=strict)
                     message = run.outcome()
                     measured, minimal = run.state["measured"], run.state["last_fail"]
-                cell = Cell(prop, case.fmt, case.device, "failed" if message else "passed", measured,
-                            time.monotonic() - t0)
+                    why = None if message else run.inconclusive()
+                status = "failed" if message else "inconclusive" if why else "passed"
+                cell = Cell(prop, case.fmt, case.device, status, measured, time.monotonic() - t0, why)
                 out.cells.append(cell)
                 if message:
                     out.findings.append(Finding(prop, case.fmt, case.device, message, minimal,

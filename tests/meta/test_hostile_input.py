@@ -346,3 +346,36 @@ def test_the_public_api_refuses_what_is_not_a_function(hostile):
         lossproof.check("softplus", 5)
     with pytest.raises(ValueError, match="unknown loss"):
         lossproof.check("no_such_loss", abs)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"framework": "jax"}, "unknown framework 'jax'"),
+    ({"formats": ["float33"]}, "unknown format 'float33'"),
+    ({"formats": []}, "no format given"),
+    ({"devices": ["tpu"]}, "unknown device 'tpu'"),
+    ({"properties": ["monotone"]}, "unknown property 'monotone'"),
+])
+def test_the_public_api_refuses_an_unknown_choice_instead_of_checking_nothing(kwargs, message):
+    """An unknown framework, format, device or property selected no cell at all: an empty Findings whose ``ok``
+    was True, a silent pass. Each is refused before anything runs."""
+    import lossproof
+
+    with pytest.raises(ValueError, match=message):
+        lossproof.check("softplus", abs, **kwargs)
+
+
+def test_the_public_api_calls_a_cell_that_measured_too_little_inconclusive_never_ok(tmp_path, monkeypatch):
+    """A function that raises on most inputs passes every example it takes, yet measured too little: the API's
+    Findings is not ok, the cells say inconclusive and why, and assert_stable raises with that table."""
+    import lossproof
+
+    src = tmp_path / "picky_api.py"
+    src.write_text("import torch\n\ndef softplus(input):\n    if input.abs().max() > 1:\n"
+                   "        raise ValueError('inputs beyond 1 are not supported')\n"
+                   "    return torch.logaddexp(input, torch.zeros_like(input))\n")
+    found = lossproof.check("softplus", f"{src}:softplus", formats="float32", properties=["agreement"])
+    assert not found.findings and not found.ok, found.table()
+    (cell,) = found.inconclusive
+    assert cell.status == "inconclusive" and "inputs beyond 1 are not supported" in cell.note, found.table()
+    with pytest.raises(AssertionError, match="inconclusive"):
+        lossproof.assert_stable("softplus", f"{src}:softplus", formats=["float32"], properties=["agreement"])
