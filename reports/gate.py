@@ -194,17 +194,7 @@ def _malformed(path, what):
 
 def load_baseline(path: str) -> dict:
     """A baseline (or results) document, or ResultsError with one clear line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise schema.ResultsError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise schema.ResultsError(f"{path}: is a directory, not a baseline file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise schema.ResultsError(f"{path}: cannot read it ({e})") from None
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise schema.ResultsError(f"{path}: not valid JSON ({getattr(e, 'msg', 'nested too deep')})") from None
+    doc = schema.read_json(path, "baseline file")  # one line for every way a file can be unreadable
     if not isinstance(doc, dict):
         raise schema.ResultsError(f"{path}: not a lossproof baseline or results file")
     if doc.get("schema") == schema.SCHEMA_NAME:
