@@ -181,7 +181,15 @@ def _smoothing_span_overflows(kw, f=None):
             total += row
     # under sum and mean, torch reduces the rows' smoothing terms over the batch before the eps / C weighting:
     # float16 [[0, 30000]] * 4, target 1, label_smoothing 1e-3 gives inf (exact 15.0)
-    return kw.get("reduction", "mean") in ("sum", "mean") and total > big
+    if kw.get("reduction", "mean") in ("sum", "mean") and total > big:
+        return True
+    # a weighted mean divides that total by the targets' total weight W before the eps / C weighting: float32
+    # [[0, -2e38, -2e38]], target 0, weights 1e-30, label_smoothing 0.5 gives inf (exact 6.67e37); float64
+    # weights 5e-324 under logits up to 1.8e308, 16 classes: inf for 3.75
+    if kw.get("reduction", "mean") == "mean" and weight is not None and index_targets is not None:
+        W = sum(abs(weight[c]) for c in index_targets if isinstance(c, int) and c != ignored and 0 <= c < len(weight))
+        return 0 < W and Fraction(total) > Fraction(big) * Fraction(W)
+    return False
 
 
 def _weight_sum_overflows(kw, f=None):
@@ -929,11 +937,14 @@ DEVIATIONS = [
     Deviation(
         "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
         "label smoothing with a row whose finite logits span more than the largest finite value, or whose sum of "
-        "-log_softmax over the classes exceeds it, or (sum and mean) whose total over the batch does",
+        "-log_softmax over the classes exceeds it, or (sum and mean) whose total over the batch does (a weighted "
+        "mean: that total over the targets' total weight)",
         "the smoothing term sums -log_softmax over the classes; lse - x_c overflows to inf for the smallest logit, "
         "or the sum does (bfloat16 [0, 0, 3.39e38], target 0, label_smoothing 0.1: inf where the exact loss is "
         "3.28e38), or its total over the batch does under sum and mean (float16 [[0, 30000]] x 4, target 1, "
-        "label_smoothing 1e-3: inf where the exact loss is 15.0), before the eps / C weighting, where the exact "
+        "label_smoothing 1e-3: inf where the exact loss is 15.0), or that total over the total target weight does "
+        "under a weighted mean (float32 [[0, -2e38, -2e38]], target 0, weights 1e-30, label_smoothing 0.5: inf "
+        "where the exact loss is 6.67e37), before the eps / C weighting, where the exact "
         "loss is finite (inf, or NaN times a zero weight)",
         "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
         _smoothing_span_overflows, documented_output=_not_finite,

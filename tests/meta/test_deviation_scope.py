@@ -286,3 +286,21 @@ def test_bce_backward_weight_overflow_is_documented_for_that_element_only(fmt, p
     case = _torch_case(dev.loss, fmt)
     assert judge.overflow_failure(case, kw, values, grads) is None
     assert judge.overflow_failure(case, kw, values, [grads[0], math.inf, grads[2]]) is not None
+
+
+def test_weighted_mean_smoothing_overflow_is_documented_for_the_value_only():
+    """Found by the agreement property once deviations were scoped (torch 2.13): under a weighted mean torch
+    divides the batch's smoothing sum sum_c w_c (lse - x_c) by the total target weight before the eps / C
+    weighting; it overflows where the exact loss is finite (float32 [[0, -2e38, -2e38]], target 0, weights 1e-30,
+    label_smoothing 0.5: inf for 6.67e37). torch-ce-smoothing-span-overflow covers the value; the gradient is
+    right, and a wrong gradient component is not excused."""
+    dev = DEVS["torch-ce-smoothing-span-overflow"]
+    kw = {"input": [[0.0, -2e38, -2e38]], "target": [0], "weight": [1e-30] * 3, "label_smoothing": 0.5}
+    assert dev in deviations.matching("torch", dev.loss, kw, "float32")
+    values, grads, up = _run(dev, "float32", kw)
+    m = measure("torch", dev.loss, "float32", "cpu", kw, values, grads, upstream=up)
+    assert values == [math.inf] and m.elements[0].z_rounded == pytest.approx(6.67e37, rel=1e-2)
+    assert judge.explains(dev, None, m, kw, values, upstream=up)[0]
+    wrong = [grads[0], 5.0, grads[2]]
+    m2 = measure("torch", dev.loss, "float32", "cpu", kw, values, wrong, upstream=up)
+    assert not judge.explains(dev, None, m2, kw, values, upstream=up)[0]
