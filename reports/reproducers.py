@@ -147,14 +147,15 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
     exact_args = ", ".join([f"{k}={_py(v)}" for k, v in tensors.items()] +
                            [f"{k}={_param_py(v)}" for k, v in params.items()])
     lines.append("import oracles  # lossproof's exact oracle")
-    lines.append(f"exact = oracles.{loss}({exact_args})")
-    lines.append("flat = oracles.codec.flat")
-    if grad:
-        lines.append("if not isinstance(exact, list):  # a scalar loss: its exact gradient")
-        lines.append(f"    g = flat(exact.grad)[{index}]")
-        lines.append(f'    print("exact", str(g), "correctly rounded to {fmt}:", g.to("{fmt}").hex())')
+    lines.append(f"kw = dict({exact_args})")
+    lines.append(f"exact = oracles.{loss}(**kw)")
+    if grad:  # the exact gradient of sum(v * out), v the upstream above (ones for d sum(out) / d input)
+        up = "v.reshape(-1).tolist()" if framework == "torch" else "None"
+        lines.append("from lossproof.measure import exact_gradient")
+        lines.append(f"g = exact_gradient({loss!r}, kw, exact, len(oracles.codec.flat(kw['input'])), {up})[{index}]")
+        lines.append(f'print("exact", str(g), "correctly rounded to {fmt}:", g.to("{fmt}").hex())')
     else:
-        lines.append(f"e = flat(exact)[{index}]")
+        lines.append(f"e = oracles.codec.flat(exact)[{index}]")
         lines.append(f'print("exact", str(e), "correctly rounded to {fmt}:", e.to("{fmt}").hex())')
     return "\n".join(lines)
 

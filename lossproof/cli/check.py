@@ -106,7 +106,7 @@ def _cell(report) -> Cell:
             stop = next((i for i in range(start, len(lines)) if lines[i].startswith(
                 ("(the smallest", "edge problem", "Failing test case", "Explanation:", "You can reproduce"))
                 or (".py:" in lines[i] and "Error" in lines[i])), len(lines))
-            cell.reproducer = [ln.rstrip() for ln in lines[start:stop]][:14]
+            cell.reproducer = [ln.rstrip() for ln in lines[start:stop]]  # whole: a cut one does not run
         except StopIteration:
             pass
     return cell
@@ -147,7 +147,8 @@ def findings_table(loss: str, target: str, cells: list, code: int) -> list:
              f"{'property':15} {'format':9} {'outcome':14} {'measured':>9}  {'regime':12} finding"]
     for c in cells:
         measured = f"{c.measured}/{c.budget}" if c.measured is not None else (f"{c.rows} rows" if c.rows else "-")
-        finding = c.minimal and f"on {c.minimal}" or c.headline or ""
+        # the finding without the case's id, which the row already says (a special-value row: its name and values)
+        finding = c.minimal and f"on {c.minimal}" or re.sub(r"^.*?-(?:cpu|cuda):? ", "", c.headline or "", count=1)
         if c.outcome == "passed":
             finding = ""
         lines.append(f"{c.prop:15} {c.fmt:9} {c.outcome:14} {measured:>9}  {c.regime or '-':12} "
@@ -161,9 +162,14 @@ def findings_table(loss: str, target: str, cells: list, code: int) -> list:
             lines.append(f"  minimal input: {_short(first.minimal, 200)}")
         if first.reproducer:
             lines.append("  reproducer:")
-            lines += [f"    {_short(r, 150)}" for r in first.reproducer]
-    lacking = sorted({n for c in cells for n in c.not_supported})
-    for n in lacking:
+            lines += [f"    {r}" for r in first.reproducer]  # never cut: it is code to run
+    lacking: dict = {}  # one line per missing capability and message, naming the formats it was seen in
+    for c in cells:
+        for n in c.not_supported:
+            lacking.setdefault(re.sub(r" in (\w+) on (\w+):", " in {} on \\2:", n, count=1), []).append(c.fmt)
+    for n, fmts in sorted(lacking.items()):
+        fmts = [f for f in catalogue.FORMATS if f in fmts]
+        n = n.replace("{}", "/".join(fmts), 1) if "{}" in n else n
         lines.append(f"not supported (reported, never passed): {_short(n, 140)}")
     inconclusive = [c for c in cells if c.outcome == "inconclusive"]
     for c in inconclusive[:3]:
