@@ -100,6 +100,8 @@ class Budget:
         self.too_slow = 0  # examples that passed unmeasured, over the cap
         self.skipped: list = []  # their compact inputs, in the order met
         self.overtime: str | None = None  # the example that ran past the last resort
+        self.over_clock: list = []  # examples stopped by the wall-clock last resort (load-dependent), listed
+        self.current: str | None = None  # the compact input of the example being measured
         self.examples = 0  # examples that reached ``check``
         self.max_work = prof.work
         self.work = 0  # numbers compared so far (``spend``)
@@ -111,6 +113,7 @@ class Budget:
         prediction."""
         cost = predict(self.loss, self.fmt, kwargs)
         self.costly = cost > self.example_work
+        self.current = compact_input(kwargs)
         if self.costly:
             self.skipped.append(compact_input(kwargs))
         return cost
@@ -129,7 +132,10 @@ class Budget:
             return
 
         def alarm(signum, frame):
-            self.overtime = self.overtime or f"one example's oracle work ran past {self.per_example:g} s"
+            # the prediction missed this one: it passes unmeasured, counted and listed as load-dependent in the
+            # report (failing the test instead broke real runs: the model is within a factor of ~4 on the ci
+            # battery, not everywhere; a user function's example of 2.77e8 bit-terms took over 120 s)
+            self.over_clock.append(self.current or "?")
             raise ExampleTooSlow(f"over {self.per_example:g} s")
 
         old = signal.signal(signal.SIGALRM, alarm)
@@ -231,6 +237,10 @@ class Budget:
             more = f" (and {len(self.skipped) - LISTED} more)" if len(self.skipped) > LISTED else ""
             parts.append(f"{self.too_slow} example(s) over the per-example cap of {self.example_work:.3g} "
                          f"predicted bit-terms passed unmeasured: {listed}{more}")
+        if self.over_clock:
+            parts.append(f"{len(self.over_clock)} of them past the {self.per_example:g} s wall-clock last resort "
+                         f"(which ones depends on the machine's load: lower example_work to skip them by "
+                         f"prediction): {'; '.join(x[:200] for x in self.over_clock[:LISTED])}")
         if self.stopped == "search":
             parts.append(f"the search stopped at the {self.search:g} s safety net after {self.examples} example(s)")
         return f"{case_id}: " + "; ".join(parts) if parts else None

@@ -103,9 +103,10 @@ def test_the_work_cap_skips_deterministically_and_lists_what_it_skipped():
     assert line is not None and "2 example(s) over the per-example cap" in line and "-10000.0 x300" in line
 
 
-def test_a_wall_clock_last_resort_fails_loudly():
-    """An example past ``example_seconds`` and a search past ``search_seconds`` fail the test with
-    TimeLimitHit (never a silent pass or skip)."""
+def test_the_wall_clock_last_resorts_are_loud():
+    """An example past ``example_seconds`` passes unmeasured but is counted and listed as load-dependent in the
+    test's report (the prediction missed it); a search past ``search_seconds`` fails the test with TimeLimitHit
+    (never a silent pass)."""
     b = Budget(search=60, shrink=10)
     b.per_example = 0.05
 
@@ -113,14 +114,18 @@ def test_a_wall_clock_last_resort_fails_loudly():
     @given(st.integers(0, 10))
     def slow(n):
         b.check(str(n))
+        b.admit({"input": [float(n)]})
         try:
             with b.example():
                 time.sleep(0.5)
         except ExampleTooSlow:
-            b.too_slow += 1  # what the search's bodies do: the budget still fails the run
+            b.too_slow += 1  # what the search's bodies do: passed unmeasured, counted
 
-    with pytest.raises(TimeLimitHit, match="time limit hit.*ran past 0.05 s"):
-        b.run(slow)
+    b.run(slow)
+    assert b.too_slow == len(b.over_clock) > 0
+    line = b.report("case")
+    assert line is not None and "past the 0.05 s wall-clock last resort" in line and "depends on the machine's load" \
+        in line, line
 
     b2 = Budget(search=0.0, shrink=10)
 
