@@ -40,6 +40,20 @@ class Mutation:
 
 
 MUTATIONS = [
+    # issue 14 item 1: a deviation excuses only its scope, per element
+    Mutation("deviation-scope-ignored", "lossproof/judge.py",
+             "    return s is deviations.ALL or e.index[0] in s\n", "    return True\n",
+             ("tests/meta/test_deviation_scope.py",),
+             "a deviation excuses elements (or the gradient) it does not describe"),
+    Mutation("bcel-bound-total", "subjects/deviations.py",
+             "    if not _reduced(kw):\n        return b(index)\n",
+             "    if not _reduced(kw):\n        return sum((b(i) for i in range(len(x))), F(0))\n",
+             ("tests/meta/test_deviation_scope.py",),
+             "BCE-with-logits' bound summed over the elements, applied to each"),
+    Mutation("overflow-deviation-not-scoped", "lossproof/judge.py",
+             "if _overflow_explained(case, kw, _Out(\"value\", i, y, z), strict_shared, len(values)):",
+             "if deviations.matching(case.subject, case.loss, kw, case.fmt):",
+             ("tests/meta/test_deviation_scope.py",), "no overflow excused wherever any deviation matches the call"),
     Mutation("worst-inverted", "lossproof/measure.py",
              "return min(self.elements, key=lambda e: (RANK[e.verdict], -e.ulp_error))",
              "return max(self.elements, key=lambda e: (RANK[e.verdict], -e.ulp_error))",

@@ -195,6 +195,19 @@ def test_audit_float16_bce_with_logits_other_element_is_not_excused_by_a_summed_
            value_at=(1, 100.0))
 
 
+def test_bce_with_logits_covered_element_is_held_to_its_own_bound_not_the_sum():
+    """Both elements under the cancellation condition (x < 0, y != 0): element 1's own bound is K S u (|w|)
+    (1 + |pw|)(|x| + 1) = 64 u16 * 4 = 0.125; the sum over the elements would allow ~3,750 (element 0's |x| of
+    60000). An error of 2 on element 1 must not be excused (kills benchmarks/mutation.py's bcel-bound-total),
+    while torch's own output on the same call is."""
+    kw = {"input": [-60000.0, -1.0], "target": [6.097555160522461e-05, 0.5], "reduction": "none"}
+    dev = DEVS["torch-bce-with-logits-cancellation"]
+    v, g, up = _run(dev, "float16", kw)
+    m = measure("torch", dev.loss, "float16", "cpu", kw, v, g, upstream=up)
+    assert m.failures() and judge.explains(dev, None, m, kw, v, upstream=up)[0]  # torch's own: excused
+    _audit("torch-bce-with-logits-cancellation", "float16", kw, value_at=(1, 0.8133 + 2.0))
+
+
 def test_audit_softplus_gradient_is_judged_not_only_values():
     _audit("torch-softplus-threshold", "float64", {"input": [25.0, 1.0]}, grad_as=[1.0, 0.0])
 
