@@ -29,7 +29,7 @@ budget, not necessarily a local minimum; whether the test fails does not depend 
 is shown may).
 
 Budgets per profile (per test; lossproof.profiles): work dev 4,000 / ci 12,000 / thorough 500,000 numbers;
-example work dev 2e7 / ci 5e7 / thorough 1e9 bit-terms; last resorts (search, example) dev 120 s, 60 s / ci
+example work dev 1e8 / ci 3e8 / thorough 1e9 bit-terms; last resorts (search, example) dev 120 s, 60 s / ci
 300 s, 120 s / thorough 3,600 s, 1,800 s; shrink dev 5 / ci 10 / thorough 300 s.
 
 The example database (``examples_dir``, ``saved``, ``save``, ``forget``): a failing search's minimal input is
