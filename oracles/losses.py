@@ -81,13 +81,19 @@ def _finish(outs, out_shape, reduction, denom, in_shape, in_vals, total=None):
     if total is None:
         total = X.total([o.value for o in outs])
     scale = ONE
+    undefined = False
     if reduction in ("mean", "batchmean"):
         # a mean over a total weight of exactly zero is undefined (NaN), whatever the numerator: label smoothing
         # can make it nonzero when every target's class weighs 0, but there is nothing to average over
-        total = NAN if X.is_zero(denom) else X.div(total, denom)
+        undefined = X.is_zero(denom)
+        total = NAN if undefined else X.div(total, denom)
         scale = denom
 
     def merged():
+        if undefined:
+            # the gradient of an undefined value is undefined in every component (torch: NaN everywhere), not
+            # the numerator's gradient divided by 0 (which gave +-inf where label smoothing makes it nonzero)
+            return {k: NAN for k in range(numel(in_shape))}
         acc = {}
         for o in outs:
             for k, g in o.grad().items():

@@ -197,6 +197,25 @@ def test_empty_inputs_follow_torch(name, kw, reduction):
         assert all(_same(v, 0.0) for v in z) and all(v == 0 for v in y)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 2.0 ** -126, 0.1])
+@pytest.mark.parametrize("target", [0, 2])
+def test_a_mean_over_zero_total_weight_has_an_undefined_gradient(smoothing, target):
+    """Every target's class weighs 0: the weighted mean is 0/0 or (under label smoothing, whose term reads the
+    weight-1 class of logit -inf) inf/0, undefined, NaN; so is every component of its gradient, as in torch.
+    The oracle used to divide the numerator's gradient by the zero denominator: -inf and +inf where smoothing
+    makes it nonzero (found by the ci battery in a 460-class float32 row, torch's NaN gradient judged broken)."""
+    kw = dict(input=[[-INF, -INF, -54.0]], target=[target], weight=[0.0, 1.0, 0.0], label_smoothing=smoothing,
+              reduction="mean")
+    r = oracles.cross_entropy(**kw)
+    assert math.isnan(r.to("float32"))
+    grads = [g.to("float32") for g in _flat(r.grad)]
+    x = torch.tensor(kw["input"], dtype=torch.float32, requires_grad=True)
+    F.cross_entropy(x, torch.tensor([target]), weight=torch.tensor(kw["weight"]), label_smoothing=smoothing,
+                    reduction="mean").backward()
+    assert len(grads) == 3 and all(math.isnan(g) for g in grads)
+    assert all(math.isnan(g) for g in x.grad.reshape(-1).tolist())
+
+
 def test_kl_div_batchmean_over_rows_of_no_element_is_zero():
     # batchmean divides by the batch (2 rows), not by the elements: 0 / 2 = 0, as torch gives
     z = oracles.kl_div([[], []], [[], []], reduction="batchmean").to("float64")
