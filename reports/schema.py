@@ -30,6 +30,19 @@ A record (one measured call of one subject on one input)::
                   when larger than ``MAX_INPUT_NUMBERS`` ("input_numbers" says how many)}
     oracle_precision   the largest working precision (bits) the oracle used for the compared numbers
 
+The document may also hold ``"sweeps": [row, ...]``, the exhaustive sweeps (lossproof/sweep.py, ``lossproof
+sweep``): one row per function, subject and format over a range of the format's encodings (``lo`` .. ``hi`` - 1;
+all of them for a full sweep), in the manner of Zimmermann et al.::
+
+    function, subject, format, device, lo, hi, inputs, required, reason (why not supported, or null),
+    verdict      the worst verdict of the elements no documented deviation explains ("not supported")
+    oracle       {float64, extended, exact, nan, exact_comparisons}: how many roundings each oracle stage decided
+                 (oracles/univariate.py) and how many comparisons the exact path made
+    seconds      the time the chunks took (summed)
+    quantities   {"value"|"grad": {elements, correctly_rounded, verdicts {verdict: count}, failures (below the
+                 pass line, not explained), verdict, explained {deviation id: count}, max {ulp, input, y,
+                 z_rounded (hex), verdict} or null, witnesses [{input, y, z_rounded, ulp, verdict}]}}
+
 Floats are written as ``float.hex`` strings where exactness matters (inputs, y, z_rounded), as JSON numbers
 elsewhere (``Infinity`` for max_ulp = inf: Python's json reads and writes it).
 """
@@ -112,8 +125,11 @@ def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, so
     return rec
 
 
-def document(runs: list, records: list) -> dict:
-    return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "runs": runs, "records": records}
+def document(runs: list, records: list, sweeps: list | None = None) -> dict:
+    doc = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "runs": runs, "records": records}
+    if sweeps:
+        doc["sweeps"] = sweeps
+    return doc
 
 
 def write_atomic(path: str, data, *, text: bool = False) -> None:
@@ -169,6 +185,43 @@ def check_record(rec, where: str) -> None:
         raise ResultsError(f"{where}: verdicts must map each verdict to a count")
 
 
+#: a sweep row's fields and their JSON types (all required), and those of each quantity
+SWEEP_FIELDS = {
+    "function": (str,), "subject": (str,), "format": (str,), "device": (str,), "lo": (int,), "hi": (int,),
+    "inputs": (int,), "required": (str,), "reason": (str, type(None)), "verdict": (str,), "oracle": (dict,),
+    "seconds": (int, float), "quantities": (dict,),
+}
+QUANTITY_FIELDS = {
+    "elements": (int,), "correctly_rounded": (int,), "verdicts": (dict,), "failures": (int,), "verdict": (str,),
+    "explained": (dict,), "max": (dict, type(None)), "witnesses": (list,),
+}
+
+
+def check_sweep(row, where: str) -> None:
+    """ResultsError (one line) unless ``row`` is a well-formed sweep row: the fields of ``SWEEP_FIELDS`` of their
+    types, counts non-negative integers, quantities "value" or "grad" with the fields of ``QUANTITY_FIELDS``."""
+    if not isinstance(row, dict):
+        raise ResultsError(f"{where}: is {type(row).__name__}, not an object")
+    for fields, obj, what in ((SWEEP_FIELDS, row, ""),
+                              *((QUANTITY_FIELDS, q, f"{k} ") for k, q in (row.get("quantities") or {}).items())):
+        if not isinstance(obj, dict):
+            raise ResultsError(f"{where}: quantity {what.strip()} is not an object")
+        for f, kinds in fields.items():
+            if f not in obj:
+                raise ResultsError(f"{where}: {what}has no {f!r}")
+            if not _type_ok(obj[f], kinds):
+                want = "a number" if kinds == (int, float) else " or ".join(_TYPE_NAMES[k] for k in kinds)
+                raise ResultsError(f"{where}: {what}{f} is {json.dumps(obj[f])[:60]}, not {want}")
+        counts = [obj.get(f) for f in ("lo", "hi", "inputs", "elements", "correctly_rounded", "failures") if f in obj]
+        counts += list((obj.get("verdicts") or {}).values()) + list((obj.get("explained") or {}).values())
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+            raise ResultsError(f"{where}: {what}counts must be non-negative integers")
+    if set(row["quantities"]) - {"value", "grad"}:
+        raise ResultsError(f"{where}: quantities must be 'value' or 'grad'")
+    if row["lo"] > row["hi"]:
+        raise ResultsError(f"{where}: lo {row['lo']} is above hi {row['hi']}")
+
+
 def check_document(doc, path: str) -> dict:
     """``doc`` if it is a results document of this version with well-formed runs and records, else ResultsError
     (one line naming ``path``): the checks of ``load`` on a document already parsed."""
@@ -184,6 +237,11 @@ def check_document(doc, path: str) -> dict:
             raise ResultsError(f"{path}: malformed results (run {i} must be an object with a string id)")
     for i, rec in enumerate(doc["records"], 1):
         check_record(rec, f"{path}: malformed results, record {i}")
+    if "sweeps" in doc:
+        if not isinstance(doc["sweeps"], list):
+            raise ResultsError(f"{path}: malformed results (sweeps must be a list)")
+        for i, row in enumerate(doc["sweeps"], 1):
+            check_sweep(row, f"{path}: malformed results, sweep {i}")
     return doc
 
 
@@ -219,11 +277,12 @@ def load(path: str) -> dict:
 def merge(docs: list) -> dict:
     """Several results documents (xdist workers, CI jobs, machines) as one: runs and records concatenated, a run
     listed once however many documents carry it."""
-    runs, seen, records = [], set(), []
+    runs, seen, records, sweeps = [], set(), [], []
     for d in docs:
         for r in d["runs"]:
             if r.get("id") not in seen:
                 seen.add(r.get("id"))
                 runs.append(r)
         records.extend(d["records"])
-    return document(runs, records)
+        sweeps.extend(d.get("sweeps", []))
+    return document(runs, records, sweeps)

@@ -10,6 +10,7 @@
     lossproof detect                            the zoo: what lossproof catches, and what assert_close does
     lossproof promote LOSS --corpus DIR 'JSON'  a witness into a corpus of your own
     lossproof demo                              the oracle on the seed notebook's cases
+    lossproof sweep FUNCTION --format FMT       every input of a format through a univariate function
 
 Exit status: 0 success, 1 a failure (or an undecidable rounding), 2 bad input (one line on stderr, never a
 traceback), 3 inconclusive (a check that measured too little).
@@ -27,10 +28,10 @@ import sys
 import oracles
 from oracles.tensors import OracleInputError
 
-from . import check, demo, detect, exact, gate, hunt, merge, promote, report, verify
+from . import check, demo, detect, exact, gate, hunt, merge, promote, report, sweep, verify
 from .errors import USAGE, UsageError
 
-COMMANDS = (check, exact, verify, report, gate, merge, hunt, detect, promote, demo)
+COMMANDS = (check, exact, verify, report, gate, merge, hunt, detect, promote, demo, sweep)
 
 
 class _Parser(argparse.ArgumentParser):
