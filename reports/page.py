@@ -299,6 +299,32 @@ def _ulp_text(cell):
     return C.fmt_ulp(cell["max_ulp"]) if cell["elements"] else "-"
 
 
+def _sweep_rows(doc: dict) -> list:
+    """The exhaustive sweeps (reports/schema.py ``sweeps``), one line per row and quantity, ordered by function,
+    subject and format: the largest error in ULP with its input, the correctly rounded share, the verdict counts
+    and the documented deviations' elements, counted apart."""
+    out = []
+    for r in sorted(doc.get("sweeps", []), key=lambda r: (r["function"], r["subject"], r["format"], r["lo"])):
+        full = r["lo"] == 0 and r["hi"] == (2**32 if r["format"] == "float32" else 2**16)
+        base = {"function": r["function"], "subject": r["subject"], "format": r["format"], "verdict": r["verdict"],
+                "required": r["required"], "range": "all" if full else f"{r['lo']:#x}:{r['hi']:#x}",
+                "inputs": f"{r['inputs']:,}", "reason": r.get("reason"), "oracle": r.get("oracle") or {},
+                "seconds": r.get("seconds")}
+        if r.get("reason"):
+            out.append({**base, "kind": "-", "max_ulp": "-", "max_input": "", "rate": "-", "counts": [],
+                        "explained": [], "failures": 0})
+            continue
+        for kind, q in r["quantities"].items():
+            mx = q.get("max") or {}
+            x = mx.get("input")
+            out.append({**base, "kind": kind, "max_ulp": C.fmt_ulp(mx.get("ulp")),
+                        "max_input": f"{float.fromhex(x)!r} ({x})" if x else "",
+                        "rate": f"{q['correctly_rounded'] / q['elements']:.3%}" if q["elements"] else "-",
+                        "counts": [(v, f"{n:,}") for v, n in q["verdicts"].items() if n],
+                        "explained": sorted(q["explained"].items()), "failures": q["failures"]})
+    return out
+
+
 def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
     records = doc["records"]
     corpus = [r for r in records if r.get("source") == "corpus"]
@@ -425,7 +451,7 @@ def build_context(doc: dict, zoo_path=None, worst_known_path=None) -> dict:
         "deviations": dev_rows, "deviation_note": dev_note,
         "seeds": seeds[:MAX_LISTED], "seed_total": len(seeds),
         "impact": impact_rows, "assert_close": ASSERT_CLOSE, "assert_close_doc": ASSERT_CLOSE_DOC,
-        "zoo": zoo, "worst_known": wk,
+        "zoo": zoo, "worst_known": wk, "sweeps": _sweep_rows(doc),
         "verdicts": [(v, VERDICT_SHORT[v], VERDICT_TEXT[v]) for v in VERDICTS],
         "max_points": MAX_POINTS,
         "point_colours": [(VERDICT_SHORT[v], c) for v, c in POINT_COLOURS.items()],
