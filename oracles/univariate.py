@@ -92,19 +92,19 @@ def extended_available() -> bool:
     return np.finfo(np.longdouble).nmant >= 63
 
 
-def _sigma(x, dt):
+def _sigma(x: Any, dt: Any) -> Any:
     """sigma(x) from t = exp(-|x|): 1 / (1 + t) for x >= 0, t / (1 + t) for x < 0 (steps 3 and 4)."""
     t = np.exp(-np.abs(x))
     d = dt(1) + t
     return np.where(x >= 0, dt(1) / d, t / d)
 
 
-def _softplus(x, dt):
+def _softplus(x: Any, dt: Any) -> Any:
     """max(x, 0) + log1p(exp(-|x|)) (step 7)."""
     return np.maximum(x, dt(0)) + np.log1p(np.exp(-np.abs(x)))
 
 
-def _formula(name: str, kind: str, x, dt):
+def _formula(name: str, kind: str, x: Any, dt: Any) -> Any:
     """The formulas of the docstring on finite ``x`` in the working type ``dt`` (float64 or longdouble)."""
     with np.errstate(all="ignore"):
         if name == "sigmoid":
@@ -123,7 +123,7 @@ def _formula(name: str, kind: str, x, dt):
     raise ValueError(f"no vectorised oracle for {name!r}: expected one of {', '.join(FUNCTIONS)}")
 
 
-def _exact_mask(name: str, kind: str, x):
+def _exact_mask(name: str, kind: str, x: Any) -> Any:
     """Where the formula's result is exact (bound 0): torch's linear branch."""
     if name == "torch:softplus":
         return x > TORCH_THRESHOLD
@@ -134,7 +134,7 @@ def _sign(name: str, kind: str) -> int:
     return -1 if (name == "logsigmoid" and kind == "value") else 1
 
 
-def approximate(name: str, kind: str, x, extended: bool = False):
+def approximate(name: str, kind: str, x: Any, extended: bool = False) -> tuple[Any, Any]:
     """(a, B): binary64 approximations of f(x) (kind "value") or f'(x) ("grad") on finite binary64 ``x``, and
     absolute bounds with |a - z| <= B (docstring, 9.); from long double when ``extended``."""
     x = np.asarray(x, dtype=np.float64)
@@ -187,32 +187,31 @@ class Certified:
     counts: Counts = field(default_factory=Counts)
 
 
-def exact_rounded(name: str, kind: str, xs, fmt: str) -> list:
+def exact_rounded(name: str, kind: str, xs: Any, fmt: str) -> list[float]:
     """RN(z) into ``fmt`` from the exact oracle (mpmath), one input at a time (stage 3; the reference of the
     meta-tests). The derivative is the exact gradient of the one-element call."""
-    import oracles
-
+    from . import REGISTRY
     from .codec import flat
 
     out = []
     for x in xs:
-        kw = {"input": [float(x)]}
-        res = oracles.REGISTRY[name](**kw)
+        fn: Any = REGISTRY[name]
+        res = fn(input=[float(x)])
         if kind == "value":
             out.append(flat(res)[0].to(fmt))
         else:
-            out.append(_exact_derivative(name, res, float(x)).to(fmt))
+            out.append(_exact_derivative(res).to(fmt))
     return out
 
 
-def _exact_derivative(name, res, x):
+def _exact_derivative(res: Any) -> Any:
     """The exact derivative of the one-element call (the oracle's gradient entry of its one output)."""
     from .codec import flat
 
     return flat(res)[0].grad_entries()[0]
 
 
-def certified(name: str, kind: str, x, fmt: str, *, extended: bool | None = None, exact: bool = True) -> Certified:
+def certified(name: str, kind: str, x: Any, fmt: str, *, extended: bool | None = None, exact: bool = True) -> Certified:
     """RN(f(x)) or RN(f'(x)) into ``fmt`` for every binary64 ``x`` (values of ``fmt``), by the three stages of the
     module docstring. ``extended``: use stage 2 (default: where available). ``exact=False`` leaves the roundings
     stages 1 and 2 cannot decide as NaN with ``exact`` set (the sweep measures them with the exact oracle
