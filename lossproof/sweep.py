@@ -250,32 +250,36 @@ def _measure_kind(subject_name, function, kind, fmt, x, y, yv, yg, counts, oracl
     fast = ~nan_in & ~c.exact
     a, b = c.approx, c.bound
     with np.errstate(all="ignore"):
-        y_nan = np.isnan(y)
-        y_inf = np.isinf(y)
         zr_inf = np.isinf(zr)
+        y_inf = np.isinf(y)
         same = (y == zr) & ((zr != 0) | (np.signbit(y) == np.signbit(zr)))
-        broken = y_nan | (y_inf & ~zr_inf) | (y_inf & zr_inf & (y != zr))
+        broken = np.isnan(y) | (y_inf & ~zr_inf) | (y_inf & zr_inf & (y != zr))
         d = np.abs(y - a)
-        e_lo = np.maximum(d * (1 - 2.0**-52) - b, 0.0)
-        e_hi = d * (1 + 2.0**-52) + b
-        za_lo = np.maximum(np.abs(a) - b, 0.0)
-        za_hi = np.abs(a) + b
-        st_lo = _allowances(function, kind, za_lo, f) * (1 - MARGIN)
-        st_hi = _allowances(function, kind, za_hi, f) * (1 + MARGIN)
-        kap = _kappa(function, kind, x)
-        K = bounds.K
-        u = float(f.u)
-        ac_lo = (K * u * (za_lo + kap) + float(f.min_subnormal)) * (1 - MARGIN)
-        ac_hi = (K * u * (za_hi + kap * (1 + MARGIN)) + float(f.min_subnormal)) * (1 + MARGIN)
         ulps_f = np.where(broken, math.inf, d / _ulp(a, f))
-    stable = e_hi <= st_lo
-    unstable = e_lo > st_hi
-    accurate = e_hi <= ac_lo
-    not_acc = e_lo > ac_hi
-    r = np.where(unstable, RANK["unstable"],
-                 np.where(stable & accurate, RANK["accurate"], RANK["stable"]))
-    r = np.where(same, RANK["correctly_rounded"], np.where(broken, RANK["broken"], r))
-    undecided_cmp = ~same & ~broken & ~((stable & (accurate | not_acc)) | unstable)
+    r = np.where(same, RANK["correctly_rounded"], RANK["broken"]).astype(np.int8)
+    # the ladder's comparisons, on the elements neither correctly rounded nor broken (their allowances)
+    rest = np.flatnonzero(fast & ~same & ~broken)
+    undecided_cmp = np.zeros(n, dtype=bool)
+    if rest.size:
+        ar, br, dr = a[rest], b[rest], d[rest]
+        with np.errstate(all="ignore"):
+            e_lo = np.maximum(dr * (1 - 2.0**-52) - br, 0.0)
+            e_hi = dr * (1 + 2.0**-52) + br
+            za_lo = np.maximum(np.abs(ar) - br, 0.0)
+            za_hi = np.abs(ar) + br
+            st_lo = _allowances(function, kind, za_lo, f) * (1 - MARGIN)
+            st_hi = _allowances(function, kind, za_hi, f) * (1 + MARGIN)
+            kap = _kappa(function, kind, x[rest])
+            K = bounds.K
+            u = float(f.u)
+            ac_lo = (K * u * (za_lo + kap) + float(f.min_subnormal)) * (1 - MARGIN)
+            ac_hi = (K * u * (za_hi + kap * (1 + MARGIN)) + float(f.min_subnormal)) * (1 + MARGIN)
+        stable = e_hi <= st_lo
+        unstable = e_lo > st_hi
+        accurate = e_hi <= ac_lo
+        not_acc = e_lo > ac_hi
+        r[rest] = np.where(unstable, RANK["unstable"], np.where(stable & accurate, RANK["accurate"], RANK["stable"]))
+        undecided_cmp[rest] = ~((stable & (accurate | not_acc)) | unstable)
     rank[fast] = r[fast]
     ulps[fast] = ulps_f[fast]
     # the exact path: undecided roundings, infinite inputs, comparisons at their allowance

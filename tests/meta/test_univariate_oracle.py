@@ -128,3 +128,29 @@ def test_fallback_rate_is_reported_and_small(capsys):
         print(f"\nunivariate oracle, float32 slice: {total.as_dict()}, fallback to mpmath {rate:.2e}")
     assert total.extended > 0  # the slice does reach the second stage
     assert rate < 1e-5
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rounding_and_certify_are_the_fast_paths(fmt):
+    """``_round`` (NumPy's conversions) is ``fast.round_array`` on ties, their neighbours, subnormal boundaries and
+    the overflow threshold; ``certify`` decides exactly what ``fast.certify`` decides, with the same values."""
+    from oracles import fast
+
+    rng = np.random.default_rng(11)
+    x = sweep.inputs(fmt, 0, sweep.size(fmt)) if fmt != "float32" else np.concatenate(
+        [sweep.inputs("float32", int(b), int(b) + 1) for b in rng.integers(0, 2**32, 4000, dtype=np.uint64)]
+        + [sweep.inputs("float32", 0, 4096), sweep.inputs("float32", 0x7F7FF000, 0x7F800000)])
+    x = np.abs(x[np.isfinite(x)])
+    from oracles.formats import get_format
+
+    mid = x + sweep._ulp(x, get_format(fmt)) / 2  # the midpoint above x: a tie (exact in binary64)
+    assert not np.array_equal(fast.round_array(np.nextafter(mid, np.inf), fmt), x)  # next value: not x
+    v = np.concatenate([x, mid, np.nextafter(mid, np.inf), np.nextafter(mid, -np.inf), -mid])
+    a, b = U._round(v, fmt), fast.round_array(v, fmt)
+    assert np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+    bound = np.abs(v) * rng.choice([0.0, 2.0**-40, 2.0**-20, 2.0**-9], v.size)
+    for sign in (1, -1):
+        got, ok = U.certify(v, bound, fmt, sign)
+        want, ok2 = fast.certify(v, bound, fmt, np.full(v.size, sign))
+        assert np.array_equal(ok, ok2)
+        assert np.array_equal(got[ok], want[ok]) and np.array_equal(np.signbit(got[ok]), np.signbit(want[ok]))
