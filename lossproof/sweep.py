@@ -345,10 +345,13 @@ def _explain(subject_name, function, kind, fmt, x, ym, devs, yv, yg):
     fails = np.flatnonzero(ym.verdict < RANK[PASS_LINE])
     if not fails.size:
         return out
+    from subjects import deviations
+
     for d in devs:
-        xs = x[fails]
-        scope = d.scope({"input": xs.tolist()}, get_format(fmt)) if d.scope else None
-        covered = fails if scope is None else fails[sorted(scope.get(kind, ()))]
+        # the scope of the call of the failing inputs (elementwise: the same elements as in their own calls)
+        scope = deviations.scope_of(d, {"input": x[fails].tolist()}, get_format(fmt)) if d.scope else None
+        part = deviations.ALL if scope is None else scope.get(kind, ())
+        covered = fails if part is deviations.ALL else fails[sorted(part)]
         if not covered.size:
             continue
         dm = _measure_kind(subject_name, function, kind, fmt, x[covered], ym.y[covered], yv[covered],

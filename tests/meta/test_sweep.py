@@ -94,3 +94,32 @@ def test_merge_refuses_gaps():
     b = sweep.sweep_range("sigmoid", "numpy", "float16", 20, 30)
     with pytest.raises(ValueError, match="not adjacent"):
         sweep.merge_rows([a, b])
+
+
+def _plus_one_above_20(function, fmt):
+    """A softplus that is exact in float16 except above 20, where it returns x + 1."""
+    def run(x):
+        from subjects import numpy_losses
+
+        a = x.astype(np.float16)
+        v = np.asarray(numpy_losses.softplus(a)).astype(np.float64)
+        g = np.asarray(numpy_losses.grad("softplus", a)).astype(np.float64)
+        return np.where(x > 20, x + 1, v), g
+    return run
+
+
+def test_a_deviation_excuses_only_what_it_describes(monkeypatch):
+    """A documented deviation (torch's softplus threshold, given to a test subject) covers the elements above 20
+    but its documented behaviour (x itself) is not x + 1: nothing is explained, every such element fails."""
+    import dataclasses
+
+    from subjects import deviations
+
+    (dev,) = [d for d in deviations.DEVIATIONS if d.id == "torch-softplus-threshold"]
+    monkeypatch.setattr(deviations, "DEVIATIONS", [dataclasses.replace(dev, subject="odd")])
+    monkeypatch.setitem(sweep.SUBJECTS, "odd", sweep.SweepSubject("odd", ("float16",), _plus_one_above_20))
+    row = sweep.run_local("softplus", "odd", "float16")
+    v = row["quantities"]["value"]
+    above = int((sweep.inputs("float16", 0, 2**16) > 20).sum())
+    assert v["failures"] > 0 and not v["explained"] and row["verdict"] in ("unstable", "broken")
+    assert v["failures"] <= above and row["quantities"]["grad"]["failures"] == 0
