@@ -538,7 +538,7 @@ def run_dask(function: str, subject_name: str, fmt: str, lo: int, hi: int, *, ch
         cluster = None
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=50)
+                                   dashboard_address=":0", silence_logs=50)  # a free port: never a clash
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="20s")

@@ -82,7 +82,17 @@ def test_float32_on_a_two_worker_dask_cluster_resumes(tmp_path):
     os.unlink(os.path.join(folder, "softplus-torch-float32", files[0]))
     with open(os.path.join(folder, "softplus-torch-float32", files[1]), "w") as f:
         f.write('{"function": "softplus"')
-    again = sweep.run_dask("softplus", "torch", "float32", lo, hi, chunk=chunk, folder=folder, workers=2)
+    # resumed on an existing cluster (--scheduler ADDRESS): two in-process workers, quick to start
+    import torch
+    from distributed import LocalCluster
+
+    threads = torch.get_num_threads()
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+            again = sweep.run_dask("softplus", "torch", "float32", lo, hi, chunk=chunk, folder=folder,
+                                   scheduler=cluster.scheduler_address)
+    finally:
+        torch.set_num_threads(threads)  # the chunks set one thread each, here in this process
     assert again["computed_inputs"] == 2 * chunk
     _same_counts(row, again)
     with open(os.path.join(folder, "softplus-torch-float32", files[1])) as f:
