@@ -126,7 +126,10 @@ def _numpy(function: str, fmt: str):
 def _scipy(function: str, fmt: str):
     from subjects import array_subject
 
-    fns = array_subject.scipy_functions()
+    try:
+        fns = array_subject.scipy_functions()
+    except ImportError:
+        raise NotSupported("SciPy is not installed (pip install scipy): its subject is not checked") from None
     if function not in fns:
         raise NotSupported(f"SciPy has no {function}")
     fn = fns[function][0]
