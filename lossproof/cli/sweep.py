@@ -147,6 +147,10 @@ def cmd_sweep(args) -> int:
     workers = _int(args.workers, "--workers")
     if workers <= 0:
         raise UsageError(f"--workers must be positive, got {workers}")
+    try:
+        sweep.evaluator(args.subject, args.function, args.format)
+    except sweep.NotSupported as e:
+        raise UsageError(f"{args.subject} {args.function} in {args.format} is not supported: {e}") from None
     use_dask = args.format == "float32" or args.scheduler is not None
     if use_dask:
         why = sweep.dask_available()
@@ -173,8 +177,6 @@ def cmd_sweep(args) -> int:
         print(os.path.abspath(args.report))
     from lossproof.verdicts import RANK
 
-    if row["verdict"] == "not supported":
-        return OK
     return OK if RANK[row["verdict"]] >= RANK[row["required"]] else FAILED
 
 

@@ -26,6 +26,7 @@ from lossproof.cli import main
     (["sweep", "sigmoid", "--format", "float32", "--workers", "-1"], "--workers must be positive"),
     (["sweep", "sigmoid", "--format", "float32", "--workers", "two"], "not an integer"),
     (["sweep", "sigmoid"], "--format"),
+    (["sweep", "softplus", "--format", "float32", "--subject", "scipy"], "SciPy has no softplus"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
     assert main(argv) == 2
