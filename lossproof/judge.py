@@ -256,11 +256,12 @@ def overflow_call(case, kw, strict: bool = False):
     return restrict(case, kw)
 
 
-def _overflow_explained(case, kw, e, strict_shared, n_values) -> bool:
+def _overflow_explained(case, kw, e, strict_shared, n_values, memo=None) -> bool:
     """Whether a matching documented deviation describes this non-finite element (its scope holds the element,
     and the element meets the documented behaviour there): one of the subject's own, or for a user's function
     (unless ``strict_shared``) one of torch's that torch itself shows on this call ("shared with torch", as in
-    ``judge``)."""
+    ``judge``). ``memo``: what the call's other elements already computed (the reference's shared deviation, which
+    runs the reference and measures it: once per call, not once per element)."""
     devs = deviations.matching(case.subject, case.loss, kw, case.fmt)
     up = upstream_of(n_values) if case.framework == "torch" else None
     for d in devs:
@@ -269,10 +270,14 @@ def _overflow_explained(case, kw, e, strict_shared, n_values) -> bool:
             return True
     if strict_shared or reference_of(case) is None:
         return False
-    shared = shared_with_reference(case, kw)
+    memo = {} if memo is None else memo
+    if "shared" not in memo:
+        memo["shared"] = shared_with_reference(case, kw)
+    shared = memo["shared"]
     z = None if e.exact.is_special else exact_fraction(e.exact)
+    up = upstream_of(n_values) if reference_of(case) == "torch" else None
     return shared is not None and _covered(shared[0], kw, case.fmt, e) and _meets_documented(
-        shared[0], kw, case.fmt, e, z, upstream_of(n_values), None)
+        shared[0], kw, case.fmt, e, z, up, None)
 
 
 class _Out:
@@ -287,16 +292,17 @@ def overflow_failure(case, kw, values, grads, strict_shared: bool = False):
     whose correctly rounded exact counterpart is finite and that no matching documented deviation describes
     (per element, as ``explains``), or None."""
     result = oracles.REGISTRY[case.loss](**kw)
+    memo: dict = {}
     for i, (y, z) in enumerate(zip(values, flat(result))):
         if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-            if _overflow_explained(case, kw, _Out("value", i, y, z), strict_shared, len(values)):
+            if _overflow_explained(case, kw, _Out("value", i, y, z), strict_shared, len(values), memo):
                 continue
             return f"{case.id}: {y} where the exact result {z} is finite\n" + case_reproducer(case, kw)
     if grads is not None and not all(math.isfinite(y) for y in grads):
         up = upstream(len(values)) if case.framework == "torch" else None
         for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
             if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-                if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values)):
+                if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values), memo):
                     continue
                 return (f"{case.id}: gradient {y} where the exact one {z} is finite\n"
                         + case_reproducer(case, kw))

@@ -533,9 +533,27 @@ def _grads_only(kw, f=None):
     return _scope((), ALL)
 
 
+#: the call whose scopes and matching deviations were last computed, and them: judging one call asks for the same
+#: scope once per failing element, and each scope reads the whole call (O(n)), so a 4,096-class row whose every
+#: gradient component overflows cost O(n^2) condition evaluations (minutes in the no-overflow check). Keyed by
+#: the call's identity and its values' identities (the call is held, so neither id can be reused while cached).
+_MEMO: dict = {"key": None, "held": None, "scopes": {}, "matching": {}}
+
+
+def _memo_for(kw, fmt) -> dict:
+    key = (id(kw), tuple((k, id(v)) for k, v in kw.items()), fmt)
+    if _MEMO["key"] != key:
+        _MEMO.update(key=key, held=(kw, tuple(kw.values())), scopes={}, matching={})
+    return _MEMO
+
+
 def scope_of(dev, kw, fmt=None) -> dict:
-    """{"value": covered flat indices or ALL, "grad": ...}: what ``dev`` describes on this call."""
-    return dev.scope(kw, fmt)
+    """{"value": covered flat indices or ALL, "grad": ...}: what ``dev`` describes on this call (computed once
+    per call and deviation: ``_MEMO``)."""
+    memo = _memo_for(kw, fmt)["scopes"]
+    if dev.id not in memo:
+        memo[dev.id] = dev.scope(kw, fmt)
+    return memo[dev.id]
 
 
 def covers(dev, kw, fmt, kind: str, index: int) -> bool:
@@ -1088,4 +1106,8 @@ DEVIATIONS = [
 def matching(subject: str, loss: str, kwargs: dict, fmt=None):
     """The deviations that apply to this call in format ``fmt`` (usually none). Without a format the
     format-dependent conditions take the widest one (float16's subnormals, bfloat16's range)."""
-    return [d for d in DEVIATIONS if d.subject == subject and d.loss == loss and d.applies(kwargs, fmt)]
+    memo = _memo_for(kwargs, fmt)["matching"]
+    if (subject, loss) not in memo:
+        memo[(subject, loss)] = [d for d in DEVIATIONS
+                                 if d.subject == subject and d.loss == loss and d.applies(kwargs, fmt)]
+    return list(memo[(subject, loss)])
