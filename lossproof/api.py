@@ -107,7 +107,8 @@ def _choices(what: str, given: Iterable[str] | None, known: Iterable[str]) -> tu
     return out
 
 
-def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: str | None) -> UserSubject:
+def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: str | None, class_axis: int = 1,
+             returns: str | None = None) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if framework not in FRAMEWORKS:
@@ -117,7 +118,7 @@ def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: st
     if not callable(fn):
         raise TypeError(f"{fn!r} is not callable")
     name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-    return UserSubject(loss, name, framework, fn, accepted_parameters(fn))
+    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns)
 
 
 def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:
@@ -144,13 +145,17 @@ def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, d
 
 def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
           formats: Iterable[str] | None = None, devices: Iterable[str] | None = None, profile: str | None = None,
-          properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False) -> Findings:
-    """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"), in
-    every format of ``formats`` (default all) and device of ``devices`` (default every available one). Failures
-    that torch's own function shares (its documented behaviours) are listed, not gating, unless ``strict``."""
+          properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False,
+          class_axis: int = 1, returns: str | None = None) -> Findings:
+    """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"; a
+    torch, numpy or jax function), in every format of ``formats`` (default all) and device of ``devices``
+    (default every available one), under its conventions: ``class_axis`` 1 (torch's) or -1 (the classes last),
+    ``returns`` "mean", "sum", "per-example" or "reduction-arg" (default: reduction-arg when it takes
+    ``reduction``, else mean). Failures that its framework's reference shares (torch's, or JAX's for a JAX
+    function: their documented behaviours) are listed, not gating, unless ``strict``."""
     import torch
 
-    user = _subject(loss, fn, framework, target)
+    user = _subject(loss, fn, framework, target, class_axis, returns)
     formats = _choices("format", formats, catalogue.FORMATS) or catalogue.FORMATS
     devices = _choices("device", devices, catalogue.DEVICES)
     properties = _choices("property", properties, PROPERTIES) or PROPERTIES

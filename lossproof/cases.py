@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 from oracles.formats import round_to_format
-from subjects import array_subject, numpy_losses, torch_subject
+from subjects import array_subject, jax_subject, numpy_losses, torch_subject
 from subjects.array_subject import FormatChanged
 from subjects.user import UserSubject, adapt
 
 from . import catalogue
 from .catalogue import DEVICES, FORMATS
 
-__all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", "user_cases", "all_cases",
-           "restrict", "unsupported", "format_changed"]
+__all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", "jax_cases", "user_cases",
+           "all_cases", "restrict", "unsupported", "format_changed", "LIBRARIES"]
+
+#: the library subjects, in the order the tables show them
+LIBRARIES = ("torch", "numpy", "scipy", "jax")
 
 class NotSupported(Exception):
     """The subject lacks this capability (a format, probability targets, a parameter): reported, not passed."""
@@ -30,8 +33,8 @@ class NotSupported(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    subject: str  # "torch", "numpy", "scipy", "user:<target>"
-    framework: str  # "torch" or "numpy"
+    subject: str  # "torch", "numpy", "scipy", "jax", "user:<target>"
+    framework: str  # "torch", "numpy" or "jax"
     loss: str
     fmt: str
     device: str
@@ -44,6 +47,7 @@ class Case:
     #: (``unsupported``), so that every draw reaches the comparison instead of most raising
     only: tuple = ()
     only_why: str = ""
+    class_axis: int = 1  # where the function takes the classes (a user's --class-axis; torch's 1 otherwise)
 
     @property
     def id(self) -> str:
@@ -73,7 +77,8 @@ def _cuda_skip(device: str, cuda_available: bool) -> str | None:
     return None if device == "cpu" or cuda_available else "CUDA is not available on this machine"
 
 
-def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None):
+def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None, only=(),
+                only_why="", class_axis=1):
     user = subject.startswith("user:")
 
     def call(kwargs):
@@ -90,7 +95,7 @@ def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=Non
                 raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
             raise
 
-    return Case(subject, "torch", loss, fmt, device, call, accepts, skip, target)
+    return Case(subject, "torch", loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
 
 
 def torch_cases(cuda_available: bool) -> list:
@@ -161,15 +166,75 @@ _SCIPY_ONLY = {"kl_div": (("reduction", "none"), ("log_target", False))}
 _SCIPY_ONLY_WHY = "SciPy's rel_entr is the pointwise, probability-target KL only"
 
 
+def _jax_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None, only=(),
+              only_why="", class_axis=1):
+    user = subject.startswith("user:")
+
+    def call(kwargs):
+        try:
+            return jax_subject.run(fn, loss, fmt, device, kwargs, user=user)
+        except FormatChanged as e:  # a finding (the search reports it), its values judged like any others
+            _FORMAT_CHANGED[f"{subject}-{loss}-{fmt}-{device}"] = str(e)
+            return _into(e.values, fmt), e.grads
+        except NotImplementedError as e:  # a reduction the built-in adapter has no counterpart of
+            raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {e}") from None
+        except Exception as e:  # a user's function raising: a capability it lacks, never a pass
+            if not user:
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
+
+    return Case(subject, "jax", loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
+
+
+def _jax_skips(device: str):
+    """(why JAX's cases on ``device`` cannot run here, or None)."""
+    missing = jax_subject.missing()
+    if missing:
+        return missing
+    return jax_subject.gpu_skip() if device == "cuda" else None
+
+
+def jax_cases() -> list:
+    """JAX's functions (jax.nn, jax.scipy, optax: the catalogue's ``jax``) in every format, on the CPU and on a GPU
+    (skipped with the reason where JAX sees none); without JAX (an optional dependency: lossproof's jax and test
+    extras) every one of them is skipped with that reason."""
+    skips = {d: _jax_skips(d) for d in DEVICES}
+    functions = jax_subject.functions() if skips["cpu"] is None else {
+        loss.name: (None, loss.params, ()) for loss in catalogue.LOSSES if loss.jax}
+    out = []
+    for loss, (fn, params, only) in functions.items():
+        for fmt in FORMATS:
+            for device in DEVICES:
+                out.append(_jax_case("jax", fn, loss, fmt, device, params.__contains__, skips[device],
+                                     only=only, only_why=_JAX_ONLY_WHY.get(loss, "") if only else ""))
+    return out
+
+
+#: why a JAX function is checked at one value of a parameter (subjects/jax_subject.functions)
+_JAX_ONLY_WHY = {"kl_div": "optax's kl_divergence sums the pointwise terms (over the classes, or over every axis: "
+                           "torch's 'sum'); torch's pointwise 'none' has no counterpart, and 'batchmean' is checked "
+                           "by the KL = CE - H identity"}
+
+
 def user_cases(user: UserSubject, cuda_available: bool) -> list:
-    """A user's function for its loss in every format (torch: on every device)."""
+    """A user's function for its loss in every format (torch and JAX: on every device), under its conventions
+    (``UserSubject.class_axis``, ``UserSubject.returns``: a function that returns one reduction only is checked
+    with that one, ``Case.only``)."""
     fn = adapt(user)
+    only = user.only()
+    only_why = f"{user.target} returns the {user.returns_what()} (--returns {user.returns})" if only else ""
     out = []
     for fmt in FORMATS:
-        if user.framework == "torch":
+        if user.framework == "jax":
+            for device in DEVICES:
+                out.append(_jax_case(user.name, fn, user.loss, fmt, device, user.accepts, _jax_skips(device),
+                                     user.target, only, only_why, user.class_axis))
+        elif user.framework == "torch":
             for device in DEVICES:
                 out.append(_torch_case(user.name, fn, user.loss, fmt, device, user.accepts,
-                                       _cuda_skip(device, cuda_available), user.target))
+                                       _cuda_skip(device, cuda_available), user.target, only, only_why,
+                                       user.class_axis))
         else:
             skip = "NumPy has no bfloat16" if fmt == "bfloat16" else None
 
@@ -182,12 +247,14 @@ def user_cases(user: UserSubject, cuda_available: bool) -> list:
                 except Exception as e:  # a capability the user's function lacks: not supported, never a pass
                     raise NotSupported(f"{user.name} {user.loss} in {fmt}: {type(e).__name__}: {e}") from None
 
-            out.append(Case(user.name, "numpy", user.loss, fmt, "cpu", call, user.accepts, skip, user.target))
+            out.append(Case(user.name, "numpy", user.loss, fmt, "cpu", call, user.accepts, skip, user.target, only,
+                            only_why, user.class_axis))
     return out
 
 
 def all_cases(subjects=None, users=(), cuda_available: bool = False) -> list:
-    """The cases of the named library subjects (torch, numpy, scipy; None: all three) and of the user subjects."""
+    """The cases of the named library subjects (``LIBRARIES``: torch, numpy, scipy, jax; None: all of them) and of
+    the user subjects."""
     out = []
     if subjects is None or "torch" in subjects:
         out += torch_cases(cuda_available)
@@ -195,6 +262,8 @@ def all_cases(subjects=None, users=(), cuda_available: bool = False) -> list:
         out += numpy_cases()
     if subjects is None or "scipy" in subjects:
         out += scipy_cases()
+    if subjects is None or "jax" in subjects:
+        out += jax_cases()
     for u in users:
         out += user_cases(u, cuda_available)
     return out

@@ -36,6 +36,8 @@ class Loss:
     target: str | None = None  # None, "index", "index or probability", "float"
     reductions: tuple = ()  # the reductions it takes (torch's default first); () for an unreduced function
     scipy: str | None = None  # the SciPy counterpart (subjects/array_subject.py), where one exists
+    #: the JAX counterparts (subjects/jax_subject.py), dotted names, where they exist: jax.nn, jax.scipy, optax
+    jax: tuple = ()
     strategy: str = "elementwise"  # lossproof.problems draws its inputs with this recipe
     probes: dict = field(default_factory=dict)  # capability -> a small exact call that needs it
     conventions: str = ""  # what lossproof assumes when it calls a user's function
@@ -76,7 +78,9 @@ _ROW_CONVENTIONS = "over dim (torch's implicit dim when None: 0 for 0-, 1- and 3
 LOSSES = (
     Loss("cross_entropy", "class", "torch.nn.functional.cross_entropy",
          ("input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing"),
-         target="index or probability", reductions=("mean", "none", "sum"), strategy="class",
+         target="index or probability", reductions=("mean", "none", "sum"),
+         jax=("optax.losses.softmax_cross_entropy_with_integer_labels", "optax.losses.softmax_cross_entropy"),
+         strategy="class",
          probes={"probability targets": {"input": [[0.0, 1.0], [0.5, -1.0]], "target": [[0.25, 0.75], [1.0, 0.0]]}},
          conventions=_CLASS_CONVENTIONS + "; label_smoothing 0",
          sample={"input": [[0.0, 1.0, -1.0], [2.0, 0.5, 0.0]], "target": [1, 0]}),
@@ -85,11 +89,16 @@ LOSSES = (
          target="index", reductions=("mean", "none", "sum"), strategy="class_index",
          conventions=_CLASS_CONVENTIONS + "; the input holds log-probabilities",
          sample={"input": [[-1.0, -0.5, -2.0], [-0.25, -1.5, -3.0]], "target": [1, 0]}),
-    Loss("log_softmax", "row", "torch.nn.functional.log_softmax", ("input", "dim"), scipy="log_softmax", strategy="row",
+    Loss("log_softmax", "row", "torch.nn.functional.log_softmax", ("input", "dim"), scipy="log_softmax",
+         jax=("jax.nn.log_softmax",),
+         strategy="row",
          conventions=_ROW_CONVENTIONS, sample={"input": [[0.0, 1.0, -1.0]], "dim": 1}),
-    Loss("softmax", "row", "torch.nn.functional.softmax", ("input", "dim"), scipy="softmax", strategy="row",
+    Loss("softmax", "row", "torch.nn.functional.softmax", ("input", "dim"), scipy="softmax", jax=("jax.nn.softmax",),
+         strategy="row",
          conventions=_ROW_CONVENTIONS, sample={"input": [[0.0, 1.0, -1.0]], "dim": 1}),
-    Loss("logsumexp", "row", "torch.logsumexp", ("input", "dim", "keepdim"), scipy="logsumexp", strategy="row",
+    Loss("logsumexp", "row", "torch.logsumexp", ("input", "dim", "keepdim"), scipy="logsumexp",
+         jax=("jax.nn.logsumexp",),
+         strategy="row",
          conventions="over dim (every dimension when None: torch requires a dim, lossproof passes all of them)",
          sample={"input": [[0.0, 1.0, -1.0]], "dim": 1}),
     Loss("binary_cross_entropy", "binary", "torch.nn.functional.binary_cross_entropy",
@@ -100,26 +109,35 @@ LOSSES = (
          sample={"input": [0.25, 0.5, 0.875], "target": [0.0, 1.0, 0.5]}),
     Loss("binary_cross_entropy_with_logits", "binary", "torch.nn.functional.binary_cross_entropy_with_logits",
          ("input", "target", "weight", "size_average", "reduce", "reduction", "pos_weight"),
-         target="float", reductions=("mean", "none", "sum"), strategy="binary_logits",
+         target="float", reductions=("mean", "none", "sum"),
+         jax=("optax.losses.sigmoid_binary_cross_entropy",),
+         strategy="binary_logits",
          conventions="logits and target probabilities of the same shape; weight broadcast to it; pos_weight along "
                      "the last axis; reduction 'mean' over every element",
          sample={"input": [-1.0, 0.5, 2.0], "target": [0.0, 1.0, 0.5]}),
     Loss("kl_div", "kl", "torch.nn.functional.kl_div",
          ("input", "target", "size_average", "reduce", "reduction", "log_target"),
-         target="float", reductions=("mean", "none", "sum", "batchmean"), scipy="rel_entr", strategy="kl",
+         target="float", reductions=("mean", "none", "sum", "batchmean"), scipy="rel_entr",
+         jax=("optax.losses.kl_divergence", "optax.losses.kl_divergence_with_log_targets"),
+         strategy="kl",
          conventions="kl_div(input, target): the input holds log-probabilities (log Q), the target probabilities "
                      "(P; log-probabilities with log_target=True); pointwise target * (log target - input); "
                      "reduction 'mean' over every element, 'batchmean' over the first axis",
          sample={"input": [[-0.5, -1.0]], "target": [[0.25, 0.75]], "reduction": "batchmean"}),
-    Loss("sigmoid", "elementwise", "torch.sigmoid", ("input",), scipy="expit", strategy="elementwise",
+    Loss("sigmoid", "elementwise", "torch.sigmoid", ("input",), scipy="expit", jax=("jax.nn.sigmoid",),
+         strategy="elementwise",
          conventions="elementwise", sample={"input": [-1.0, 0.0, 2.0]}),
     Loss("logsigmoid", "elementwise", "torch.nn.functional.logsigmoid", ("input",), scipy="log_expit",
+         jax=("jax.nn.log_sigmoid",),
          strategy="elementwise", conventions="elementwise", sample={"input": [-1.0, 0.0, 2.0]}),
     Loss("softplus", "elementwise", "torch.nn.functional.softplus", ("input", "beta", "threshold"),
+         jax=("jax.nn.softplus",),
          strategy="elementwise",
          conventions="elementwise, beta 1; torch's threshold 20 is a documented behaviour, not the function",
          sample={"input": [-1.0, 0.0, 2.0]}),
-    Loss("xlogy", "pairwise", "torch.xlogy", ("input", "other"), scipy="xlogy", strategy="elementwise",
+    Loss("xlogy", "pairwise", "torch.xlogy", ("input", "other"), scipy="xlogy",
+         jax=("jax.scipy.special.xlogy",),
+         strategy="elementwise",
          conventions="xlogy(input, other) = input * log(other), 0 where input is 0",
          sample={"input": [0.0, 0.5, 2.0], "other": [0.0, 0.25, 3.0]}),
 )

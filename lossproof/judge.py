@@ -9,7 +9,7 @@ from fractions import Fraction
 import oracles
 from oracles.codec import flat
 from reports.reproducers import reproducer
-from subjects import deviations, torch_subject
+from subjects import deviations, jax_subject, torch_subject
 from subjects.torch_subject import upstream
 from subjects.torch_subject import upstream as upstream_of
 
@@ -21,40 +21,75 @@ from .regimes import regime_of
 from .verdicts import RANK, passes
 
 __all__ = ["required_rung", "meets", "explains", "explained_together", "judge", "failure_report", "overflow_call",
-           "overflow_failure", "case_reproducer", "reference_of", "shared_with_reference", "SHARED"]
+           "overflow_failure", "case_reproducer", "reference_of", "shared_with_reference", "shared_prefix", "SHARED"]
 
 SHARED = deviations.SHARED
 
 
 def reference_of(case) -> str | None:
-    """The reference whose documented behaviours a subject may share: torch.nn.functional for a user's function
-    (torch or NumPy, docs/NUMERICS.md); none for the libraries themselves, whose own deviations apply to them."""
-    return "torch" if case.is_user else None
+    """The reference whose documented behaviours a subject may share (docs/NUMERICS.md): for a user's JAX function,
+    JAX's own (jax.nn, optax: the jax subject) where lossproof has JAX's function for that loss and JAX is
+    installed; otherwise torch.nn.functional for a user's function (torch, NumPy, and JAX without a counterpart);
+    none for the libraries themselves, whose own deviations apply to them."""
+    if not case.is_user:
+        return None
+    if case.framework == "jax" and catalogue.get(case.loss).jax and jax_subject.missing() is None:
+        return "jax"
+    return "torch"
+
+
+def shared_prefix(case) -> str:
+    """How a failure the case's reference shares is recorded: "shared with torch: " or "shared with jax: "."""
+    return deviations.shared_prefix(reference_of(case) or "torch")
+
+
+_JAX_REFERENCE: dict = {}
+
+
+def _reference_call(ref, case, kwargs):
+    """(values, gradient, upstream) of the reference's own function on the call (CPU), or None where it refuses
+    the call or cannot make it as given (JAX's function lacks a parameter the call uses)."""
+    try:
+        if ref == "torch":
+            values, grads = torch_subject.run(torch_subject.function(case.loss), case.loss, case.fmt, "cpu", kwargs)
+            return values, grads, upstream(len(values))
+        from .cases import jax_cases
+
+        if not _JAX_REFERENCE:
+            _JAX_REFERENCE.update({(c.loss, c.fmt): c for c in jax_cases() if c.device == "cpu"})
+        rc = _JAX_REFERENCE[(case.loss, case.fmt)]
+        if restrict(rc, kwargs) != kwargs:
+            return None
+        values, grads = rc.call(kwargs)
+        return values, grads, None  # JAX's gradient is of sum(output) (subjects/jax_subject.py)
+    except Exception:  # the reference refuses the call: nothing is shared
+        return None
 
 
 def shared_with_reference(case, kwargs):
     """(the reference's documented deviation that it shows on ``kwargs``, the reference's measurement) or None:
-    torch's own function, run on the same call (CPU), misses the exact value there too and one of its documented
-    deviations explains its output. None where torch is right (then the subject's failure is its own) or where no
-    documented deviation of torch's matches the input."""
+    the reference's own function (``reference_of``: torch's, or JAX's for a JAX function), run on the same call
+    (CPU), misses the exact value there too and one of its documented deviations explains its output. None where
+    the reference is right (then the subject's failure is its own) or where no documented deviation of the
+    reference's matches the input."""
     ref = reference_of(case)
     if ref is None:
         return None
     devs = deviations.matching(ref, case.loss, kwargs, case.fmt)
     if not devs:
         return None
-    try:
-        values, grads = torch_subject.run(torch_subject.function(case.loss), case.loss, case.fmt, "cpu", kwargs)
-    except Exception:  # torch refuses the call: nothing is shared
+    called = _reference_call(ref, case, kwargs)
+    if called is None:
         return None
-    m = measure(ref, case.loss, case.fmt, "cpu", kwargs, values, grads, upstream=upstream(len(values)))
+    values, grads, up = called
+    m = measure(ref, case.loss, case.fmt, "cpu", kwargs, values, grads, upstream=up)
     if not m.failures():
         return None
     for d in devs:
-        ok, _ = explains(d, ref, m, kwargs, values)
+        ok, _ = explains(d, ref, m, kwargs, values, upstream=up)
         if ok:
             return d, m
-    together = explained_together(devs, m, kwargs, values) if len(devs) > 1 else None
+    together = explained_together(devs, m, kwargs, values, upstream=up) if len(devs) > 1 else None
     return (together, m) if together is not None else None
 
 
@@ -172,7 +207,9 @@ def conventions(case, kwargs) -> str:
         shape.append(len(x))
         x = x[0] if x else None
     if loss.family in ("class", "row"):
-        parts.append(f"input shape {tuple(shape)}, classes on axis {1 if len(shape) > 1 else 0}")
+        axis = 1 if len(shape) > 1 else 0
+        moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
+        parts.append(f"input shape {tuple(shape)}, classes on axis {axis}{moved}")
     if "target" in kwargs and loss.family == "class":
         parts.append("class-index targets" if catalogue.is_index_target(case.loss, kwargs) else
                      "probability targets")
@@ -229,10 +266,11 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
             return None, failure_report(case, kwargs, m)
         d, mref = shared
         if not strict:
-            return SHARED + d.id, None
+            return shared_prefix(case) + d.id, None
         w = mref.worst_element
+        ref = reference_of(case)
         return None, (failure_report(case, kwargs, m, d)
-                      + f"\n  shared with torch (gating under --strict): torch returns {w.y!r} there "
+                      + f"\n  shared with {ref} (gating under --strict): {ref} returns {w.y!r} there "
                         f"({w.kind} {w.index}, exact {w.z})")
     unexplained = []
     for d in devs:  # measured against the documented behaviour instead, shown as a documented deviation

@@ -45,6 +45,8 @@ class Options:
         self.profile = opt("--lossproof-profile") or cfg.profile
         self.results = opt("--lossproof-results") or cfg.results or os.path.join("out", "results.json")
         self.framework = opt("--lossproof-framework") or cfg.framework or "torch"
+        self.class_axis = opt("--lossproof-class-axis")
+        self.returns = opt("--lossproof-returns")
         self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
         only = opt("--lossproof-only-subjects")
         # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
@@ -87,10 +89,16 @@ def pytest_addoption(parser):
                      "out/results.json in the working directory)")
     g.addoption("--lossproof-subject", action="append", default=[], metavar="LOSS=TARGET",
                 help="a function to check: package.module:function or path/to/file.py:function (repeatable)")
-    g.addoption("--lossproof-framework", default=None, choices=["torch", "numpy"],
+    g.addoption("--lossproof-framework", default=None, choices=["torch", "numpy", "jax"],
                 help="the framework of the --lossproof-subject functions (default torch)")
+    g.addoption("--lossproof-class-axis", default="1", metavar="AXIS",
+                help="where the --lossproof-subject functions take the classes: 1 (torch's (N, C, ...), the "
+                     "default) or -1 (the classes last, as JAX and Keras)")
+    g.addoption("--lossproof-returns", default=None, metavar="WHAT",
+                help="what the --lossproof-subject functions return: mean, sum, per-example or reduction-arg "
+                     "(default: reduction-arg when they take reduction, else mean)")
     g.addoption("--lossproof-only-subjects", default=None, metavar="NAMES",
-                help="comma-separated subjects to run (torch, numpy, scipy, user); default all, or user when "
+                help="comma-separated subjects to run (torch, numpy, scipy, jax, user); default all, or user when "
                      "subjects are named")
     g.addoption("--lossproof-losses", default=None, metavar="NAMES", help="comma-separated losses to run")
     g.addoption("--lossproof-formats", default=None, metavar="NAMES", help="comma-separated formats to run")
@@ -170,7 +178,7 @@ def selected(config) -> list:
     # in every pytest session that has the plugin installed
     import torch
 
-    from subjects.user import SubjectError, load
+    from subjects.user import SubjectError, load, parse_class_axis
 
     from .cases import all_cases
 
@@ -180,7 +188,7 @@ def selected(config) -> list:
     users = []
     for spec in options.subject_specs:
         try:
-            users.append(load(spec, options.framework))
+            users.append(load(spec, options.framework, parse_class_axis(options.class_axis), options.returns))
         except SubjectError as e:
             raise pytest.UsageError(f"lossproof: {e}") from None
     library = None if only is None else {s for s in only if s != "user"}

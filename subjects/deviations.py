@@ -48,14 +48,22 @@ class Deviation:
 
 
 #: how a user function's failure that torch shares is recorded: this prefix, then torch's deviation id
-#: (docs/NUMERICS.md, "One standard for every subject")
+#: (docs/NUMERICS.md, "One standard for every subject"); a JAX function's, that jax/optax share: ``shared_prefix``
 SHARED = "shared with torch: "
+#: the references a user's function may share a documented behaviour with (lossproof.judge.reference_of)
+REFERENCES = ("torch", "jax")
+
+
+def shared_prefix(reference: str) -> str:
+    """"shared with torch: " or "shared with jax: ": how a failure shared with ``reference`` is recorded."""
+    return f"shared with {reference}: "
 
 
 def shared_id(deviation_id: str | None) -> str | None:
-    """The documented deviation a recorded id names, "shared with torch: " stripped."""
-    if deviation_id and deviation_id.startswith(SHARED):
-        return deviation_id[len(SHARED):]
+    """The documented deviation a recorded id names, "shared with torch: " (or jax) stripped."""
+    for ref in REFERENCES:
+        if deviation_id and deviation_id.startswith(shared_prefix(ref)):
+            return deviation_id[len(shared_prefix(ref)):]
     return deviation_id
 
 
@@ -841,6 +849,105 @@ def _scipy_kl_element_error(kw, f, kind, index, z, upstream=None):
     return _scipy_kl_error(kw, f)[index] if kind == "value" else None
 
 
+# ----------------------------------------------------------------------------------------------------------
+# JAX and optax (jax 0.10.2, optax 0.2.8): the jax subject (subjects/jax_subject.py)
+
+def _index_rows(kw):
+    """(row, class-index target) pairs of a cross_entropy call with class-index targets, else []."""
+    x, t = kw.get("input"), kw.get("target")
+    if not isinstance(x, list) or (isinstance(t, list) and len(_flat(t)) == len(_flat(x))):
+        return []
+    ts = _flat(t) if isinstance(t, list) else [t]
+    rows = _rows_of(x)
+    if len(ts) != len(rows) or not all(isinstance(c, int) for c in ts):
+        return []
+    return list(zip(rows, ts))
+
+
+def _row_lse(row):
+    """log sum exp of a row, in float64 (a bound's ingredient: None where a logit is NaN or +inf)."""
+    return _lse_of(row)
+
+
+def _optax_offset(kw, f=None):
+    """Class-index targets and a row whose log-sum-exp is larger in magnitude than 1 (optax's rounded lse carries
+    u |lse|, which the loss's own size need not: a large common offset)."""
+    for row, c in _index_rows(kw):
+        lse = _row_lse(row)
+        if lse is not None and math.isfinite(lse) and abs(lse) > 1:
+            return True
+    return False
+
+
+def _optax_offset_error(kw, f, kind, index, z, upstream=None):
+    """The value element's bound. optax's softmax_cross_entropy_with_integer_labels returns RN(lse) - x_t with
+    lse = jax.nn.logsumexp(x) = max + log(sum exp(x - max)) rounded in the format: the lse carries the stable error
+    of logsumexp, K S u (|lse| + 1) (S = its steps, oracles.bounds), the subtraction u |z_row|, so a row's error is
+    at most K u (S (|lse| + 1) + |z_row| + 1) (z_row = lse - x_t, here in float64: plus 2**-51 (|lse| + |x_t|)
+    for its own rounding). A reduced value: the rows' bounds summed (sum) or averaged (mean, jnp.mean), plus the
+    reduction's own K u L(N) (|z| + 1). Gradient components are not described (optax's gradient, softmax from
+    the shifted exponent, is right there)."""
+    if kind != "value":
+        return None
+    fm = _fmt(f)
+    rows = _index_rows(kw)
+    bounds_ = []
+    for row, c in rows:
+        lse = _row_lse(row)
+        if lse is None or not 0 <= c < len(row) or not math.isfinite(row[c]):
+            return None
+        S = bounds.steps("logsumexp", len(row))
+        zr = abs(lse - row[c])
+        bounds_.append(K * fm.u * (S * (abs(lse) + 1) + zr + 1) + 2.0 ** -51 * (abs(lse) + abs(row[c])))
+    if not bounds_:
+        return None
+    red = kw.get("reduction", "mean")
+    if red == "none":
+        return Fraction(bounds_[index]) if index < len(bounds_) else None
+    total = sum(Fraction(b) for b in bounds_)
+    if red == "mean":
+        total /= len(bounds_)
+    zz = abs(z) if z is not None else 0
+    return total + Fraction(K * fm.u) * bounds.ceil_log2(len(bounds_)) * (zz + 1)
+
+
+def _row_loss_magnitude(row, c):
+    """An upper estimate of a row's |cross-entropy| lse - x_t <= max - x_t + log C, in float64 (inf where even
+    that overflows: the term then exceeds any format's largest finite)."""
+    fin = [v for v in row if math.isfinite(v)]
+    if not fin or not 0 <= c < len(row) or not math.isfinite(row[c]):
+        return 0.0
+    return (max(fin) - row[c]) + math.log(len(row))
+
+
+def _jnp_mean_overflows(kw, f=None):
+    """A mean (the default reduction) whose per-example cross-entropies sum beyond the largest finite value:
+    jnp.mean sums them in the format before dividing."""
+    if kw.get("reduction", "mean") != "mean":
+        return False
+    big = _max_finite(f)
+    rows = _index_rows(kw)
+    if not rows:  # probability targets: sum_c t_c (lse - x_c) <= max - min + log C per row
+        x, t = kw.get("input"), kw.get("target")
+        if not isinstance(t, list) or len(_flat(t)) != len(_flat(x)):
+            return False
+        terms = []
+        for r in _rows_of(x):
+            fin = [v for v in r if math.isfinite(v)]
+            terms.append(max(fin) - min(fin) + math.log(len(r)) if fin else 0.0)
+    else:
+        terms = [_row_loss_magnitude(r, c) for r, c in rows]
+    return sum(terms) > big
+
+
+def _bcel_jnp_mean_overflows(kw, f=None):
+    """A mean whose elementwise terms -y log sigmoid(x) - (1 - y) log sigmoid(-x) (<= |x| + log 2) sum beyond the
+    largest finite value: jnp.mean sums them in the format."""
+    if kw.get("reduction", "mean") != "mean":
+        return False
+    return sum(abs(v) + math.log(2) for v in _flat(kw.get("input", [])) if math.isfinite(v)) > _max_finite(f)
+
+
 DEVIATIONS = [
     # SciPy's rel_entr takes probabilities: the suite's adapter passes q = exp(input), rounded in the format
     Deviation(
@@ -1100,6 +1207,40 @@ DEVIATIONS = [
         _xlogy_zero_x, documented_output=lambda y: y == 0,
         scope=_xlogy_scope,
         witness=("float32", {"input": [0.0], "other": [0.0]})),
+    # JAX and optax, found by the battery and the issue's bridge (verified on jax 0.10.2, optax 0.2.8)
+    Deviation(
+        "optax-ce-integer-labels-offset", "jax", "cross_entropy",
+        "class-index targets and a row whose log-sum-exp exceeds 1 in magnitude (a large common offset)",
+        "optax.softmax_cross_entropy_with_integer_labels returns logsumexp(x) - x_t, with jax.nn.logsumexp's "
+        "max + log(sum exp(x - max)) rounded in the format before the target logit is subtracted: at a large "
+        "common offset log C falls below half an ULP of the max and cancels (3,521 equal float32 logits at 2**30: "
+        "0 where the exact loss is log 3521 = 8.1665, which torch's x_t - max - log(sum exp(x - max)) returns); "
+        "each value measured against that formula's bound K u (S (|lse| + 1) + |z| + 1) per row; its gradient "
+        "(softmax of the shifted logits) is right",
+        "https://github.com/google-deepmind/optax/blob/v0.2.8/optax/losses/_classification.py "
+        "(softmax_cross_entropy_with_integer_labels; no upstream issue found)",
+        _optax_offset, documented_error=_optax_offset_error,
+        scope=_values_only,
+        witness=("float32", {"input": [[1073741824.0] * 3521], "target": [0]})),
+    Deviation(
+        "jax-ce-mean-overflow", "jax", "cross_entropy",
+        "reduction mean, and per-example losses whose sum exceeds the largest finite value",
+        "jnp.mean sums the per-example losses in the format, then divides: the sum overflows to inf where the "
+        "exact mean is finite (float32 logits [[0, 1.7e38]] x 4, targets 0: inf where the exact mean is 1.7e38); "
+        "torch's mean does the same (torch-ce-sum-overflow)",
+        "https://docs.jax.dev/en/latest/_autosummary/jax.numpy.mean.html",
+        _jnp_mean_overflows, documented_output=_not_finite_or_zero,
+        scope=_values_only,
+        witness=("float32", {"input": [[0.0, 1.7014117331926443e+38]] * 4, "target": [0] * 4})),
+    Deviation(
+        "jax-bce-with-logits-mean-overflow", "jax", "binary_cross_entropy_with_logits",
+        "reduction mean, and elementwise losses whose sum exceeds the largest finite value",
+        "as for cross_entropy: jnp.mean of optax.sigmoid_binary_cross_entropy sums the terms in the format first "
+        "(float32 logits [-3e38, -3e38], targets 1: inf where the exact mean is 3e38)",
+        "https://docs.jax.dev/en/latest/_autosummary/jax.numpy.mean.html",
+        _bcel_jnp_mean_overflows, documented_output=_not_finite_or_zero,
+        scope=_values_only,
+        witness=("float32", {"input": [-3e38, -3e38], "target": [1.0, 1.0]})),
 ]
 
 

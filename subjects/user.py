@@ -1,12 +1,21 @@
 """A user's implementation, named from the command line: ``package.module:function`` or ``path/file.py:function``.
 
-The suite calls it with only the keyword parameters it accepts (a function without ``reduction`` is taken to
-return torch's default reduction, "mean", and is only exercised with it), and finds the capabilities it lacks
-(probability targets, say) by the function raising: those are reported as not supported, never as passes.
+The suite calls it with only the keyword parameters it accepts, and finds the capabilities it lacks (probability
+targets, say) by the function raising: those are reported as not supported, never as passes.
+
+Its conventions, for any framework (torch, numpy, jax):
+- the class axis (``class_axis``, ``--class-axis``): 1, torch's (N, C, d1, ...), by default; -1 for the classes
+  last, JAX's and Keras's (N, d1, ..., C): the suite's inputs (drawn in torch's layout) are passed with the classes
+  moved there, and a softmax-shaped output moved back;
+- what it returns (``returns``, ``--returns``): ``reduction-arg`` (it takes torch's ``reduction``: the default
+  when it does), ``mean`` (the default otherwise: torch's default reduction), ``sum``, or ``per-example`` (torch's
+  reduction "none": optax's and Keras's losses); a function that returns one reduction only is checked with that
+  one.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +30,14 @@ class SubjectError(ValueError):
     """A subject that cannot be loaded (bad target, missing file or function, unknown loss or framework)."""
 
 
-FRAMEWORKS = ("torch", "numpy")
+FRAMEWORKS = ("torch", "numpy", "jax")
+
+#: what a user's reducing loss returns (``--returns``)
+RETURNS = ("mean", "sum", "per-example", "reduction-arg")
+#: the class axes a user's class or softmax-family function may take its classes on (``--class-axis``)
+CLASS_AXES = (1, -1)
+#: the reduction each fixed ``returns`` is checked with (torch's name)
+_REDUCTION_OF = {"mean": "mean", "sum": "sum", "per-example": "none"}
 
 
 @dataclass
@@ -30,14 +46,35 @@ class UserSubject:
     target: str
     framework: str
     fn: object
-    params: frozenset  # keyword parameters it accepts (or None: it accepts **kwargs)
+    params: frozenset | None  # keyword parameters it accepts (or None: it accepts **kwargs)
+    class_axis: int = 1  # where it takes the classes (CLASS_AXES)
+    returns: str | None = None  # RETURNS; None: "reduction-arg" when it takes reduction, else "mean"
+
+    def __post_init__(self):
+        check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns)
+        if self.returns is None and catalogue.get(self.loss).reduces:
+            self.returns = "reduction-arg" if self._takes("reduction") else "mean"
 
     @property
     def name(self) -> str:
         return f"user:{self.target}"
 
-    def accepts(self, key: str) -> bool:
+    def _takes(self, key: str) -> bool:
         return self.params is None or key in self.params
+
+    def accepts(self, key: str) -> bool:
+        if key == "reduction" and self.returns not in (None, "reduction-arg"):
+            return False  # it returns one reduction: the call carries none (``only`` says which)
+        return self._takes(key)
+
+    def only(self) -> tuple:
+        """The parameters it takes at one value only (lossproof.cases.Case.only): the reduction it returns."""
+        r = _REDUCTION_OF.get(self.returns or "")
+        return (("reduction", r),) if r and r != "mean" else ()
+
+    def returns_what(self) -> str:
+        return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')"}.get(
+            self.returns or "", "mean")
 
     def call_kwargs(self, kwargs: dict) -> dict:
         """The subset of ``kwargs`` the function takes; positional-only names are passed by keyword too."""
@@ -112,10 +149,45 @@ def accepted_parameters(fn):
     return frozenset(out)
 
 
-def load(spec: str, framework: str) -> UserSubject:
-    """``LOSS=TARGET`` with ``framework`` torch or numpy."""
+def check_conventions(loss: str, target: str, params, class_axis, returns) -> None:
+    """SubjectError (one line) for conventions that cannot hold: an unknown class axis or return, a class axis
+    for a loss without classes, a return for a loss that does not reduce, reduction-arg for a function without
+    ``reduction``."""
+    row = catalogue.get(loss)
+    if isinstance(class_axis, bool) or class_axis not in CLASS_AXES:
+        raise SubjectError(f"class axis {class_axis!r}: expected 1 (torch's (N, C, ...)) or -1 (the classes last, "
+                           "as JAX and Keras)")
+    if class_axis != 1 and row.family not in ("class", "row"):
+        raise SubjectError(f"{loss} has no class axis (class axis {class_axis} applies to the class and softmax "
+                           "losses)")
+    if returns is None:
+        return
+    if returns not in RETURNS:
+        raise SubjectError(f"returns {returns!r}: expected one of {', '.join(RETURNS)}")
+    if not row.reduces:
+        raise SubjectError(f"{loss} does not reduce: returns {returns!r} applies to the reducing losses "
+                           f"({', '.join(catalogue.REDUCING)})")
+    if returns == "reduction-arg" and params is not None and "reduction" not in params:
+        raise SubjectError(f"returns 'reduction-arg', but {target} takes no reduction argument")
+
+
+def parse_class_axis(value) -> int:
+    """``--class-axis`` as an int (SubjectError, one line, otherwise)."""
+    try:
+        axis = int(value)
+    except (TypeError, ValueError):
+        raise SubjectError(f"class axis {value!r}: expected 1 (torch's (N, C, ...)) or -1 (the classes last, "
+                           "as JAX and Keras)") from None
+    if axis not in CLASS_AXES:
+        raise SubjectError(f"class axis {value!r}: expected 1 (torch's (N, C, ...)) or -1 (the classes last, "
+                           "as JAX and Keras)")
+    return axis
+
+
+def load(spec: str, framework: str, class_axis: int = 1, returns: str | None = None) -> UserSubject:
+    """``LOSS=TARGET`` with ``framework`` torch, numpy or jax, and its conventions (``check_conventions``)."""
     if framework not in FRAMEWORKS:
-        raise SubjectError(f"unknown framework {framework!r}: expected torch or numpy")
+        raise SubjectError(f"unknown framework {framework!r}: expected one of {', '.join(FRAMEWORKS)}")
     loss, sep, target = spec.partition("=")
     if not sep:
         raise SubjectError(f"--subject {spec!r} must be LOSS=TARGET")
@@ -125,13 +197,27 @@ def load(spec: str, framework: str) -> UserSubject:
     params = accepted_parameters(fn)
     if params is not None and "input" not in params and len(params) < 1:
         raise SubjectError(f"{target} takes no arguments")
-    return UserSubject(loss, target, framework, fn, params)
+    return UserSubject(loss, target, framework, fn, params, class_axis, returns)
+
+
+def _moveaxis(framework: str):
+    if framework == "torch":
+        import torch
+
+        return torch.movedim
+    if framework == "jax":
+        from . import jax_subject
+
+        return jax_subject.moveaxis
+    import numpy as np
+
+    return np.moveaxis
 
 
 def adapt(subject: UserSubject):
     """A callable with keyword arguments named as torch's, calling the user's function (positionally for the
-    first two when its parameters are named differently)."""
-    fn = subject.fn
+    first two when its parameters are named differently), the classes moved to its class axis."""
+    fn = _classes_moved(subject, subject.fn) if subject.class_axis != 1 else subject.fn
     try:
         names = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -145,7 +231,42 @@ def adapt(subject: UserSubject):
                 if second in rest and second not in names:
                     args.append(rest.pop(second))
                     break
-        rest = {k: v for k, v in rest.items() if subject.params is None or k in subject.params}
+        rest = {k: v for k, v in rest.items() if subject.accepts(k)}
         return fn(*args, **rest)
+
+    return call
+
+
+def _classes_moved(subject: UserSubject, fn):
+    """``fn`` called with the classes moved from torch's axis (1 for (N, C, ...); 0 for (C); a softmax-family
+    function without ``dim``: torch's implicit dim) to ``subject.class_axis``, probability targets with them, and
+    a softmax-shaped output moved back. A softmax-family function that takes ``dim`` is told its axis instead."""
+    move = _moveaxis(subject.framework)
+    family = catalogue.get(subject.loss).family
+    if family == "row" and subject._takes("dim"):
+        return fn
+    from oracles.tensors import softmax_dim
+
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        args, kw = list(args), dict(kw)
+        x = kw["input"] if "input" in kw else args[0]
+        nd = x.ndim
+        if subject.loss == "logsumexp" or nd < 2 and family == "row":  # nothing to move
+            return fn(*args, **kw)
+        src = (0 if nd <= 1 else 1) if family == "class" else softmax_dim(nd)
+        if "input" in kw:
+            kw["input"] = move(x, src, subject.class_axis)
+        else:
+            args[0] = move(x, src, subject.class_axis)
+        if family == "class":  # probability targets (shaped as the input) move with the classes
+            if "target" in kw and getattr(kw["target"], "ndim", 0) == nd:
+                kw["target"] = move(kw["target"], src, subject.class_axis)
+            elif len(args) > 1 and getattr(args[1], "ndim", 0) == nd:
+                args[1] = move(args[1], src, subject.class_axis)
+        out = fn(*args, **kw)
+        if family == "row":  # softmax and log_softmax: the output is shaped as the input
+            out = move(out, subject.class_axis, src)
+        return out
 
     return call

@@ -17,7 +17,7 @@ from lossproof import accept as accepting
 from lossproof import catalogue
 from lossproof.regimes import REGIMES
 from reports import atomic
-from subjects.user import SubjectError, load
+from subjects.user import FRAMEWORKS, RETURNS, SubjectError, load, parse_class_axis
 
 from . import battery
 from .errors import FAILED, INCONCLUSIVE, OK, UsageError
@@ -59,6 +59,10 @@ class _Collector:
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.reports.append(report)
+
+
+#: the skip reasons of a device this machine lacks (torch's CUDA, JAX's GPU): not shown as cells
+_NO_GPU = ("CUDA is not available", "JAX sees no GPU")
 
 
 def _where(nodeid: str):
@@ -192,14 +196,17 @@ def _formats(value):
 
 def cmd_check(args) -> int:
     try:
-        load(f"{args.loss}={args.target}", args.framework)
+        load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns)
     except SubjectError as e:
         raise UsageError(str(e)) from None
     formats_ = _formats(args.dtype)
     if args.device not in (None, "cpu", "cuda"):
         raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", args.framework,
-             "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss]
+             "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
+             "--lossproof-class-axis", str(args.class_axis)]
+    if args.returns:
+        extra += ["--lossproof-returns", args.returns]
     if formats_:
         extra += ["--lossproof-formats", ",".join(formats_)]
     if args.device:
@@ -224,7 +231,7 @@ def cmd_check(args) -> int:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = battery.run(MODULES, args.profile, extra + ["-p", "no:warnings"], plugins=[collector])
-    reports = [r for r in collector.reports if "CUDA is not available" not in str(r.longrepr)]
+    reports = [r for r in collector.reports if not any(m in str(r.longrepr) for m in _NO_GPU)]
     # the identities need a subject's several losses: they do not apply to one function (counted, not shown)
     cells = _merge_special([_cell(r) for r in reports if r.nodeid.split("::")[-1].split("[")[0] in PROPERTIES])
     if code == OK and any(c.outcome == "inconclusive" for c in cells):
@@ -252,7 +259,13 @@ def add_parser(sub):
     c = sub.add_parser("check", help="the whole battery for one loss against your function")
     c.add_argument("loss", help="the loss it implements: cross_entropy, nll_loss, softplus, ...")
     c.add_argument("target", help="package.module:function or path/to/file.py:function")
-    c.add_argument("--framework", default="torch", help="torch (default) or numpy")
+    c.add_argument("--framework", default="torch", help=f"{', '.join(FRAMEWORKS)} (default torch)")
+    c.add_argument("--class-axis", default="1", metavar="AXIS",
+                   help="where your function takes the classes: 1 (torch's (N, C, ...), the default) or -1 (the "
+                        "classes last, as JAX and Keras)")
+    c.add_argument("--returns", default=None, metavar="WHAT",
+                   help=f"what your function returns: {', '.join(RETURNS)} (default: reduction-arg when it takes "
+                        "reduction, else mean); per-example is torch's reduction 'none' (optax, Keras)")
     c.add_argument("--dtype", default=None, help="formats to check, comma-separated (default: all)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")

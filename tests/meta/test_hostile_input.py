@@ -241,7 +241,18 @@ CASES = [
                            ("module-attr-not-callable", "os:sep"), ("no-colon", "subj_ok"), ("no-module-part", ":f"),
                            ("no-function-part", "os:"))],
     ("check", "unknown-loss", ["check", "no_such_loss", "{d}/subj_ok.py:f"], None, None),
-    ("check", "unknown-framework", ["check", "softplus", "{d}/subj_ok.py:f", "--framework", "jax"], None, None),
+    ("check", "unknown-framework", ["check", "softplus", "{d}/subj_ok.py:f", "--framework", "mxnet"], None, None),
+    # -- check: conventions (issue 16: the class axis and what the function returns, for any framework)
+    ("check", "class-axis-not-an-int", ["check", "cross_entropy", "{d}/subj_ok.py:f", "--class-axis", "last"], None,
+     None),
+    ("check", "class-axis-2", ["check", "cross_entropy", "{d}/subj_ok.py:f", "--class-axis", "2"], None, None),
+    ("check", "class-axis-without-classes", ["check", "softplus", "{d}/subj_ok.py:f", "--class-axis", "-1"], None,
+     None),
+    ("check", "unknown-returns", ["check", "cross_entropy", "{d}/subj_ok.py:f", "--returns", "median"], None, None),
+    ("check", "returns-of-an-unreduced-loss", ["check", "softplus", "{d}/subj_ok.py:f", "--returns", "sum"], None,
+     None),
+    ("check", "returns-reduction-arg-without-it", ["check", "cross_entropy", "{d}/subj_ok.py:f", "--returns",
+                                                   "reduction-arg", "--framework", "jax"], None, None),
     ("check", "unknown-dtype", ["check", "softplus", "{d}/subj_ok.py:f", "--dtype", "float33"], None, None),
     ("check", "unknown-device", ["check", "softplus", "{d}/subj_ok.py:f", "--device", "tpu"], None, None),
     ("check", "unknown-profile", ["check", "softplus", "{d}/subj_ok.py:f", "--profile", "fast"], None, None),
@@ -349,7 +360,9 @@ def test_the_public_api_refuses_what_is_not_a_function(hostile):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"framework": "jax"}, "unknown framework 'jax'"),
+    ({"framework": "mxnet"}, "unknown framework 'mxnet'"),
+    ({"class_axis": 2}, "class axis 2"),
+    ({"returns": "median"}, "returns 'median'"),
     ({"formats": ["float33"]}, "unknown format 'float33'"),
     ({"formats": []}, "no format given"),
     ({"devices": ["tpu"]}, "unknown device 'tpu'"),

@@ -1,0 +1,227 @@
+"""JAX's losses (jax.nn, jax.scipy and optax), in every format, and the calling convention of a JAX function under
+test (a user's too): exact inputs in as JAX arrays, flattened values and the gradient of sum(upstream * output)
+out, through ``jax.vjp``.
+
+The upstream: ones (the gradient of sum(output)), which is what the engine measures a non-torch gradient against
+(lossproof.search and lossproof.hunt pass torch's distinct upstream, subjects.torch_subject.upstream, to the
+oracle for torch's cases only); so softmax, whose gradient of sum(softmax) is identically zero and certifies
+nothing, is checked on its values only (``GRADIENT``), as our NumPy softmax is.
+
+Formats: float64 with 64-bit types enabled by lossproof for that call only (``jax.enable_x64``: JAX otherwise
+computes float64 input in float32, silently); float16 and bfloat16 natively (ml_dtypes arrays, exact). Functions
+are called eagerly (``jax.vjp`` traces them once per call and runs the trace op by op); a user's function that is
+``jax.jit``-compiled runs compiled, its compilation cached by JAX per shape and dtype across examples.
+
+JAX is optional (lossproof's ``jax`` and ``test`` extras): this module imports it when first asked, and
+``missing()`` says why its subjects are skipped where it is absent.
+
+The built-in subject (``functions``) calls JAX's functions with torch's keyword semantics, the classes on axis 1
+(optax's ``axis`` argument), and torch's reductions computed from optax's per-example output in the same format
+(``jnp.mean`` / ``jnp.sum``, as a JAX user writes them): what a JAX user's loss is built from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Any
+
+import numpy as np
+
+from lossproof import catalogue
+from oracles.tensors import softmax_dim
+
+from .array_subject import FormatChanged
+
+#: the losses whose gradient JAX's cases measure (softmax's gradient of sum(softmax) is identically zero)
+NO_GRADIENT = ("softmax",)
+
+_JAX: Any = None
+
+
+def missing() -> str | None:
+    """Why JAX's subjects cannot run here (None when jax and optax import)."""
+    try:
+        importlib.import_module("jax")
+        importlib.import_module("optax")
+    except ImportError as e:
+        return f"JAX is not installed (pip install 'lossproof[jax]': jax, jaxlib, optax): {e}"
+    return None
+
+
+def _jax():
+    global _JAX
+    if _JAX is None:
+        import jax
+        import jax.numpy as jnp
+        import ml_dtypes
+
+        _JAX = (jax, jnp, {"float64": np.float64, "float32": np.float32, "float16": np.float16,
+                           "bfloat16": ml_dtypes.bfloat16})
+        _compilation_cache(jax)
+    return _JAX
+
+
+def _compilation_cache(jax) -> None:
+    """JAX compiles every operation anew for each new shape (0.3 to 1.3 s per call of optax's cross-entropy with
+    its gradient on this project's 2-core machine, measured): its persistent compilation cache, kept beside
+    lossproof's own (lossproof.cache: $LOSSPROOF_CACHE or .lossproof-cache), makes a run that draws the same shapes
+    as an earlier one (the derandomized profiles) load them instead (0.3 s per new shape, measured). Left alone
+    where the user configured a cache of their own."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    from lossproof.cache import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def gpu_skip() -> str | None:
+    """None when JAX sees a GPU, else why its "cuda" cells are skipped."""
+    jax = _jax()[0]
+    try:
+        if jax.devices("gpu"):
+            return None
+    except RuntimeError:
+        pass
+    return "JAX sees no GPU on this machine (jax.devices('gpu') is empty)"
+
+
+def version() -> str:
+    import optax
+
+    return f"jax {_jax()[0].__version__}, optax {optax.__version__}"
+
+
+def _device(device):
+    jax = _jax()[0]
+    return jax.devices("gpu" if device == "cuda" else "cpu")[0]
+
+
+def arrays(loss, fmt, kwargs):
+    """JAX keyword arguments: float arrays in the format (exact: the values are format values, built as NumPy
+    arrays of that dtype, ml_dtypes' bfloat16 included, so nothing rounds), class indices as integers, the rest
+    as they are. Called with 64-bit types enabled for float64."""
+    jax, jnp, dtypes = _jax()
+    dt = dtypes[fmt]
+    out = {}
+    floats = catalogue.get(loss).float_keys(kwargs)
+    for k, v in kwargs.items():
+        if k in floats:
+            out[k] = jnp.asarray(np.asarray(v, dtype=dt))
+        elif k == "target":
+            out[k] = jnp.asarray(np.asarray(v, dtype=np.int64 if fmt == "float64" else np.int32))
+        else:
+            out[k] = v
+    return out
+
+
+def _values(a) -> list:
+    return np.asarray(a).astype(np.float64).reshape(-1).tolist()
+
+
+def x64(fmt):
+    """64-bit types enabled for a float64 call only (JAX computes float64 input in float32 otherwise)."""
+    return _jax()[0].enable_x64(True) if fmt == "float64" else contextlib.nullcontext()
+
+
+def run(fn, loss, fmt, device, kwargs, grad=True, user=False):
+    """Call ``fn`` (JAX's or a user's JAX function, torch's keyword names) on exact inputs: the flattened values
+    and the gradient of sum(output) with respect to ``input`` (jax.vjp; None for softmax, ``NO_GRADIENT``). A
+    user's output in another floating format than the input's raises FormatChanged, with the values."""
+    jax, jnp, dtypes = _jax()
+    grad = grad and loss not in NO_GRADIENT
+    with x64(fmt), jax.default_device(_device(device)):
+        a = arrays(loss, fmt, kwargs)
+        x = a["input"]
+        rest = {k: v for k, v in a.items() if k != "input"}
+
+        def f(xi):
+            return jnp.asarray(fn(input=xi, **rest))
+
+        if grad and jnp.issubdtype(x.dtype, jnp.floating):
+            out, back = jax.vjp(f, x)
+        else:
+            out, back = f(x), None
+        values = _values(out)
+        grads = None
+        if back is not None and jnp.issubdtype(out.dtype, jnp.floating):
+            (g,) = back(jnp.ones_like(out))
+            grads = _values(g)
+        if user and jnp.issubdtype(out.dtype, jnp.floating) and out.dtype != x.dtype:
+            raise FormatChanged(f"returns {out.dtype.name} for {fmt} input", values, grads)
+    return values, grads
+
+
+def _reduce(per, reduction):
+    jnp = _jax()[1]
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return jnp.sum(per)
+    if reduction == "mean":
+        return jnp.mean(per)
+    raise NotImplementedError(f"reduction {reduction!r}")
+
+
+def _class_axis(x) -> int:
+    """torch's class axis: 0 for an input of shape (C), else 1."""
+    return 0 if x.ndim == 1 else 1
+
+
+def functions() -> dict:
+    """{loss: (a callable taking torch's keyword arguments, the parameters it takes, its one-value parameters)}
+    for the losses with a JAX counterpart (the catalogue's ``jax``)."""
+    jax, jnp, _ = _jax()
+    import optax
+
+    def cross_entropy(input, target, reduction="mean"):
+        ax = _class_axis(input)
+        if jnp.issubdtype(target.dtype, jnp.integer):  # class indices (probability targets: floats)
+            per = optax.losses.softmax_cross_entropy_with_integer_labels(input, target, axis=ax)
+        else:
+            per = optax.losses.softmax_cross_entropy(input, target, axis=ax)
+        return _reduce(per, reduction)
+
+    def log_softmax(input, dim=None):
+        return jax.nn.log_softmax(input, axis=softmax_dim(input.ndim) if dim is None else dim)
+
+    def softmax(input, dim=None):
+        return jax.nn.softmax(input, axis=softmax_dim(input.ndim) if dim is None else dim)
+
+    def logsumexp(input, dim=None, keepdim=False):
+        return jax.nn.logsumexp(input, axis=dim, keepdims=keepdim)
+
+    def bce_with_logits(input, target, reduction="mean"):
+        return _reduce(optax.losses.sigmoid_binary_cross_entropy(input, target), reduction)
+
+    def kl_div(input, target, reduction="sum", log_target=False):
+        # optax sums the pointwise terms over an axis: over every axis (axis=None) it is torch's "sum"; over the
+        # classes, per example, and their mean is torch's "batchmean" (2-d input); torch's pointwise "none" and
+        # element mean it has no counterpart of
+        f = optax.losses.kl_divergence_with_log_targets if log_target else optax.losses.kl_divergence
+        if reduction == "sum":
+            return f(input, target, axis=None)
+        if reduction == "batchmean" and input.ndim == 2:
+            return jnp.mean(f(input, target, axis=-1))
+        raise NotImplementedError(f"optax's KL divergence has no counterpart of torch's reduction {reduction!r} "
+                                  f"for a {input.ndim}-d input (it sums over the classes)")
+
+    fns = {
+        "cross_entropy": (cross_entropy, ("input", "target", "reduction"), ()),
+        "log_softmax": (log_softmax, ("input", "dim"), ()),
+        "softmax": (softmax, ("input", "dim"), ()),
+        "logsumexp": (logsumexp, ("input", "dim", "keepdim"), ()),
+        "binary_cross_entropy_with_logits": (bce_with_logits, ("input", "target", "reduction"), ()),
+        "kl_div": (kl_div, ("input", "target", "reduction", "log_target"), (("reduction", "sum"),)),
+        "sigmoid": (lambda input: jax.nn.sigmoid(input), ("input",), ()),
+        "logsigmoid": (lambda input: jax.nn.log_sigmoid(input), ("input",), ()),
+        "softplus": (lambda input: jax.nn.softplus(input), ("input",), ()),
+        "xlogy": (lambda input, other: jax.scipy.special.xlogy(input, other), ("input", "other"), ()),
+    }
+    return {loss.name: fns[loss.name] for loss in catalogue.LOSSES if loss.jax}
+
+
+def moveaxis(x, source, dest):
+    return _jax()[1].moveaxis(x, source, dest)
