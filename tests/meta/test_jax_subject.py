@@ -22,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 CASES = {(c.loss, c.fmt): c for c in cases.jax_cases() if c.device == "cpu"}
-JAX_DEVIATIONS = [d for d in deviations.DEVIATIONS if d.subject == "jax"]
+JAX_DEVIATIONS = deviations.JAX_DEVIATIONS
 
 
 def test_float64_is_computed_in_float64_and_x64_is_enabled_for_that_call_only():
