@@ -91,9 +91,11 @@ def _finish(outs, out_shape, reduction, denom, in_shape, in_vals, total=None):
 
     def merged():
         if undefined:
-            # the gradient of an undefined value is undefined in every component (torch: NaN everywhere), not
-            # the numerator's gradient divided by 0 (which gave +-inf where label smoothing makes it nonzero)
-            return {k: NAN for k in range(numel(in_shape))}
+            # the gradient of an undefined value is undefined (NaN) in every component the loss reads, not the
+            # numerator's gradient divided by 0 (which gave +-inf where label smoothing makes it nonzero); an
+            # element it does not read (an ignored row) has no entry: its gradient is 0, as for any unread input
+            # (torch: NaN and 0 there too)
+            return {k: NAN for o in outs for k in o.grad()}
         acc = {}
         for o in outs:
             for k, g in o.grad().items():

@@ -216,6 +216,25 @@ def test_a_mean_over_zero_total_weight_has_an_undefined_gradient(smoothing, targ
     assert all(math.isnan(g) for g in x.grad.reshape(-1).tolist())
 
 
+@pytest.mark.parametrize("kw", [
+    dict(input=[[[1.0], [2.0], [0.5]]], target=[[-100]], label_smoothing=0.5),  # every row ignored
+    dict(input=[[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]], target=[-100, 1], weight=[1.0, 0.0, 1.0], label_smoothing=0.5),
+], ids=["all-ignored", "ignored-and-zero-weight"])
+def test_an_undefined_mean_leaves_the_inputs_it_does_not_read_at_gradient_zero(kw):
+    """The mean over zero total weight is NaN, and so is its gradient where the loss reads the input; an ignored
+    row is not read, its gradient 0 (as torch's: the CI battery's float64 search found torch's 0 there, which a
+    NaN in every component called broken)."""
+    kw = {**kw, "reduction": "mean"}
+    r = oracles.cross_entropy(**kw)
+    grads = [g.to("float64") for g in _flat(r.grad)]
+    x = torch.tensor(kw["input"], dtype=torch.float64, requires_grad=True)
+    w = kw.get("weight")
+    F.cross_entropy(x, torch.tensor(kw["target"]), weight=None if w is None else torch.tensor(w, dtype=torch.float64),
+                    label_smoothing=kw["label_smoothing"], reduction="mean").backward()
+    assert math.isnan(r.to("float64"))
+    assert all(_same(a, b) for a, b in zip(grads, x.grad.reshape(-1).tolist(), strict=True)), grads
+
+
 def test_kl_div_batchmean_over_rows_of_no_element_is_zero():
     # batchmean divides by the batch (2 rows), not by the elements: 0 / 2 = 0, as torch gives
     z = oracles.kl_div([[], []], [[], []], reduction="batchmean").to("float64")
