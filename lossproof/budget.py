@@ -17,10 +17,11 @@ in ``skipped`` and in ``report``, the same examples on every machine.
 
 Last resorts, in seconds, that never change the sequence silently: a search still running after
 ``search_seconds`` (ci 300 s: the slowest ci test, torch cross_entropy bfloat16, took 26-28 s on a loaded 2-core
-machine, its search alone 8 s) and one example's oracle still running after ``example_seconds`` (ci 120 s: 17
-times the slowest example measured, 7 s) fail the test with ``TimeLimitHit``, saying that the limit was hit and
+machine, its search alone 8 s) and one example's measurement still running after ``example_seconds`` (ci 120 s:
+over 12 times the slowest admitted example of the ci sequences, timed by benchmarks/work_model.py on a loaded
+2-core machine) fail the test with ``TimeLimitHit``, naming the example, its prediction and the cap, and saying
 that going on without the example would make the measured sequence depend on the machine. They catch a hung
-oracle or a machine far slower than any the caps were sized on, not a slow example.
+oracle, an example the prediction misses by far, or a machine far slower than any the caps were sized on.
 
 The shrink: Hypothesis shrinks a failure for up to 500 steps or 5 minutes, each step a full measurement (and a
 whole new problem drawn). Once the shrink budget since the first failure is spent, the run stops (``Spent``) and
@@ -100,8 +101,8 @@ class Budget:
         self.too_slow = 0  # examples that passed unmeasured, over the cap
         self.skipped: list = []  # their compact inputs, in the order met
         self.overtime: str | None = None  # the example that ran past the last resort
-        self.over_clock: list = []  # examples stopped by the wall-clock last resort (load-dependent), listed
         self.current: str | None = None  # the compact input of the example being measured
+        self._kwargs: dict | None = None  # and the example itself (the last resort's message predicts it)
         self.examples = 0  # examples that reached ``check``
         self.max_work = prof.work
         self.work = 0  # numbers compared so far (``spend``)
@@ -114,6 +115,7 @@ class Budget:
         cost = predict(self.loss, self.fmt, kwargs)
         self.costly = cost > self.example_work
         self.current = compact_input(kwargs)
+        self._kwargs = kwargs
         if self.costly:
             self.skipped.append(compact_input(kwargs))
         return cost
@@ -132,10 +134,12 @@ class Budget:
             return
 
         def alarm(signum, frame):
-            # the prediction missed this one: it passes unmeasured, counted and listed as load-dependent in the
-            # report (failing the test instead broke real runs: the model is within a factor of ~4 on the ci
-            # battery, not everywhere; a user function's example of 2.77e8 bit-terms took over 120 s)
-            self.over_clock.append(self.current or "?")
+            # the prediction missed this one by far: the test fails (``overtime``: the next ``check`` stops the
+            # run, ``run`` raises TimeLimitHit), never passing it unmeasured, which would make the measured
+            # sequence depend on the load (a skipped example calls no ``target``)
+            self.overtime = (f"one example's measurement ran past the {self.per_example:g} s last resort "
+                             f"(predicted {predict(self.loss, self.fmt, self._kwargs) if self._kwargs else 0:.3g} "
+                             f"bit-terms, the cap {self.example_work:.3g}): {(self.current or '?')[:300]}")
             raise ExampleTooSlow(f"over {self.per_example:g} s")
 
         old = signal.signal(signal.SIGALRM, alarm)
@@ -237,10 +241,6 @@ class Budget:
             more = f" (and {len(self.skipped) - LISTED} more)" if len(self.skipped) > LISTED else ""
             parts.append(f"{self.too_slow} example(s) over the per-example cap of {self.example_work:.3g} "
                          f"predicted bit-terms passed unmeasured: {listed}{more}")
-        if self.over_clock:
-            parts.append(f"{len(self.over_clock)} of them past the {self.per_example:g} s wall-clock last resort "
-                         f"(which ones depends on the machine's load: lower example_work to skip them by "
-                         f"prediction): {'; '.join(x[:200] for x in self.over_clock[:LISTED])}")
         if self.stopped == "search":
             parts.append(f"the search stopped at the {self.search:g} s safety net after {self.examples} example(s)")
         return f"{case_id}: " + "; ".join(parts) if parts else None

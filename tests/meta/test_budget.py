@@ -51,7 +51,7 @@ def test_an_example_over_the_cap_is_interrupted_and_the_alarm_restored():
             for rounds in range(1, 10**9):
                 sum(range(1000))
     assert 0 < rounds < 10**9 - 1
-    assert len(b.over_clock) == 1  # counted and listed (load-dependent), the example passing unmeasured
+    assert b.overtime is not None and "0.2 s last resort" in b.overtime  # the test then fails (TimeLimitHit)
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
