@@ -25,7 +25,7 @@ def check(*args, timeout=300):
     (("nosuch", "examples/user_losses.py:careful_softplus"), "unknown loss 'nosuch'"),
     (("softplus", "examples/nofile.py:f"), "no such file"),
     (("softplus", "examples/user_losses.py:nofn"), "has no function 'nofn'"),
-    (("softplus", "examples/user_losses.py:careful_softplus", "--framework", "jax"), "unknown framework"),
+    (("softplus", "examples/user_losses.py:careful_softplus", "--framework", "mxnet"), "unknown framework"),
     (("softplus", "examples/user_losses.py:careful_softplus", "--dtype", "float8"), "unknown dtype"),
     (("softplus", "examples/user_losses.py:careful_softplus", "--profile", "fast"), "unknown profile"),
 ])
