@@ -117,7 +117,7 @@ class Hunter:
             return None
         try:
             values, grads = self.case.call(kwargs)
-            up = upstream(len(values)) if self.case.framework == "torch" else None
+            up = upstream(len(values)) if self.case.framework in ("torch", "jax") else None
             m = measure(self.case.subject, self.case.loss, self.case.fmt, self.case.device, kwargs, values, grads,
                         upstream=up)
         except (NotSupported, NotImplementedError, OraclePrecisionError, ValueError, RuntimeError,

@@ -25,6 +25,10 @@ __all__ = ["required_rung", "meets", "explains", "explained_together", "judge", 
 
 SHARED = deviations.SHARED
 
+#: the frameworks whose gradient is of sum(upstream * output) with torch's upstream (subjects.torch_subject.upstream;
+#: subjects.jax_subject.run uses the same), so the oracle is handed that upstream; NumPy's is of sum(output)
+UPSTREAM_FRAMEWORKS = ("torch", "jax")
+
 
 def reference_of(case) -> str | None:
     """The reference whose documented behaviours a subject may share (docs/NUMERICS.md): for a user's JAX function,
@@ -61,7 +65,7 @@ def _reference_call(ref, case, kwargs):
         if restrict(rc, kwargs) != kwargs:
             return None
         values, grads = rc.call(kwargs)
-        return values, grads, None  # JAX's gradient is of sum(output) (subjects/jax_subject.py)
+        return values, grads, upstream(len(values))  # JAX's gradient: of sum(upstream * output), as torch's
     except Exception:  # the reference refuses the call: nothing is shared
         return None
 
@@ -147,7 +151,7 @@ def _meets_documented(dev, kwargs, fmt, e, z, upstream, variant) -> bool:
 def _explained_elements(dev, m, kwargs, values, upstream) -> tuple:
     """(the set of (kind, index) of m's failing elements that ``dev`` explains, the measurement to report for the
     first it does not: the documented oracle's where it judged that element, else m)."""
-    if upstream is None and m.subject == "torch":
+    if upstream is None and m.subject in UPSTREAM_FRAMEWORKS:
         upstream = upstream_of(len(values))
     variants: dict = {}
     md = None
@@ -174,8 +178,8 @@ def explains(dev, case_or_subject, m, kwargs, values, upstream=None) -> tuple:
     and meet the documented behaviour for that element: its documented formula or error bound, the documented
     oracle's element (a torch-behaviour variant, values and gradient components, measured with the same
     upstream), or the documented output predicate. Any other failing element is not explained. ``upstream``:
-    the one ``m``'s gradient was measured with (default: torch's, subjects.torch_subject.upstream, for torch's
-    measurements)."""
+    the one ``m``'s gradient was measured with (default: torch's, subjects.torch_subject.upstream, for torch's and
+    JAX's measurements)."""
     done, report = _explained_elements(dev, m, kwargs, values, upstream)
     return len(done) == len(m.failures()), (m if len(done) == len(m.failures()) else report)
 
@@ -301,7 +305,7 @@ def _overflow_explained(case, kw, e, strict_shared, n_values, memo=None) -> bool
     ``judge``). ``memo``: what the call's other elements already computed (the reference's shared deviation, which
     runs the reference and measures it: once per call, not once per element)."""
     devs = deviations.matching(case.subject, case.loss, kw, case.fmt)
-    up = upstream_of(n_values) if case.framework == "torch" else None
+    up = upstream_of(n_values) if case.framework in UPSTREAM_FRAMEWORKS else None
     for d in devs:
         if _covered(d, kw, case.fmt, e) and d.documented_oracle is None and _meets_documented(
                 d, kw, case.fmt, e, None if e.exact.is_special else exact_fraction(e.exact), up, None):
@@ -313,7 +317,7 @@ def _overflow_explained(case, kw, e, strict_shared, n_values, memo=None) -> bool
         memo["shared"] = shared_with_reference(case, kw)
     shared = memo["shared"]
     z = None if e.exact.is_special else exact_fraction(e.exact)
-    up = upstream_of(n_values) if reference_of(case) == "torch" else None
+    up = upstream_of(n_values) if reference_of(case) in UPSTREAM_FRAMEWORKS else None
     return shared is not None and _covered(shared[0], kw, case.fmt, e) and _meets_documented(
         shared[0], kw, case.fmt, e, z, up, None)
 
@@ -337,7 +341,7 @@ def overflow_failure(case, kw, values, grads, strict_shared: bool = False):
                 continue
             return f"{case.id}: {y} where the exact result {z} is finite\n" + case_reproducer(case, kw)
     if grads is not None and not all(math.isfinite(y) for y in grads):
-        up = upstream(len(values)) if case.framework == "torch" else None
+        up = upstream(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
         for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
             if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
                 if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values), memo):

@@ -382,7 +382,7 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False, ac
         if called is None:
             return
         values, grads = called
-        up = upstream(len(values)) if case.framework == "torch" else None
+        up = upstream(len(values)) if case.framework in ("torch", "jax") else None
         # the gradient is measured only when the values meet the requirement or a documented deviation may
         # explain them (a failing example fails on its values alone: half the cost while Hypothesis shrinks it)
         try:

@@ -2,10 +2,10 @@
 test (a user's too): exact inputs in as JAX arrays, flattened values and the gradient of sum(upstream * output)
 out, through ``jax.vjp``.
 
-The upstream: ones (the gradient of sum(output)), which is what the engine measures a non-torch gradient against
-(lossproof.search and lossproof.hunt pass torch's distinct upstream, subjects.torch_subject.upstream, to the
-oracle for torch's cases only); so softmax, whose gradient of sum(softmax) is identically zero and certifies
-nothing, is checked on its values only (``GRADIENT``), as our NumPy softmax is.
+The upstream: torch's (subjects.torch_subject.upstream: distinct values in [1, 2), exact in every format), so the
+gradient is of sum(upstream * output), as a torch case's, and the engine hands the oracle the same upstream for
+both frameworks; softmax's gradient is checked too (with ones it would be the gradient of sum(softmax),
+identically zero, which certifies nothing).
 
 Formats: float64 with 64-bit types enabled by lossproof for that call only (``jax.enable_x64``: JAX otherwise
 computes float64 input in float32, silently); float16 and bfloat16 natively (ml_dtypes arrays, exact). Functions
@@ -32,9 +32,7 @@ from lossproof import catalogue
 from oracles.tensors import softmax_dim
 
 from .array_subject import FormatChanged
-
-#: the losses whose gradient JAX's cases measure (softmax's gradient of sum(softmax) is identically zero)
-NO_GRADIENT = ("softmax",)
+from .torch_subject import upstream
 
 _JAX: Any = None
 
@@ -128,10 +126,10 @@ def x64(fmt):
 
 def run(fn, loss, fmt, device, kwargs, grad=True, user=False):
     """Call ``fn`` (JAX's or a user's JAX function, torch's keyword names) on exact inputs: the flattened values
-    and the gradient of sum(output) with respect to ``input`` (jax.vjp; None for softmax, ``NO_GRADIENT``). A
-    user's output in another floating format than the input's raises FormatChanged, with the values."""
+    and the gradient of sum(upstream * output) with respect to ``input`` (jax.vjp, torch's upstream in the
+    output's format). A user's output in another floating format than the input's raises FormatChanged, with the
+    values."""
     jax, jnp, dtypes = _jax()
-    grad = grad and loss not in NO_GRADIENT
     with x64(fmt), jax.default_device(_device(device)):
         a = arrays(loss, fmt, kwargs)
         x = a["input"]
@@ -147,7 +145,8 @@ def run(fn, loss, fmt, device, kwargs, grad=True, user=False):
         values = _values(out)
         grads = None
         if back is not None and jnp.issubdtype(out.dtype, jnp.floating):
-            (g,) = back(jnp.ones_like(out))
+            u = np.asarray(upstream(out.size), dtype=np.float64).astype(out.dtype).reshape(out.shape)
+            (g,) = back(jnp.asarray(u))
             grads = _values(g)
         if user and jnp.issubdtype(out.dtype, jnp.floating) and out.dtype != x.dtype:
             raise FormatChanged(f"returns {out.dtype.name} for {fmt} input", values, grads)

@@ -25,6 +25,11 @@ CASES = {(c.loss, c.fmt): c for c in cases.jax_cases() if c.device == "cpu"}
 JAX_DEVIATIONS = deviations.JAX_DEVIATIONS
 
 
+def UP(values):
+    """The upstream a JAX gradient is measured with: torch's (subjects/jax_subject.run)."""
+    return torch_subject.upstream(len(values))
+
+
 def test_float64_is_computed_in_float64_and_x64_is_enabled_for_that_call_only():
     # softplus(2**-30) = log 2 + 2**-31 - ...: float64 holds the 2**-31 term, float32 does not (a silent float32
     # computation would return float32's log 2, 0.6931471824645996)
@@ -38,20 +43,36 @@ def test_float64_is_computed_in_float64_and_x64_is_enabled_for_that_call_only():
 def test_narrow_formats_are_native_and_returned_in_their_format(fmt):
     kw = {"input": [[0.0, 1.0, 3.0], [2.0, 3.0, 0.5]], "target": [0, 1]}
     values, grads = CASES[("cross_entropy", fmt)].call(kw)
-    m = measure("jax", "cross_entropy", fmt, "cpu", kw, values, grads)
+    m = measure("jax", "cross_entropy", fmt, "cpu", kw, values, grads, upstream=UP(values))
     # values in the format: rounding them to it changes nothing
     from oracles.formats import round_to_format
     assert all(round_to_format(v, fmt) == v for v in values + grads)
     assert m.verdict in ("stable", "accurate", "correctly_rounded"), m.verdict
 
 
-def test_the_gradient_is_jax_vjp_of_the_sum():
+def test_the_gradient_is_jax_vjp_of_the_upstream_weighted_sum():
     kw = {"input": [[0.0, 1.0], [2.0, 0.0]], "target": [0, 0], "reduction": "sum"}
     _, grads = CASES[("cross_entropy", "float64")].call(kw)
     p = [1 / (1 + math.e), math.e / (1 + math.e)]
     q = [math.e ** 2 / (1 + math.e ** 2), 1 / (1 + math.e ** 2)]
     want = [p[0] - 1, p[1], q[0] - 1, q[1]]
     assert all(abs(g - w) < 1e-15 for g, w in zip(grads, want)), grads
+    # per example ("none"): the gradient of sum(upstream * output), torch's upstream, as torch computes it
+    kw = dict(kw, reduction="none")
+    values, grads = CASES[("cross_entropy", "float64")].call(kw)
+    want = torch_subject.run(torch_subject.function("cross_entropy"), "cross_entropy", "float64", "cpu", kw)[1]
+    assert torch_subject.upstream(2) != [1.0, 1.0]
+    assert grads == pytest.approx(want, rel=1e-15, abs=1e-15), (grads, want)
+
+
+def test_softmax_gradient_is_checked():
+    """With a non-uniform upstream softmax's gradient is not identically zero: JAX's is measured and certified."""
+    kw = {"input": [[0.0, 1.0, 3.0], [2.0, 3.0, 0.5]]}
+    values, grads = CASES[("softmax", "float64")].call(kw)
+    assert grads is not None and any(abs(g) > 1e-3 for g in grads), grads
+    m = measure("jax", "softmax", "float64", "cpu", kw, values, grads, upstream=UP(values))
+    assert any(e.kind == "grad" for e in m.elements)
+    assert m.verdict in ("stable", "accurate", "correctly_rounded"), m.verdict
 
 
 def test_optax_integer_labels_at_a_large_offset_return_0_where_torch_returns_log_c():
@@ -72,7 +93,7 @@ def test_documented_jax_behaviour_is_real_and_explained(dev):
     fmt, kw = dev.witness
     assert dev in deviations.matching("jax", dev.loss, kw, fmt)
     values, grads = CASES[(dev.loss, fmt)].call(kw)
-    m = measure("jax", dev.loss, fmt, "cpu", kw, values, grads)
+    m = measure("jax", dev.loss, fmt, "cpu", kw, values, grads, upstream=UP(values))
     assert m.failures(), f"JAX now meets the exact value on the witness of {dev.id}: {values}"
     assert judge.explains(dev, None, m, kw, values)[0]
 
@@ -82,12 +103,12 @@ def test_the_offset_bound_does_not_excuse_a_far_value():
     (dev,) = [d for d in JAX_DEVIATIONS if d.id == "optax-ce-integer-labels-offset"]
     fmt, kw = dev.witness
     values, grads = CASES[(dev.loss, fmt)].call(kw)
-    m = measure("jax", dev.loss, fmt, "cpu", kw, values, grads)
+    m = measure("jax", dev.loss, fmt, "cpu", kw, values, grads, upstream=UP(values))
     from fractions import Fraction
     bound = dev.documented_error(kw, fmt, "value", 0, Fraction(math.log(3521)), None)
     from oracles.formats import round_to_format
     far = round_to_format(math.log(3521) + float(4 * bound), fmt)
-    mf = measure("jax", dev.loss, fmt, "cpu", kw, [far], grads)
+    mf = measure("jax", dev.loss, fmt, "cpu", kw, [far], grads, upstream=UP([far]))
     assert not judge.explains(dev, None, mf, kw, [far])[0]
     assert judge.explains(dev, None, m, kw, values)[0]
 
@@ -113,7 +134,7 @@ def test_a_per_example_classes_last_function_needs_no_adapter():
     values, grads = case.call(call)
     want, _ = torch_subject.run(torch_subject.function("cross_entropy"), "cross_entropy", "float32", "cpu", call)
     assert values == pytest.approx(want, rel=1e-6)
-    m = measure(case.subject, "cross_entropy", "float32", "cpu", call, values, grads)
+    m = measure(case.subject, "cross_entropy", "float32", "cpu", call, values, grads, upstream=UP(values))
     assert m.verdict in ("stable", "accurate", "correctly_rounded")
 
 
@@ -147,7 +168,7 @@ def test_a_user_jax_function_is_forgiven_what_jax_shares():
     assert judge.reference_of(case) == "jax"
     kw = {"input": [[2.0 ** 30] * 3521], "target": [0]}
     values, grads = case.call(kw)
-    m = measure(case.subject, "cross_entropy", "float32", "cpu", kw, values, grads)
+    m = measure(case.subject, "cross_entropy", "float32", "cpu", kw, values, grads, upstream=UP(values))
     deviation, problem = judge.judge(case, kw, m, values)
     assert problem is None and deviation == "shared with jax: optax-ce-integer-labels-offset"
     deviation, problem = judge.judge(case, kw, m, values, strict=True)
