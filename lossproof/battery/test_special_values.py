@@ -59,11 +59,11 @@ def test_special_value(lossproof_special, lossproof_record, lossproof_options, r
     elif any(d.documented_output is not None and all(isinstance(y, float) and d.documented_output(y)
                                                      for y in values) for d in devs):
         return
-    # a user's function whose output torch's own function shares there (a documented behaviour of torch's):
-    # reported as shared, gating only under --strict
+    # a user's function whose output its reference's own function shares there (a documented behaviour of torch's,
+    # or JAX's for a JAX function): reported as shared with that reference, gating only under --strict
     shared = judge.shared_with_reference(case, kw) if m is not None else None
     if shared is not None and not lossproof_options.strict:
-        lossproof_record(m, judge.SHARED + shared[0].id, gating)
+        lossproof_record(m, judge.shared_prefix(case) + shared[0].id, gating)
         return
     if m is not None:
         lossproof_record(m, None, gating)
