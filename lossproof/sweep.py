@@ -27,7 +27,9 @@ None) as binary64 arrays: one call on the whole chunk, not one per input.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -37,7 +39,10 @@ import numpy as np
 from oracles import bounds, univariate
 from oracles.codec import hexf
 from oracles.formats import get_format
+from reports import atomic
+from subjects import array_subject, deviations, numpy_losses
 
+from .measure import measure
 from .verdicts import PASS_LINE, RANK, VERDICTS, worst
 
 __all__ = ["FUNCTIONS", "FORMATS", "SUBJECTS", "SweepSubject", "NotSupported", "inputs", "size", "sweep_range",
@@ -111,8 +116,6 @@ def _torch(function: str, fmt: str):
 
 
 def _numpy(function: str, fmt: str):
-    from subjects import numpy_losses
-
     fn = getattr(numpy_losses, function)
     dt = np.dtype(fmt)
 
@@ -124,8 +127,6 @@ def _numpy(function: str, fmt: str):
 
 
 def _scipy(function: str, fmt: str):
-    from subjects import array_subject
-
     try:
         fns = array_subject.scipy_functions()
     except ImportError:
@@ -229,8 +230,6 @@ class _Kind:
 def _exact_measure(subject_name, function, fmt, x, y, g, oracle_name=None):
     """measure.measure on the one-element call at x (against ``oracle_name``, default the exact function):
     {kind: Element}."""
-    from .measure import measure
-
     m = measure(subject_name, function, fmt, "cpu", {"input": [float(x)]}, [float(y)],
                 None if g is None else [float(g)], oracle_name=oracle_name)
     return {e.kind: e for e in m.elements}
@@ -306,8 +305,6 @@ class _Oracle(univariate.Counts):
 def _deviations(subject_name, function):
     """The documented deviations of the subject's function that sweeps can apply (their documented oracle has a
     vectorised form); any other one is refused loudly rather than ignored."""
-    from subjects import deviations
-
     out = []
     for d in deviations.DEVIATIONS:
         if d.subject == subject_name and d.loss == function:
@@ -348,8 +345,6 @@ def _explain(subject_name, function, kind, fmt, x, ym, devs, yv, yg):
     fails = np.flatnonzero(ym.verdict < RANK[PASS_LINE])
     if not fails.size:
         return out
-    from subjects import deviations
-
     for d in devs:
         # the scope of the call of the failing inputs (elementwise: the same elements as in their own calls)
         scope = deviations.scope_of(d, {"input": x[fails].tolist()}, get_format(fmt)) if d.scope else None
@@ -479,16 +474,12 @@ def run_local(function: str, subject_name: str, fmt: str, lo: int = 0, hi: int |
 
 
 def chunk_path(folder: str, function: str, subject_name: str, fmt: str, lo: int, hi: int) -> str:
-    import os
-
     return os.path.join(folder, f"{function}-{subject_name}-{fmt}", f"{lo:09x}-{hi:09x}.json")
 
 
 def _read_chunk(path: str, key: tuple):
     """A completed chunk's row, or None when the file is missing or is not that chunk's row (a stray or
     damaged file is recomputed, never trusted)."""
-    import json
-
     try:
         with open(path, encoding="utf-8") as f:
             row = json.load(f)
@@ -524,8 +515,6 @@ def run_dask(function: str, subject_name: str, fmt: str, lo: int, hi: int, *, ch
     completed ones and submits only the rest (resumable after an interruption). ``progress(done, total,
     inputs_done, seconds)`` is called after each chunk."""
     from distributed import Client, LocalCluster, as_completed
-
-    from reports import atomic
 
     evaluator(subject_name, function, fmt)  # NotSupported / ValueError before any cluster starts
     parts = chunks(lo, hi, chunk)

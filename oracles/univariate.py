@@ -71,7 +71,8 @@ from typing import Any
 
 import numpy as np
 
-from . import fast
+from . import REGISTRY, fast
+from .codec import flat
 from .formats import get_format
 
 __all__ = ["FUNCTIONS", "KINDS", "Counts", "Certified", "certified", "approximate", "exact_rounded",
@@ -219,9 +220,6 @@ class Certified:
 def exact_rounded(name: str, kind: str, xs: Any, fmt: str) -> list[float]:
     """RN(z) into ``fmt`` from the exact oracle (mpmath), one input at a time (stage 3; the reference of the
     meta-tests). The derivative is the exact gradient of the one-element call."""
-    from . import REGISTRY
-    from .codec import flat
-
     out = []
     for x in xs:
         fn: Any = REGISTRY[name]
@@ -235,8 +233,6 @@ def exact_rounded(name: str, kind: str, xs: Any, fmt: str) -> list[float]:
 
 def _exact_derivative(res: Any) -> Any:
     """The exact derivative of the one-element call (the oracle's gradient entry of its one output)."""
-    from .codec import flat
-
     return flat(res)[0].grad_entries()[0]
 
 

@@ -20,6 +20,10 @@ import os
 import sys
 import time
 
+from reports import schema
+from reports.cells import fmt_ulp
+
+from ..verdicts import RANK
 from .errors import FAILED, OK, UsageError
 
 DEFAULT_RESULTS = os.path.join("out", "sweeps.json")
@@ -83,8 +87,6 @@ def _pct(q) -> str:
 
 def describe(row: dict) -> list:
     """The row as lines of text."""
-    from reports.cells import fmt_ulp
-
     head = f"{row['subject']} {row['function']} {row['format']}, encodings {row['lo']}:{row['hi']}"
     if row.get("reason"):
         return [f"{head}: not supported ({row['reason']})"]
@@ -108,9 +110,7 @@ def describe(row: dict) -> list:
 def _store(path: str, row: dict, command: str) -> None:
     """The row into the results file at ``path`` (created if missing), replacing an earlier row of the same
     function, subject, format and range; written atomically."""
-    from reports import schema
-
-    from ..recorder import environment
+    from ..recorder import environment  # its environment() imports torch where installed
 
     if os.path.exists(path):
         try:
@@ -171,12 +171,10 @@ def cmd_sweep(args) -> int:
     _store(args.results, {k: v for k, v in row.items() if k not in ("wall_seconds", "computed_inputs")}, command)
     print(os.path.abspath(args.results))
     if args.report:
-        from reports import html, schema
+        from reports import html
 
         html.build_report(schema.load(args.results), args.report)
         print(os.path.abspath(args.report))
-    from lossproof.verdicts import RANK
-
     return OK if RANK[row["verdict"]] >= RANK[row["required"]] else FAILED
 
 
