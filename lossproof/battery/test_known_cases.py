@@ -75,27 +75,32 @@ def test_seed_notebook_result_is_reproduced_bit_for_bit(label, name, kwargs, pri
     lossproof_record(m)
 
 
+def witness_call(dev):
+    """(values, gradient, upstream) of the deviation's subject's own function on its witness, through the subject's
+    case (torch, SciPy, JAX: cases.all_cases), skipped with the reason where the library is absent."""
+    fmt, kw = dev.witness
+    (case,) = [c for c in cases.all_cases({dev.subject})
+               if c.loss == dev.loss and c.fmt == fmt and c.device == "cpu"]
+    if case.skip:
+        pytest.skip(case.skip)
+    values, grads = case.call(kw)
+    return values, grads, torch_subject.upstream(len(values)) if case.framework in judge.UPSTREAM_FRAMEWORKS else None
+
+
 @pytest.mark.parametrize("dev", deviations.DEVIATIONS, ids=[d.id for d in deviations.DEVIATIONS])
 def test_documented_deviation_is_real_and_explained(dev, lossproof_record):
-    """Every recorded deviation is data we verified: on its witness the library (torch 2.13, SciPy) really misses
-    the exact value (values or gradient: not stable), the deviation's condition holds there, and its output is
-    the documented one. If a release fixes it, this fails and the record must go."""
+    """Every recorded deviation is data we verified: on its witness the library (torch 2.13, SciPy, JAX 0.10.2 /
+    optax 0.2.8) really misses the exact value (values or gradient: not stable), the deviation's condition holds
+    there, and its output is the documented one. If a release fixes it, this fails and the record must go."""
     fmt, kw = dev.witness
     assert dev in deviations.matching(dev.subject, dev.loss, kw, fmt), "the condition does not hold on the witness"
-    if dev.subject == "torch":
-        values, grads = torch_subject.run(torch_subject.function(dev.loss), dev.loss, fmt, "cpu", kw)
-        upstream = torch_subject.upstream(len(values))
-    else:
-        (case,) = [c for c in cases.scipy_cases() if c.loss == dev.loss and c.fmt == fmt]
-        if case.skip:
-            pytest.skip(case.skip)
-        assert dev.subject == case.subject, f"no witness runner for subject {dev.subject!r}"
-        (values, grads), upstream = case.call(kw), None
+    values, grads, upstream = witness_call(dev)
     m = measure(dev.subject, dev.loss, fmt, "cpu", kw, values, grads, upstream=upstream)
     bad = m.failures()
     assert bad, f"{dev.subject} now meets the exact value on the witness of {dev.id}: {values}"
-    ok, _ = judge.explains(dev, None, m, kw, values)
-    assert ok, f"{dev.id} does not explain torch's output on its witness: {[(e.kind, e.index, e.y) for e in bad]}"
+    ok, _ = judge.explains(dev, None, m, kw, values, upstream=upstream)
+    assert ok, (f"{dev.id} does not explain {dev.subject}'s output on its witness: "
+                f"{[(e.kind, e.index, e.y) for e in bad]}")
     lossproof_record(m, dev.id, False)
     print(f"{dev.id}: {len(bad)} element(s) off, worst {bad[0].kind} {bad[0].y!r} where exact {bad[0].z}")
 
