@@ -897,14 +897,15 @@ def _optax_offset_error(kw, f, kind, index, z, upstream=None):
         if lse is None or not 0 <= c < len(row) or not math.isfinite(row[c]):
             return None
         S = bounds.steps("logsumexp", len(row))
-        zr = abs(lse - row[c])
-        bounds_.append(K * fm.u * (S * (abs(lse) + 1) + zr + 1) + 2.0 ** -51 * (abs(lse) + abs(row[c])))
+        L, xt = Fraction(lse), Fraction(row[c])  # exact arithmetic: float64's lse near its largest finite overflows
+        zr = abs(L - xt)
+        bounds_.append(Fraction(K * fm.u) * (S * (abs(L) + 1) + zr + 1) + Fraction(2) ** -51 * (abs(L) + abs(xt)))
     if not bounds_:
         return None
     red = kw.get("reduction", "mean")
     if red == "none":
-        return Fraction(bounds_[index]) if index < len(bounds_) else None
-    total = sum(Fraction(b) for b in bounds_)
+        return bounds_[index] if index < len(bounds_) else None
+    total = sum(bounds_, Fraction(0))
     if red == "mean":
         total /= len(bounds_)
     zz = abs(z) if z is not None else 0

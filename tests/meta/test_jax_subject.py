@@ -176,3 +176,22 @@ def test_without_jax_every_jax_case_is_skipped_with_the_reason(monkeypatch):
     out = cases.jax_cases()
     assert out and all(c.skip == "JAX is not installed (pip install 'lossproof[jax]')" for c in out)
     assert {c.loss for c in out} == {k[0] for k in CASES}
+
+
+@pytest.mark.parametrize("fmt,big", [("float32", 1.7014117331926443e+38), ("float64", 8.98846567431158e307),
+                                     ("bfloat16", 1.6947656946257677e+38)])
+def test_careful_jax_ce_mean_overflow_at_the_format_edge_is_shared_with_jax(fmt, big):
+    """examples/jax_losses.py's careful loss averages with jnp.mean, whose sum of 4 x (max / 2) overflows: what
+    JAX's own mean does (jax-ce-mean-overflow), so "shared with jax", never a crash (float64's optax offset bound
+    overflowed float arithmetic before it was computed exactly) nor a failure of the user's."""
+    import sys
+    sys.path.insert(0, "examples")
+    import jax_losses
+
+    case = _user_case(jax_losses.careful_jax_ce, "cross_entropy", fmt, class_axis=-1)
+    kw = cases.restrict(case, {"input": [[0.0, big]] * 4, "target": [0] * 4})
+    values, grads = case.call(kw)
+    assert values == [math.inf]
+    m = measure(case.subject, "cross_entropy", fmt, "cpu", kw, values, grads, upstream=UP(values))
+    assert judge.judge(case, kw, m, values) == ("shared with jax: jax-ce-mean-overflow", None)
+    assert judge.overflow_failure(case, kw, values, grads) is None
