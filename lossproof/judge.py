@@ -113,7 +113,8 @@ def case_reproducer(case, kwargs: dict, element=None) -> str:
     if element is not None:
         extra = dict(kind=element.kind, index=element.index[0], y=repr(element.y), z=element.z,
                      z_rounded=repr(element.z_rounded))
-    return reproducer(case.subject, case.loss, case.fmt, case.device, kwargs, framework=case.framework, **extra)
+    return reproducer(case.subject, case.loss, case.fmt, case.device, kwargs, framework=case.framework,
+                      class_axis=case.class_axis, takes=case.accepts if case.is_user else None, **extra)
 
 
 def _covered(dev, kwargs, fmt, e) -> bool:

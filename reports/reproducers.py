@@ -21,6 +21,13 @@ __all__ = ["reproducer", "from_record", "exact_command", "UPSTREAM_SOURCE", "com
 UPSTREAM_SOURCE = "[1.0] if n == 1 else [1 + (5 * i % 8) / 8 for i in range(n)]"
 
 
+def _ndim(v) -> int:
+    n = 0
+    while isinstance(v, list):
+        n, v = n + 1, (v[0] if v else None)
+    return n
+
+
 def _py(v) -> str:
     """A nested list of exact spellings as Python source: h("0x1.8p+0") with h = float.fromhex."""
     if isinstance(v, list):
@@ -80,14 +87,18 @@ def _note(y, z, z_rounded) -> str:
 
 
 def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, kind: str = "value",
-               index: int = 0, y=None, z=None, z_rounded=None, framework: str | None = None) -> str:
+               index: int = 0, y=None, z=None, z_rounded=None, framework: str | None = None,
+               class_axis: int = 1, takes=None) -> str:
     """Python that calls the subject's function on the exact inputs of ``kwargs`` (floats, or their hex spellings)
     and prints output element ``index`` (or the gradient component, ``kind="grad"``) in hex, then the exact value
-    from the oracle. ``subject`` is "torch", "numpy", "scipy" or "user:TARGET"; ``framework`` (torch or numpy)
-    says how a user's function is called (default torch)."""
+    from the oracle. ``subject`` is "torch", "numpy", "scipy", "jax" or "user:TARGET"; ``framework`` (torch, numpy
+    or jax) says how a user's function is called (default torch); ``class_axis``: where a user's JAX function takes
+    the classes (the inputs moved there, a same-shaped output and the gradient moved back); ``takes``: which of
+    the parameters a user's JAX function takes (the others, such as a reduction it does not take, are left out of
+    its call, not of the exact one)."""
     tensors, params = _split(loss, kwargs)
     user = subject.startswith("user:")
-    framework = framework or ("torch" if subject == "torch" or user else "numpy")
+    framework = framework or ("torch" if subject == "torch" or user else "jax" if subject == "jax" else "numpy")
     grad = kind == "grad"
     lines = ["h = float.fromhex"]
     args = []
@@ -100,6 +111,21 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
             else:
                 rg = ", requires_grad=True" if (k == "input" and grad) else ""
                 lines.append(f"{k} = torch.tensor({_py(v)}, dtype=torch.{fmt}{devarg}{rg})")
+            args.append(f"{k}={k}")
+    elif framework == "jax":
+        lines[:0] = ["import numpy as np", "import jax", "import jax.numpy as jnp"]
+        if fmt == "float64":
+            lines.append('jax.config.update("jax_enable_x64", True)  # else JAX computes float64 input in float32')
+        moved = user and class_axis != 1 and _ndim(tensors.get("input")) > 1
+        for k, v in tensors.items():
+            if k == "target" and _is_index(loss, tensors):
+                it = "int64" if fmt == "float64" else "int32"
+                lines.append(f"target = jnp.asarray(np.array({_py(v)}), dtype=jnp.{it})  # class indices")
+            else:
+                lines.append(f"{k} = jnp.asarray(np.array({_py(v)}), dtype=jnp.{fmt})  # exact in {fmt}")
+                if moved and _ndim(v) == _ndim(tensors["input"]):
+                    lines.append(f"{k} = jnp.moveaxis({k}, 1, {class_axis})  # the classes where the function "
+                                 "takes them")
             args.append(f"{k}={k}")
     else:
         lines.insert(0, "import numpy as np")
@@ -119,6 +145,9 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
     elif subject == "numpy":
         lines.insert(1, "from subjects import numpy_losses")
         fn = f"numpy_losses.{loss}_grad" if grad else f"numpy_losses.{loss}"
+    elif subject == "jax":
+        lines.insert(3, "from subjects.jax_subject import functions  # JAX's counterpart, as lossproof calls it")
+        fn = f'functions()["{loss}"][0]'
     elif subject == "scipy":
         lines.insert(1, "from subjects.array_subject import scipy_functions"
                         "  # SciPy's counterpart, as lossproof calls it")
@@ -140,6 +169,28 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
                       f"print(input.grad.reshape(-1)[{index}].item().hex()){note}"]
         else:
             lines.append(f"print(torch.as_tensor(out).reshape(-1)[{index}].item().hex()){note}")
+    elif framework == "jax":
+        back = (catalogue.get(loss).family == "row" and user and class_axis != 1
+                and _ndim(tensors.get("input")) > 1)
+        # a user's function by position (its own parameter names), then the keyword parameters
+        jargs = [a.partition("=")[0] if user and a.partition("=")[0] in tensors else a for a in args
+                 if not (user and takes is not None and not takes(a.partition("=")[0]))]
+        if grad:
+            rest = ", ".join(a for a in jargs if not a.startswith("input"))
+            lines += [f"out, back = jax.vjp(lambda input: {fn}({'input' if user else 'input=input'}"
+                      f"{', ' + rest if rest else ''}), input)",
+                      "n = out.size  # lossproof's upstream gradient: distinct values in [1, 2), exact in every "
+                      "format",
+                      f"v = jnp.asarray(np.array({UPSTREAM_SOURCE}), dtype=out.dtype).reshape(out.shape)",
+                      "(g,) = back(v)"]
+            if "input = jnp.moveaxis" in "\n".join(lines):
+                lines.append(f"g = jnp.moveaxis(g, {class_axis}, 1)  # back to lossproof's layout")
+            lines.append(f"print(float(np.asarray(g, dtype=np.float64).reshape(-1)[{index}]).hex()){note}")
+        else:
+            lines.append(f"out = {fn}({', '.join(jargs)})")
+            if back:
+                lines.append(f"out = jnp.moveaxis(out, {class_axis}, 1)  # back to lossproof's layout")
+            lines.append(f"print(float(np.asarray(out, dtype=np.float64).reshape(-1)[{index}]).hex()){note}")
     else:
         what = "  # d sum(out) / d input" if grad else ""
         lines.append(f"out = {fn}({', '.join(args)}){what}")
@@ -150,7 +201,8 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
     lines.append(f"kw = dict({exact_args})")
     lines.append(f"exact = oracles.{loss}(**kw)")
     if grad:  # the exact gradient of sum(v * out), v the upstream above (ones for d sum(out) / d input)
-        up = "v.reshape(-1).tolist()" if framework == "torch" else "None"
+        up = {"torch": "v.reshape(-1).tolist()", "jax": "np.asarray(v, dtype=np.float64).reshape(-1).tolist()"}.get(
+            framework, "None")
         lines.append("from lossproof.measure import exact_gradient")
         lines.append(f"g = exact_gradient({loss!r}, kw, exact, len(oracles.codec.flat(kw['input'])), {up})[{index}]")
         lines.append(f'print("exact", str(g), "correctly rounded to {fmt}:", g.to("{fmt}").hex())')
