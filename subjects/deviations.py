@@ -1348,6 +1348,16 @@ DEVIATIONS = [
         witness=("float32", {"input": [[0.0, 3.4028234663852886e+38]], "target": [[5.877471754111438e-39, 0.0]],
                              "reduction": "none"})),
     Deviation(
+        "optax-ce-prob-target-masked-logit", "jax", "cross_entropy",
+        "probability targets with a -inf logit where the target probability is 0",
+        "optax.softmax_cross_entropy computes -(labels * log_softmax(logits)).sum(axis): 0 * (-inf) = NaN where the "
+        "exact loss ignores the zero-mass class (0 log 0 = 0), as torch does (torch-ce-prob-target-masked-logit); "
+        "optax's safe_softmax_cross_entropy is its documented alternative; class-index targets are not affected",
+        "https://github.com/google-deepmind/optax/issues/896",
+        _prob_target_with_masked_logit, documented_output=math.isnan,
+        scope=_rows_by(_prob_target_with_masked_logit),
+        witness=("float32", {"input": [[0.0, -math.inf]], "target": [[1.0, 0.0]]})),
+    Deviation(
         "jax-ce-mean-overflow", "jax", "cross_entropy",
         "reduction mean, and per-example losses whose sum exceeds the largest finite value",
         "jnp.mean sums the per-example losses in the format, then divides: the sum overflows to inf where the "

@@ -39,6 +39,8 @@ EXTENDED = {
                                                                                           0.5], "reduction": "none"}),
     "torch-xlogy-grad-at-zero": ("float32", {"input": [0.0, 1.0], "other": [0.0, 2.0]}),
     "torch-kl_div-sum-overflow": ("float32", {"input": [-3e38, -1.0], "target": [1.0, 0.5], "reduction": "none"}),
+    "optax-ce-prob-target-masked-logit": ("float32", {"input": [[0.0, -math.inf], [1.0, 2.0]],
+                                                      "target": [[1.0, 0.0], [0.5, 0.5]], "reduction": "none"}),
     "xla-cpu-subnormal-flush": ("float32", {"input": [[0.0, 3.4028234663852886e+38], [1.0, 2.0]],
                                             "target": [[5.877471754111438e-39, 0.0], [0.5, 0.5]],
                                             "reduction": "none"}),
