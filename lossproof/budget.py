@@ -17,8 +17,8 @@ in ``skipped`` and in ``report``, the same examples on every machine.
 
 Last resorts, in seconds, that never change the sequence silently: a search still running after
 ``search_seconds`` (ci 300 s: the slowest ci test, torch cross_entropy bfloat16, took 26-28 s on a loaded 2-core
-machine, its search alone 8 s) and one example's measurement still running after ``example_seconds`` (ci 120 s:
-over 12 times the slowest admitted example of the ci sequences, timed by benchmarks/work_model.py on a loaded
+machine, its search alone 8 s) and one example's measurement still running after ``example_seconds`` (ci 300 s:
+30 times the slowest admitted example of the ci sequences, timed by benchmarks/work_model.py on a loaded
 2-core machine) fail the test with ``TimeLimitHit``, naming the example, its prediction and the cap, and saying
 that going on without the example would make the measured sequence depend on the machine. They catch a hung
 oracle, an example the prediction misses by far, or a machine far slower than any the caps were sized on.
@@ -31,7 +31,7 @@ is shown may).
 
 Budgets per profile (per test; lossproof.profiles): work dev 4,000 / ci 12,000 / thorough 500,000 numbers;
 example work dev 1e8 / ci 3e8 / thorough 1e9 bit-terms; last resorts (search, example) dev 120 s, 60 s / ci
-300 s, 120 s / thorough 3,600 s, 1,800 s; shrink dev 5 / ci 10 / thorough 300 s.
+300 s, 300 s / thorough 3,600 s, 1,800 s; shrink dev 5 / ci 10 / thorough 300 s.
 
 The example database (``examples_dir``, ``saved``, ``save``, ``forget``): a failing search's minimal input is
 saved in Hypothesis's DirectoryBasedExampleDatabase under ``.hypothesis/lossproof/`` of the working directory

@@ -39,7 +39,7 @@ from subjects.user import UserSubject, accepted_parameters
 from . import search as searches
 from .budget import Budget
 from .cases import NotSupported, restrict, user_cases
-from .judge import explained_together, meets
+from .judge import UPSTREAM_FRAMEWORKS, explained_together, meets
 from .measure import exact_gradient, measure
 from .problems import finite_except_masks
 from .specials import CASES as SPECIAL_VALUES
@@ -155,7 +155,7 @@ def fails_on(case, prop: str, kwargs: dict) -> bool:
     non-finite result (or gradient) where the exact one is finite, or a result that misses the exact special
     value."""
     values, grads = case.call(kwargs)
-    up = upstream(len(values)) if case.framework == "torch" else None
+    up = upstream(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
     if prop == "agreement":
         m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
                     go_on=lambda mv: meets(case, mv))

@@ -130,7 +130,7 @@ class Recorder:
             except schema.ResultsError as e:  # unreadable: say so, never merge half a part
                 sys.stderr.write(f"lossproof: skipping a results part: {e}\n")
         merged = schema.merge(docs)
-        if not merged["records"]:
+        if not merged["records"] and not merged.get("sweeps"):  # a run that only swept writes its rows too
             return None
         merged["runs"] = [{"id": self.run_id, "command": command, "profile": profiles.current().name,
                            "started": self.started, "environment": environment()}]

@@ -626,6 +626,36 @@ def _bce_clamp_grad_formula(kw, f, kind, index, upstream=None):
     return T, K * 6 * Fraction(fm.u) * abs(T) + K * smin * abs(Fraction(w)) / Fraction(den) + smin
 
 
+def _bce_up_max(kw):
+    """The largest upstream factor torch's BCELoss backward multiplies (p - y) by: the mean's 1 / n, the sum's 1,
+    or (reduction none) lossproof's upstream, below 2 (subjects.torch_subject.upstream)."""
+    red = kw.get("reduction", "mean")
+    return 1.0 / max(len(_flat(kw.get("input", []))), 1) if red == "mean" else (1.0 if red == "sum" else 2.0)
+
+
+def _bce_underflow_flags(kw, f=None):
+    """Per gradient component: torch's up (p - y), formed first in the format, lies below the smallest normal
+    (0 < up_max |p - y| < min_normal), where its rounding may lose most of its bits before the division by a
+    positive p (1 - p) amplifies the loss to an O(1) error in the gradient."""
+    fm = _fmt(f)
+    up = _bce_up_max(kw)
+    p, y, w = _elementwise(kw, "target", "weight")
+    out = []
+    for pi, yi, wi in zip(p, y, w):
+        ok = all(math.isfinite(v) for v in (pi, yi, wi)) and pi != yi and _bce_den(pi, fm) > 0
+        out.append(ok and up * abs(pi - yi) < fm.min_normal)
+    return out
+
+
+def _bce_backward_underflows(kw, f=None):
+    return any(_bce_underflow_flags(kw, f))
+
+
+def _bce_underflow_scope(kw, f=None):
+    """The gradient components ``_bce_underflow_flags`` marks; no value."""
+    return _scope((), [i for i, b in enumerate(_bce_underflow_flags(kw, f)) if b])
+
+
 def _row_kwargs(kw, k, row):
     """A one-row call of a class loss: row ``k`` of the input, its target (index or probability row)."""
     t = kw.get("target")
@@ -1091,6 +1121,18 @@ DEVIATIONS = [
         documented_formula=_bce_clamp_grad_formula,
         scope=_bce_clamp_scope,
         witness=("float64", {"input": [1e-50], "target": [1.0]})),
+    Deviation(
+        "torch-bce-backward-underflow", "torch", "binary_cross_entropy",
+        "a gradient component whose up (p - y) lies below the format's smallest normal (up: the mean's 1 / n, the "
+        "sum's 1, or the upstream gradient)",
+        "BCELoss's backward forms up (p - y) in the format before dividing by p (1 - p): a subnormal product keeps "
+        "few bits, and the division by a tiny p amplifies the loss (float16 p = 2**-24, y = 0, upstream 1.625: "
+        "1.625 * 2**-24 rounds to 2**-23, so the gradient is 2 where the exact one is 1.625); measured against "
+        "torch's formula with its underflow radius (found by the battery once no example was skipped by the clock)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
+        _bce_backward_underflows, documented_formula=_bce_clamp_grad_formula,
+        scope=_bce_underflow_scope,
+        witness=("float16", {"input": [0.5, 2.0 ** -24], "target": [0.5, 0.0], "reduction": "none"})),
     Deviation(
         "torch-ce-prob-target-masked-logit", "torch", "cross_entropy",
         "probability targets with a -inf logit where the target probability is 0",

@@ -35,7 +35,7 @@ def test_corpus(lossproof_case, lossproof_record, lossproof_options):
         except NotSupported as e:
             unsupported = str(e)
             continue
-        up = upstream(len(values)) if case.framework == "torch" else None
+        up = upstream(len(values)) if case.framework in judge.UPSTREAM_FRAMEWORKS else None
         try:
             m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
                         cache=True)  # the oracle side from the disk cache after the first run (issue: speed)

@@ -20,6 +20,11 @@ FRAMEWORKS = ("torch", "jax", "jaxlib", "optax", "scipy", "numpy", "ml_dtypes")
 #: the imports allowed inside a function: (module, imported module) -> why it is not at the top
 _CLI_FIRST = ("a command checks its arguments before it imports what its work needs (torch, pytest, the "
               "oracle): a refusal answers in ~0.5 s, not after seconds of unused imports")
+_OPTIONAL_JAX = "JAX is optional (the jax extra): imported when a JAX case or a JAX user function runs"
+_USER_FRAMEWORK = ("a user's function loads only the framework it is written in (a NumPy or JAX user needs no "
+                   "torch, and the reverse)")
+_SWEEP_SUBJECT = "a sweep imports its subject's framework when it runs (a NumPy sweep needs no torch)"
+
 LAZY = {
     # lossproof.cli's commands (hostile input: issue 18)
     ("lossproof.cli.battery", "lossproof"): _CLI_FIRST,
@@ -51,6 +56,31 @@ LAZY = {
     ("lossproof.recorder", "numpy.core._multiarray_umath"): "NumPy's private SIMD table, before NumPy 2",
     ("lossproof.recorder", "importlib.metadata"): "only when the environment is recorded",
     ("lossproof.zoo.controls", "scipy"): "SciPy is a test dependency: a control that uses it imports it when run",
+    # JAX, an optional framework (the jax extra): imported when a JAX case or a JAX user function runs, so that
+    # lossproof works, and its jax cases skip with the reason, where JAX is not installed
+    ("subjects.jax_subject", "jax"): _OPTIONAL_JAX,
+    ("subjects.jax_subject", "jax.numpy"): _OPTIONAL_JAX,
+    ("subjects.jax_subject", "ml_dtypes"): _OPTIONAL_JAX,
+    ("subjects.jax_subject", "optax"): _OPTIONAL_JAX,
+    ("subjects.jax_subject", "lossproof.cache"): "subjects sit below the engine (lossproof imports subjects): the "
+                                                 "JAX compilation cache's directory is read when JAX first loads",
+    ("subjects.user", "torch"): _USER_FRAMEWORK,
+    ("subjects.user", "numpy"): _USER_FRAMEWORK,
+    ("subjects.user", "subjects"): _USER_FRAMEWORK,
+    ("subjects.user", "subjects.jax_subject"): _USER_FRAMEWORK,
+    ("subjects.user", "oracles.tensors"): _USER_FRAMEWORK,
+    ("lossproof.judge", "lossproof.cases"): "lossproof.cases imports judge's helpers (circular at the top): the "
+                                            "JAX reference's cases are built when a JAX user function is judged",
+    # the exhaustive sweeps: a subject's framework when its sweep runs, Dask only for float32 (the sweep extra)
+    ("lossproof.sweep", "torch"): _SWEEP_SUBJECT,
+    ("lossproof.sweep", "subjects"): _SWEEP_SUBJECT,
+    ("lossproof.sweep", "subjects.torch_subject"): _SWEEP_SUBJECT,
+    ("lossproof.sweep", "distributed"): "Dask is optional (the sweep extra): only the float32 engine needs it",
+    ("lossproof.cli.sweep", "lossproof"): _CLI_FIRST,
+    ("lossproof.cli.sweep", "lossproof.sweep"): _CLI_FIRST,
+    ("lossproof.cli.sweep", "lossproof.recorder"): _CLI_FIRST,
+    ("lossproof.cli.sweep", "reports"): _CLI_FIRST,
+    ("lossproof.cli.sweep", "reports.html"): _CLI_FIRST,
 }
 
 
