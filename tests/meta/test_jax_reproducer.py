@@ -28,9 +28,18 @@ def per_example_ce(logits, labels):
 
 
 def _printed(code: str) -> list:
+    """What the reproducer prints, run in this process; JAX's global 64-bit switch, which a float64 reproducer
+    turns on (as a user's script would), is restored after it (other tests check that lossproof's own calls leave
+    it off)."""
+    import jax
+
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "<reproducer>", "exec"), {})
+    x64 = jax.config.jax_enable_x64
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "<reproducer>", "exec"), {})
+    finally:
+        jax.config.update("jax_enable_x64", x64)
     return out.getvalue().splitlines()
 
 
