@@ -82,25 +82,38 @@ def _cuda_skip(device: str, cuda_available: bool) -> str | None:
     return None if device == "cpu" or cuda_available else "CUDA is not available on this machine"
 
 
-def _torch_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None, only=(),
-                only_why="", class_axis=1):
+def _framework_case(framework, runner, subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None,
+                    target=None, only=(), only_why="", class_axis=1):
+    """A Case that calls ``fn`` through a framework's runner (torch_subject.run, jax_subject.run). What a failing
+    call means: a change of format is a finding, judged like any other output; a library's own refusal (torch's
+    "not implemented for 'Half'", the JAX adapter's NotImplementedError for a reduction it has no counterpart of)
+    and a user's function raising are capabilities it lacks, reported as not supported, never a pass; any other
+    exception of a library function is an error of the run."""
     user = subject.startswith("user:")
 
     def call(kwargs):
         try:
-            return torch_subject.run(fn, loss, fmt, device, kwargs, user=user)
+            return runner(fn, loss, fmt, device, kwargs, user=user)
         except FormatChanged as e:  # a finding (the search reports it), its values judged like any others
             _FORMAT_CHANGED[f"{subject}-{loss}-{fmt}-{device}"] = str(e)
             return _into(e.values, fmt), e.grads
         except Exception as e:
-            # torch's own "not implemented for 'Half'"; a user's function raising (probability targets, say)
-            # is a capability it lacks: reported as not supported, never a pass
-            if subject.startswith("user:") or "not implemented" in str(e).lower():
-                first = str(e).splitlines()[0] if str(e) else ""
-                raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
-            raise
+            refused = (isinstance(e, NotImplementedError) if framework == "jax"
+                       else "not implemented" in str(e).lower())
+            if not (user or refused):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
 
-    return Case(subject, "torch", loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
+    return Case(subject, framework, loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
+
+
+def _torch_case(subject, fn, loss, fmt, device, *args, **kwargs):
+    return _framework_case("torch", torch_subject.run, subject, fn, loss, fmt, device, *args, **kwargs)
+
+
+def _jax_case(subject, fn, loss, fmt, device, *args, **kwargs):
+    return _framework_case("jax", jax_subject.run, subject, fn, loss, fmt, device, *args, **kwargs)
 
 
 def torch_cases(cuda_available: bool) -> list:
@@ -169,27 +182,6 @@ def scipy_cases() -> list:
 #: rel_entr, the pointwise probability-target KL (issue 14: 64 of 105 agreement examples raised inside a pass)
 _SCIPY_ONLY = {"kl_div": (("reduction", "none"), ("log_target", False))}
 _SCIPY_ONLY_WHY = "SciPy's rel_entr is the pointwise, probability-target KL only"
-
-
-def _jax_case(subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None, target=None, only=(),
-              only_why="", class_axis=1):
-    user = subject.startswith("user:")
-
-    def call(kwargs):
-        try:
-            return jax_subject.run(fn, loss, fmt, device, kwargs, user=user)
-        except FormatChanged as e:  # a finding (the search reports it), its values judged like any others
-            _FORMAT_CHANGED[f"{subject}-{loss}-{fmt}-{device}"] = str(e)
-            return _into(e.values, fmt), e.grads
-        except NotImplementedError as e:  # a reduction the built-in adapter has no counterpart of
-            raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {e}") from None
-        except Exception as e:  # a user's function raising: a capability it lacks, never a pass
-            if not user:
-                raise
-            first = str(e).splitlines()[0] if str(e) else ""
-            raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
-
-    return Case(subject, "jax", loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
 
 
 def _jax_skips(device: str):

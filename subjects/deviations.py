@@ -1086,6 +1086,135 @@ def _xla_flush_error(kw, f, kind, index, z, upstream=None):
     return up * (2 * sum(sub(trows[r]), F(0)) + 3 * F(tiny) + F(K * fm.u) * S * 2 * T)
 
 
+
+def _subnormal(v, tiny) -> bool:
+    return 0 < abs(v) < tiny
+
+
+def _kl_mass(t, log_target):
+    """The probability mass e**t (log target) or t of a finite kl_div target, and its log (None at mass 0)."""
+    if log_target:
+        return math.exp(t) if t < 710 else math.inf, t
+    return t, (math.log(t) if t > 0 else None)
+
+
+def _kl_flushed(kw, f):
+    """The flat indices of a kl_div call whose term XLA's CPU backend changes by flushing: a nonzero subnormal
+    input or target, or a mass e**t (log target) below the smallest normal value (computed, then flushed)."""
+    tiny = _flush_tiny(f)
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    if tiny is None or len(x) != len(t):
+        return []
+    lt = bool(kw.get("log_target"))
+    out = []
+    for i, (xi, ti) in enumerate(zip(x, t)):
+        if not (math.isfinite(xi) and math.isfinite(ti)):
+            continue
+        mass = _kl_mass(ti, lt)[0]
+        if _subnormal(xi, tiny) or _subnormal(ti, tiny) or (lt and mass < tiny):
+            out.append(i)
+    return out
+
+
+def _xla_kl_flushes(kw, f=None):
+    """kl_div with a subnormal input, target or (log target) mass in a format XLA's CPU backend flushes."""
+    return bool(_kl_flushed(kw, f))
+
+
+def _xla_kl_scope(kw, f=None):
+    """The value (optax sums: every reduction reduces) and every gradient component (a component -m up, m the
+    mass, is itself flushed where it is subnormal, whichever element it belongs to; the bound is the flush's)."""
+    return _scope(ALL, ALL) if _kl_flushed(kw, f) else _scope()
+
+
+def _xla_kl_error(kw, f, kind, index, z, upstream=None):
+    """The bound of an element of optax's kl_divergence under XLA's flushing. A term m_i (l_i - x_i) (m the mass t
+    or e**t, l its log) of a flushed element is dropped or changed by at most M_i = m_i (|l_i| + |x_i| + tiny)
+    (reading a subnormal x as 0 moves the term by m_i |x_i| <= m_i tiny; a flushed mass drops the term, at most
+    m_i (|l_i| + |x_i|)); every term's product is itself flushed when subnormal (<= tiny each, N of them). The
+    value: (sum over flushed M_i + N tiny) / d (d = 1 for sum, the batch for batchmean), on top of the stable
+    computation's own K (S + log2 N) u (sum_i m_i (|l_i| + |x_i|) / d + 1) (S: bounds.steps("kl_div")). A gradient
+    component -m_i up (up = the upstream over d): a flushed mass reads as 0 (at most m_i |up| off, m_i < tiny),
+    and the component is flushed when subnormal (tiny), plus K u 2 m_i |up|. The floats are rounded up by the
+    factor (1 + 2**-40) (math.log and math.exp are within an ulp). Non-finite elements: not described (None)."""
+    tiny = _flush_tiny(f)
+    x, t = _flat(kw.get("input", [])), _flat(kw.get("target", []))
+    if tiny is None or len(x) != len(t) or not all(math.isfinite(v) for v in x + t):
+        return None
+    fm = _fmt(f)
+    F = Fraction
+    lt = bool(kw.get("log_target"))
+    flushed = set(_kl_flushed(kw, f))
+    red = kw.get("reduction", "mean")
+    shape = _shape(kw.get("input"))
+    d = (shape[0] if shape else 1) if red == "batchmean" else 1
+    up1 = F(abs(upstream[0])) if upstream else F(1)
+    grow = F(1) + F(2) ** -40
+    if kind == "value":
+        own, lost = F(0), F(0)
+        for i, (xi, ti) in enumerate(zip(x, t)):
+            mass, log = _kl_mass(ti, lt)
+            if mass == 0 or log is None:
+                continue
+            size = F(mass) * (F(abs(log)) + F(abs(xi))) * grow
+            own += size
+            if i in flushed:
+                lost += size + F(mass) * F(tiny) * grow
+        n = len(x)
+        zz = abs(z) if z is not None else 0
+        return ((lost + n * F(tiny)) / d
+                + F(K * fm.u) * (bounds.steps("kl_div") + bounds.ceil_log2(max(n, 1))) * (own / d + zz + 1))
+    if index >= len(x):
+        return None
+    mass = F(_kl_mass(t[index], lt)[0]) * grow
+    up = up1 / d
+    return (mass * up if index in flushed else F(0)) + F(tiny) + F(K * fm.u) * 2 * mass * up
+
+
+def _xlogy_flushed(kw, f):
+    """(value indices, gradient indices) of an xlogy call that XLA's CPU backend changes by flushing: a nonzero
+    subnormal x or y changes the value (where x is not 0), a subnormal y the gradient log y."""
+    tiny = _flush_tiny(f)
+    x, y = _flat(kw.get("input", [])), _flat(kw.get("other", []))
+    if tiny is None or len(x) != len(y):
+        return [], []
+    vals = [i for i, (a, b) in enumerate(zip(x, y))
+            if math.isfinite(a) and math.isfinite(b) and a != 0 and (_subnormal(a, tiny) or _subnormal(b, tiny))]
+    grads = [i for i, b in enumerate(y) if _subnormal(b, tiny)]
+    return vals, grads
+
+
+def _xla_xlogy_flushes(kw, f=None):
+    """xlogy with a nonzero subnormal input or other in a format XLA's CPU backend flushes."""
+    v, g = _xlogy_flushed(kw, f)
+    return bool(v or g)
+
+
+def _xla_xlogy_scope(kw, f=None):
+    v, g = _xlogy_flushed(kw, f)
+    return _scope(v, g)
+
+
+def _xla_xlogy_error(kw, f, kind, index, z, upstream=None):
+    """x log y with a subnormal y read as 0: x log 0 = -+inf and the gradient log 0 = -inf, an unbounded error
+    (inf). A subnormal x (y normal) read as 0: the value 0 where the exact one is x log y, off by at most
+    |x| |log y| (1 + 2**-40) (math.log is within an ulp) plus the flushed product (tiny) and the stable
+    computation's own K S u (|z| + 1) (S: bounds.steps("xlogy"))."""
+    tiny = _flush_tiny(f)
+    x, y = _flat(kw.get("input", [])), _flat(kw.get("other", []))
+    if tiny is None or index >= len(x) or len(x) != len(y):
+        return None
+    if _subnormal(y[index], tiny):
+        return math.inf
+    if kind != "value" or not y[index] > 0:
+        return None
+    fm = _fmt(f)
+    F = Fraction
+    zz = abs(z) if z is not None else 0
+    return (F(abs(x[index])) * F(abs(math.log(y[index]))) * (1 + F(2) ** -40) + F(tiny)
+            + F(K * fm.u) * bounds.steps("xlogy") * (zz + 1))
+
+
 DEVIATIONS = [
     # SciPy's rel_entr takes probabilities: the suite's adapter passes q = exp(input), rounded in the format
     Deviation(
@@ -1389,6 +1518,27 @@ DEVIATIONS = [
         scope=_xla_flush_scope,
         witness=("float32", {"input": [[0.0, 3.4028234663852886e+38]], "target": [[5.877471754111438e-39, 0.0]],
                              "reduction": "none"})),
+    Deviation(
+        "xla-cpu-subnormal-flush-kl_div", "jax", "kl_div",
+        "a nonzero subnormal input or target, or (log targets) a mass e**t below the smallest normal value "
+        "(float32, bfloat16, float64)",
+        "XLA's CPU backend flushes subnormals to zero (openxla/xla#22858, as for cross_entropy): "
+        "optax.kl_divergence's term t (log t - x) of a subnormal target t is dropped, which beside an input near "
+        "-max is not small (float32 x = [-3.4e38, 0], t = [2**-142, 1]: the term 7.8e-5 is lost); the gradient's "
+        "-t reads 0. The value and gradient measured against the flushed terms' bound",
+        "https://github.com/openxla/xla/issues/22858 (XLA CPU flushes denormals to zero; no option to disable it)",
+        _xla_kl_flushes, documented_error=_xla_kl_error, scope=_xla_kl_scope,
+        witness=("float32", {"input": [-3.4028234663852886e+38, 0.0], "target": [2.0 ** -142, 1.0],
+                             "reduction": "sum"})),
+    Deviation(
+        "xla-cpu-subnormal-flush-xlogy", "jax", "xlogy",
+        "a nonzero subnormal x or y (float32, bfloat16, float64)",
+        "XLA's CPU backend flushes subnormals to zero (openxla/xla#22858): jax.scipy.special.xlogy(x, y) reads a "
+        "subnormal y as 0, so x log y is -+inf and the gradient in x, log y, is -inf (float32 x = 0, "
+        "y = 2**-149: gradient -inf where the exact one is -103.28), and a subnormal x as 0 (x log y read 0)",
+        "https://github.com/openxla/xla/issues/22858 (XLA CPU flushes denormals to zero; no option to disable it)",
+        _xla_xlogy_flushes, documented_error=_xla_xlogy_error, scope=_xla_xlogy_scope,
+        witness=("float32", {"input": [0.0, 1.0], "other": [2.0 ** -149, 2.0 ** -149]})),
     Deviation(
         "optax-ce-prob-target-masked-logit", "jax", "cross_entropy",
         "probability targets with a -inf logit where the target probability is 0",
