@@ -145,9 +145,30 @@ def _scipy(function: str, fmt: str):
     return run
 
 
-#: the subjects a sweep can run; a new one (jax, say) joins with one entry
+def _jax(function: str, fmt: str):
+    """jax.nn's function, jitted, and its derivative, jit(vmap(grad)): one compiled call per chunk, each input
+    built exactly in the format (a NumPy array of the format's dtype; no 64-bit types needed below float64)."""
+    from subjects import jax_subject
+
+    why = jax_subject.missing()
+    if why:
+        raise NotSupported(why)
+    jax, jnp, dtypes = jax_subject.modules()
+    fn = {"sigmoid": jax.nn.sigmoid, "logsigmoid": jax.nn.log_sigmoid, "softplus": jax.nn.softplus}[function]
+    value, deriv = jax.jit(fn), jax.jit(jax.vmap(jax.grad(fn)))
+    dt = dtypes[fmt]
+
+    def run(x):
+        a = jnp.asarray(np.asarray(x, dtype=dt))
+        return np.asarray(value(a)).astype(np.float64), np.asarray(deriv(a)).astype(np.float64)
+
+    return run
+
+
+#: the subjects a sweep can run; a new one joins with one entry
 SUBJECTS: dict = {
     "torch": SweepSubject("torch", ("float16", "bfloat16", "float32"), _torch),
+    "jax": SweepSubject("jax", ("float16", "bfloat16", "float32"), _jax),
     "numpy": SweepSubject("numpy", ("float16", "float32"), _numpy, required="accurate",
                           why_not=(("bfloat16", "NumPy has no bfloat16"),)),
     "scipy": SweepSubject("scipy", ("float32",), _scipy,

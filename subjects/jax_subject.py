@@ -61,6 +61,12 @@ def _jax():
     return _JAX
 
 
+def modules() -> tuple:
+    """(jax, jax.numpy, {format: its NumPy dtype, ml_dtypes' bfloat16 included}), imported on first use (the
+    compilation cache set up): for callers that build their own JAX calls (lossproof.sweep)."""
+    return _jax()
+
+
 def _compilation_cache(jax) -> None:
     """JAX compiles every operation anew for each new shape (0.3 to 1.3 s per call of optax's cross-entropy with
     its gradient on this project's 2-core machine, measured): its persistent compilation cache, kept beside

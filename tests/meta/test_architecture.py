@@ -75,6 +75,7 @@ LAZY = {
     ("lossproof.sweep", "torch"): _SWEEP_SUBJECT,
     ("lossproof.sweep", "subjects"): _SWEEP_SUBJECT,
     ("lossproof.sweep", "subjects.torch_subject"): _SWEEP_SUBJECT,
+    ("lossproof.sweep", "subjects.jax_subject"): _SWEEP_SUBJECT,
     ("lossproof.sweep", "distributed"): "Dask is optional (the sweep extra): only the float32 engine needs it",
     ("lossproof.cli.sweep", "lossproof"): _CLI_FIRST,
     ("lossproof.cli.sweep", "lossproof.sweep"): _CLI_FIRST,
