@@ -89,6 +89,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import fast64
 from .exact import Exact, ExactTree
 from .formats import Format, get_format
 from .results import make_result
@@ -241,17 +242,29 @@ class _Source:
     """Approximations with bounds for a batch of outputs (``Exact.deferred``'s source): ``decide`` certifies the
     rounding (vectorised once per format), ``build`` runs the mpmath path for one output."""
 
-    def __init__(self, approx, bound, builder, sign=None):
+    def __init__(self, approx, bound, builder, sign=None, dd=None):
         self.approx = approx
         self.bound = bound
         self.builder = builder
         self.sign = sign
+        self.dd = dd  # float64: a callable giving the double-double evaluation (hi, lo, bound), oracles.fast64
         self._certified = {}
 
     def decide(self, key, f):
         c = self._certified.get(f.name)
         if c is None:
             values, ok = certify(self.approx, self.bound, f, self.sign)
+            if f.name == "float64" and self.dd is not None:
+                with np.errstate(all="ignore"):
+                    res = self.dd()
+                    sign = None if self.sign is None else np.ravel(self.sign)
+                    v64, ok64 = fast64.certify64(*(np.ravel(a) for a in res[:3]), sign)
+                    if len(res) > 3:  # a second enclosure: exact part plus an interval (fast64 step 13)
+                        hi2, lo2, off_lo, off_hi, open_lo, open_hi = (None if a is None else np.ravel(a)
+                                                                      for a in res[3])
+                        v2, ok2 = fast64.certify64_offsets(hi2, lo2, off_lo, off_hi, sign, open_lo, open_hi)
+                        v64, ok64 = np.where(ok64, v64, v2), ok64 | ok2
+                values, ok = np.where(ok, values, v64), ok | ok64  # an exact binary64 value is already decided
             c = self._certified[f.name] = (values.tolist(), ok.tolist())
         if c[1][key]:
             _count("decided")
@@ -528,7 +541,11 @@ def _softmax_family(name, fn, input, dim):
         sign = finite.astype(np.int8)
     else:
         sign = -(finite & (finite.sum(axis=1) > 1)[:, None]).astype(np.int8)
-    src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel())
+    def dd():
+        rows64 = fast64.DDRows(st)
+        return fast64.log_softmax(rows64) if name == "log_softmax" else fast64.softmax(rows64)
+
+    src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel(), dd)
     n = x.size
     masked = (~finite).ravel().tolist()
     special = -math.inf if name == "log_softmax" else None
@@ -566,7 +583,7 @@ def _logsumexp(fn, input, dim=None, keepdim=False):
     approx, bound = st.logsumexp()
     builder = _builder(x, lambda: fn(input, dim=dim, keepdim=keepdim), lambda r: [fn(rows[r].tolist(), dim=0)],
                        rows, pos, 1)
-    src = _Source(approx, bound, builder)
+    src = _Source(approx, bound, builder, dd=lambda: fast64.logsumexp(fast64.DDRows(st)))
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
 
 
@@ -651,14 +668,28 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
             raise _NotEligible
         err_v = np.zeros_like(v)
         multi = np.zeros(len(v), dtype=bool)  # no sign known
-    a, err = _weighted(v, err_v, wt, w is not None)
+        st = None
+    weighted = w is not None
+
+    def dd_rows():
+        return fast64.class_values(None if st is None else fast64.DDRows(st), rows, tk, wt, weighted, name,
+                                   alt=True)
+
+    a, err = _weighted(v, err_v, wt, weighted)
     sign = (np.sign(wt) * multi).astype(np.int8)
     if reduction != "none":
         approx, bound = _reduce(a, err, wt, kept, reduction)
         kwargs = dict(input=input, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
         live = wt != 0
         positive = live.any() and (sign[live] > 0).all()  # a sum (or mean) of positive terms
-        src = _Source(np.array([approx]), np.array([bound]), lambda key: fn(**kwargs), 1 if positive else None)
+        def dd_reduced():
+            terms = fast64.class_values(None if st is None else fast64.DDRows(st), rows, tk, wt, weighted, name,
+                                        reduced=True)
+            res = fast64.reduce_dd(*terms, wt, kept, reduction, weighted)
+            return ([math.nan], [math.nan], [math.inf]) if res is None else ([res[0]], [res[1]], [res[2]])
+
+        src = _Source(np.array([approx]), np.array([bound]), lambda key: fn(**kwargs), 1 if positive else None,
+                      dd_reduced)
         return Exact.deferred(src, 0)
     wl = None if w is None else w.tolist()
     tl = t.tolist()
@@ -668,7 +699,7 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
 
     builder = _builder(x, lambda: fn(input, target, weight=weight, ignore_index=ignore_index, reduction="none"),
                        row_result, rows, pos, 1)
-    src = _Source(a, _inflate(err), builder, sign)
+    src = _Source(a, _inflate(err), builder, sign, dd_rows)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
 
 

@@ -1,0 +1,577 @@
+"""Certified float64 results of the fast path: double-double (dd) evaluation with a rigorous error bound.
+
+Why: ``oracles.fast`` bounds its binary64 evaluation within a few thousand u, which decides float32, float16 and
+bfloat16 roundings but never a float64 one, so every float64 result of the softmax family took the mpmath path
+(2.5 s a row at C = 128,256). Here the same quantities are evaluated in double-double arithmetic (a value is an
+unevaluated sum hi + lo of two binary64, built from error-free transformations), with an absolute bound B per
+output of about 2**-95 relative. When both ends of [hi + lo - B, hi + lo + B] round to the same binary64 with the
+same sign (``certify64``), that is the correctly rounded result; otherwise the caller falls back to mpmath
+exactly as before. ``oracles.fast`` calls this module only when a float64 rounding is requested (``_Source``).
+
+What is covered: logsumexp, softmax, log_softmax, cross_entropy and nll_loss values (class-index targets,
+reductions none / sum / mean), on the rows ``oracles.fast`` has already accepted. Gradients, kappa and
+expressions still come from the mpmath path.
+
+Building blocks (u = 2**-53; RN = binary64 round to nearest even; assumption A3 of ``oracles.fast``):
+  TwoSum(a, b) = (s, e) with s = RN(a + b), s + e = a + b exactly (Knuth; exact also with underflow).
+  FastTwoSum(a, b), exponent(a) >= exponent(b) or a = 0: the same with 3 operations (Dekker).
+  Split(a) (Veltkamp, c = (2**27 + 1) a): a = a1 + a2 with 26 and 27 bits; exact unless |a| > 2**995 (overflow;
+    callers check) . TwoProd(a, b) (Dekker, from the splits): p + e = a b exactly unless e underflows, which
+    can only happen when |a b| < 2**-969 (then |error| <= 2**-1072, charged absolutely).
+  dd add (Joldes, Muller, Popescu, "Tight and rigorous error bounds for basic building blocks of double-word
+    arithmetic", ACM TOMS 44(2), 2017, Alg. 6): relative error <= 3u**2 / (1 - 4u) < 2**-104.4, any signs;
+    charged DELTA_ADD = 2**-104.
+  dd add of two nonnegative dd ("sloppy", Alg. 5 with nonnegative operands): s, e = TwoSum(ah, bh);
+    t = RN(e + RN(al + bl)); FastTwoSum(s, t). |al + bl| <= u (ah + bh) and |e| <= u s, so the two roundings
+    cost <= u**2 (ah + bh) + u (2u (1 + u)) (ah + bh): relative <= 3u**2 (1 + 2u) / (1 - u) < 2**-104.4 of the
+    exact sum a + b (ah + bh <= (a + b) / (1 - u)); charged 2**-104.4 per addition.
+  dd times double (JMP Alg. 7: <= 1.5u**2 + 4u**3) and dd / dd (JMP Alg. 17: <= 15u**2 + 56u**3): charged
+    DELTA_MUL = 2**-100 and DELTA_DIV = 2**-98 (over 16x the published bounds), plus FLOOR64 absolute for
+    results below 2**-960 (underflow inside the algorithm).
+  Every bound below is computed in binary64 from nonnegative terms in a few dozen operations (relative error
+  below 2**-46), multiplied by INFLATE = 1 + 2**-20 and increased by FLOOR64 = 2**-1070 (which covers a few
+  roundings of 2**-1075 in the bound or in a subnormal dd result).
+
+Error analysis. Row x_1..x_C (finite or -inf, at least two finite; rows with one finite entry have the exact
+results of ``oracles.fast`` step 11), m = max x_j, d_j = x_j - m, e_j = exp(d_j), R = sum_{j != jmax} e_j,
+L = log1p(R).
+
+1. (dh_j, dl_j) = TwoSum(x_j, -m): d_j = dh_j + dl_j exactly, |dl_j| <= u |dh_j|. (x_j = -inf: e_j = 0 exactly.)
+2. exp, for dh_j >= -745.2 (else e_j < 2**-1075 and E_j := 0, an absolute error < TAU_E). N = 2**14,
+   k = rint(dh * N / ln2) (|k| < 2**24.1, 25 bits), ln2 / N = C1 + C2 + C3 + g with C1, C2 of 28 bits (so k C1,
+   k C2 are exact), C3 = RN(ln2/N - C1 - C2) (|C3| < 2**-70, |g| <= u |C3|).
+   t1 = dh - k C1 is exact (Sterbenz: |dh - k C1| <= (ln2/N)(1/2 + 2**-26), so dh is within a factor 2 of k C1
+   when k != 0); (s, e) = TwoSum(t1, -k C2) exact; w = RN(RN(e + dl) - RN(k C3)); (rh, rl) = TwoSum(s, w).
+   With |e| <= u 2**-14, |dl| <= u |dh|, |k C3| <= (|dh| 2**14.53 + 1) 2**-70:
+   |rh + rl - r| <= 2u**2 (|dh| + 1) + 3u (1 + 2u) |k C3| + |k| u |C3| <= RHO_R (1 + |dh|), RHO_R = 2**-102.5,
+   where r = d - k ln2 / N, |rh| <= (ln2/N)(1/2 + 2**-26) <= 2**-15.5, |rl| <= u |rh|;
+   so exp(rh + rl) = exp(r) (1 + t), |t| <= RHO_R (1 + |dh|) (1 + 2**-90).
+3. P ~ exp(rh + rl) - 1: rh = a1 + a2 (Split, |a2| <= 2**-26 |rh|); rh**2 = a1**2 + a2 (a1 + rh), a1**2 exact;
+   (ah, al) = FastTwoSum(rh, a1**2 / 2) exact; tail = RN(RN(rl (1 + rh)) + RN(a2 (a1 + rh)) / 2 + H) with
+   H = RN(rh**3 (1/6 + rh/24 + rh**2/120)); Pl = RN(al + tail); P = ah + Pl. Error terms, absolute:
+   Taylor remainder |r|**6 / 720 * e**|r| <= 2**-102.6; the rl terms dropped from the cubic and higher terms
+   <= u |rh|**3 / 2 (1.01) <= 2**-100.6; H's evaluation (6 roundings) <= 6u |H| <= 2**-99.6; the tail's and Pl's
+   roundings <= 3u 2**-49 + u 2**-48.9 <= 2**-100; a2 (a1 + rh)'s roundings <= 2**-109; rl**2 / 2 <= 2**-137.
+   Total: |P - (exp(rh + rl) - 1)| <= PI_P = 2**-98.
+4. E = T (1 + P), T = 2**(i/N) from a table of dd (Th, Tl) (|Th + Tl - T| <= u |Tl| <= 2**-105, computed with
+   mpmath at 200 bits), i = k mod N: (ph, pl) = TwoProd(Th, ah) (exact, |ph| <= 2**-14.4);
+   (hh, l0) = FastTwoSum(Th, ph); lo = RN(l0 + RN(pl + RN(RN(Tl (1 + ah)) + RN(Th Pl)))) (terms below 2**-47.5:
+   6 roundings <= 2**-98.4; Tl Pl dropped <= 2**-100.9); (Eh, El) = FastTwoSum(hh, lo). With T's error times
+   1 + P and Th's factor on PI_P: |E~ - T exp(rh + rl)| <= 2**-96.5 <= EPS_E T exp(rh + rl) / 1.0001,
+   EPS_E = 2**-96.3 (T exp(rh + rl) >= 1 - 2**-15).
+5. Scaling by 2**q, q = floor(k / N): exact, except that a subnormal result rounds each part once
+   (<= 2 * 2**-1075). Per term: |E~_j - e_j| <= e_j (EPS_E + RHO_R (1 + |dh_j|)) + TAU_E, TAU_E = 2**-1073
+   (EPS_E absorbs the cross term of the two relative errors).
+6. R~ = pairwise dd sum (nonnegative additions, depth lam = ceil(log2 C)) of the E~_j, E~_jmax := 0:
+   |R~ - sum E~| <= SIGMA sum E~, SIGMA = lam 2**-104.4 (1 + lam 2**-104), and sum E~ <= R~ / (1 - SIGMA).
+   A~ = sum |dh_j| Eh_j in binary64: A = sum |dh_j| e_j <= (A~ (1 + 2**-30) + C 2**-1060) (1 + EPS_E + RHO_R 2**10)
+   for C < 2**22 (gamma_C <= 2**-31; |dh| <= 745.2 < 2**10).
+   |R~ - R| <= err_R = (SIGMA R~ / (1 - SIGMA) + (EPS_E + RHO_R) R_up + RHO_R A_up + C TAU_E),
+   R_up = R~ (1 + 2**-80) + C TAU_E (>= R, as err_R < 2**-80 R + C TAU_E).
+7. L: ``balls.Ball(Rh + Rl, err_R).log1p`` at 180 bits, a rigorous enclosure (mid, rad) of log1p over
+   [R~ - err_R, R~ + err_R] (one scalar per row, oracles/balls.py's error accounting); Lh = RN(mid),
+   Ll = RN(mid - Lh): err_L = rad + u |Ll| (rounded up).
+8. log_softmax_j = d_j - L: dd add (no cancellation: both terms <= 0), |y~ - y| <= err_L + DELTA_ADD |y~| / (1 -
+   DELTA_ADD). logsumexp = m + L: |z~ - z| <= err_L + DELTA_ADD |z~| / (1 - DELTA_ADD).
+9. softmax_j = e_j / D, D = 1 + R: D~ = dd add of 1 and R~, |D~ - D| <= err_D = err_R + DELTA_ADD D~;
+   s~ = E~_j /dd D~: |s~ - s| <= s~ (DELTA_DIV + eps_j + eps_D) / (1 - DELTA_DIV - eps_j - eps_D) + (TAU_E +
+   FLOOR64) / D_lo, eps_j = EPS_E + RHO_R (1 + |dh_j|) (0 for jmax: E = 1 exact), eps_D = err_D / D_lo,
+   D_lo = D~ - err_D (>= 1 - tiny; a -inf entry's softmax is exactly 0).
+10. cross_entropy row: v = L - d_t (dd add, no cancellation), err_v = err_L + DELTA_ADD |v~| / (1 - DELTA_ADD);
+   weighted: a = w v (dd times double), err_a = |w| err_v + DELTA_MUL |a~| (1 + 2**-40) (+ FLOOR64 below
+   2**-960); an ignored row or a zero weight is an exact 0. nll_loss: a = -w x_t = TwoProd exactly (bound 0)
+   when 2**-960 <= |a| and |w|, |x_t| <= 2**995, else bound FLOOR64 (underflow) or undecided (overflow).
+11. sum: Th = fsum(all hi and lo) (the correctly rounded sum, CPython's math.fsum), Tl = fsum(the same and
+   -Th) (|Tl| <= u |Th|, error <= u |Tl|): err_T = sum err_a (1 + 2**-40) + 2u |Tl|. mean: W the same for the
+   kept weights (the count, exact, when unweighted; |W~ - W| <= err_W = 2u |Wl|); q~ = T~ /dd W~:
+   |q~ - T/W| <= (err_T + |T~| err_W / |W~|) / (|W~| - err_W) + DELTA_DIV |q~| (1 + 2**-40).
+12. ``certify64``: (c, r) = TwoSum(hi, lo); z in [c + r - B, c + r + B] rounds to c if r + B < h_up and
+   B - r < h_down, h the half distances to c's binary64 neighbours (overflow side: the half ulp below it),
+   tested in a scaled copy (x 2**200 where |c| < 2**-800, an exact scaling that keeps 2**-1075 representable)
+   with r + B evaluated upward (x (1 + 2**-50) + 2**-1000). c = 0 needs a known sign (then +-0.0); B = 0 is the
+   exact value c (an exact zero is +0.0, or -0.0 where the sign is known negative: step 7b).
+
+Result: B is about 2**-95 of the value for random rows (EPS_E + the sum's depth), so float64 roundings are
+decided except within about 2**-42 relative of a rounding boundary, midpoint or zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mpmath import libmp
+
+from .balls import Ball
+
+np: Any
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy is a test dependency
+    np = None
+
+__all__ = ["DDRows", "certify64", "class_values", "reduce_dd", "exp_dd"]
+
+U = 2.0**-53
+SPLIT = 134217729.0  # 2**27 + 1
+N_TAB = 1 << 14
+LOG_N = 14
+DELTA_ADD = 2.0**-104
+DELTA_MUL = 2.0**-100
+DELTA_DIV = 2.0**-98
+EPS_E = 2.0**-96.3
+RHO_R = 2.0**-102.5
+TAU_E = 2.0**-1073
+FLOOR64 = 2.0**-1070
+INFLATE = 1.0 + 2.0**-20
+EXP_MIN = -745.2  # below: exp(d) < 2**-1075
+BIG = 2.0**995  # Veltkamp's split overflows above
+TINY_PROD = 2.0**-960  # a product's error term may underflow below
+L_PREC = 180
+FAR = -1e4  # exp(FAR) * 2**40 < 2**-1075
+_CHUNK = 1 << 13  # elements per block of the vectorised passes
+
+_tables: dict[str, Any] = {}
+
+
+def _constants():
+    """(TH, TL, INVL, C1, C2, C3): the dd table of 2**(i/N) and the Cody-Waite split of ln2/N, from mpmath at
+    200 bits (|error| < 2**-190 relative, far below the u**2 of the dd representation), computed once."""
+    if not _tables:
+        prec = 200
+        ln2 = libmp.mpf_ln2(prec)
+        step = libmp.mpf_shift(ln2, -LOG_N)
+        th = np.empty(N_TAB)
+        tl = np.empty(N_TAB)
+        for i in range(N_TAB):
+            v = libmp.mpf_exp(libmp.mpf_mul(step, libmp.from_int(i), prec), prec)
+            h = libmp.to_float(v)
+            th[i] = h
+            tl[i] = libmp.to_float(libmp.mpf_sub(v, libmp.from_float(h), prec))
+
+        def trunc(v, bits):
+            sign, man, exp, bc = v
+            if bc > bits:
+                man >>= bc - bits
+                exp += bc - bits
+            return libmp.to_float(libmp.normalize(sign, man, exp, libmp.bitcount(man), prec, libmp.round_down))
+
+        c1 = trunc(step, 28)
+        rest = libmp.mpf_sub(step, libmp.from_float(c1), prec)
+        c2 = trunc(rest, 28)
+        c3 = libmp.to_float(libmp.mpf_sub(rest, libmp.from_float(c2), prec))
+        _tables.update(TH=th, TL=tl, INVL=float(N_TAB) / math.log(2.0), C1=c1, C2=c2, C3=c3)
+    t = _tables
+    return t["TH"], t["TL"], t["INVL"], t["C1"], t["C2"], t["C3"]
+
+
+# --------------------------------------------------------------------------------------------------
+# error-free transformations and dd operations (vectorised)
+
+
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    c = SPLIT * a
+    a1 = c - (c - a)
+    return a1, a - a1
+
+
+def two_prod(a, b):
+    p = a * b
+    a1, a2 = _split(a)
+    b1, b2 = _split(b)
+    return p, ((a1 * b1 - p) + a1 * b2 + a2 * b1) + a2 * b2
+
+
+def dd_add(ah, al, bh, bl):
+    """JMP 2017 Alg. 6 (AccurateDWPlusDW): relative error <= 3u**2 / (1 - 4u)."""
+    sh, sl = two_sum(ah, bh)
+    th, tl = two_sum(al, bl)
+    vh, vl = fast_two_sum(sh, sl + th)
+    return fast_two_sum(vh, tl + vl)
+
+
+def dd_mul_d(xh, xl, y):
+    """JMP 2017 Alg. 7 (DWTimesFP1): relative error <= 1.5u**2 + 4u**3 (no underflow, |xh|, |y| <= 2**995)."""
+    ch, cl1 = two_prod(xh, y)
+    th, tl1 = fast_two_sum(ch, xl * y)
+    return fast_two_sum(th, tl1 + cl1)
+
+
+def dd_div(xh, xl, yh, yl):
+    """JMP 2017 Alg. 17 (DWDivDW2): relative error <= 15u**2 + 56u**3 (no underflow or overflow)."""
+    th = xh / yh
+    rh, rl = dd_mul_d(yh, yl, th)
+    ph, pl = two_sum(xh, -rh)
+    dlow = (pl - rl) + xl
+    tl = (ph + dlow) / yh
+    return fast_two_sum(th, tl)
+
+
+def _sum_nonneg(h, l):  # noqa: E741
+    """Pairwise dd sum along axis 1 of nonnegative dd values (step 6): (hi, lo) per row and the depth."""
+    depth = 0
+    while h.shape[1] > 1:
+        w = h.shape[1]
+        k = w // 2
+        ah, al, bh, bl = h[:, :k], l[:, :k], h[:, k:2 * k], l[:, k:2 * k]
+        s, e = two_sum(ah, bh)
+        t = e + (al + bl)
+        nh, nl = fast_two_sum(s, t)
+        if w % 2:
+            nh = np.concatenate([nh, h[:, -1:]], axis=1)
+            nl = np.concatenate([nl, l[:, -1:]], axis=1)
+        h, l = nh, nl  # noqa: E741
+        depth += 1
+    return h[:, 0], l[:, 0], depth
+
+
+def exp_dd(dh, dl):
+    """(Eh, El, d) with Eh + El = exp(dh + dl) within steps 2-5, for dh <= 0 (-inf allowed), |dl| <= u |dh|
+    where dh is finite; d = max(dh, -746), the clamped argument."""
+    TH, TL, INVL, C1, C2, C3 = _constants()
+    # below EXP_MIN the result is < 2**-1075 (step 2): clamping at -746 gives 0 or 2**-1074, within TAU_E
+    d = np.maximum(dh, -746.0)
+    dl = np.where(dh == d, dl, 0.0)  # a clamped entry's dl is dropped (a -inf entry's is NaN)
+    kf = np.rint(d * INVL)
+    t1 = d - kf * C1
+    b = kf * C2
+    s = t1 - b
+    bb = s - t1
+    e = (t1 - (s - bb)) - (b + bb)
+    w = (e + dl) - kf * C3
+    rh, rl = two_sum(s, w)
+    k = kf.astype(np.int64)
+    i = k & (N_TAB - 1)
+    q = k >> LOG_N
+    Th = TH[i]
+    Tl = TL[i]
+    a1, a2 = _split(rh)
+    hsq = 0.5 * (a1 * a1)
+    sql = a2 * (a1 + rh)
+    ah = rh + hsq
+    al = hsq - (ah - rh)
+    H = (rh * rh) * rh * ((rh * (1.0 / 120) + (1.0 / 24)) * rh + (1.0 / 6))
+    tail = (rl * (1.0 + rh) + 0.5 * sql) + H
+    Pl = al + tail
+    ph, pl = two_prod(Th, ah)
+    hh = Th + ph
+    l0 = ph - (hh - Th)
+    lo = l0 + (pl + (Tl * (1.0 + ah) + Th * Pl))
+    Eh = hh + lo
+    El = lo - (Eh - hh)
+    S = ((q + (1023 + 60)) << 52).view(np.float64)
+    Eh = (Eh * S) * 2.0**-60
+    El = (El * S) * 2.0**-60
+    return Eh, El, d
+
+
+# --------------------------------------------------------------------------------------------------
+# rows
+
+
+class DDRows:
+    """Steps 1-7 for the rows of an ``oracles.fast._Rows`` (m, jmax, single): R~, err_R, L~, err_L per row."""
+
+    def __init__(self, st):
+        self.st = st
+        rows, M, C = st.rows, st.M, st.C
+        Rh = np.empty(M)
+        Rl = np.empty(M)
+        A = np.empty(M)
+        K = min(C, _CHUNK)  # columns per chunk: a block of about _CHUNK elements stays in cache
+        step = max(1, _CHUNK // K)
+        nk = -(-C // K)
+        depth = 0
+        for a in range(0, M, step):
+            b = min(M, a + step)
+            ph = np.empty((b - a, nk))
+            pl = np.empty((b - a, nk))
+            pa = np.empty((b - a, nk))
+            jm = st.jmax[a:b]
+            for k, c0 in enumerate(range(0, C, K)):
+                c1 = min(C, c0 + K)
+                dh, dl = two_sum(rows[a:b, c0:c1], -st.m[a:b, None])
+                Eh, El, dc = exp_dd(dh, dl)
+                here = np.nonzero((jm >= c0) & (jm < c1))[0]
+                Eh[here, jm[here] - c0] = 0.0
+                El[here, jm[here] - c0] = 0.0
+                pa[:, k] = np.einsum("ij,ij->i", dc, Eh)
+                ph[:, k], pl[:, k], d1 = _sum_nonneg(Eh, El)
+            Rh[a:b], Rl[a:b], d2 = _sum_nonneg(ph, pl)
+            depth = max(depth, d1 + d2)
+            A[a:b] = -pa.sum(axis=1)
+        R = Rh + Rl
+        sigma = depth * 2.0**-104.4 * (1 + depth * 2.0**-104)
+        A_up = (A * (1 + 2.0**-30) + C * 2.0**-1060) * (1 + EPS_E + RHO_R * 2.0**10)
+        R_up = R * (1 + 2.0**-80) + C * TAU_E
+        err = (sigma * R / (1 - sigma) + (EPS_E + RHO_R) * R_up + RHO_R * A_up + C * TAU_E) * INFLATE + FLOOR64
+        err[st.single] = 0.0
+        # step 7b: a row whose other entries all lie below m - 10**4 has 0 < R < C e**-10000 < 2**-1075: R~ = 0
+        # with err_R = 2**-1074; its tiny outputs (-L, and L - d_t at t = jmax) are encoded as exact zeros that
+        # certify64 rounds by their known sign (log_softmax -0.0, cross_entropy +-0.0)
+        self.far = np.zeros(M, dtype=bool)
+        for r in np.nonzero((Rh == 0) & ~st.single)[0]:
+            d = rows[r] - st.m[r]
+            d[st.jmax[r]] = -np.inf
+            if (d < FAR).all():
+                self.far[r] = True
+                err[r] = 5e-324
+        self.Rh, self.Rl, self.err_R = Rh, Rl, err
+        Lh = np.empty(M)
+        Ll = np.empty(M)
+        errL = np.empty(M)
+        for r in range(M):
+            Lh[r], Ll[r], errL[r] = _log1p_dd(float(Rh[r]), float(Rl[r]), float(err[r]))
+        self.Lh, self.Ll, self.err_L = Lh, Ll, errL
+
+    def d(self, a, b):
+        """(dh, dl) of rows a..b (step 1)."""
+        return two_sum(self.st.rows[a:b], -self.st.m[a:b, None])
+
+    def L_interval(self):
+        """(L_dn, L_up, open) binary64 with L_dn <= L <= L_up, and L > L_dn where ``open`` (step 13)."""
+        with np.errstate(all="ignore"):
+            t_up = self.Lh + (self.Ll + self.err_L)
+            t_dn = self.Lh + (self.Ll - self.err_L)
+            L_up = t_up + np.abs(t_up) * 2.0**-51 + 5e-324
+            L_dn = np.maximum(t_dn - np.abs(t_dn) * 2.0**-51 - 5e-324, 0.0)
+        return L_dn, L_up, (L_dn == 0) & ~self.st.single  # L > 0 when two entries are finite
+
+
+def _log1p_dd(rh, rl, err):
+    """Step 7 for one row: (Lh, Ll, err_L) or (nan, nan, inf) when the ball is too wide or not finite."""
+    if not (math.isfinite(rh) and math.isfinite(rl) and math.isfinite(err)):
+        return math.nan, math.nan, math.inf
+    if rh == 0 and rl == 0 and err == 0:
+        return 0.0, 0.0, 0.0
+    mid = libmp.mpf_add(libmp.from_float(rh), libmp.from_float(rl), 0)
+    try:
+        ball = Ball(mid, libmp.from_float(err)).log1p(L_PREC)
+    except ArithmeticError:
+        return math.nan, math.nan, math.inf
+    lh = libmp.to_float(ball.mid)
+    res = libmp.mpf_sub(ball.mid, libmp.from_float(lh), 0)
+    ll = libmp.to_float(res)
+    rad = libmp.to_float(ball.rad, rnd=libmp.round_ceiling)
+    return lh, ll, (rad + U * abs(ll)) * INFLATE + FLOOR64
+
+
+def _bound(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x * INFLATE + FLOOR64
+
+
+def log_softmax(dd):
+    """(hi, lo, B) of every log_softmax output (step 8), shaped (M, C)."""
+    st = dd.st
+    dh, dl = dd.d(0, st.M)
+    yh, yl = dd_add(dh, dl, -dd.Lh[:, None], -dd.Ll[:, None])
+    B = _bound(dd.err_L[:, None] + DELTA_ADD * np.abs(yh) / (1 - DELTA_ADD))
+    far = np.nonzero(dd.far)[0]
+    for arr in (yh, yl, B):
+        arr[far, st.jmax[far]] = 0.0  # -L in (-2**-1075, 0): -0.0 by its sign (step 7b)
+    L_dn, L_up, op = dd.L_interval()
+    shape = dh.shape
+    return yh, yl, B, (dh, dl, np.broadcast_to(-L_up[:, None], shape), np.broadcast_to(-L_dn[:, None], shape),
+                       None, np.broadcast_to(op[:, None], shape))
+
+
+def logsumexp(dd):
+    """(hi, lo, B) per row (step 8)."""
+    st = dd.st
+    zh, zl = dd_add(st.m, np.zeros_like(st.m), dd.Lh, dd.Ll)
+    L_dn, L_up, op = dd.L_interval()
+    return (zh, zl, _bound(dd.err_L + DELTA_ADD * np.abs(zh) / (1 - DELTA_ADD)),
+            (st.m, np.zeros_like(st.m), L_dn, L_up, op, None))
+
+
+def softmax(dd):
+    """(hi, lo, B) of every softmax output (step 9)."""
+    st = dd.st
+    Dh, Dl = dd_add(np.ones(st.M), np.zeros(st.M), dd.Rh, dd.Rl)
+    err_D = dd.err_R + DELTA_ADD * Dh
+    D_lo = (Dh - err_D) * (1 - 2.0**-50)
+    eps_D = err_D / D_lo
+    dh, dl = dd.d(0, st.M)
+    Eh, El, _ = exp_dd(dh, dl)
+    idx = (np.arange(st.M), st.jmax)
+    Eh[idx] = 1.0
+    El[idx] = 0.0
+    sh, sl = dd_div(Eh, El, Dh[:, None], Dl[:, None])
+    eps = EPS_E + RHO_R * (1 + np.abs(dh))
+    eps[idx] = 0.0
+    tot = DELTA_DIV + eps + eps_D[:, None]
+    B = _bound(np.abs(sh) * tot / (1 - tot) + (TAU_E + FLOOR64) / D_lo[:, None])
+    zero = ~(dh >= EXP_MIN)  # e_j < 2**-1075 (or exactly 0): s_j < 2**-1075 rounds to +0.0, as exactly 0 does
+    sh = np.where(zero, 0.0, sh)
+    sl = np.where(zero, 0.0, sl)
+    B = np.where(zero, 0.0, B)
+    return sh, sl, B
+
+
+def class_values(dd, rows, tk, wt, weighted, name, reduced=False, alt=False):
+    """(hi, lo, err) of every row's weighted loss term (step 10); err = inf where undecidable. ``reduced``: the
+    terms will be summed, so a tiny term (step 7b) is charged 2**-1074 instead of being encoded as exact 0.
+    ``alt``: add step 13's second enclosure where there is one."""
+    M = rows.shape[0]
+    r = np.arange(M)
+    live = wt != 0
+    if name == "cross_entropy":
+        assert dd is not None
+        dth, dtl = two_sum(rows[r, tk], -dd.st.m)
+        vh, vl = dd_add(dd.Lh, dd.Ll, -dth, -dtl)
+        err = dd.err_L + DELTA_ADD * np.abs(vh) / (1 - DELTA_ADD)
+        single = dd.st.single
+        vh, vl, err = np.where(single, 0.0, vh), np.where(single, 0.0, vl), np.where(single, 0.0, err)
+        if weighted:
+            ok = (np.abs(vh) <= BIG) & (np.abs(wt) <= BIG)
+            ah, al = dd_mul_d(vh, vl, wt)
+            err = np.abs(wt) * err + DELTA_MUL * np.abs(ah) * (1 + 2.0**-40) + np.where(
+                np.abs(ah) < TINY_PROD, FLOOR64, 0.0)
+            err = np.where(ok, err, np.inf)
+            vh, vl = ah, al
+        err = np.where(err > 0, _bound(err), 0.0)
+        tiny = dd.far & (tk == dd.st.jmax)  # v = L in (0, 2**-1075) (step 7b)
+        vh, vl = np.where(tiny, 0.0, vh), np.where(tiny, 0.0, vl)
+        err = np.where(tiny, 5e-324 if reduced else 0.0, err)
+    else:
+        x = -rows[r, tk]
+        if weighted:
+            ah, al = two_prod(wt, x)
+            ok = (np.abs(x) <= BIG) & (np.abs(wt) <= BIG)
+            err = np.where(ok, np.where(np.abs(ah) < TINY_PROD, FLOOR64, 0.0), np.inf)
+            vh, vl = ah, al
+        else:
+            vh, vl, err = x, np.zeros(M), np.zeros(M)
+    vh = np.where(live, vh, 0.0)
+    vl = np.where(live, vl, 0.0)
+    err = np.where(live, err, 0.0)
+    if alt and name == "cross_entropy" and not weighted:
+        # step 13: -d_t exact plus L's interval (decides a tie of -d_t shifted by a tiny L)
+        L_dn, L_up, op = dd.L_interval()
+        return vh, vl, err, (np.where(live, -dth, 0.0), np.where(live, -dtl, 0.0), np.where(live, L_dn, 0.0),
+                             np.where(live, L_up, 0.0), op & live, None)
+    return vh, vl, err
+
+
+def reduce_dd(vh, vl, err, wt, kept, reduction, weighted):
+    """(hi, lo, B) of the sum or mean (step 11), or None."""
+    if not (np.isfinite(vh).all() and np.isfinite(vl).all() and np.isfinite(err).all()):
+        return None
+    try:
+        parts = vh.tolist() + vl.tolist()
+        Th = math.fsum(parts)
+        Tl = math.fsum(parts + [-Th])
+        err_T = math.fsum(err.tolist()) * (1 + 2.0**-40) + 2 * U * abs(Tl)
+        if reduction == "sum":
+            return Th, Tl, float(_bound(err_T))
+        if weighted:
+            ws = wt[kept].tolist()
+            Wh = math.fsum(ws)
+            Wl = math.fsum(ws + [-Wh])
+        else:
+            Wh, Wl = float(np.count_nonzero(kept)), 0.0
+    except OverflowError:
+        return None
+    if Wh == 0 or not math.isfinite(Wh):
+        return None
+    err_W = 2 * U * abs(Wl)
+    a = np.array
+    qh, ql = dd_div(a([Th]), a([Tl]), a([Wh]), a([Wl]))
+    qh, ql = float(qh[0]), float(ql[0])
+    W_lo = abs(Wh) * (1 - 2.0**-50) - err_W
+    if W_lo <= 0:
+        return None
+    B = (err_T + abs(Th) * (1 + 2.0**-50) * err_W / W_lo) / W_lo + DELTA_DIV * abs(qh) * (1 + 2.0**-40)
+    if abs(qh) < TINY_PROD:
+        B += FLOOR64
+    return qh, ql, float(_bound(B))
+
+
+# --------------------------------------------------------------------------------------------------
+# certification (step 12)
+
+
+def certify64(hi, lo, bound, sign=None):
+    """(values, ok): where ok, ``values`` is RN(z) into binary64 for every real z with |z - (hi + lo)| <= bound.
+    ``sign`` (+1, -1, 0 per element): what the caller knows of z's sign (needed for a zero result)."""
+    B = np.asarray(bound, dtype=np.float64)
+    return certify64_offsets(hi, lo, -B, B, sign, exact=B == 0)
+
+
+def certify64_offsets(hi, lo, off_lo, off_hi, sign=None, open_lo=None, open_hi=None, exact=None):
+    """(values, ok): where ok, ``values`` is RN(z) into binary64 for every real z in [hi + lo + off_lo,
+    hi + lo + off_hi] (off_lo <= off_hi, binary64), the interval open at its lower (upper) end where ``open_lo``
+    (``open_hi``). ``exact``: where z = hi + lo exactly."""
+    hi = np.asarray(hi, dtype=np.float64)
+    lo = np.asarray(lo, dtype=np.float64)
+    a = np.asarray(off_lo, dtype=np.float64)
+    b = np.asarray(off_hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        c, r = two_sum(hi, lo)
+        finite = (np.isfinite(c) & np.isfinite(r) & np.isfinite(a) & np.isfinite(b) & np.isfinite(hi)
+                  & np.isfinite(lo) & (a <= b))
+        c = np.where(finite, c, 0.0)
+        r = np.where(finite, r, 0.0)
+        S = np.where(np.abs(c) < 2.0**-800, 2.0**200, 1.0)
+        up = np.nextafter(c, np.inf)
+        dn = np.nextafter(c, -np.inf)
+        h_up = (up - c) * S * 0.5
+        h_dn = (c - dn) * S * 0.5
+        h_up = np.where(np.isinf(up), h_dn, h_up)
+        h_dn = np.where(np.isinf(dn), h_up, h_dn)
+        rs = r * S
+        # a tie (r = +-h) with the whole offset on one side of it rounds to the neighbour on that side: centre on
+        # that neighbour instead (the tie is then the neighbour's own half gap, reached from inside)
+        oh = np.zeros(c.shape, dtype=bool) if open_hi is None else np.asarray(open_hi)
+        ol = np.zeros(c.shape, dtype=bool) if open_lo is None else np.asarray(open_lo)
+        to_dn = (rs == -h_dn) & ((b < 0) | (oh & (b <= 0))) & np.isfinite(dn)
+        to_up = (rs == h_up) & ((a > 0) | (ol & (a >= 0))) & np.isfinite(up) & ~to_dn
+        if to_dn.any() or to_up.any():
+            dn2 = np.nextafter(dn, -np.inf)
+            up2 = np.nextafter(up, np.inf)
+            rs = np.where(to_dn, h_dn, np.where(to_up, -h_up, rs))
+            h_up, h_dn = (np.where(to_dn, h_dn, np.where(to_up, np.where(np.isinf(up2), h_up, (up2 - up) * S * 0.5),
+                                                           h_up)),
+                          np.where(to_up, h_up, np.where(to_dn, np.where(np.isinf(dn2), h_dn, (dn - dn2) * S * 0.5),
+                                                         h_dn)))
+            c = np.where(to_dn, dn, np.where(to_up, up, c))
+        # z - c = r + off: rounds to c iff -h_dn < r + off_lo and r + off_hi < h_up; g = h - (+-r) >= 0 is
+        # evaluated with one rounding and lowered by 2**-51 relative (a lower bound; exactly 0 at a tie, so a
+        # strictly negative offset still decides it)
+        g_up = h_up - rs
+        g_dn = h_dn + rs
+        g_up = g_up - np.abs(g_up) * 2.0**-51
+        g_dn = g_dn - np.abs(g_dn) * 2.0**-51
+        bs, nas = b * S, -(a * S)
+        fits_hi = bs < g_up
+        fits_lo = nas < g_dn
+        if open_hi is not None:
+            fits_hi = fits_hi | (np.asarray(open_hi) & (bs <= g_up))
+        if open_lo is not None:
+            fits_lo = fits_lo | (np.asarray(open_lo) & (nas <= g_dn))
+        fits = fits_hi & fits_lo
+        if sign is None:
+            sgn = np.zeros(c.shape, dtype=np.int8)
+        else:
+            sgn = np.broadcast_to(np.asarray(sign), c.shape)
+        zero_ok = (c != 0) | (sgn != 0)
+        values = np.where(c == 0, np.where(sgn < 0, -0.0, 0.0), c)
+        ok = finite & fits & zero_ok
+        if exact is not None:
+            ex = finite & np.asarray(exact)
+            # an exact zero is +0.0, except that a value known to be negative (step 7b's -L) is -0.0
+            values = np.where(ex, np.where(c == 0, np.where(sgn < 0, -0.0, 0.0), c), values)
+            ok = ok | ex
+    return values, ok
