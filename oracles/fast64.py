@@ -130,6 +130,7 @@ TINY_PROD = 2.0**-960  # a product's error term may underflow below
 L_PREC = 180
 FAR = -1e4  # exp(FAR) * 2**40 < 2**-1075
 _CHUNK = 1 << 13  # elements per block of the vectorised passes
+_PARTIAL = 64  # a chunk's pairwise sum stops at this width; the partial sums of a row are summed at the end
 
 _tables: dict[str, Any] = {}
 
@@ -218,10 +219,11 @@ def dd_div(xh, xl, yh, yl):
     return fast_two_sum(th, tl)
 
 
-def _sum_nonneg(h, l):  # noqa: E741
-    """Pairwise dd sum along axis 1 of nonnegative dd values (step 6): (hi, lo) per row and the depth."""
+def _sum_nonneg(h, l, stop=1):  # noqa: E741
+    """Pairwise dd sum along axis 1 of nonnegative dd values (step 6), halving the width until it is at most
+    ``stop``: (hi, lo) of shape (rows, width) and the number of levels."""
     depth = 0
-    while h.shape[1] > 1:
+    while h.shape[1] > stop:
         w = h.shape[1]
         k = w // 2
         ah, al, bh, bl = h[:, :k], l[:, :k], h[:, k:2 * k], l[:, k:2 * k]
@@ -233,7 +235,7 @@ def _sum_nonneg(h, l):  # noqa: E741
             nl = np.concatenate([nl, l[:, -1:]], axis=1)
         h, l = nh, nl  # noqa: E741
         depth += 1
-    return h[:, 0], l[:, 0], depth
+    return h, l, depth
 
 
 def exp_dd(dh, dl):
@@ -241,8 +243,12 @@ def exp_dd(dh, dl):
     where dh is finite; d = max(dh, -746), the clamped argument."""
     TH, TL, INVL, C1, C2, C3 = _constants()
     # below EXP_MIN the result is < 2**-1075 (step 2): clamping at -746 gives 0 or 2**-1074, within TAU_E
-    d = np.maximum(dh, -746.0)
-    dl = np.where(dh == d, dl, 0.0)  # a clamped entry's dl is dropped (a -inf entry's is NaN)
+    low = dh.size and not dh.min() >= -700.0
+    if low:
+        d = np.maximum(dh, -746.0)
+        dl = np.where(dh == d, dl, 0.0)  # a clamped entry's dl is dropped (a -inf entry's is NaN)
+    else:
+        d = dh
     kf = np.rint(d * INVL)
     t1 = d - kf * C1
     b = kf * C2
@@ -270,10 +276,11 @@ def exp_dd(dh, dl):
     lo = l0 + (pl + (Tl * (1.0 + ah) + Th * Pl))
     Eh = hh + lo
     El = lo - (Eh - hh)
-    S = ((q + (1023 + 60)) << 52).view(np.float64)
-    Eh = (Eh * S) * 2.0**-60
-    El = (El * S) * 2.0**-60
-    return Eh, El, d
+    if low:  # a subnormal result is possible: scale in two steps, so that only the last one rounds
+        S = ((q + (1023 + 60)) << 52).view(np.float64)
+        return (Eh * S) * 2.0**-60, (El * S) * 2.0**-60, d
+    S = ((q + 1023) << 52).view(np.float64)  # d >= -700: 2**q is normal and both products exact
+    return Eh * S, El * S, d
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,11 +299,12 @@ class DDRows:
         K = min(C, _CHUNK)  # columns per chunk: a block of about _CHUNK elements stays in cache
         step = max(1, _CHUNK // K)
         nk = -(-C // K)
-        depth = 0
+        depth = depth1 = 0
+        W = min(K, _PARTIAL)
         for a in range(0, M, step):
             b = min(M, a + step)
-            ph = np.empty((b - a, nk))
-            pl = np.empty((b - a, nk))
+            ph = np.zeros((b - a, nk * W))  # each chunk's partial sums, W wide (zeros are exact padding)
+            pl = np.zeros((b - a, nk * W))
             pa = np.empty((b - a, nk))
             jm = st.jmax[a:b]
             for k, c0 in enumerate(range(0, C, K)):
@@ -307,9 +315,13 @@ class DDRows:
                 Eh[here, jm[here] - c0] = 0.0
                 El[here, jm[here] - c0] = 0.0
                 pa[:, k] = np.einsum("ij,ij->i", dc, Eh)
-                ph[:, k], pl[:, k], d1 = _sum_nonneg(Eh, El)
-            Rh[a:b], Rl[a:b], d2 = _sum_nonneg(ph, pl)
-            depth = max(depth, d1 + d2)
+                h, lo, d1 = _sum_nonneg(Eh, El, W)
+                ph[:, k * W:k * W + h.shape[1]] = h
+                pl[:, k * W:k * W + h.shape[1]] = lo
+                depth1 = max(depth1, d1)
+            h, lo, d2 = _sum_nonneg(ph, pl)
+            Rh[a:b], Rl[a:b] = h[:, 0], lo[:, 0]
+            depth = max(depth, depth1 + d2)
             A[a:b] = -pa.sum(axis=1)
         R = Rh + Rl
         sigma = depth * 2.0**-104.4 * (1 + depth * 2.0**-104)
