@@ -9,8 +9,12 @@ For each class count C and batch size N, on the same logits (normal, scale 3, ex
            Measured on the whole batch when it has at most MPMATH_DIRECT_ELEMENTS logits; otherwise measured on
            one row and multiplied by N (its cost is linear in N: one expression per row), marked "~".
 
-Usage: .venv/bin/python benchmarks/oracle_speed.py [--quick]
-(--quick: N in {1, 16} and one mpmath row at most 32,000 classes; about a minute.)
+First, the headline of issue 17, side by side in one run: cross_entropy of 4 x 128,256 logits (mean reduction),
+torch's float64 forward on one thread against the certified oracle in float64 (double-double evaluation,
+oracles/fast64.py), float32 and bfloat16, each as a ratio to torch (NumPy runs these passes on one thread).
+
+Usage: .venv/bin/python benchmarks/oracle_speed.py [--quick] [--headline]
+(--quick: N in {1, 16} and one mpmath row at most 32,000 classes; about a minute. --headline: the first table only.)
 """
 
 from __future__ import annotations
@@ -61,6 +65,37 @@ def torch_time(xt, tt):
     return min(best)
 
 
+def torch_time_one_thread(xt, tt):
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.nn.functional.cross_entropy(xt, tt)  # warm up
+        return best_of(lambda: torch.nn.functional.cross_entropy(xt, tt), 30)[0]
+    finally:
+        torch.set_num_threads(saved)
+
+
+def headline(N=4, C=128_256):
+    """Certified cross_entropy (mean) in float64, float32 and bfloat16 against torch's float64 forward, one
+    thread each; each oracle time includes building the Exact and rounding it (fresh call each run)."""
+    x, t = data(N, C)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+    oracle_call(x[:1, :64], t[:1] % 64, "float64")  # one-time set-up (the dd exp table) outside the timing
+    t_torch = torch_time_one_thread(xt, tt)
+    print(f"certified cross_entropy, {N} x {C:,} logits (3 * N(0, 1) rounded to bfloat16), mean reduction; "
+          "torch float64 forward and NumPy on one thread each")
+    head = f"{'format':>9} | {'oracle':>10} | {'torch f64':>10} | {'x torch':>8} | {'fallbk':>6}"
+    print(head)
+    print("-" * len(head))
+    z = torch.nn.functional.cross_entropy(xt, tt).item()
+    for fmt in ("float64", "float32", "bfloat16"):
+        t_or, (v, fb) = best_of(lambda: oracle_call(x, t, fmt), 7, budget_s=10)
+        assert abs(v - z) <= (2.0**-8 if fmt == "bfloat16" else 1e-5) * abs(z), (v, z)  # a sanity check
+        print(f"{fmt:>9} | {fmt_time(t_or):>10} | {fmt_time(t_torch):>10} | {t_or / t_torch:>7.1f}x | {fb:>6}")
+        sys.stdout.flush()
+    print()
+
+
 def data(N, C, seed=0):
     rng = np.random.default_rng(seed)
     x = fast.round_array(rng.standard_normal((N, C)) * 3.0, "bfloat16")
@@ -92,10 +127,14 @@ def fmt_time(s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller batches, mpmath measured up to 32,000 classes")
+    ap.add_argument("--headline", action="store_true", help="only the float64 / float32 / bfloat16 headline")
     args = ap.parse_args(argv)
     batches = (1, 16) if args.quick else (1, 16, 256)
     print(f"lossproof oracle speed: python {platform.python_version()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), numpy {np.__version__}, {os.cpu_count()} CPUs")
+          f"({torch.get_num_threads()} threads), numpy {np.__version__}, {os.cpu_count()} CPUs\n")
+    headline()
+    if args.headline:
+        return
     print("cross_entropy, mean reduction, logits ~ 3 * N(0, 1) rounded to bfloat16; times are wall clock\n")
     head = (f"{'C':>7} {'N':>4} | {'torch f64':>10} | {'oracle bf16':>11} {'x torch':>8} | {'oracle f32':>10} "
             f"{'x torch':>8} | {'fallbk':>6} | {'mpmath':>10} {'x oracle':>9}")
