@@ -10,8 +10,10 @@ gets None and the mpmath path decides. Results are therefore the same as the mpm
 (``tests/meta/test_fast_oracle.py`` checks it on thousands of rows, adversarial ones included).
 
 The bound is a few thousand times the unit roundoff u = 2**-53 of binary64 (times C for the sums), so it decides
-float32, float16 and bfloat16 roundings except within about 2**-36 relative of a rounding boundary, and never
-float64 ones (for those the mpmath path always decides, unless the value is exact, as nll_loss's often are).
+float32, float16 and bfloat16 roundings except within about 2**-36 relative of a rounding boundary, and float64
+ones only where the value is exact (as nll_loss's often are). A float64 rounding is asked of ``oracles.fast64``
+instead (``_Source.decide``): a double-double evaluation of the same quantities with a bound of about 2**-95
+relative, computed once per call when a float64 result is first requested; mpmath decides what it leaves open.
 
 Everything else (other losses, probability targets, label smoothing, NaN or +inf inputs, inputs that are not
 arrays of floats) returns None from ``attempt`` and takes the mpmath path unchanged. The expressions, gradient

@@ -85,11 +85,25 @@ L = log1p(R).
    -Th) (|Tl| <= u |Th|, error <= u |Tl|): err_T = sum err_a (1 + 2**-40) + 2u |Tl|. mean: W the same for the
    kept weights (the count, exact, when unweighted; |W~ - W| <= err_W = 2u |Wl|); q~ = T~ /dd W~:
    |q~ - T/W| <= (err_T + |T~| err_W / |W~|) / (|W~| - err_W) + DELTA_DIV |q~| (1 + 2**-40).
-12. ``certify64``: (c, r) = TwoSum(hi, lo); z in [c + r - B, c + r + B] rounds to c if r + B < h_up and
-   B - r < h_down, h the half distances to c's binary64 neighbours (overflow side: the half ulp below it),
-   tested in a scaled copy (x 2**200 where |c| < 2**-800, an exact scaling that keeps 2**-1075 representable)
-   with r + B evaluated upward (x (1 + 2**-50) + 2**-1000). c = 0 needs a known sign (then +-0.0); B = 0 is the
-   exact value c (an exact zero is +0.0, or -0.0 where the sign is known negative: step 7b).
+12. ``certify64`` (and ``certify64_offsets``, for z in [hi + lo + a, hi + lo + b]): (c, r) = TwoSum(hi, lo);
+   z rounds to c if r + b < h_up and -(r + a) < h_down, h the half distances to c's binary64 neighbours (on the
+   overflow side the half ulp below), tested as b < g_up = h_up - r and -a < g_dn = h_dn + r, each g computed
+   with one rounding and lowered by 2**-51 relative (so a lower bound, and exactly 0 at a tie), in a scaled
+   copy (x 2**200 where |c| < 2**-800: exact, and 2**-1075 becomes representable). An open end allows equality.
+   Where r is a tie (r = -h_down or h_up) and the offsets lie wholly beyond it, c is replaced by that neighbour
+   (the tie becomes the neighbour's half gap reached from inside). c = 0 needs a known sign (then +-0.0);
+   B = 0 is the exact value c (an exact zero is +0.0, or -0.0 where the sign is known negative: step 7b).
+
+7b. A row whose other entries all lie below m - 10**4 ("far") has 0 < R < C e**-10000 < 2**-1075: R~ = 0 with
+   err_R = 2**-1074; its outputs that are L itself (-L for log_softmax at jmax, L - d_t at t = jmax for an
+   unreduced cross_entropy) round to a zero of the known sign and are passed to certify64 as an exact zero with
+   that sign; in a sum they are charged 2**-1074 each.
+13. A second enclosure where the value is an exact dd plus L (log_softmax d_j - L, logsumexp m + L, unweighted
+   cross_entropy -d_t + L): L in [L_dn, L_up] (binary64, from step 7 rounded outward; open at L_dn = 0 when two
+   entries are finite, as then L > 0). ``certify64_offsets`` decides it without the dd add's rounding, which
+   matters when d_j is exactly a binary64 midpoint (x_j - m of float64 logits often is) and L is below the dd
+   bound: the tie is then broken by L's side alone. Both enclosures are rigorous; a rounding either decides is
+   the answer.
 
 Result: B is about 2**-95 of the value for random rows (EPS_E + the sum's depth), so float64 roundings are
 decided except within about 2**-42 relative of a rounding boundary, midpoint or zero.

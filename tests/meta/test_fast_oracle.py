@@ -276,8 +276,8 @@ def test_fast_agrees_with_mpmath_on_random_rows(capsys):
     totals = {f: [0, 0] for f in FMTS}
     rows = 0
     for name, kw, fmt, n in _problems(rng, n_rows):
-        # every batch is compared in its own format and float32 (the suite's most common); float64, which the
-        # fast path leaves to mpmath (all but exact values), in one batch of ten
+        # every batch is compared in its own format and float32 (the suite's most common); float64 (decided by
+        # the double-double path of oracles/fast64.py, tested on its own in test_fast64_oracle.py) in one of ten
         fmts = sorted({fmt, "float32"} | ({"float64"} if rng.random() < 0.1 else set()), key=FMTS.index)
         for f, (d, fb) in _compare(name, kw, fmts).items():
             totals[f][0] += d
