@@ -40,8 +40,11 @@ L = log1p(R).
 2. exp, for dh_j >= -745.2 (else e_j < 2**-1075 and E_j := 0, an absolute error < TAU_E). N = 2**14,
    k = rint(dh * N / ln2) (|k| < 2**24.1, 25 bits), ln2 / N = C1 + C2 + C3 + g with C1, C2 of 28 bits (so k C1,
    k C2 are exact), C3 = RN(ln2/N - C1 - C2) (|C3| < 2**-70, |g| <= u |C3|).
-   t1 = dh - k C1 is exact (Sterbenz: |dh - k C1| <= (ln2/N)(1/2 + 2**-26), so dh is within a factor 2 of k C1
-   when k != 0); (s, e) = TwoSum(t1, -k C2) exact; w = RN(RN(e + dl) - RN(k C3)); (rh, rl) = TwoSum(s, w).
+   t1 = dh - k C1 is exact: k = 0 gives dh; otherwise |dh| >= 2**-15.6, so dh and k C1 (C1's last bit is
+   2**-42) are multiples of 2**-68, and |t1| <= (ln2/N)(1/2 + 2**-27.9) + |k| |ln2/N - C1| < 2**-15 (the rounding
+   of dh * N/ln2 costs <= 2**-27.9 in k's rounding, |k| |ln2/N - C1| <= 2**-18), a multiple of 2**-68 of at most
+   53 bits. (s, e) = TwoSum(t1, -k C2) exact; w = RN(RN(e + dl) - RN(k C3)); (rh, rl) = TwoSum(s, w).
+   Arguments below -746 are clamped to -746 (their dl dropped): the result, below 2**-1074, is within TAU_E.
    With |e| <= u 2**-14, |dl| <= u |dh|, |k C3| <= (|dh| 2**14.53 + 1) 2**-70:
    |rh + rl - r| <= 2u**2 (|dh| + 1) + 3u (1 + 2u) |k C3| + |k| u |C3| <= RHO_R (1 + |dh|), RHO_R = 2**-102.5,
    where r = d - k ln2 / N, |rh| <= (ln2/N)(1/2 + 2**-26) <= 2**-15.5, |rl| <= u |rh|;
@@ -60,8 +63,11 @@ L = log1p(R).
    1 + P and Th's factor on PI_P: |E~ - T exp(rh + rl)| <= 2**-96.5 <= EPS_E T exp(rh + rl) / 1.0001,
    EPS_E = 2**-96.3 (T exp(rh + rl) >= 1 - 2**-15).
 5. Scaling by 2**q, q = floor(k / N): exact, except that a subnormal result rounds each part once
-   (<= 2 * 2**-1075). Per term: |E~_j - e_j| <= e_j (EPS_E + RHO_R (1 + |dh_j|)) + TAU_E, TAU_E = 2**-1073
-   (EPS_E absorbs the cross term of the two relative errors).
+   (<= 2 * 2**-1075; with every argument >= -700 one product by the normal 2**q, else 2**(q + 60) then 2**-60,
+   so only the last product rounds). Such parts need not be normalized, but they are multiples of 2**-1074, so
+   the sums of step 6 add them exactly while below 2**-969.
+   Per term: |E~_j - e_j| <= e_j (EPS_E + RHO_R (1 + |dh_j|)) + TAU_E, TAU_E = 2**-1073 (EPS_E absorbs the
+   cross term of the two relative errors).
 6. R~ = pairwise dd sum (nonnegative additions, depth lam = ceil(log2 C)) of the E~_j, E~_jmax := 0:
    |R~ - sum E~| <= SIGMA sum E~, SIGMA = lam 2**-104.4 (1 + lam 2**-104), and sum E~ <= R~ / (1 - SIGMA).
    A~ = sum |dh_j| Eh_j in binary64: A = sum |dh_j| e_j <= (A~ (1 + 2**-30) + C 2**-1060) (1 + EPS_E + RHO_R 2**10)

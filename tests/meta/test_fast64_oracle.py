@@ -7,7 +7,9 @@ What is proved here, and how:
 - the dd add, dd times double and dd division stay within the charges DELTA_ADD / DELTA_MUL / DELTA_DIV, checked
   with exact rationals;
 - ``certify64`` never claims a rounding that an end of the enclosure does not have (exact rationals), and
-  decides the easy cases (so it is not vacuous);
+  decides the easy cases (so it is not vacuous); ``certify64_offsets`` likewise with ties and open ends, and
+  rows whose x - m is exactly a binary64 midpoint are decided by L's side (step 13), which a check without it
+  does not do;
 - on random float64 rows (normal, scaled, masked with -inf, tiny, huge logits; C from 2 to a few thousand) and on
   the regimes of tests/meta/test_fast_oracle.py, every float64 rounding of log_softmax, softmax, logsumexp,
   cross_entropy and nll_loss (reductions none / sum / mean, weighted or not) that the fast path decides equals
@@ -126,6 +128,41 @@ def test_certify64_claims_only_what_every_point_of_the_enclosure_rounds_to():
             assert _hex(r) == _hex(v), f"certified {_hex(v)} for {h!r} + {lo!r} +- {b!r}: {float(end)!r} -> {_hex(r)}"
 
 
+def test_certify64_offsets_breaks_ties_by_the_side_of_the_offset():
+    """hi + lo exactly a binary64 midpoint (or a value), offsets on one side of it (closed or open ends, down to
+    0 and 5e-324): every decided rounding is checked at both ends (an open end just inside) with rationals."""
+    rng = random.Random(23)
+    rows = []
+    for c in _hard64(rng, 300):
+        if c == 0 or abs(c) >= 1.7e308:
+            continue
+        ulp = math.ulp(c)
+        for lo in (ulp / 2, -ulp / 2, ulp / 4, 0.0):
+            if lo and abs(lo) < 5e-324:
+                continue
+            for a, b, o_lo, o_hi in ((-ulp * 0.1, -5e-324, False, False), (-ulp * 0.1, 0.0, False, True),
+                                     (0.0, ulp * 0.1, True, False), (5e-324, ulp * 0.3, False, False),
+                                     (0.0, 0.0, True, True), (-ulp, ulp, False, False), (0.0, 5e-324, True, False)):
+                rows.append((c, lo, a, b, o_lo, o_hi))
+    cols = [np.array(v) for v in zip(*rows)]
+    sign = np.where(cols[0] > 0, 1, -1)
+    values, ok = fast64.certify64_offsets(cols[0], cols[1], cols[2], cols[3], sign, cols[4], cols[5])
+    assert ok.sum() > len(rows) // 4 and not ok.all()
+    eps = Fraction(1, 2**2000)
+    for (c, lo, a, b, o_lo, o_hi), v, k in zip(rows, values.tolist(), ok.tolist()):
+        if not k:
+            continue
+        mid = Fraction(c) + Fraction(lo)
+        lo_end = mid + Fraction(a) + (eps if o_lo else 0)
+        hi_end = mid + Fraction(b) - (eps if o_hi else 0)
+        if lo_end > hi_end:
+            continue  # an empty interval: nothing to check
+        for end in (lo_end, hi_end):
+            r = _round_fraction(end, F64)
+            assert _hex(r) == _hex(v), (f"certified {_hex(v)} for {c!r} + {lo!r} + [{a!r}, {b!r}] "
+                                        f"(open {o_lo}, {o_hi}): {float(end)!r} -> {_hex(r)}")
+
+
 # --------------------------------------------------------------------------------------------------
 # rows
 
@@ -179,7 +216,7 @@ def _report(title, d, fb, rows, capsys):
 def test_fast64_agrees_with_mpmath_on_random_rows(capsys):
     rng = np.random.default_rng(20261203)
     d = fb = rows = 0
-    for i in range(260):
+    for i in range(600):
         name = NAMES[i % len(NAMES)]
         n = int(rng.integers(1, 12))
         u = rng.random()
@@ -200,7 +237,7 @@ def test_fast64_agrees_with_mpmath_on_the_regimes_of_the_fast_path(capsys):
     rows, so only agreement is asserted and the fallback rate is reported."""
     rng = np.random.default_rng(7)
     d = fb = rows = 0
-    for name, kw, _, n in _problems(rng, 600):
+    for name, kw, _, n in _problems(rng, 1500):
         got = _compare(name, kw, ["float64"])["float64"]
         d, fb, rows = d + got[0], fb + got[1], rows + n
     _report("fast64 vs mpmath, structured regimes", d, fb, rows, capsys)
@@ -239,6 +276,30 @@ def test_fast64_agrees_with_mpmath_near_float64_rounding_boundaries(capsys):
             d, fb, rows = d + got[0], fb + got[1], rows + 1
     _report("fast64 vs mpmath, near float64 rounding boundaries", d, fb, rows, capsys)
     assert d > 0
+
+
+def test_ties_of_x_minus_m_shifted_by_a_tiny_L_are_decided(capsys):
+    """float64 logits whose difference from the max is exactly a binary64 midpoint: m in [330, 440) (ulp 2**-44)
+    and x an odd multiple of 2**-45 in [-64, 64], so x - m in (-512, -256) lies halfway between two binary64
+    values; L (about e**-200) is far below the dd bound, and step 13 decides the rounding by L's side."""
+    rng = np.random.default_rng(13)
+    d = fb = ties = 0
+    for _ in range(60):
+        m = float(rng.uniform(330, 440))
+        x = [m] + [(2 * int(rng.integers(-(2**50), 2**50)) + 1) * 2.0**-45 for _ in range(3)]
+        for v in x[1:]:
+            dh, dl = fast64.two_sum(np.array(v), np.array(-m))
+            ties += abs(float(dl)) == math.ulp(float(dh)) / 2
+        arr = np.array([x])
+        for name, kw in (("log_softmax", {"input": arr, "dim": 1}),
+                         ("cross_entropy", {"input": arr, "target": [int(rng.integers(1, 4))], "reduction": "none"}),
+                         ("logsumexp", {"input": arr, "dim": 1})):
+            got = _compare(name, kw, ["float64"])["float64"]
+            d, fb = d + got[0], fb + got[1]
+    with capsys.disabled():
+        print(f"\nties shifted by a tiny L: {ties} of 180 differences are midpoints; {d} roundings decided / {fb} "
+              "left to mpmath")
+    assert ties == 180 and fb == 0, (ties, d, fb)
 
 
 def test_a_large_row_is_decided_in_float64_without_building_expressions():
