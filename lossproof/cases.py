@@ -24,13 +24,11 @@ from .catalogue import DEVICES, FORMATS
 __all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", "jax_cases", "user_cases",
            "all_cases", "restrict", "unsupported", "format_changed", "LIBRARIES"]
 
-#: the library subjects, in the order the tables show them
+#: the library subjects (the report orders its columns itself: reports/page.py SUBJECT_ORDER)
 LIBRARIES = ("torch", "numpy", "scipy", "jax")
-#: the library subjects a run without a choice checks (``all_cases(None)``). jax is run when named
-#: (--lossproof-only-subjects jax, all_cases({"jax"})) until its first battery cells' findings are triaged: its
-#: cross_entropy float32 agreement cell fails on probability targets in a row holding a logit near the largest
-#: finite value (issue 16's report), and a red plain test command would hide every other result
-DEFAULT_LIBRARIES = ("torch", "numpy", "scipy")
+#: the library subjects a run without a choice checks (``all_cases(None)``): every one; a library that is not
+#: installed has each of its cases skipped with that reason (scipy, jax: optional outside the test extra)
+DEFAULT_LIBRARIES = LIBRARIES
 
 class NotSupported(Exception):
     """The subject lacks this capability (a format, probability targets, a parameter): reported, not passed."""

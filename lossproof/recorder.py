@@ -51,7 +51,7 @@ def environment() -> dict:
 
     env = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
            "processor": platform.processor() or platform.machine(), "mpmath_backend": BACKEND}
-    for pkg in ("torch", "numpy", "scipy", "mpmath", "hypothesis", "gmpy2", "pytest", "jax", "jaxlib"):
+    for pkg in ("torch", "numpy", "scipy", "mpmath", "hypothesis", "gmpy2", "pytest", "jax", "jaxlib", "optax"):
         try:
             env[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

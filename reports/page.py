@@ -45,7 +45,7 @@ ASSERT_CLOSE = {"float64": (1e-7, 1e-7), "float32": (1.3e-6, 1e-5), "float16": (
                 "bfloat16": (1.6e-2, 1e-5)}
 ASSERT_CLOSE_DOC = "https://docs.pytorch.org/docs/stable/testing.html#torch.testing.assert_close"
 
-SUBJECT_ORDER = {"torch": 0, "numpy": 1, "scipy": 2}
+SUBJECT_ORDER = {"torch": 0, "jax": 1, "numpy": 2, "scipy": 3}
 FORMAT_ORDER = {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
 DEVICE_ORDER = {"cpu": 0, "cuda": 1}
 
@@ -175,7 +175,7 @@ def _col_key(c):
 
 def _env_line(env):
     out = []
-    for k in ("torch", "numpy", "scipy", "mpmath", "hypothesis", "gmpy2", "pytest", "python"):
+    for k in ("torch", "jax", "jaxlib", "optax", "numpy", "scipy", "mpmath", "hypothesis", "gmpy2", "pytest", "python"):
         if env.get(k):
             v = env[k] + (f" (backend {env['mpmath_backend']})" if k == "mpmath" and env.get("mpmath_backend") else "")
             out.append((k, v))

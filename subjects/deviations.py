@@ -1197,7 +1197,8 @@ def _xla_xlogy_scope(kw, f=None):
 
 def _xla_xlogy_error(kw, f, kind, index, z, upstream=None):
     """x log y with a subnormal y read as 0: x log 0 = -+inf and the gradient log 0 = -inf, an unbounded error
-    (inf). A subnormal x (y normal) read as 0: the value 0 where the exact one is x log y, off by at most
+    (inf); so is a subnormal x read as 0 where y <= 0 (xlogy(0, y) = 0, the exact x log y -+inf or NaN). A
+    subnormal x (y > 0 normal) read as 0: the value 0 where the exact one is x log y, off by at most
     |x| |log y| (1 + 2**-40) (math.log is within an ulp) plus the flushed product (tiny) and the stable
     computation's own K S u (|z| + 1) (S: bounds.steps("xlogy"))."""
     tiny = _flush_tiny(f)
@@ -1206,8 +1207,10 @@ def _xla_xlogy_error(kw, f, kind, index, z, upstream=None):
         return None
     if _subnormal(y[index], tiny):
         return math.inf
-    if kind != "value" or not y[index] > 0:
+    if kind != "value":
         return None
+    if not y[index] > 0:  # x read as 0: xlogy(0, y) = 0 where the exact x log y is -+inf (y = 0) or NaN (y < 0)
+        return math.inf
     fm = _fmt(f)
     F = Fraction
     zz = abs(z) if z is not None else 0

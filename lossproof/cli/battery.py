@@ -14,6 +14,9 @@ from .errors import USAGE, UsageError
 BATTERY = Path(__file__).resolve().parent.parent / "battery"
 #: the battery's own pytest configuration (a user's pyproject.toml or pytest.ini never applies to it)
 INI = BATTERY / "pytest.ini"
+#: the library subjects (lossproof.cases.LIBRARIES, spelled out: importing it loads torch; tests/meta/
+#: test_corpus_build.py checks they agree), what ``lossproof verify`` and ``lossproof report`` run
+LIBRARY_SUBJECTS = "torch,numpy,scipy,jax"
 
 
 def _check_configuration(extra: list) -> None:

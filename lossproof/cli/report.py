@@ -32,7 +32,8 @@ def cmd_report(args) -> int:
     if not args.no_run:
         t0 = time.time()
         code = battery.run(MODULES, "ci", ["-n", battery.workers(args.workers), "--lossproof-only-subjects",
-                                            "torch,numpy,scipy", "--lossproof-results", os.path.abspath(args.results)])
+                                            battery.LIBRARY_SUBJECTS, "--lossproof-results",
+                                            os.path.abspath(args.results)])
         if code not in (0, 1):
             print(f"lossproof report: the verification run did not complete (pytest exit status {code})",
                   file=sys.stderr)

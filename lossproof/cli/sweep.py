@@ -181,7 +181,7 @@ def cmd_sweep(args) -> int:
 def add_parser(sub):
     p = sub.add_parser("sweep", help="every input of a format through a univariate function, against the oracle")
     p.add_argument("function", help="sigmoid, logsigmoid or softplus")
-    p.add_argument("--subject", default="torch", help="torch (default), numpy or scipy")
+    p.add_argument("--subject", default="torch", help="torch (default), jax, numpy or scipy")
     p.add_argument("--format", required=True, help="float16, bfloat16 or float32")
     p.add_argument("--range", default=None, metavar="LO:HI", help="only the encodings LO .. HI - 1 (bit patterns)")
     p.add_argument("--chunk", default=None, metavar="N", help=f"inputs per Dask task (default {DEFAULT_CHUNK})")

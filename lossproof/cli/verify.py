@@ -21,7 +21,7 @@ def _names(value, allowed, what) -> str:
 
 
 def cmd_verify(args) -> int:
-    extra = ["-n", battery.workers(args.workers), "--lossproof-only-subjects", "torch,numpy,scipy"]
+    extra = ["-n", battery.workers(args.workers), "--lossproof-only-subjects", battery.LIBRARY_SUBJECTS]
     if args.losses:
         extra += ["--lossproof-losses", _names(args.losses, catalogue.NAMES, "loss")]
     if args.formats:

@@ -154,6 +154,11 @@ def _class_losses(loss, fmt):
                 onehot = [0.0] * C
                 onehot[hi] = 1.0
                 out.append((name + "+prob-targets", {"input": inp, "target": [p, u, onehot]}))
+    # rows whose log-sum-exp lies within 1 of 0 (every row above has |lse| > 1), summed: outside the condition of
+    # optax's integer-label offset (|lse| > 1, subjects/deviations.py), so the jax sum cell has numbers that gate
+    small = [_r(v, fmt) for v in (-1.5, -2.0, -1.75, -2.25)]  # lse = -1.5 + log(1 + e^-.5 + e^-.25 + e^-.75) = -0.45
+    x = small if loss == "cross_entropy" else [_r(v, fmt) for v in _log_probs(small)]
+    out.append(("small-lse+sum", {"input": [x, x], "target": [0, 3], "reduction": "sum"}))
     return out
 
 

@@ -9,8 +9,10 @@ import os
 import pytest
 
 from lossproof import corpus
+from lossproof.cases import LIBRARIES
 from lossproof.catalogue import FORMATS
 from lossproof.catalogue import NAMES as LOSSES
+from lossproof.cli import battery
 from lossproof.corpus import build
 
 
@@ -102,7 +104,7 @@ def test_every_cell_has_a_case_outside_every_deviation():
     gate cannot see a regression there (torch's binary_cross_entropy was blind: every case held p = 0 or 1)."""
     cells = _corpus_cells()
     assert len(cells) >= 200, len(cells)  # every subject x loss x family x format the battery measures
-    assert {s for s, *_ in cells} == {"torch", "numpy", "scipy"}
+    assert {s for s, *_ in cells} == set(LIBRARIES) == set(battery.LIBRARY_SUBJECTS.split(","))
     blind = sorted(k for k, v in cells.items() if not any(v))
     assert not blind, f"{len(blind)} cells have no corpus case outside every deviation's condition: {blind[:6]}"
 
