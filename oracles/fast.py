@@ -252,8 +252,8 @@ class _Source:
         self.bound = bound
         self.builder = builder
         self.sign = sign
-        self.dd = dd  # a callable giving the double-double evaluation (hi, lo, bound[, second enclosure]), fast64
-        self._dd_result = None
+        self.dd = dd  # dd(quick): the double-double evaluation (hi, lo, bound[, second enclosure]), oracles.fast64
+        self._dd_results = {}  # quick (bool) -> the dd evaluation
         self.work = work  # (the input array, its number of rows): the cost model of _dd_pays
         self._certified = {}
 
@@ -285,10 +285,19 @@ class _Source:
         return undecided * per_row * 20e-6 > x.size * 60e-9 + rows * 30e-6
 
     def _decide_dd(self, f):
+        """The double-double roundings: the quick evaluation first (bound ~2**-62, fast64 steps Q1-Q2), the
+        accurate one (~2**-95) for what it leaves open; each is rigorous, so either's decision is the answer."""
+        values, ok = self._certify_dd(f, True)
+        if not ok.all():
+            v2, ok2 = self._certify_dd(f, False)
+            values, ok = np.where(ok, values, v2), ok | ok2
+        return values, ok
+
+    def _certify_dd(self, f, quick):
         with np.errstate(all="ignore"):
-            if self._dd_result is None:
-                self._dd_result = self.dd()
-            res = self._dd_result
+            res = self._dd_results.get(quick)
+            if res is None:
+                res = self._dd_results[quick] = self.dd(quick)
             sign = None if self.sign is None else np.ravel(self.sign)
             hi, lo, bound = (np.ravel(a) for a in res[:3])
             if f.name != "float64":  # [hi + lo - B, hi + lo + B] within hi +- (|lo| + B), rounded up
@@ -570,8 +579,8 @@ def _softmax_family(name, fn, input, dim):
         sign = finite.astype(np.int8)
     else:
         sign = -(finite & (finite.sum(axis=1) > 1)[:, None]).astype(np.int8)
-    def dd():
-        rows64 = fast64.DDRows(st)
+    def dd(quick):
+        rows64 = fast64.DDRows(st, quick)
         return fast64.log_softmax(rows64) if name == "log_softmax" else fast64.softmax(rows64)
 
     src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel(), dd, (x, st.M))
@@ -612,7 +621,7 @@ def _logsumexp(fn, input, dim=None, keepdim=False):
     approx, bound = st.logsumexp()
     builder = _builder(x, lambda: fn(input, dim=dim, keepdim=keepdim), lambda r: [fn(rows[r].tolist(), dim=0)],
                        rows, pos, 1)
-    src = _Source(approx, bound, builder, dd=lambda: fast64.logsumexp(fast64.DDRows(st)), work=(x, st.M))
+    src = _Source(approx, bound, builder, dd=lambda quick: fast64.logsumexp(fast64.DDRows(st, quick)), work=(x, st.M))
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
 
 
@@ -700,8 +709,8 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
         st = None
     weighted = w is not None
 
-    def dd_rows():
-        return fast64.class_values(None if st is None else fast64.DDRows(st), rows, tk, wt, weighted, name,
+    def dd_rows(quick):
+        return fast64.class_values(None if st is None else fast64.DDRows(st, quick), rows, tk, wt, weighted, name,
                                    alt=True)
 
     a, err = _weighted(v, err_v, wt, weighted)
@@ -711,9 +720,9 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
         kwargs = dict(input=input, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
         live = wt != 0
         positive = live.any() and (sign[live] > 0).all()  # a sum (or mean) of positive terms
-        def dd_reduced():
-            terms = fast64.class_values(None if st is None else fast64.DDRows(st), rows, tk, wt, weighted, name,
-                                        reduced=True)
+        def dd_reduced(quick):
+            terms = fast64.class_values(None if st is None else fast64.DDRows(st, quick), rows, tk, wt, weighted,
+                                        name, reduced=True)
             res = fast64.reduce_dd(*terms, wt, kept, reduction, weighted)
             return ([math.nan], [math.nan], [math.inf]) if res is None else ([res[0]], [res[1]], [res[2]])
 

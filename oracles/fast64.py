@@ -111,6 +111,25 @@ L = log1p(R).
    bound: the tie is then broken by L's side alone. Both enclosures are rigorous; a rounding either decides is
    the answer.
 
+The quick evaluation (tried first; the accurate one above only for what it leaves open): the same steps with
+steps 2-6 replaced by Q1-Q2, so err_R is about 2**-62 R instead of 2**-95 R, which still decides all but about
+2**-9 of float64 roundings of random values, at half the cost.
+Q1. Per term, with t1 = dh - k C1 exact (step 2), t2 = RN(RN(dl - k C2) - RN(k C3)) (k C2 exact; |dl| <= u |dh|,
+   |k C2| <= 2**-27.4 |dh| + 2**-42, |k C3| <= 2**-55.4 |dh| + 2**-70; three roundings and g k):
+   |t1 + t2 - r| <= 2**-79.3 |dh| + 2**-93.5. rh = RN(t1 + t2); P = RN(t1 + RN(t2 + Q)),
+   Q = RN(rh**2 (1/2 + rh (1/6 + rh/24))) (|rh| <= 2**-15.5 + 2**-26, |Q| <= 2**-31.9): Q's 6 roundings and its
+   argument rh instead of r (|Q'| <= 2**-15) cost <= 2**-82; the Taylor remainder r**5/120 e**|r| <= 2**-84.4;
+   P's two roundings <= 2u 2**-15.4 = 2**-67.4. A = 2**q Th (exact), B = 2**q RN(RN(Th P) + RN(Tl RN(1 + P)))
+   (|B| <= 2**-15.3 A; Th P's rounding and the sum's <= 2u 2**-14.4 = 2**-66.4; Tl's table error <= 2**-105):
+   |A + B - e_j| <= e_j (EPS_Q + RHO_Q0 + RHO_Q1 |dh_j|) + TAU_E, EPS_Q = 2**-64.5 (>= 2**-67.4 + 2**-66.4 +
+   2**-82 + 2**-84.4 over T (1 + P) >= 1 - 2**-15), RHO_Q0 = 2**-92, RHO_Q1 = 2**-78 (the argument's error
+   through exp; both with margin); subnormal parts as in step 5.
+Q2. sum A_j pairwise as dd (TwoSum at every node, exact, the low parts summed in binary64: <= depth_A**2 u**2
+   sum A), sum B_j pairwise in binary64 (<= depth_B u sum |B| <= depth_B 2**-52 2**-15.3 sum A), the two added
+   by the dd add (DELTA_ADD): err_R = ((EPS_Q + sig + RHO_Q0) R_up + RHO_Q1 A_up + C TAU_E), sig = depth_A**2
+   2**-104 + depth_B 2**-67.3 + DELTA_ADD, R_up = R~ (1 + 2**-50) + C TAU_E, A_up = A from sum |dh_j| A_j as in
+   step 6 (A_j <= e_j (1 + 2**-14)).
+
 Result: B is about 2**-95 of the value for random rows (EPS_E + the sum's depth), so float64 roundings are
 decided except within about 2**-42 relative of a rounding boundary, midpoint or zero.
 """
@@ -149,6 +168,9 @@ BIG = 2.0**995  # Veltkamp's split overflows above
 TINY_PROD = 2.0**-960  # a product's error term may underflow below
 L_PREC = 180
 FAR = -1e4  # exp(FAR) * 2**40 < 2**-1075
+EPS_Q = 2.0**-64.5  # the quick exp's relative error (step Q1)
+RHO_Q0 = 2.0**-92  # and its argument reduction's, relative, plus RHO_Q1 |d| (step Q1)
+RHO_Q1 = 2.0**-78
 _CHUNK = 1 << 13  # elements per block of the vectorised passes
 _PARTIAL = 64  # a chunk's pairwise sum stops at this width; the partial sums of a row are summed at the end
 
@@ -303,6 +325,66 @@ def exp_dd(dh, dl):
     return Eh * S, El * S, d
 
 
+def exp_quick(dh, dl):
+    """(A, B, d): A + B = exp(dh + dl) within step Q1's bound, A = 2**q Th exact (a table value), |B| < 2**-15.3 A;
+    d = max(dh, -746) as in ``exp_dd``."""
+    TH, TL, INVL, C1, C2, C3 = _constants()
+    low = dh.size and not dh.min() >= -700.0
+    if low:
+        d = np.maximum(dh, -746.0)
+        dl = np.where(dh == d, dl, 0.0)
+    else:
+        d = dh
+    kf = np.rint(d * INVL)
+    t1 = d - kf * C1
+    t2 = (dl - kf * C2) - kf * C3
+    rh = t1 + t2
+    P = (t1 + (t2 + (rh * rh) * (0.5 + rh * ((1.0 / 6) + rh * (1.0 / 24)))))
+    k = kf.astype(np.int64)
+    i = k & (N_TAB - 1)
+    Th = TH[i]
+    B = Th * P + TL[i] * (1.0 + P)
+    q = k >> LOG_N
+    if low:
+        S = ((q + (1023 + 60)) << 52).view(np.float64)
+        return (Th * S) * 2.0**-60, (B * S) * 2.0**-60, d
+    S = ((q + 1023) << 52).view(np.float64)
+    return Th * S, B * S, d
+
+
+def _sum_doubles_dd(a, stop, lo=None):
+    """Pairwise sum along axis 1 of binary64 values carried as dd (TwoSum at every node, the low parts added in
+    binary64), down to width ``stop``: (hi, lo, levels). ``lo``: low parts already carried with ``a``."""
+    lo = np.zeros_like(a) if lo is None else lo
+    depth = 0
+    while a.shape[1] > stop:
+        w = a.shape[1]
+        k = w // 2
+        x, y = a[:, :k], a[:, k:2 * k]
+        s, e = two_sum(x, y)
+        lo2 = (lo[:, :k] + lo[:, k:2 * k]) + e
+        if w % 2:
+            s = np.concatenate([s, a[:, -1:]], axis=1)
+            lo2 = np.concatenate([lo2, lo[:, -1:]], axis=1)
+        a, lo = s, lo2
+        depth += 1
+    return a, lo, depth
+
+
+def _sum_plain(b, stop):
+    """Pairwise binary64 sum along axis 1 down to width ``stop``: (partials, levels)."""
+    depth = 0
+    while b.shape[1] > stop:
+        w = b.shape[1]
+        k = w // 2
+        s = b[:, :k] + b[:, k:2 * k]
+        if w % 2:
+            s = np.concatenate([s, b[:, -1:]], axis=1)
+        b = s
+        depth += 1
+    return b, depth
+
+
 # --------------------------------------------------------------------------------------------------
 # rows
 
@@ -310,9 +392,14 @@ def exp_dd(dh, dl):
 class DDRows:
     """Steps 1-7 for the rows of an ``oracles.fast._Rows`` (m, jmax, single): R~, err_R, L~, err_L per row."""
 
-    def __init__(self, st):
+    def __init__(self, st, quick=False):
         self.st = st
+        self.quick = quick
         rows, M, C = st.rows, st.M, st.C
+        if quick:
+            Rh, Rl, err = self._quick_sums()
+            self._finish(Rh, Rl, err)
+            return
         Rh = np.empty(M)
         Rl = np.empty(M)
         A = np.empty(M)
@@ -348,6 +435,55 @@ class DDRows:
         A_up = (A * (1 + 2.0**-30) + C * 2.0**-1060) * (1 + EPS_E + RHO_R * 2.0**10)
         R_up = R * (1 + 2.0**-80) + C * TAU_E
         err = (sigma * R / (1 - sigma) + (EPS_E + RHO_R) * R_up + RHO_R * A_up + C * TAU_E) * INFLATE + FLOOR64
+        self._finish(Rh, Rl, err)
+
+    def _quick_sums(self):
+        """Step Q2: (R~, err_R) from ``exp_quick``'s parts, summed pairwise (A as dd, B in binary64)."""
+        st = self.st
+        rows, M, C = st.rows, st.M, st.C
+        K = min(C, _CHUNK)
+        step = max(1, _CHUNK // K)
+        nk = -(-C // K)
+        W = min(K, _PARTIAL)
+        Rh, Rl, Aabs = np.empty(M), np.empty(M), np.empty(M)
+        depth_a = depth_b = 0
+        for a in range(0, M, step):
+            b = min(M, a + step)
+            ph = np.zeros((b - a, nk * W))
+            pl = np.zeros((b - a, nk * W))
+            pb = np.zeros((b - a, nk * W))
+            pa = np.empty((b - a, nk))
+            jm = st.jmax[a:b]
+            da = db = 0
+            for k, c0 in enumerate(range(0, C, K)):
+                c1 = min(C, c0 + K)
+                dh, dl = two_sum(rows[a:b, c0:c1], -st.m[a:b, None])
+                EA, EB, dc = exp_quick(dh, dl)
+                here = np.nonzero((jm >= c0) & (jm < c1))[0]
+                EA[here, jm[here] - c0] = 0.0
+                EB[here, jm[here] - c0] = 0.0
+                pa[:, k] = np.einsum("ij,ij->i", dc, EA)
+                h, lo, d1 = _sum_doubles_dd(EA, W)
+                ph[:, k * W:k * W + h.shape[1]] = h
+                pl[:, k * W:k * W + h.shape[1]] = lo
+                bb, d2 = _sum_plain(EB, W)
+                pb[:, k * W:k * W + bb.shape[1]] = bb
+                da, db = max(da, d1), max(db, d2)
+            h, lo, d1 = _sum_doubles_dd(ph, 1, pl)
+            bb, d2 = _sum_plain(pb, 1)
+            depth_a, depth_b = max(depth_a, da + d1), max(depth_b, db + d2)
+            Rh[a:b], Rl[a:b] = dd_add(h[:, 0], lo[:, 0], bb[:, 0], np.zeros(b - a))
+            Aabs[a:b] = -pa.sum(axis=1)
+        R = Rh + Rl
+        R_up = R * (1 + 2.0**-50) + C * TAU_E
+        A_up = (Aabs * (1 + 2.0**-30) + C * 2.0**-1060) * (1 + 2.0**-14)
+        sig = depth_a**2 * 2.0**-104 + depth_b * 2.0**-52 * 2.0**-15.3 + DELTA_ADD
+        err = ((EPS_Q + sig + RHO_Q0) * R_up + RHO_Q1 * A_up + C * TAU_E) * INFLATE + FLOOR64
+        return Rh, Rl, err
+
+    def _finish(self, Rh, Rl, err):
+        st = self.st
+        rows, M = st.rows, st.M
         err[st.single] = 0.0
         # step 7b: a row whose other entries all lie below m - 10**4 has 0 < R < C e**-10000 < 2**-1075: R~ = 0
         # with err_R = 2**-1074; its tiny outputs (-L, and L - d_t at t = jmax) are encoded as exact zeros that
