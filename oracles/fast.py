@@ -12,8 +12,9 @@ gets None and the mpmath path decides. Results are therefore the same as the mpm
 The bound is a few thousand times the unit roundoff u = 2**-53 of binary64 (times C for the sums), so it decides
 float32, float16 and bfloat16 roundings except within about 2**-36 relative of a rounding boundary, and float64
 ones only where the value is exact (as nll_loss's often are). A float64 rounding is asked of ``oracles.fast64``
-instead (``_Source.decide``): a double-double evaluation of the same quantities with a bound of about 2**-95
-relative, computed once per call when a float64 result is first requested; mpmath decides what it leaves open.
+instead (``_Source.decide``): a double-double evaluation of the same quantities, a quick one (bound about 2**-62
+relative) and for what that leaves open an accurate one (about 2**-95), each computed once per call when first
+needed; mpmath decides what they leave open.
 The same evaluation also decides what the binary64 bound leaves open in a narrower format, where it costs less
 than the mpmath rows it replaces (``_Source._dd_pays``: always for a reduced loss or an input the mpmath path
 takes whole, and for a 128,256-class row with a few undecided outputs; not for three undecided rows of ten).

@@ -6,7 +6,9 @@ bfloat16 roundings but never a float64 one, so every float64 result of the softm
 unevaluated sum hi + lo of two binary64, built from error-free transformations), with an absolute bound B per
 output of about 2**-95 relative. When both ends of [hi + lo - B, hi + lo + B] round to the same binary64 with the
 same sign (``certify64``), that is the correctly rounded result; otherwise the caller falls back to mpmath
-exactly as before. ``oracles.fast`` calls this module only when a float64 rounding is requested (``_Source``).
+exactly as before. ``oracles.fast`` calls this module when a float64 rounding is requested, or a narrower one its
+binary64 bound leaves open (``_Source``): first the quick evaluation (steps Q1-Q2 below, about 2**-62), then the
+accurate one (about 2**-95) for what the quick one leaves open.
 
 What is covered: logsumexp, softmax, log_softmax, cross_entropy and nll_loss values (class-index targets,
 reductions none / sum / mean), on the rows ``oracles.fast`` has already accepted. Gradients, kappa and
