@@ -177,6 +177,7 @@ _CHUNK = 1 << 13  # elements per block of the vectorised passes
 _PARTIAL = 64  # a chunk's pairwise sum stops at this width; the partial sums of a row are summed at the end
 
 _tables: dict[str, Any] = {}
+_RN = libmp.round_nearest  # libmp.to_float truncates unless told
 
 
 def _constants():
@@ -190,9 +191,9 @@ def _constants():
         tl = np.empty(N_TAB)
         for i in range(N_TAB):
             v = libmp.mpf_exp(libmp.mpf_mul(step, libmp.from_int(i), prec), prec)
-            h = libmp.to_float(v)
+            h = libmp.to_float(v, rnd=_RN)
             th[i] = h
-            tl[i] = libmp.to_float(libmp.mpf_sub(v, libmp.from_float(h), prec))
+            tl[i] = libmp.to_float(libmp.mpf_sub(v, libmp.from_float(h), prec), rnd=_RN)
 
         def trunc(v, bits):
             sign, man, exp, bc = v
@@ -204,7 +205,7 @@ def _constants():
         c1 = trunc(step, 28)
         rest = libmp.mpf_sub(step, libmp.from_float(c1), prec)
         c2 = trunc(rest, 28)
-        c3 = libmp.to_float(libmp.mpf_sub(rest, libmp.from_float(c2), prec))
+        c3 = libmp.to_float(libmp.mpf_sub(rest, libmp.from_float(c2), prec), rnd=_RN)
         _tables.update(TH=th, TL=tl, INVL=float(N_TAB) / math.log(2.0), C1=c1, C2=c2, C3=c3)
     t = _tables
     return t["TH"], t["TL"], t["INVL"], t["C1"], t["C2"], t["C3"]
@@ -472,7 +473,8 @@ class DDRows:
             h, lo, d1 = _sum_doubles_dd(ph, 1, pl)
             bb, d2 = _sum_plain(pb, 1)
             depth_a, depth_b = max(depth_a, da + d1), max(depth_b, db + d2)
-            Rh[a:b], Rl[a:b] = dd_add(h[:, 0], lo[:, 0], bb[:, 0], np.zeros(b - a))
+            h, lo = fast_two_sum(h[:, 0], lo[:, 0])  # exact (|lo| <= depth u h), a normalized dd for the dd add
+            Rh[a:b], Rl[a:b] = dd_add(h, lo, bb[:, 0], np.zeros(b - a))
         R = Rh + Rl
         R_up = R * (1 + 2.0**-50) + C * TAU_E
         # sum |d_j| e_j <= max |d_j| R (the clamped arguments: at most 746)
@@ -530,9 +532,9 @@ def _log1p_dd(rh, rl, err):
         ball = Ball(mid, libmp.from_float(err)).log1p(L_PREC)
     except ArithmeticError:
         return math.nan, math.nan, math.inf
-    lh = libmp.to_float(ball.mid)
+    lh = libmp.to_float(ball.mid, rnd=_RN)
     res = libmp.mpf_sub(ball.mid, libmp.from_float(lh), 0)
-    ll = libmp.to_float(res)
+    ll = libmp.to_float(res, rnd=_RN)
     rad = libmp.to_float(ball.rad, rnd=libmp.round_ceiling)
     return lh, ll, (rad + U * abs(ll)) * INFLATE + FLOOR64
 
