@@ -126,11 +126,17 @@ Q1. Per term, with t1 = dh - k C1 exact (step 2), t2 = RN(RN(dl - k C2) - RN(k C
    |A + B - e_j| <= e_j (EPS_Q + RHO_Q0 + RHO_Q1 |dh_j|) + TAU_E, EPS_Q = 2**-64.5 (>= 2**-67.4 + 2**-66.4 +
    2**-82 + 2**-84.4 over T (1 + P) >= 1 - 2**-15), RHO_Q0 = 2**-92, RHO_Q1 = 2**-78 (the argument's error
    through exp; both with margin); subnormal parts as in step 5.
-Q2. sum A_j pairwise as dd (TwoSum at every node, exact, the low parts summed in binary64: <= depth_A**2 u**2
-   sum A), sum B_j pairwise in binary64 (<= depth_B u sum |B| <= depth_B 2**-52 2**-15.3 sum A), the two added
-   by the dd add (DELTA_ADD): err_R = ((EPS_Q + sig + RHO_Q0) R_up + RHO_Q1 A_up + C TAU_E), sig = depth_A**2
-   2**-104 + depth_B 2**-67.3 + DELTA_ADD, R_up = R~ (1 + 2**-50) + C TAU_E, A_up = min(746, m - min_j x_j)
-   (1 + 2**-50) R_up >= sum |d_j| e_j (no pass of its own: RHO_Q1 746 = 2**-68.5 stays below EPS_Q).
+Q2. Per chunk of K columns and row: sigma = 2**e >= K max_j A_j (frexp); q_j = RN(RN(sigma + A_j) - sigma) is
+   A_j rounded to a multiple of sigma 2**-52, exactly (sigma + A_j in [sigma, 2 sigma], Sterbenz), r_j = A_j -
+   q_j exactly, |r_j| <= sigma 2**-53, and every partial sum of the q_j is a multiple of sigma 2**-52 below
+   2 sigma, so sum q_j is exact in any order. The chunks' sums are added pairwise as dd (TwoSum at every node,
+   the low parts in binary64: <= depth_A**2 u**2 sum A). B'_j = RN(B_j + r_j) (<= u (|B_j| + |r_j|)), summed
+   pairwise in binary64 (<= depth_B u sum |B'|), so with rho = sum over chunks of K sigma 2**-53 >= sum |r_j|
+   and sum |B_j| <= 2**-15.3 sum A: |error| <= (depth_B + 1) 2**-52 2**-15.3 sum A + (depth_B + 2) 2**-52 rho.
+   The two sums are added by the dd add (DELTA_ADD): err_R = ((EPS_Q + sig + RHO_Q0) R_up + RHO_Q1 A_up +
+   (depth_B + 2) 2**-52 rho + C TAU_E), sig = depth_A**2 2**-104 + (depth_B + 1) 2**-67.3 + DELTA_ADD, R_up =
+   R~ (1 + 2**-50) + C TAU_E, A_up = min(746, m - min_j x_j) (1 + 2**-50) R_up >= sum |d_j| e_j (no pass of its
+   own: RHO_Q1 746 = 2**-68.5 stays below EPS_Q).
 
 Result: B is about 2**-95 of the value for random rows (EPS_E + the sum's depth), so float64 roundings are
 decided except within about 2**-42 relative of a rounding boundary, midpoint or zero.
@@ -441,22 +447,22 @@ class DDRows:
         self._finish(Rh, Rl, err)
 
     def _quick_sums(self):
-        """Step Q2: (R~, err_R) from ``exp_quick``'s parts, summed pairwise (A as dd, B in binary64)."""
+        """Step Q2: (R~, err_R) from ``exp_quick``'s parts: A split exactly at a power of two per chunk and row
+        (the high parts summed exactly, the residues added to B), B summed pairwise in binary64."""
         st = self.st
         rows, M, C = st.rows, st.M, st.C
         K = min(C, _CHUNK)
         step = max(1, _CHUNK // K)
         nk = -(-C // K)
         W = min(K, _PARTIAL)
-        Rh, Rl = np.empty(M), np.empty(M)
+        Rh, Rl, resid = np.empty(M), np.empty(M), np.zeros(M)
         depth_a = depth_b = 0
         for a in range(0, M, step):
             b = min(M, a + step)
-            ph = np.zeros((b - a, nk * W))
-            pl = np.zeros((b - a, nk * W))
+            pq = np.zeros((b - a, nk))  # each chunk's exact sum of high parts
             pb = np.zeros((b - a, nk * W))
             jm = st.jmax[a:b]
-            da = db = 0
+            db = 0
             for k, c0 in enumerate(range(0, C, K)):
                 c1 = min(C, c0 + K)
                 dh, dl = two_sum(rows[a:b, c0:c1], -st.m[a:b, None])
@@ -464,15 +470,20 @@ class DDRows:
                 here = np.nonzero((jm >= c0) & (jm < c1))[0]
                 EA[here, jm[here] - c0] = 0.0
                 EB[here, jm[here] - c0] = 0.0
-                h, lo, d1 = _sum_doubles_dd(EA, W)
-                ph[:, k * W:k * W + h.shape[1]] = h
-                pl[:, k * W:k * W + h.shape[1]] = lo
-                bb, d2 = _sum_plain(EB, W)
+                # sigma = 2**e >= (c1 - c0) max A: q = (sigma + A) - sigma is A rounded to a multiple of
+                # sigma 2**-52 (exactly), and any sum of the row's q is exact (below 2 sigma)
+                top = EA.max(axis=1)
+                _, e = np.frexp(top * (c1 - c0))
+                sigma = np.where(top > 0, np.ldexp(1.0, e), 0.0)[:, None]  # no A: q = A = 0, nothing to charge
+                q = (EA + sigma) - sigma
+                pq[:, k] = q.sum(axis=1)
+                resid[a:b] += (c1 - c0) * sigma[:, 0] * 2.0**-53  # >= sum |A - q|
+                bb, d2 = _sum_plain(EB + (EA - q), W)
                 pb[:, k * W:k * W + bb.shape[1]] = bb
-                da, db = max(da, d1), max(db, d2)
-            h, lo, d1 = _sum_doubles_dd(ph, 1, pl)
+                db = max(db, d2)
+            h, lo, d1 = _sum_doubles_dd(pq, 1)
             bb, d2 = _sum_plain(pb, 1)
-            depth_a, depth_b = max(depth_a, da + d1), max(depth_b, db + d2)
+            depth_a, depth_b = max(depth_a, d1), max(depth_b, db + d2)
             h, lo = fast_two_sum(h[:, 0], lo[:, 0])  # exact (|lo| <= depth u h), a normalized dd for the dd add
             Rh[a:b], Rl[a:b] = dd_add(h, lo, bb[:, 0], np.zeros(b - a))
         R = Rh + Rl
@@ -481,8 +492,9 @@ class DDRows:
         with np.errstate(all="ignore"):
             dmax = np.minimum(746.0, (st.m - rows.min(axis=1)) * (1 + 2.0**-50))
         A_up = dmax * R_up
-        sig = depth_a**2 * 2.0**-104 + depth_b * 2.0**-52 * 2.0**-15.3 + DELTA_ADD
-        err = ((EPS_Q + sig + RHO_Q0) * R_up + RHO_Q1 * A_up + C * TAU_E) * INFLATE + FLOOR64
+        sig = depth_a**2 * 2.0**-104 + (depth_b + 1) * 2.0**-52 * 2.0**-15.3 + DELTA_ADD
+        err = (((EPS_Q + sig + RHO_Q0) * R_up + RHO_Q1 * A_up + (depth_b + 2) * 2.0**-52 * resid + C * TAU_E)
+               * INFLATE + FLOOR64)
         return Rh, Rl, err
 
     def _finish(self, Rh, Rl, err):
