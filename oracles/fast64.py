@@ -116,15 +116,16 @@ L = log1p(R).
 The quick evaluation (tried first; the accurate one above only for what it leaves open): the same steps with
 steps 2-6 replaced by Q1-Q2, so err_R is about 2**-62 R instead of 2**-95 R, which still decides all but about
 2**-9 of float64 roundings of random values, at half the cost.
-Q1. Per term, with t1 = dh - k C1 exact (step 2), t2 = RN(RN(dl - k C2) - RN(k C3)) (k C2 exact; |dl| <= u |dh|,
-   |k C2| <= 2**-27.4 |dh| + 2**-42, |k C3| <= 2**-55.4 |dh| + 2**-70; three roundings and g k):
-   |t1 + t2 - r| <= 2**-79.3 |dh| + 2**-93.5. rh = RN(t1 + t2); P = RN(t1 + RN(t2 + Q)),
+Q1. Per term, with t1 = dh - k C1 exact (step 2), t2 = RN(dl - RN(k C2F)), C2F = RN(ln2/N - C1) (|dl| <= u |dh|,
+   |k C2F| <= 2**-27.4 |dh| + 2**-42, |ln2/N - C1 - C2F| <= 2**-96, |k| <= 2**14.53 |dh| + 1; two roundings):
+   |t1 + t2 - r| <= 2**-78.9 |dh| + 2**-93.5. rh = RN(t1 + t2); P = RN(t1 + RN(t2 + Q)),
    Q = RN(rh**2 (1/2 + rh (1/6 + rh/24))) (|rh| <= 2**-15.5 + 2**-26, |Q| <= 2**-31.9): Q's 6 roundings and its
    argument rh instead of r (|Q'| <= 2**-15) cost <= 2**-82; the Taylor remainder r**5/120 e**|r| <= 2**-84.4;
-   P's two roundings <= 2u 2**-15.4 = 2**-67.4. A = 2**q Th (exact), B = 2**q RN(RN(Th P) + RN(Tl RN(1 + P)))
-   (|B| <= 2**-15.3 A; Th P's rounding and the sum's <= 2u 2**-14.4 = 2**-66.4; Tl's table error <= 2**-105):
-   |A + B - e_j| <= e_j (EPS_Q + RHO_Q0 + RHO_Q1 |dh_j|) + TAU_E, EPS_Q = 2**-64.5 (>= 2**-67.4 + 2**-66.4 +
-   2**-82 + 2**-84.4 over T (1 + P) >= 1 - 2**-15), RHO_Q0 = 2**-92, RHO_Q1 = 2**-78 (the argument's error
+   P's two roundings <= 2u 2**-15.4 = 2**-67.4. A = 2**q Th (exact), B = 2**q RN(RN(Th P) + Tl)
+   (|B| <= 2**-15.3 A; Th P's rounding and the sum's <= 2u 2**-14.4 = 2**-66.4; Tl P dropped <= 2**-67.4; Tl's
+   table error <= 2**-105):
+   |A + B - e_j| <= e_j (EPS_Q + RHO_Q0 + RHO_Q1 |dh_j|) + TAU_E, EPS_Q = 2**-64.5 (>= 2 * 2**-67.4 + 2**-66.4
+   + 2**-67.4 + 2**-82 + 2**-84.4 over T (1 + P) >= 1 - 2**-15), RHO_Q0 = 2**-92, RHO_Q1 = 2**-78 (the argument's error
    through exp; both with margin); subnormal parts as in step 5.
 Q2. Per chunk of K columns and row: sigma = 2**e >= K max_j A_j (frexp); q_j = RN(RN(sigma + A_j) - sigma) is
    A_j rounded to a multiple of sigma 2**-52, exactly (sigma + A_j in [sigma, 2 sigma], Sterbenz), r_j = A_j -
@@ -212,7 +213,8 @@ def _constants():
         rest = libmp.mpf_sub(step, libmp.from_float(c1), prec)
         c2 = trunc(rest, 28)
         c3 = libmp.to_float(libmp.mpf_sub(rest, libmp.from_float(c2), prec), rnd=_RN)
-        _tables.update(TH=th, TL=tl, INVL=float(N_TAB) / math.log(2.0), C1=c1, C2=c2, C3=c3)
+        c2f = libmp.to_float(rest, rnd=_RN)  # the quick evaluation's second constant, ln2/N - C1 to 53 bits
+        _tables.update(TH=th, TL=tl, INVL=float(N_TAB) / math.log(2.0), C1=c1, C2=c2, C3=c3, C2F=c2f)
     t = _tables
     return t["TH"], t["TL"], t["INVL"], t["C1"], t["C2"], t["C3"]
 
@@ -346,13 +348,13 @@ def exp_quick(dh, dl):
         d = dh
     kf = np.rint(d * INVL)
     t1 = d - kf * C1
-    t2 = (dl - kf * C2) - kf * C3
+    t2 = dl - kf * _tables["C2F"]
     rh = t1 + t2
     P = (t1 + (t2 + (rh * rh) * (0.5 + rh * ((1.0 / 6) + rh * (1.0 / 24)))))
     k = kf.astype(np.int64)
     i = k & (N_TAB - 1)
     Th = TH[i]
-    B = Th * P + TL[i] * (1.0 + P)
+    B = Th * P + TL[i]
     q = k >> LOG_N
     if low:
         S = ((q + (1023 + 60)) << 52).view(np.float64)
