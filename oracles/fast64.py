@@ -558,12 +558,22 @@ def _bound(x):
     return x * INFLATE + FLOOR64
 
 
+def _row_blocks(M, C):
+    """(a, b) blocks of rows of about 2**16 elements: bounded temporaries for the elementwise outputs."""
+    step = max(1, (1 << 16) // max(C, 1))
+    for a in range(0, M, step):
+        yield a, min(M, a + step)
+
+
 def log_softmax(dd):
-    """(hi, lo, B) of every log_softmax output (step 8), shaped (M, C)."""
+    """(hi, lo, B) of every log_softmax output (step 8), shaped (M, C), and step 13's second enclosure."""
     st = dd.st
-    dh, dl = dd.d(0, st.M)
-    yh, yl = dd_add(dh, dl, -dd.Lh[:, None], -dd.Ll[:, None])
-    B = _bound(dd.err_L[:, None] + DELTA_ADD * np.abs(yh) / (1 - DELTA_ADD))
+    M, C = st.M, st.C
+    yh, yl, B, dh, dl = (np.empty((M, C)) for _ in range(5))
+    for a, b in _row_blocks(M, C):
+        dh[a:b], dl[a:b] = dd.d(a, b)
+        yh[a:b], yl[a:b] = dd_add(dh[a:b], dl[a:b], -dd.Lh[a:b, None], -dd.Ll[a:b, None])
+        B[a:b] = _bound(dd.err_L[a:b, None] + DELTA_ADD * np.abs(yh[a:b]) / (1 - DELTA_ADD))
     far = np.nonzero(dd.far)[0]
     for arr in (yh, yl, B):
         arr[far, st.jmax[far]] = 0.0  # -L in (-2**-1075, 0): -0.0 by its sign (step 7b)
@@ -583,27 +593,30 @@ def logsumexp(dd):
 
 
 def softmax(dd):
-    """(hi, lo, B) of every softmax output (step 9)."""
+    """(hi, lo, B) of every softmax output (step 9), shaped (M, C)."""
     st = dd.st
-    Dh, Dl = dd_add(np.ones(st.M), np.zeros(st.M), dd.Rh, dd.Rl)
+    M, C = st.M, st.C
+    Dh, Dl = dd_add(np.ones(M), np.zeros(M), dd.Rh, dd.Rl)
     err_D = dd.err_R + DELTA_ADD * Dh
     D_lo = (Dh - err_D) * (1 - 2.0**-50)
     eps_D = err_D / D_lo
-    dh, dl = dd.d(0, st.M)
-    Eh, El, _ = exp_dd(dh, dl)
-    idx = (np.arange(st.M), st.jmax)
-    Eh[idx] = 1.0
-    El[idx] = 0.0
-    sh, sl = dd_div(Eh, El, Dh[:, None], Dl[:, None])
-    eps = EPS_E + RHO_R * (1 + np.abs(dh))
-    eps[idx] = 0.0
-    tot = DELTA_DIV + eps + eps_D[:, None]
-    B = _bound(np.abs(sh) * tot / (1 - tot) + (TAU_E + FLOOR64) / D_lo[:, None])
-    zero = ~(dh >= EXP_MIN)  # e_j < 2**-1075 (or exactly 0): s_j < 2**-1075 rounds to +0.0, as exactly 0 does
-    sh = np.where(zero, 0.0, sh)
-    sl = np.where(zero, 0.0, sl)
-    B = np.where(zero, 0.0, B)
-    return sh, sl, B
+    sh_all, sl_all, B_all = (np.empty((M, C)) for _ in range(3))
+    for a, b in _row_blocks(M, C):
+        dh, dl = dd.d(a, b)
+        Eh, El, _ = exp_dd(dh, dl)
+        idx = (np.arange(b - a), st.jmax[a:b])
+        Eh[idx] = 1.0
+        El[idx] = 0.0
+        sh, sl = dd_div(Eh, El, Dh[a:b, None], Dl[a:b, None])
+        eps = EPS_E + RHO_R * (1 + np.abs(dh))
+        eps[idx] = 0.0
+        tot = DELTA_DIV + eps + eps_D[a:b, None]
+        B = _bound(np.abs(sh) * tot / (1 - tot) + (TAU_E + FLOOR64) / D_lo[a:b, None])
+        zero = ~(dh >= EXP_MIN)  # e_j < 2**-1075 (or exactly 0): s_j < 2**-1075 rounds to +0.0, as 0 does
+        sh_all[a:b] = np.where(zero, 0.0, sh)
+        sl_all[a:b] = np.where(zero, 0.0, sl)
+        B_all[a:b] = np.where(zero, 0.0, B)
+    return sh_all, sl_all, B_all
 
 
 def class_values(dd, rows, tk, wt, weighted, name, reduced=False, alt=False):
