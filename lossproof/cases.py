@@ -25,7 +25,7 @@ __all__ = ["Case", "NotSupported", "torch_cases", "numpy_cases", "scipy_cases", 
            "all_cases", "restrict", "unsupported", "format_changed", "LIBRARIES"]
 
 #: the library subjects (the report orders its columns itself: reports/page.py SUBJECT_ORDER)
-LIBRARIES = ("torch", "numpy", "scipy", "jax")
+LIBRARIES = ("torch", "numpy", "scipy", "jax", "optax-safe")
 #: the library subjects a run without a choice checks (``all_cases(None)``): every one; a library that is not
 #: installed has each of its cases skipped with that reason (scipy, jax: optional outside the test extra)
 DEFAULT_LIBRARIES = LIBRARIES
@@ -190,18 +190,22 @@ def _jax_skips(device: str):
     return jax_subject.gpu_skip() if device == "cuda" else None
 
 
-def jax_cases() -> list:
-    """JAX's functions (jax.nn, jax.scipy, optax: the catalogue's ``jax``) in every format, on the CPU and on a GPU
+def jax_cases(subject: str = "jax") -> list:
+    """JAX's functions (jax.nn, jax.scipy, optax: the catalogue's ``jax``; ``optax-safe``: optax's
+    safe_softmax_cross_entropy, subjects/jax_subject.safe_functions) in every format, on the CPU and on a GPU
     (skipped with the reason where JAX sees none); without JAX (an optional dependency: lossproof's jax and test
     extras) every one of them is skipped with that reason."""
     skips = {d: _jax_skips(d) for d in DEVICES}
-    functions = jax_subject.functions() if skips["cpu"] is None else {
-        loss.name: (None, loss.params, ()) for loss in catalogue.LOSSES if loss.jax}
+    if skips["cpu"] is None:
+        functions = jax_subject.functions() if subject == "jax" else jax_subject.safe_functions()
+    else:
+        names = [loss.name for loss in catalogue.LOSSES if loss.jax] if subject == "jax" else ["cross_entropy"]
+        functions = {name: (None, catalogue.get(name).params, ()) for name in names}
     out = []
     for loss, (fn, params, only) in functions.items():
         for fmt in FORMATS:
             for device in DEVICES:
-                out.append(_jax_case("jax", fn, loss, fmt, device, params.__contains__, skips[device],
+                out.append(_jax_case(subject, fn, loss, fmt, device, params.__contains__, skips[device],
                                      only=only, only_why=_JAX_ONLY_WHY.get(loss, "") if only else ""))
     return out
 
@@ -248,7 +252,7 @@ def user_cases(user: UserSubject, cuda_available: bool) -> list:
 
 
 def all_cases(subjects=None, users=(), cuda_available: bool = False) -> list:
-    """The cases of the named library subjects (``LIBRARIES``: torch, numpy, scipy, jax; None: those of
+    """The cases of the named library subjects (``LIBRARIES``: torch, numpy, scipy, jax, optax-safe; None: those of
     ``DEFAULT_LIBRARIES``) and of the user subjects."""
     if subjects is None:
         subjects = DEFAULT_LIBRARIES
@@ -261,6 +265,8 @@ def all_cases(subjects=None, users=(), cuda_available: bool = False) -> list:
         out += scipy_cases()
     if "jax" in subjects:
         out += jax_cases()
+    if "optax-safe" in subjects:
+        out += jax_cases("optax-safe")
     for u in users:
         out += user_cases(u, cuda_available)
     return out

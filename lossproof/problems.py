@@ -26,12 +26,14 @@ def _no_smoothing(d):
     return {k: v for k, v in d.items() if k != "label_smoothing"}
 
 
-def problems(loss: str, fmt: str, probability_targets: bool = True, *, max_classes: int = MAX_CLASSES,
+def problems(loss: str, fmt: str, probability_targets: bool = True, *, class_targets: bool = True,
+             max_classes: int = MAX_CLASSES,
              max_batch: int = 4, allow_spatial: bool = True, large_share: float | None = None,
              max_elements: int | None = None):
     """Keyword arguments for ``loss`` in ``fmt``: exact values, every regime of NUMERICS.md, metadata stripped.
-    Without ``probability_targets`` (a subject that lacks them) cross_entropy draws class targets only, so its
-    examples are not spent on calls it cannot take. The sizes default to the profile's."""
+    Without ``probability_targets`` (a subject that lacks them) cross_entropy draws class targets only, without
+    ``class_targets`` (optax's safe_softmax_cross_entropy) probability targets only, so its examples are not spent
+    on calls it cannot take. The sizes default to the profile's."""
     prof = profiles.current()
     share = prof.large_share if large_share is None else large_share
     elems = prof.max_elements if max_elements is None else max_elements
@@ -40,7 +42,8 @@ def problems(loss: str, fmt: str, probability_targets: bool = True, *, max_class
     if kind == "class":
         s = S.class_problem(fmt, max_elements=elems, large_share=share, **sizes)
         if probability_targets:
-            s = st.one_of(s, S.prob_class_problem(fmt, max_elements=elems, large_share=share, **sizes))
+            p = S.prob_class_problem(fmt, max_elements=elems, large_share=share, **sizes)
+            s = st.one_of(s, p) if class_targets else p
     elif kind == "class_index":
         s = S.class_problem(fmt, max_elements=elems, large_share=share, **sizes).map(_no_smoothing)
     elif kind == "binary_probabilities":

@@ -244,7 +244,8 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
              "missing": unsupported(case), "drawn_keys": set()}
     # drawn toward what the function takes: a draw that restricts to no call (a log-space target for a function
     # without one) would reach no comparison (the function's missing capabilities are reported, never passed)
-    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"]
+    strategy = problems(case.loss, case.fmt, probability_targets="probability targets" not in state["missing"],
+                        class_targets="class-index targets" not in state["missing"]
                         ).filter(lambda kw: restrict(case, kw) is not None)
     if prop == "agreement":
         body = _agreement_body(case, budget, state, strict, record, strict_shared, accept)

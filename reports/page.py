@@ -45,7 +45,7 @@ ASSERT_CLOSE = {"float64": (1e-7, 1e-7), "float32": (1.3e-6, 1e-5), "float16": (
                 "bfloat16": (1.6e-2, 1e-5)}
 ASSERT_CLOSE_DOC = "https://docs.pytorch.org/docs/stable/testing.html#torch.testing.assert_close"
 
-SUBJECT_ORDER = {"torch": 0, "jax": 1, "numpy": 2, "scipy": 3}
+SUBJECT_ORDER = {"torch": 0, "jax": 1, "optax-safe": 2, "numpy": 3, "scipy": 4}
 FORMAT_ORDER = {"float64": 0, "float32": 1, "float16": 2, "bfloat16": 3}
 DEVICE_ORDER = {"cpu": 0, "cuda": 1}
 

@@ -91,14 +91,16 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
                class_axis: int = 1, takes=None) -> str:
     """Python that calls the subject's function on the exact inputs of ``kwargs`` (floats, or their hex spellings)
     and prints output element ``index`` (or the gradient component, ``kind="grad"``) in hex, then the exact value
-    from the oracle. ``subject`` is "torch", "numpy", "scipy", "jax" or "user:TARGET"; ``framework`` (torch, numpy
-    or jax) says how a user's function is called (default torch); ``class_axis``: where a user's JAX function takes
+    from the oracle. ``subject`` is "torch", "numpy", "scipy", "jax", "optax-safe" or "user:TARGET"; ``framework``
+    (torch, numpy or jax) says how a user's function is called (default torch); ``class_axis``: where a user's JAX
+    function takes
     the classes (the inputs moved there, a same-shaped output and the gradient moved back); ``takes``: which of
     the parameters a user's JAX function takes (the others, such as a reduction it does not take, are left out of
     its call, not of the exact one)."""
     tensors, params = _split(loss, kwargs)
     user = subject.startswith("user:")
-    framework = framework or ("torch" if subject == "torch" or user else "jax" if subject == "jax" else "numpy")
+    framework = framework or ("torch" if subject == "torch" or user else
+                              "jax" if subject in ("jax", "optax-safe") else "numpy")
     grad = kind == "grad"
     lines = ["h = float.fromhex"]
     args = []
@@ -148,6 +150,10 @@ def reproducer(subject: str, loss: str, fmt: str, device: str, kwargs: dict, *, 
     elif subject == "jax":
         lines.insert(3, "from subjects.jax_subject import functions  # JAX's counterpart, as lossproof calls it")
         fn = f'functions()["{loss}"][0]'
+    elif subject == "optax-safe":
+        lines.insert(3, "from subjects.jax_subject import safe_functions  # optax's safe_softmax_cross_entropy, as "
+                        "lossproof calls it")
+        fn = f'safe_functions()["{loss}"][0]'
     elif subject == "scipy":
         lines.insert(1, "from subjects.array_subject import scipy_functions"
                         "  # SciPy's counterpart, as lossproof calls it")

@@ -45,6 +45,9 @@ class Deviation:
     # None) -> (value as a Fraction, radius) or None: the element must lie within the radius of that value (for
     # a documented formula whose result differs from the exact one, which may be infinite)
     documented_formula: Callable | None = None
+    #: other subjects whose function shares the behaviour (optax-safe: the same XLA backend and jnp.mean); the
+    #: witness runs on ``subject``'s function
+    also: tuple = ()
 
 
 #: how a user function's failure that torch shares is recorded: this prefix, then torch's deviation id
@@ -1518,7 +1521,7 @@ DEVIATIONS = [
         "in float32 there, is not flushed)",
         "https://github.com/openxla/xla/issues/22858 (XLA CPU flushes denormals to zero; no option to disable it)",
         _xla_flushes_target, documented_error=_xla_flush_error,
-        scope=_xla_flush_scope,
+        scope=_xla_flush_scope, also=("optax-safe",),
         witness=("float32", {"input": [[0.0, 3.4028234663852886e+38]], "target": [[5.877471754111438e-39, 0.0]],
                              "reduction": "none"})),
     Deviation(
@@ -1553,6 +1556,19 @@ DEVIATIONS = [
         scope=_rows_by(_prob_target_with_masked_logit),
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [[1.0, 0.0]]})),
     Deviation(
+        "optax-ce-prob-target-span-overflow", "jax", "cross_entropy",
+        "probability targets and a row whose finite logits span more than the largest finite value",
+        "optax.softmax_cross_entropy and safe_softmax_cross_entropy compute -(labels * log_softmax(logits)).sum(axis) "
+        "in the format; log_softmax = x_c - lse overflows to -inf for the smallest logit, so its term is inf (0 * inf "
+        "= NaN where its label is 0, in softmax_cross_entropy) where the exact loss is finite (float16 logits "
+        "[[10000, -60000]], labels [[0.5, 0.033]]: inf where the exact loss is 2324), as torch's does "
+        "(torch-ce-prob-target-span-overflow)",
+        "https://optax.readthedocs.io/en/latest/api/losses.html#optax.losses.softmax_cross_entropy (no upstream "
+        "issue found)",
+        _prob_target_span_overflows, documented_output=_not_finite,
+        scope=_rows_by(_prob_target_span_overflows), also=("optax-safe",),
+        witness=("float16", {"input": [[10000.0, -60000.0]], "target": [[0.5, 0.033203125]]})),
+    Deviation(
         "jax-ce-mean-overflow", "jax", "cross_entropy",
         "reduction mean, and per-example losses whose sum exceeds the largest finite value",
         "jnp.mean sums the per-example losses in the format, then divides: the sum overflows to inf where the "
@@ -1560,7 +1576,7 @@ DEVIATIONS = [
         "torch's mean does the same (torch-ce-sum-overflow)",
         "https://docs.jax.dev/en/latest/_autosummary/jax.numpy.mean.html",
         _jnp_mean_overflows, documented_output=_not_finite_or_zero,
-        scope=_values_only,
+        scope=_values_only, also=("optax-safe",),
         witness=("float32", {"input": [[0.0, 1.7014117331926443e+38]] * 4, "target": [0] * 4})),
     Deviation(
         "jax-bce-with-logits-mean-overflow", "jax", "binary_cross_entropy_with_logits",
@@ -1580,5 +1596,6 @@ def matching(subject: str, loss: str, kwargs: dict, fmt=None):
     memo = _memo_for(kwargs, fmt)["matching"]
     if (subject, loss) not in memo:
         memo[(subject, loss)] = [d for d in DEVIATIONS
-                                 if d.subject == subject and d.loss == loss and d.applies(kwargs, fmt)]
+                                 if (d.subject == subject or subject in d.also) and d.loss == loss
+                                 and d.applies(kwargs, fmt)]
     return list(memo[(subject, loss)])

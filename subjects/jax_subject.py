@@ -256,5 +256,22 @@ def functions() -> dict:
     return {loss.name: fns[loss.name] for loss in catalogue.LOSSES if loss.jax}
 
 
+def safe_functions() -> dict:
+    """optax's safe_softmax_cross_entropy (the ``optax-safe`` subject): the masked-logit-safe probability-target
+    cross-entropy (0 log 0 = 0 where a logit is -inf and its label 0), classes last only (it takes no axis: the
+    class axis is moved there), probability targets only (class indices: not supported, reported)."""
+    jax, jnp, _ = _jax()
+    import optax
+
+    def cross_entropy(input, target, reduction="mean"):
+        if jnp.issubdtype(target.dtype, jnp.integer):
+            raise NotImplementedError("optax.safe_softmax_cross_entropy takes probability targets only")
+        ax = _class_axis(input)
+        per = optax.losses.safe_softmax_cross_entropy(jnp.moveaxis(input, ax, -1), jnp.moveaxis(target, ax, -1))
+        return _reduce(per, reduction)
+
+    return {"cross_entropy": (cross_entropy, ("input", "target", "reduction"), ())}
+
+
 def moveaxis(x, source, dest):
     return _jax()[1].moveaxis(x, source, dest)

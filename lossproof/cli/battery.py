@@ -16,7 +16,7 @@ BATTERY = Path(__file__).resolve().parent.parent / "battery"
 INI = BATTERY / "pytest.ini"
 #: the library subjects (lossproof.cases.LIBRARIES, spelled out: importing it loads torch; tests/meta/
 #: test_corpus_build.py checks they agree), what ``lossproof verify`` and ``lossproof report`` run
-LIBRARY_SUBJECTS = "torch,numpy,scipy,jax"
+LIBRARY_SUBJECTS = "torch,numpy,scipy,jax,optax-safe"
 
 
 def _check_configuration(extra: list) -> None:

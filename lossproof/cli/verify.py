@@ -1,6 +1,6 @@
-"""``lossproof verify``: the battery against torch, our NumPy losses and SciPy (every loss, format and device) and
-the fixed cases, ending with the summary table: exit 0 when every gating property holds, 1 when one fails, 2 on a
-usage error."""
+"""``lossproof verify``: the battery against torch, JAX (jax, optax-safe), our NumPy losses and SciPy (every loss,
+format and device) and the fixed cases, ending with the summary table: exit 0 when every gating property holds, 1
+when one fails, 2 on a usage error."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def cmd_verify(args) -> int:
 
 
 def add_parser(sub):
-    v = sub.add_parser("verify", help="the battery against torch, NumPy and SciPy, ending with the summary table")
+    v = sub.add_parser("verify", help="the battery against torch, JAX, NumPy and SciPy, ending with the summary table")
     v.add_argument("--losses", default=None, help="comma-separated losses (default: all)")
     v.add_argument("--formats", default=None, help="comma-separated formats (default: all)")
     v.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")
