@@ -53,6 +53,21 @@ from .verdicts import RANK, passes
 TREE_KEYS = ("input", "other", "weight", "pos_weight", "target")
 
 
+class _Deadline:
+    """The end of a phase's share of the budget: ``over()`` reads the clock until the end has passed, then never
+    again, so every loop of the phase that asks stops within one reading of its share (a loop over the remaining
+    coordinates read the clock once each after the end: up to 64 readings past it)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.passed = False
+
+    def over(self) -> bool:
+        if not self.passed:
+            self.passed = time.monotonic() > self.end
+        return self.passed
+
+
 class _Spent(BaseException):
     """The Hypothesis phase's share of the budget is over (a BaseException: Hypothesis does not take it for a
     failure)."""
@@ -157,7 +172,7 @@ def hypothesis_phase(hunter, seconds, seed=0):
     """Hypothesis' targeted search on bits of error, for ``seconds``."""
     case = hunter.case
     strategy = _strategy(case.loss, case.fmt)
-    end = time.monotonic() + seconds
+    deadline = _Deadline(seconds)
 
     @hseed(seed)
     @settings(max_examples=10**6, deadline=None, database=None, derandomize=False, print_blob=False,
@@ -165,7 +180,7 @@ def hypothesis_phase(hunter, seconds, seed=0):
     @given(st.data())
     def search(data):
         kw = data.draw(strategy, label="problem")
-        if time.monotonic() > end:
+        if deadline.over():
             raise _Spent()
         kw = restrict(case, kw)
         if kw is None or not finite_except_masks(case.loss, kw):
@@ -238,9 +253,9 @@ def local_phase(hunter, seconds, starts=3, max_coords=64):
     format's width down to 0, greedy (a move that raises the error is kept and tried again)."""
     f = get_format(hunter.case.fmt)
     width = f.max_ordinal.bit_length()
-    end = time.monotonic() + seconds
+    deadline = _Deadline(seconds)
     for entry in hunter.worst(starts):
-        if time.monotonic() > end:
+        if deadline.over():
             break
         best = entry["kwargs"]
         best_score = entry["score"]
@@ -248,11 +263,11 @@ def local_phase(hunter, seconds, starts=3, max_coords=64):
             continue  # already broken: no worse to find
         coords = _leaves(best, hunter.case.loss)[:max_coords]
         improved = True
-        while improved and time.monotonic() < end:
+        while improved and not deadline.over():
             improved = False
             for path in coords:
                 k = width
-                while k >= 0 and time.monotonic() < end:
+                while k >= 0 and not deadline.over():
                     moved = False
                     for sign in (1, -1):
                         x = _get(best, path)

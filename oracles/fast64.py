@@ -146,11 +146,18 @@ decided except within about 2**-42 relative of a rounding boundary, midpoint or 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpmath import libmp
 
 from .balls import Ball
+
+if TYPE_CHECKING:  # annotations only: NumPy stays optional at run time
+    from numpy import bool_, float64
+    from numpy.typing import NDArray
+
+    A = NDArray[float64]  # a binary64 array (or a binary64 scalar: the helpers are elementwise)
+    DD = tuple[A, A]  # a double-double value: (high, low) parts
 
 np: Any
 try:
@@ -223,13 +230,13 @@ def _constants():
 # error-free transformations and dd operations (vectorised)
 
 
-def two_sum(a, b):
+def two_sum(a: A, b: A) -> DD:
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
 
 
-def fast_two_sum(a, b):
+def fast_two_sum(a: A, b: A) -> DD:
     s = a + b
     return s, b - (s - a)
 
@@ -240,14 +247,14 @@ def _split(a):
     return a1, a - a1
 
 
-def two_prod(a, b):
+def two_prod(a: A, b: A) -> DD:
     p = a * b
     a1, a2 = _split(a)
     b1, b2 = _split(b)
     return p, ((a1 * b1 - p) + a1 * b2 + a2 * b1) + a2 * b2
 
 
-def dd_add(ah, al, bh, bl):
+def dd_add(ah: A, al: A, bh: A, bl: A) -> DD:
     """JMP 2017 Alg. 6 (AccurateDWPlusDW): relative error <= 3u**2 / (1 - 4u)."""
     sh, sl = two_sum(ah, bh)
     th, tl = two_sum(al, bl)
@@ -255,14 +262,14 @@ def dd_add(ah, al, bh, bl):
     return fast_two_sum(vh, tl + vl)
 
 
-def dd_mul_d(xh, xl, y):
+def dd_mul_d(xh: A, xl: A, y: A) -> DD:
     """JMP 2017 Alg. 7 (DWTimesFP1): relative error <= 1.5u**2 + 4u**3 (no underflow, |xh|, |y| <= 2**995)."""
     ch, cl1 = two_prod(xh, y)
     th, tl1 = fast_two_sum(ch, xl * y)
     return fast_two_sum(th, tl1 + cl1)
 
 
-def dd_div(xh, xl, yh, yl):
+def dd_div(xh: A, xl: A, yh: A, yl: A) -> DD:
     """JMP 2017 Alg. 17 (DWDivDW2): relative error <= 15u**2 + 56u**3 (no underflow or overflow)."""
     th = xh / yh
     rh, rl = dd_mul_d(yh, yl, th)
@@ -291,7 +298,7 @@ def _sum_nonneg(h, l, stop=1):  # noqa: E741
     return h, l, depth
 
 
-def exp_dd(dh, dl):
+def exp_dd(dh: A, dl: A) -> tuple[A, A, A]:
     """(Eh, El, d) with Eh + El = exp(dh + dl) within steps 2-5, for dh <= 0 (-inf allowed), |dl| <= u |dh|
     where dh is finite; d = max(dh, -746), the clamped argument."""
     TH, TL, INVL, C1, C2, C3 = _constants()
@@ -336,7 +343,7 @@ def exp_dd(dh, dl):
     return Eh * S, El * S, d
 
 
-def exp_quick(dh, dl):
+def exp_quick(dh: A, dl: A) -> tuple[A, A, A]:
     """(A, B, d): A + B = exp(dh + dl) within step Q1's bound, A = 2**q Th exact (a table value), |B| < 2**-15.3 A;
     d = max(dh, -746) as in ``exp_dd``."""
     TH, TL, INVL, C1, C2, C3 = _constants()
@@ -521,11 +528,11 @@ class DDRows:
             Lh[r], Ll[r], errL[r] = _log1p_dd(float(Rh[r]), float(Rl[r]), float(err[r]))
         self.Lh, self.Ll, self.err_L = Lh, Ll, errL
 
-    def d(self, a, b):
+    def d(self, a: int, b: int) -> DD:
         """(dh, dl) of rows a..b (step 1)."""
         return two_sum(self.st.rows[a:b], -self.st.m[a:b, None])
 
-    def L_interval(self):
+    def L_interval(self) -> tuple[A, A, NDArray[bool_]]:
         """(L_dn, L_up, open) binary64 with L_dn <= L <= L_up, and L > L_dn where ``open`` (step 13)."""
         with np.errstate(all="ignore"):
             t_up = self.Lh + (self.Ll + self.err_L)
@@ -565,7 +572,7 @@ def _row_blocks(M, C):
         yield a, min(M, a + step)
 
 
-def log_softmax(dd):
+def log_softmax(dd: DDRows) -> tuple:
     """(hi, lo, B) of every log_softmax output (step 8), shaped (M, C), and step 13's second enclosure."""
     st = dd.st
     M, C = st.M, st.C
@@ -583,7 +590,7 @@ def log_softmax(dd):
                        None, np.broadcast_to(op[:, None], shape))
 
 
-def logsumexp(dd):
+def logsumexp(dd: DDRows) -> tuple:
     """(hi, lo, B) per row (step 8)."""
     st = dd.st
     zh, zl = dd_add(st.m, np.zeros_like(st.m), dd.Lh, dd.Ll)
@@ -592,7 +599,7 @@ def logsumexp(dd):
             (st.m, np.zeros_like(st.m), L_dn, L_up, op, None))
 
 
-def softmax(dd):
+def softmax(dd: DDRows) -> tuple[A, A, A]:
     """(hi, lo, B) of every softmax output (step 9), shaped (M, C)."""
     st = dd.st
     M, C = st.M, st.C
@@ -619,7 +626,8 @@ def softmax(dd):
     return sh_all, sl_all, B_all
 
 
-def class_values(dd, rows, tk, wt, weighted, name, reduced=False, alt=False):
+def class_values(dd: DDRows, rows: A, tk: NDArray[Any], wt: A, weighted: bool, name: str, reduced: bool = False,
+                 alt: bool = False) -> tuple:
     """(hi, lo, err) of every row's weighted loss term (step 10); err = inf where undecidable. ``reduced``: the
     terms will be summed, so a tiny term (step 7b) is charged 2**-1074 instead of being encoded as exact 0.
     ``alt``: add step 13's second enclosure where there is one."""
@@ -664,7 +672,8 @@ def class_values(dd, rows, tk, wt, weighted, name, reduced=False, alt=False):
     return vh, vl, err
 
 
-def reduce_dd(vh, vl, err, wt, kept, reduction, weighted):
+def reduce_dd(vh: A, vl: A, err: A, wt: A, kept: NDArray[bool_], reduction: str,
+              weighted: bool) -> tuple | None:
     """(hi, lo, B) of the sum or mean (step 11), or None."""
     if not (np.isfinite(vh).all() and np.isfinite(vl).all() and np.isfinite(err).all()):
         return None
@@ -687,8 +696,8 @@ def reduce_dd(vh, vl, err, wt, kept, reduction, weighted):
         return None
     err_W = 2 * U * abs(Wl)
     a = np.array
-    qh, ql = dd_div(a([Th]), a([Tl]), a([Wh]), a([Wl]))
-    qh, ql = float(qh[0]), float(ql[0])
+    qh_a, ql_a = dd_div(a([Th]), a([Tl]), a([Wh]), a([Wl]))
+    qh, ql = float(qh_a[0]), float(ql_a[0])
     W_lo = abs(Wh) * (1 - 2.0**-50) - err_W
     if W_lo <= 0:
         return None
@@ -702,14 +711,16 @@ def reduce_dd(vh, vl, err, wt, kept, reduction, weighted):
 # certification (step 12)
 
 
-def certify64(hi, lo, bound, sign=None):
+def certify64(hi: A, lo: A, bound: A, sign: NDArray[Any] | None = None) -> tuple[A, NDArray[bool_]]:
     """(values, ok): where ok, ``values`` is RN(z) into binary64 for every real z with |z - (hi + lo)| <= bound.
     ``sign`` (+1, -1, 0 per element): what the caller knows of z's sign (needed for a zero result)."""
     B = np.asarray(bound, dtype=np.float64)
     return certify64_offsets(hi, lo, -B, B, sign, exact=B == 0)
 
 
-def certify64_offsets(hi, lo, off_lo, off_hi, sign=None, open_lo=None, open_hi=None, exact=None):
+def certify64_offsets(hi: A, lo: A, off_lo: A, off_hi: A, sign: NDArray[Any] | None = None,
+                      open_lo: NDArray[bool_] | None = None, open_hi: NDArray[bool_] | None = None,
+                      exact: NDArray[bool_] | None = None) -> tuple[A, NDArray[bool_]]:
     """(values, ok): where ok, ``values`` is RN(z) into binary64 for every real z in [hi + lo + off_lo,
     hi + lo + off_hi] (off_lo <= off_hi, binary64), the interval open at its lower (upper) end where ``open_lo``
     (``open_hi``). ``exact``: where z = hi + lo exactly."""
