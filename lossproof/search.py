@@ -73,6 +73,8 @@ class Search:
                 record_property("lossproof_unsupported", self.state["unsupported"])
             for label, n in self.state.get("accepted", {}).items():
                 record_property("lossproof_accepted", f"{n} x {label}")
+            for dev, n in self.state.get("shared", {}).items():
+                record_property("lossproof_shared", f"{n} x {dev}")
 
     def counts(self) -> dict:
         """Examples drawn (distinct draws, the edge problems included), applied (the property applies to the
@@ -407,6 +409,10 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False, ac
         # climb toward more bits of error, but not into what a user's function shares with torch or accepted:
         # those regions would draw the whole search away from the function's own mistakes
         excused = case.is_user and deviation is not None
+        if excused and problem is None and deviation.startswith(judge.shared_prefix(case)):
+            # a failure the reference shares: not gating (--strict gates it), but counted for the check's table
+            shared = state.setdefault("shared", {})
+            shared[deviation] = shared.get(deviation, 0) + 1
         target(0.0 if excused else m.max_bits, label="bits of error")
         if record is not None:
             record(m, deviation, gating)

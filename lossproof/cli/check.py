@@ -17,6 +17,7 @@ from lossproof import accept as accepting
 from lossproof import catalogue
 from lossproof.regimes import REGIMES
 from reports import atomic
+from subjects import deviations
 from subjects.user import FRAMEWORKS, RETURNS, SubjectError, load, parse_class_axis
 
 from . import battery
@@ -186,6 +187,28 @@ def findings_table(loss: str, target: str, cells: list, code: int) -> list:
     return lines
 
 
+def _shared_notes(reports) -> list:
+    """One line per documented behaviour of the reference that the function shares (agreement examples judged
+    "shared with torch/jax: <id>"): not gating (--strict gates them), but a finding the user should see, with its
+    count and the formats it showed in, and where the behaviour is described."""
+    seen: dict = {}
+    for r in reports:
+        fmt = _where(r.nodeid)[1]
+        for k, v in r.user_properties:
+            if k == "lossproof_shared":
+                n, _, dev = v.partition(" x ")
+                count, fmts = seen.get(dev, (0, []))
+                seen[dev] = (count + int(n), fmts + [fmt])
+    lines = []
+    for dev, (n, fmts) in sorted(seen.items()):
+        d = next((x for x in deviations.DEVIATIONS if x.id == deviations.shared_id(dev)), None)
+        what = f": {d.condition}" if d is not None else ""
+        order = [f for f in catalogue.FORMATS if f in fmts]
+        lines.append(f"{dev} (not gating; --strict gates it): {n} example(s) in {'/'.join(order)}"
+                     f"{_short(what, 160)}")
+    return lines
+
+
 def _formats(value):
     out = value.split(",") if value else []
     for f in out:
@@ -245,6 +268,7 @@ def cmd_check(args) -> int:
                 accepted[label] = accepted.get(label, 0) + int(n)
     used = set(accepted)
     notes = [f"accepted (measured, not gating): {n} finding(s) by {label}" for label, n in accepted.items()]
+    notes += _shared_notes(reports)
     notes += [f"unused accept entry (matched nothing): {e.label}" for e in entries if e.label not in used]
     print("\n".join(lines[:-1] + notes + lines[-1:]))
     if args.json:

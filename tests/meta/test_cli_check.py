@@ -130,3 +130,24 @@ def test_a_function_that_takes_only_one_reduction_is_inconclusive_not_passed(tmp
         line = next(ln for ln in out.splitlines() if ln.startswith(f"{prop}, float32: inconclusive"))
         assert "the function raised on" in line and "only reduction=none is implemented" in line, out
     assert "exit 3: inconclusive" in out, out
+
+
+def test_failures_shared_with_the_reference_are_listed_not_hidden():
+    """A user's failure that the reference shares does not gate (--strict gates it), but the check's output names
+    it: the documented behaviour, how many examples showed it and in which formats (checking optax's own
+    integer-label cross-entropy printed nothing of its large-offset behaviour before)."""
+    from types import SimpleNamespace
+
+    from lossproof.cli.check import _shared_notes
+
+    def report(fmt, *props):
+        return SimpleNamespace(nodeid=f"test_agreement.py::test_agreement[user:m:f-cross_entropy-{fmt}-cpu]",
+                               user_properties=[("lossproof_measured", 40), *props])
+
+    dev = "shared with jax: optax-ce-integer-labels-offset"
+    lines = _shared_notes([report("float32", ("lossproof_shared", f"3 x {dev}")),
+                           report("bfloat16", ("lossproof_shared", f"2 x {dev}")), report("float16")])
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{dev} (not gating; --strict gates it): 5 example(s) in float32/bfloat16: "), lines
+    assert "large common offset" in lines[0]  # the behaviour's condition, from subjects/deviations.py
+    assert _shared_notes([report("float32")]) == []
