@@ -413,7 +413,7 @@ class DDRows:
     def __init__(self, st, quick=False):
         self.st = st
         self.quick = quick
-        rows, M, C = st.rows, st.M, st.C
+        M, C = st.M, st.C
         if quick:
             Rh, Rl, err = self._quick_sums()
             self._finish(Rh, Rl, err)
@@ -431,14 +431,9 @@ class DDRows:
             ph = np.zeros((b - a, nk * W))  # each chunk's partial sums, W wide (zeros are exact padding)
             pl = np.zeros((b - a, nk * W))
             pa = np.empty((b - a, nk))
-            jm = st.jmax[a:b]
             for k, c0 in enumerate(range(0, C, K)):
                 c1 = min(C, c0 + K)
-                dh, dl = two_sum(rows[a:b, c0:c1], -st.m[a:b, None])
-                Eh, El, dc = exp_dd(dh, dl)
-                here = np.nonzero((jm >= c0) & (jm < c1))[0]
-                Eh[here, jm[here] - c0] = 0.0
-                El[here, jm[here] - c0] = 0.0
+                Eh, El, dc = self._terms(exp_dd, a, b, c0, c1)
                 pa[:, k] = np.einsum("ij,ij->i", dc, Eh)
                 h, lo, d1 = _sum_nonneg(Eh, El, W)
                 ph[:, k * W:k * W + h.shape[1]] = h
@@ -455,6 +450,18 @@ class DDRows:
         err = (sigma * R / (1 - sigma) + (EPS_E + RHO_R) * R_up + RHO_R * A_up + C * TAU_E) * INFLATE + FLOOR64
         self._finish(Rh, Rl, err)
 
+    def _terms(self, exp_fn: Any, a: int, b: int, c0: int, c1: int) -> tuple:
+        """``exp_fn`` (exp_dd or exp_quick) of the exact d = x - m (double-double, step 1) over rows a:b and
+        classes c0:c1, with each row maximum's own term set to 0 (R sums the others): exp_fn's three arrays."""
+        st = self.st
+        dh, dl = two_sum(st.rows[a:b, c0:c1], -st.m[a:b, None])
+        P, Q, extra = exp_fn(dh, dl)
+        jm = st.jmax[a:b]
+        here = np.nonzero((jm >= c0) & (jm < c1))[0]
+        P[here, jm[here] - c0] = 0.0
+        Q[here, jm[here] - c0] = 0.0
+        return P, Q, extra
+
     def _quick_sums(self):
         """Step Q2: (R~, err_R) from ``exp_quick``'s parts: A split exactly at a power of two per chunk and row
         (the high parts summed exactly, the residues added to B), B summed pairwise in binary64."""
@@ -470,15 +477,10 @@ class DDRows:
             b = min(M, a + step)
             pq = np.zeros((b - a, nk))  # each chunk's exact sum of high parts
             pb = np.zeros((b - a, nk * W))
-            jm = st.jmax[a:b]
             db = 0
             for k, c0 in enumerate(range(0, C, K)):
                 c1 = min(C, c0 + K)
-                dh, dl = two_sum(rows[a:b, c0:c1], -st.m[a:b, None])
-                EA, EB, _ = exp_quick(dh, dl)
-                here = np.nonzero((jm >= c0) & (jm < c1))[0]
-                EA[here, jm[here] - c0] = 0.0
-                EB[here, jm[here] - c0] = 0.0
+                EA, EB, _ = self._terms(exp_quick, a, b, c0, c1)
                 # sigma = 2**e >= (c1 - c0) max A: q = (sigma + A) - sigma is A rounded to a multiple of
                 # sigma 2**-52 (exactly), and any sum of the row's q is exact (below 2 sigma)
                 top = EA.max(axis=1)
