@@ -278,12 +278,15 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
                       + f"\n  shared with {ref} (gating under --strict): {ref} returns {w.y!r} there "
                         f"({w.kind} {w.index}, exact {w.z})")
     unexplained = []
+    # the upstream m's gradient was measured with: by the case's framework (a JAX subject such as optax-safe is
+    # not named "jax"), not by the subject's name
+    up = upstream_of(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
     for d in devs:  # measured against the documented behaviour instead, shown as a documented deviation
-        ok, md = explains(d, case, m, kwargs, values)
+        ok, md = explains(d, case, m, kwargs, values, upstream=up)
         if ok:
             return d.id, None
         unexplained.append(failure_report(case, kwargs, md, d))
-    together = explained_together(devs, m, kwargs, values) if len(devs) > 1 else None
+    together = explained_together(devs, m, kwargs, values, upstream=up) if len(devs) > 1 else None
     if together is not None:  # each failing element explained by one of them: shown as the main one
         return together.id, None
     return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
