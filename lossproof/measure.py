@@ -20,6 +20,7 @@ from oracles import extended as X
 from oracles.balls import BallError
 from oracles.codec import flat
 from oracles.exact import START_GUARD, Exact
+from oracles.fast import attempt_gradient
 from oracles.formats import bits_of_error, get_format, to_mpf
 from oracles.functions import VJP
 from oracles.tensors import softmax_dim
@@ -128,6 +129,9 @@ def _upper(e: Exact, bits: int = 64) -> Fraction:
     while the ball cannot be formed), instead of a relative enclosure that near a cancellation escalates."""
     if e.is_special:
         return Fraction(0)
+    known = e.magnitude_bound()  # a fast path's rigorous bound, without building the expression
+    if known is not None:
+        return Fraction(known)
     w = bits
     while True:
         try:
@@ -137,6 +141,17 @@ def _upper(e: Exact, bits: int = 64) -> Fraction:
             w *= 2
             if w > oracles.get_precision_cap():
                 raise oracles.OraclePrecisionError(f"could not bound the magnitude within {w // 2} bits") from None
+
+
+def _kappa_upper(z: Exact, bits: int) -> Fraction:
+    """An upper bound of z's condition number: a fast path's own (``Exact.kappa_bound``), else ``_upper`` of
+    the exact kappa (0 for a special value or a special kappa, which no allowance can use)."""
+    if z.is_special:
+        return Fraction(0)
+    known = z.kappa_bound()
+    if known is not None:
+        return Fraction(known)
+    return Fraction(0) if z.kappa.is_special else _upper(z.kappa, bits)
 
 
 def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
@@ -270,7 +285,20 @@ def vector_jacobian(results, n: int, upstream=None) -> list:
 def exact_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> list:
     """The exact gradient of sum(upstream * outputs) of oracle ``name`` (its ``result`` on ``kwargs``) with
     respect to the n input elements: the closed-form VJP where the oracle has one (softmax, log_softmax: O(C) per
-    row, not O(C^2)), else ``vector_jacobian``."""
+    row, not O(C^2)), else ``vector_jacobian``; a certified fast path (``oracles.fast.attempt_gradient``) first,
+    whose components build from the mpmath gradient only where they cannot certify what is asked of them."""
+    memo: list = []
+
+    def mpmath_gradient() -> list:
+        if not memo:
+            memo.append(_mpmath_gradient(name, kwargs, result, n, upstream))
+        return memo[0]
+
+    fast_gradient = attempt_gradient(name, kwargs, n, upstream, mpmath_gradient)
+    return fast_gradient if fast_gradient is not None else mpmath_gradient()
+
+
+def _mpmath_gradient(name: str, kwargs: dict, result, n: int, upstream=None) -> list:
     vjp = VJP.get(name)
     n_out = len(flat(result))
     if vjp is not None and n_out > 1:  # ones when no upstream is given (the gradient of the outputs' sum)
@@ -385,7 +413,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
         else:
             B = bounds.element_bound(f, s, za, context.get("value_unit", Fraction(1)))
-        kap = _upper(z.kappa, rb) if not z.is_special and not z.kappa.is_special else Fraction(0)
+        kap = _kappa_upper(z, rb)
         acc = bounds.accurate_bound(f, za, kap)
         v, ulps, bits, zr, decided = _verdict(float(y), z, f, bounds.K * B, acc)
         el = Element("value", (i,), float(y), z, zr, ulps, bits, v, _float(bounds.K * B), _float(acc),

@@ -93,8 +93,18 @@ ExactTree = Any
 
 
 class DeferredSource(Protocol):
-    """What ``Exact.deferred`` defers to (``oracles.fast``): a certified rounding of output ``key`` into a format
-    (None when it cannot certify one), and the full Exact of that output."""
+    """What ``Exact.deferred`` defers to (``oracles.fast`` and the fast paths beside it): a certified rounding of
+    output ``key`` into a format (None when it cannot certify one), and the full Exact of that output.
+
+    A source may also answer, without building any expression (each optional; None: ask the full Exact):
+
+    * ``enclose(key, rel_bits) -> (mid, rad) | None``: a ball of raw mpf values containing the exact value with
+      rad <= |mid| 2**-rel_bits (or rad = 0), the contract of ``Exact.enclose``;
+    * ``magnitude(key) -> float | None``: a finite binary64 upper bound of |value| (what a stability bound needs);
+    * ``kappa_magnitude(key) -> float | None``: a finite binary64 upper bound of the condition number ``kappa``.
+
+    Each must be rigorous (an upper bound is never below the exact quantity): ``lossproof.measure`` takes them
+    instead of the expression's balls, so a wrong one would change a verdict."""
 
     def decide(self, key: int, fmt: Format) -> float | None: ...
 
@@ -280,6 +290,9 @@ class Exact:
         """A ball (raw mpf mid, rad) with rad <= |mid| * 2**-rel_bits (or an exact point). For finite values."""
         if self.special is not None:
             raise ValueError("a special value has no enclosure")
+        ball = self._ask_source("enclose", rel_bits)
+        if ball is not None:
+            return ball
         node = cast(expr.Node, self.node)
         if node.is_const:
             return node.value, libmp.fzero
@@ -292,6 +305,24 @@ class Exact:
                 ) >= 0:
                     return b.mid, b.rad
         raise OraclePrecisionError(f"could not enclose the value within {_cap.get()} bits")
+
+    def _ask_source(self, what: str, *args: Any) -> Any:
+        """A deferred value's source's answer to ``what`` (an optional DeferredSource method), or None."""
+        if self._lazy is None:
+            return None
+        source, key = self._lazy
+        method = getattr(source, what, None)
+        return None if method is None else method(key, *args)
+
+    def magnitude_bound(self) -> float | None:
+        """A binary64 upper bound of |value| that a deferred value's source gives without building the expression
+        (None: not known that way; a caller then bounds ``node``'s balls)."""
+        return None if self.special is not None else self._ask_source("magnitude")
+
+    def kappa_bound(self) -> float | None:
+        """A binary64 upper bound of ``kappa`` from a deferred value's source, without building expressions (None:
+        not known that way; ``kappa`` is the exact condition number)."""
+        return None if self.special is not None else self._ask_source("kappa_magnitude")
 
     def fraction(self, rel_bits: int = 120) -> Fraction:
         """A rational within |z| * 2**-rel_bits of the exact value (the value itself when exact)."""

@@ -119,7 +119,8 @@ try:  # the fast path is optional: without NumPy every call takes the mpmath pat
 except ImportError:  # pragma: no cover - numpy is a test dependency
     np = None
 
-__all__ = ["attempt", "disabled", "enabled", "counting", "round_array", "certify", "available", "ETA", "TAU"]
+__all__ = ["attempt", "attempt_gradient", "register", "NotEligible", "disabled", "enabled", "counting", "round_array",
+           "certify", "available", "ETA", "TAU"]
 
 U = 2.0**-53
 U1 = 2.0**-52  # >= u / (1 - u)
@@ -751,6 +752,42 @@ _HANDLERS: dict[str, Callable[..., ExactTree]] = {
 }
 
 
+#: the fast gradients: oracle name -> handler(kwargs, n, upstream, fallback) returning the n exact components of
+#: the gradient of sum(upstream * outputs) with respect to the flattened input (usually ``Exact.deferred``, whose
+#: ``build`` takes the component from ``fallback()``, the mpmath gradient, computed once), or None, or raising
+#: ``NotEligible``, for a call it does not handle. Modules beside this one register theirs (``register``).
+_GRADIENTS: dict[str, Callable[..., list | None]] = {}
+
+#: what a handler raises for a call it does not take (the mpmath path then answers it, and reports bad input)
+NotEligible = _NotEligible
+
+
+def register(name: str, values: Callable[..., ExactTree] | None = None,
+             gradient: Callable[..., list | None] | None = None) -> None:
+    """Add a fast path for oracle ``name``: ``values(mpmath_fn, **kwargs)`` as in ``attempt``, ``gradient`` as
+    in ``attempt_gradient`` (each optional). Used by the fast-path modules beside this one at import time."""
+    if values is not None:
+        _HANDLERS[name] = values
+    if gradient is not None:
+        _GRADIENTS[name] = gradient
+
+
+def attempt_gradient(name: str, kwargs: dict, n: int, upstream: Sequence[float] | None,
+                     fallback: Callable[[], list]) -> list | None:
+    """The fast path's exact gradient of sum(upstream * outputs) of oracle ``name`` on ``kwargs`` with respect to
+    the n flattened input elements (upstream None: ones), or None when no fast path takes the call: the caller
+    then uses ``fallback()``, the mpmath gradient, which a fast component also builds from when it cannot
+    certify what is asked of it."""
+    handler = _GRADIENTS.get(name)
+    if handler is None or not _enabled.get() or np is None or not _fp_env_ok():
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            return handler(kwargs, n, upstream, fallback)
+    except (_NotEligible, OracleInputError):
+        return None
+
+
 def attempt(name: str, mpmath_fn: Callable[..., ExactTree], **kwargs: Any) -> ExactTree | None:
     """The fast path's result for oracle ``name`` on torch-style ``kwargs`` (the same nested Exact values the
     mpmath path returns, deferred), or None when the call is not one it handles: the caller then takes the
@@ -758,6 +795,8 @@ def attempt(name: str, mpmath_fn: Callable[..., ExactTree], **kwargs: Any) -> Ex
     oracles/losses.py, which import this module): it builds an output's expressions, gradient and condition
     number when they are asked for, or decides a rounding the fast bound leaves open (with the fast path off)."""
     if not _enabled.get() or np is None or not _fp_env_ok():
+        return None
+    if name not in _HANDLERS:
         return None
     try:
         # overflow to inf and inf - inf are expected here (the enclosures certify or give up): never a warning on

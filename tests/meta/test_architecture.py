@@ -217,7 +217,7 @@ def _external(names) -> set:
 
 
 #: the oracle's certified fast paths, the only oracle modules that may use NumPy (each derives its error bound)
-FAST_PATHS = ("oracles.fast", "oracles.fast64", "oracles.univariate")
+FAST_PATHS = ("oracles.fast", "oracles.fast64", "oracles.univariate", "oracles.fast_grad", "oracles.fast_elementwise")
 
 
 def test_the_oracle_imports_no_framework_and_nothing_above_it():
