@@ -12,6 +12,7 @@ rounded to "float64", "float32", "float16" or "bfloat16", ``.grad`` the exact gr
 """
 
 from . import codec, formats, torch_variants
+from . import fast_grad as fast_grad  # registers the certified gradients of the softmax family and class losses
 from .exact import Exact, OraclePrecisionError, get_precision_cap, precision_cap
 from .formats import FORMATS, get_format, round_to_format
 from .functions import log_softmax, logsigmoid, logsumexp, sigmoid, softmax, softplus, xlogy

@@ -1,0 +1,666 @@
+"""Certified gradients of the softmax family and the class losses, without expressions (``oracles.fast.register``).
+
+Why: the battery measures every gradient component (its rounding, its magnitude, a midpoint for the error); the
+mpmath path builds an expression per component (the VJP of the oracle's tree) and runs Ziv's loop on it, a
+quarter of a cross_entropy battery cell's time. Here each component is written in closed form as
+
+    g = alpha s_j + beta r_j        (r_j = 1 - s_j, the softmax's complement, computed without cancellation)
+
+with exact rational coefficients alpha, beta (Fractions of the upstream, the weights, the targets, the label
+smoothing and the mean's denominator), or g = s_j (u_j - ubar) for softmax, or an exact rational (nll_loss), and
+evaluated in ball arithmetic (``oracles.balls``) from enclosures of s_j and r_j of increasing precision
+("levels"): fast64's quick double-double softmax (about 2**-62 relative), its accurate one (about 2**-95), then
+the row's softmax in balls at 192, 640 and 2048 bits (``Ball.exp`` of the exact x_j - max). The first level whose
+ball answers a request is used; when none does (the precision cap, a ball that cannot be formed) the component is
+built by the mpmath path (``fallback()``, the whole call's mpmath gradient, computed once), exactly as before.
+
+The coefficients (u upstream of the row's output or of the one reduced output, w weights, t targets, eps the
+label smoothing, C the classes, W the mean's denominator; kappa = u / W under "mean", else u):
+
+* cross_entropy, class index t (ignored row: 0): a_c = (1 - eps) w_t [c = t] + eps w_c / C, M = sum_c a_c;
+  probability targets: a_c = w_c ((1 - eps) t_c + eps / C) (w_c t_c without smoothing), W = the number of rows.
+  g_c = kappa (M s_c - a_c) = kappa (M - a_c) s_c - kappa a_c r_c (the mpmath path's own grouping: no
+  cancellation of 1 - s_c when s_c -> 1). W = sum of the kept rows' weights (0: the mpmath path's NaN: not taken).
+* log_softmax, upstream u over the row, U = sum of the row's u: g_c = u_c - U s_c = (u_c - U) s_c + u_c r_c.
+* logsumexp: g_c = u s_c.  * softmax: g_c = s_c (u_c - ubar), ubar = sum_i u_i s_i.
+* nll_loss: g = -kappa w_t at the target's entry, 0 elsewhere: an exact rational.
+
+Exactness (what makes every component decidable). The softmax of a row is rational only when all its finite
+entries are equal (s = 1/k, or 0 at -inf): otherwise s_j = e_j / sum_i e_i with e = exp of distinct rationals,
+linearly independent over the rationals (Lindemann-Weierstrass), and s_j = q would be a nontrivial relation.
+Such rows are computed in Fractions, exactly. In the other rows alpha s + beta r = (alpha - beta) s + beta is
+rational only when alpha = beta (then it is beta, exactly, whatever s is), and s (u_c - ubar) only when u_c -
+ubar is, i.e. when every group of equal logits has the same mean upstream mu (then u_c - ubar = u_c - mu,
+exactly; ``functions._exact_zero_vjp``'s argument). Those cases are given as exact Fractions; every other
+component is irrational, so a ball narrow enough decides its rounding and encloses it relatively: only the
+precision cap or the last level can leave one open.
+
+Error analysis (all enclosures are rigorous; nothing is assumed of a ball beyond ``oracles.balls``' contract)
+----------------------------------------------------------------------------------------------------------
+E1. s_j at the dd levels: (h_j, l_j, B_j) of ``fast64.softmax`` (its step 9, or steps Q1-Q2 and 9 for the quick
+    evaluation): |s_j - (h_j + l_j)| <= B_j, taken as the ball (h_j + l_j exactly, B_j). An entry fast64 reports
+    as an exact 0 (its argument below -745.2) has 0 < s_j < 2**-1075: the ball (2**-1076, 2**-1076). A -inf
+    entry has s_j = 0 and r_j = 1 exactly.
+E2. r_j at the dd levels: for j != jmax (the row maximum's index), s_j <= 1/2 (e_j <= e_jmax = 1), so
+    r_j = 1 - s_j is the ball 1 - ball(s_j) without cancellation (relative error at most twice s_j's absolute
+    one); for jmax, r = R / (1 + R) with R in the ball (Rh + Rl, err_R) of fast64's steps 6 / Q2, divided in
+    balls (1 + R >= 1: the quotient's radius is that of ``Ball.div``).
+E3. At a ball level of w bits: e_j = Ball(x_j - m).exp(w) (x_j - m exact, ``Ball.exp``'s charge), e_jmax = 1,
+    rest = the ball sum of the others, D = 1 + rest, s_j = e_j / D, r_j = 1 - s_j (j != jmax), r_jmax = rest / D.
+E4. The combination (alpha s + beta r, s (u - ubar) with ubar = sum u_i s_i) is ball arithmetic at 256 bits (dd
+    levels) or w + 64 bits (ball levels); the rationals enter as ``rational_ball``s (exact when dyadic).
+E5. Answers, per component and level: a rounding when both ends of the ball (rounded outward) round to the same
+    value of the format with the same sign, the rounding of its point when exact (RN of the exact value, the
+    same as the mpmath path's by the monotonicity of rounding); ``enclose(rel_bits)`` the ball when rad <= |mid|
+    2**-rel_bits (an exact value: its point, or a rational's ball at rel_bits + 8 bits); ``magnitude`` |mid| + rad
+    rounded up to binary64 (None when that overflows). For a -inf-masked row entry every formula above holds
+    with s_j = 0 (the mpmath path's: its gradient is finite there even where the loss is inf).
+
+Not taken (the mpmath path answers, as before): NaN or +inf logits in a row that enters the gradient, a row with
+no finite logit, a mean over zero total weight, targets that are not class indices or arrays of floats,
+non-finite weights, targets or upstreams, and inputs that ``oracles.fast._read`` does not take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
+from typing import Any
+
+from mpmath import libmp
+
+from . import fast, fast64
+from .balls import Ball, BallError, rational_ball
+from .exact import Exact, get_precision_cap
+from .formats import Format, round_mpf, round_to_format
+from .tensors import legacy_reduction, normalize_dim, read_indices, shape_and_flat, softmax_dim
+
+__all__ = ["counting", "LEVELS", "gradient"]
+
+np: Any = fast.np
+
+#: the levels, in order: the dd evaluations (quick, accurate), then the row in balls at these precisions
+BALL_BITS = (192, 640, 2048)
+LEVELS = 2 + len(BALL_BITS)
+DD_WORK = 256  # the combination's working precision at the dd levels
+
+_ZERO = libmp.fzero
+_ONE = Ball(libmp.fone)
+_ZERO_BALL = Ball(libmp.fzero)
+_UNDER = Ball(libmp.from_man_exp(1, -1076), libmp.from_man_exp(1, -1076))  # [0, 2**-1075] (E1)
+_counters: list = []
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """Count while the block runs: calls served ("calls"), calls not taken ("ineligible"), requests answered here
+    ("answered") and left to the mpmath path ("open"), and calls whose mpmath gradient had to be built
+    ("fallback")."""
+    c = {"calls": 0, "ineligible": 0, "answered": 0, "open": 0, "fallback": 0}
+    _counters.append(c)
+    try:
+        yield c
+    finally:
+        _counters.remove(c)
+
+
+def _count(key: str) -> None:
+    for c in _counters:
+        c[key] += 1
+
+
+def _frac(v: float) -> Fraction:
+    if not math.isfinite(v):
+        raise fast.NotEligible
+    return Fraction(v)
+
+
+def _float_up(q: Fraction) -> float | None:
+    """A binary64 >= |q| (None when none is finite)."""
+    q = abs(q)
+    try:
+        r = float(q)
+    except OverflowError:
+        return None
+    if Fraction(r) < q:
+        r = math.nextafter(r, math.inf)
+    return r if math.isfinite(r) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# the softmax of the rows at each level
+
+
+class _DDLevel:
+    """s_j and r_j of every row from fast64's double-double softmax (E1, E2)."""
+
+    def __init__(self, rows: Any, quick: bool) -> None:
+        with np.errstate(all="ignore"):  # -inf entries and underflow are expected (the bounds cover them)
+            st = fast._Rows(rows)
+            dd = fast64.DDRows(st, quick)
+            sh, sl, B = fast64.softmax(dd)
+        self.sh, self.sl, self.B = sh.tolist(), sl.tolist(), B.tolist()
+        self.jmax = st.jmax.tolist()
+        self.R = list(zip(dd.Rh.tolist(), dd.Rl.tolist(), dd.err_R.tolist()))
+        self._r_top: dict[int, Ball | None] = {}
+
+    def s(self, r: int, j: int) -> Ball | None:
+        h, lo, b = self.sh[r][j], self.sl[r][j], self.B[r][j]
+        if not (math.isfinite(h) and math.isfinite(lo) and math.isfinite(b)):
+            return None
+        if h == 0 and lo == 0 and b == 0:
+            return _UNDER
+        return Ball(libmp.mpf_add(libmp.from_float(h), libmp.from_float(lo)), libmp.from_float(b))
+
+    def r(self, r: int, j: int, w: int) -> Ball | None:
+        if j != self.jmax[r]:
+            s = self.s(r, j)
+            return None if s is None else _ONE.sub(s, w)
+        if r not in self._r_top:
+            rh, rl, err = self.R[r]
+            if not (math.isfinite(rh) and math.isfinite(rl) and math.isfinite(err)):
+                self._r_top[r] = None
+            else:
+                R = Ball(libmp.mpf_add(libmp.from_float(rh), libmp.from_float(rl)), libmp.from_float(err))
+                self._r_top[r] = R.div(_ONE.add(R, w), w)
+        return self._r_top[r]
+
+
+class _BallLevel:
+    """s_j and r_j of a row in balls of ``bits`` bits (E3), row by row on demand."""
+
+    def __init__(self, rows: list, bits: int) -> None:
+        self.rows, self.bits = rows, bits
+        self._done: dict[int, tuple | None] = {}
+
+    def _row(self, r: int) -> tuple | None:
+        got = self._done.get(r, 0)
+        if got != 0:
+            return got  # type: ignore[return-value]
+        w = self.bits
+        xs = self.rows[r]
+        fin = [j for j, v in enumerate(xs) if v != -math.inf]
+        jm = max(fin, key=lambda j: xs[j])
+        m = libmp.from_float(xs[jm])
+        e: dict[int, Ball] = {}
+        try:
+            for j in fin:
+                e[j] = _ONE if j == jm else Ball(libmp.mpf_sub(libmp.from_float(xs[j]), m)).exp(w)
+            rest = Ball.fsum((e[j] for j in fin if j != jm), w)
+            D = _ONE.add(rest, w)
+            s = {j: e[j].div(D, w) for j in fin}
+            rr = {j: (rest.div(D, w) if j == jm else _ONE.sub(s[j], w)) for j in fin}
+            res: tuple | None = (s, rr)
+        except BallError:
+            res = None
+        self._done[r] = res
+        return res
+
+    def s(self, r: int, j: int) -> Ball | None:
+        row = self._row(r)
+        return None if row is None else row[0][j]
+
+    def r(self, r: int, j: int, w: int) -> Ball | None:
+        row = self._row(r)
+        return None if row is None else row[1][j]
+
+
+# --------------------------------------------------------------------------------------------------
+# the source of one call's gradient components
+
+
+def _decided(b: Ball, f: Format) -> float | None:
+    if b.exact:
+        return round_mpf(b.mid, f)
+    w = f.p + 64
+    lo = round_mpf(b.lower(w), f)
+    hi = round_mpf(b.upper(w), f)
+    return lo if lo == hi and math.copysign(1.0, lo) == math.copysign(1.0, hi) else None
+
+
+class _GradSource:
+    """The components of one call's gradient (``Exact.deferred``'s source). ``comps[key]`` is
+    ("lin", r, j, alpha, beta) (alpha s + beta r), ("soft", r, j, u) (s (u - ubar)), or ("q", value) (an exact
+    Fraction); ``rows`` the logit rows (binary64) that the first two read, ``ups`` each row's upstream as
+    Fractions (softmax only)."""
+
+    def __init__(self, rows: Any, comps: list, fallback: Callable[[], list], ups: list | None = None) -> None:
+        self.rows = rows
+        self.comps = comps
+        self.fallback = fallback
+        self.ups = ups
+        self._rows_list: list | None = None
+        self._exact_rows: dict[int, list | None] = {}
+        self._levels: dict[int, Any] = {}
+        self._values: dict[tuple[int, int], Any] = {}
+        self._rb: dict[tuple[Fraction, int], Ball] = {}
+        self._ubar: dict[tuple[int, int], Any] = {}
+        self._mu: dict[int, Fraction | None] = {}
+        self._built = False
+
+    # ---------------------------------------------------------------- rows
+    def _row_list(self, r: int) -> list:
+        if self._rows_list is None:
+            self._rows_list = self.rows.tolist()
+        return self._rows_list[r]
+
+    def _exact_row(self, r: int) -> list | None:
+        """The row's softmax as Fractions when it is rational (all finite entries equal), else None."""
+        if r not in self._exact_rows:
+            xs = self._row_list(r)
+            fin = [v for v in xs if v != -math.inf]
+            if len(set(fin)) == 1:
+                k = Fraction(1, len(fin))
+                self._exact_rows[r] = [Fraction(0) if v == -math.inf else k for v in xs]
+            else:
+                self._exact_rows[r] = None
+        return self._exact_rows[r]
+
+    def _level(self, level: int) -> Any:
+        if level not in self._levels:
+            try:
+                if level < 2:
+                    self._levels[level] = _DDLevel(self.rows, level == 0)
+                else:
+                    bits = BALL_BITS[level - 2]
+                    self._levels[level] = _BallLevel(self.rows.tolist(), bits) if bits <= get_precision_cap() \
+                        else None
+            except (fast.NotEligible, ArithmeticError, ValueError):
+                self._levels[level] = None
+        return self._levels[level]
+
+    def _ball(self, q: Fraction, w: int) -> Ball:
+        b = self._rb.get((q, w))
+        if b is None:
+            b = self._rb[(q, w)] = rational_ball(q, w)
+        return b
+
+    # ---------------------------------------------------------------- values
+    def _value(self, key: int, level: int) -> Any:
+        """The component as a Fraction (exact: the same at every level), a Ball, or None (not at this level)."""
+        c = self.comps[key]
+        if c[0] == "q":
+            return c[1]
+        got = self._values.get((key, level), _MISSING)
+        if got is not _MISSING:
+            return got
+        try:
+            v = self._lin(level, *c[1:]) if c[0] == "lin" else self._soft(level, *c[1:])
+        except BallError:
+            v = None
+        if isinstance(v, Fraction):
+            for lv in range(LEVELS):
+                self._values[(key, lv)] = v
+        else:
+            self._values[(key, level)] = v
+        return v
+
+    def _work(self, level: int) -> int:
+        return DD_WORK if level < 2 else BALL_BITS[level - 2] + 64
+
+    def _lin(self, level: int, r: int, j: int, alpha: Fraction, beta: Fraction) -> Any:
+        if alpha == beta:  # (alpha - beta) s + beta: exactly beta, whatever s is
+            return beta
+        ex = self._exact_row(r)
+        if ex is not None:
+            return alpha * ex[j] + beta * (1 - ex[j])
+        if self._row_list(r)[j] == -math.inf:
+            return beta  # s = 0, r = 1 exactly
+        lv = self._level(level)
+        if lv is None:
+            return None
+        w = self._work(level)
+        s = lv.s(r, j)
+        rr = lv.r(r, j, w) if beta else _ZERO_BALL
+        if s is None or rr is None:
+            return None
+        acc = _ZERO_BALL
+        if alpha:
+            acc = self._ball(alpha, w).mul(s, w)
+        if beta:
+            acc = acc.add(self._ball(beta, w).mul(rr, w), w)
+        return acc
+
+    def _group_mean(self, r: int) -> Fraction | None:
+        """mu when every group of equal finite logits of row r has the same mean upstream mu, else None."""
+        if r not in self._mu:
+            assert self.ups is not None
+            xs, us = self._row_list(r), self.ups[r]
+            groups: dict[float, list] = {}
+            for v, u in zip(xs, us):
+                if v != -math.inf:
+                    g = groups.setdefault(v, [0, Fraction(0)])
+                    g[0] += 1
+                    g[1] += u
+            means = {tot / cnt for cnt, tot in groups.values()}
+            self._mu[r] = means.pop() if len(means) == 1 else None
+        return self._mu[r]
+
+    def _soft(self, level: int, r: int, j: int, u: Fraction) -> Any:
+        xs = self._row_list(r)
+        if xs[j] == -math.inf:
+            return Fraction(0)
+        ex = self._exact_row(r)
+        assert self.ups is not None
+        if ex is not None:
+            ubar = sum((ui * si for ui, si in zip(self.ups[r], ex)), Fraction(0))
+            return ex[j] * (u - ubar)
+        mu = self._group_mean(r)
+        if mu is not None and u == mu:
+            return Fraction(0)
+        lv = self._level(level)
+        if lv is None:
+            return None
+        w = self._work(level)
+        s = lv.s(r, j)
+        if s is None:
+            return None
+        if mu is not None:
+            return s.mul(self._ball(u - mu, w), w)
+        ubar = self._ubar.get((level, r), _MISSING)
+        if ubar is _MISSING:
+            parts: list[Ball] | None = []
+            for i, ui in enumerate(self.ups[r]):
+                if xs[i] == -math.inf or not ui:
+                    continue
+                si = lv.s(r, i)
+                if si is None or parts is None:
+                    parts = None
+                    break
+                parts.append(self._ball(ui, w).mul(si, w))
+            ubar = self._ubar[(level, r)] = None if parts is None else Ball.fsum(parts, w)
+        if ubar is None:
+            return None
+        return s.mul(self._ball(u, w).sub(ubar, w), w)
+
+    def _first(self, key: int, good: Callable[[Any], Any]) -> Any:
+        for level in range(LEVELS):
+            v = self._value(key, level)
+            if v is None:
+                continue
+            res = good(v)
+            if res is not None:
+                _count("answered")
+                return res
+        _count("open")
+        return None
+
+    # ---------------------------------------------------------------- the DeferredSource protocol
+    def decide(self, key: int, f: Format) -> float | None:
+        return self._first(key, lambda v: round_to_format(v, f) if isinstance(v, Fraction) else _decided(v, f))
+
+    def enclose(self, key: int, rel_bits: int) -> tuple | None:
+        def good(v: Any) -> tuple | None:
+            if isinstance(v, Fraction):
+                d = v.denominator
+                if not d & (d - 1):
+                    return libmp.from_man_exp(v.numerator, -(d.bit_length() - 1)), _ZERO
+                b = rational_ball(v, rel_bits + 8)
+                return b.mid, b.rad
+            if not v.rad[1]:
+                return v.mid, v.rad
+            if v.mid[1] and libmp.mpf_cmp(libmp.mpf_shift(libmp.mpf_abs(v.mid), -rel_bits), v.rad) >= 0:
+                return v.mid, v.rad
+            return None
+
+        return self._first(key, good)
+
+    def magnitude(self, key: int) -> float | None:
+        def good(v: Any) -> float | None:
+            if isinstance(v, Fraction):
+                return _float_up(v)
+            top = libmp.mpf_add(libmp.mpf_abs(v.mid), v.rad, 53, libmp.round_up)
+            r = libmp.to_float(top, rnd=libmp.round_up)
+            return r if math.isfinite(r) else None
+
+        return self._first(key, good)
+
+    def build(self, key: int) -> Exact:
+        if not self._built:
+            self._built = True
+            _count("fallback")
+        with fast.disabled():
+            return self.fallback()[key]
+
+
+def _deferred(src: _GradSource, n: int) -> list:
+    _count("calls")
+    return [Exact.deferred(src, k) for k in range(n)]
+
+
+# --------------------------------------------------------------------------------------------------
+# reading the calls
+
+
+def _only(kwargs: dict, allowed: set) -> None:
+    if set(kwargs) - allowed or "input" not in kwargs:
+        raise fast.NotEligible
+
+
+def _upstream(upstream: Sequence[float] | None, n_out: int) -> list[Fraction]:
+    if upstream is None:
+        return [Fraction(1)] * n_out
+    if len(upstream) != n_out:
+        raise fast.NotEligible
+    return [_frac(float(u)) for u in upstream]
+
+
+def _regular_rows(rows: Any) -> None:
+    """Every row finite or -inf with a finite entry (else the mpmath path's special values)."""
+    if rows.size == 0:
+        raise fast.NotEligible
+    fast._regular(rows)
+
+
+def _positions(pos: Any, M: int, C: int) -> list:
+    return [range(r * C, (r + 1) * C) for r in range(M)] if pos is None else pos.tolist()
+
+
+def _class_layout(kwargs: dict, n: int) -> tuple:
+    x = fast._read(kwargs["input"])
+    if x.size != n:
+        raise fast.NotEligible
+    cd = 0 if x.ndim == 1 else 1
+    C = x.shape[cd]
+    out_shape = tuple(s for k, s in enumerate(x.shape) if k != cd)
+    rows, pos = fast._class_rows(x, cd)
+    w = kwargs.get("weight")
+    wf = None
+    if w is not None:
+        wa = fast._read(w)
+        if wa.shape != (C,):
+            raise fast.NotEligible
+        wf = [_frac(v) for v in wa.tolist()]
+    reduction = legacy_reduction(kwargs.get("size_average"), kwargs.get("reduce"), kwargs.get("reduction", "mean"))
+    return x, cd, C, out_shape, rows, pos, wf, reduction
+
+
+def _indices(kwargs: dict, out_shape: tuple, C: int) -> tuple[list[int], int]:
+    ignore = kwargs.get("ignore_index", -100)
+    if isinstance(ignore, bool) or not isinstance(ignore, int):
+        raise fast.NotEligible
+    t_shape, ts = read_indices(kwargs["target"], "target")
+    if t_shape != out_shape or any(t != ignore and not 0 <= t < C for t in ts):
+        raise fast.NotEligible
+    return ts, ignore
+
+
+def _scales(reduction: str, ups: list[Fraction], M: int, W: Fraction) -> list[Fraction]:
+    """kappa per row: its output's upstream (reduction "none"), or the one output's (over W under "mean")."""
+    if reduction == "none":
+        return ups
+    if reduction == "mean":
+        if W == 0:
+            raise fast.NotEligible  # 0/0: the mpmath path's NaN
+        return [ups[0] / W] * M
+    return [ups[0]] * M
+
+
+def _cross_entropy(kwargs: dict, n: int, upstream: Sequence[float] | None, fallback: Callable[[], list]) -> list:
+    _only(kwargs, {"input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction",
+                   "label_smoothing"})
+    eps_v = kwargs.get("label_smoothing", 0.0)
+    if isinstance(eps_v, bool) or not isinstance(eps_v, (int, float)) or not 0 <= eps_v <= 1:
+        raise fast.NotEligible
+    eps = Fraction(eps_v)
+    x, cd, C, out_shape, rows, pos, wf, reduction = _class_layout(kwargs, n)
+    M = rows.shape[0]
+    if M == 0 or C == 0:
+        raise fast.NotEligible
+    w = wf if wf is not None else [Fraction(1)] * C
+    n_out = M if reduction == "none" else 1
+    ups = _upstream(upstream, n_out)
+    t_shape, _ = shape_and_flat(kwargs["target"], "target")
+    coefs: list[list[Fraction] | None] = []  # a_c per row (None: an ignored row)
+    if t_shape == x.shape and x.shape != out_shape:  # probability targets
+        ta = fast._read(kwargs["target"])
+        trows, _ = fast._class_rows(ta, cd)
+        if not np.isfinite(trows).all() or (trows < 0).any():
+            raise fast.NotEligible
+        share = eps / C
+        for tr in trows.tolist():
+            coefs.append([w[c] * ((1 - eps) * Fraction(t) + share) if eps else w[c] * Fraction(t)
+                          for c, t in enumerate(tr)])
+        W = Fraction(M)
+    else:
+        ts, ignore = _indices(kwargs, out_shape, C)
+        W = Fraction(0)
+        for t in ts:
+            if t == ignore:
+                coefs.append(None)
+                continue
+            W += w[t]
+            a = [eps * wc / C for wc in w] if eps else [Fraction(0)] * C
+            a[t] += (1 - eps) * w[t]
+            coefs.append(a)
+    kappa = _scales(reduction, ups, M, W)
+    kept = [r for r, a in enumerate(coefs) if a is not None]
+    if kept:  # a kept row's gradient reads its softmax: NaN there (even times a zero weight) is the mpmath path's
+        _regular_rows(rows[kept])
+    live = [r for r in kept if kappa[r] and any(coefs[r] or [])]
+    comps: list = [("q", Fraction(0))] * n
+    positions = _positions(pos, M, C)
+    sub = {r: i for i, r in enumerate(live)}
+    for r in live:
+        a = coefs[r] or []
+        Mr = sum(a, Fraction(0))
+        k = kappa[r]
+        for j, p in enumerate(positions[r]):
+            comps[p] = ("lin", sub[r], j, k * (Mr - a[j]), -k * a[j])
+    src = _GradSource(rows[live], comps, fallback)
+    return _deferred(src, n)
+
+
+def _nll_loss(kwargs: dict, n: int, upstream: Sequence[float] | None, fallback: Callable[[], list]) -> list:
+    _only(kwargs, {"input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction"})
+    x, cd, C, out_shape, rows, pos, wf, reduction = _class_layout(kwargs, n)
+    M = rows.shape[0]
+    if M == 0 or C == 0:
+        raise fast.NotEligible
+    w = wf if wf is not None else [Fraction(1)] * C
+    ts, ignore = _indices(kwargs, out_shape, C)
+    ups = _upstream(upstream, M if reduction == "none" else 1)
+    W = sum((w[t] for t in ts if t != ignore), Fraction(0))
+    kappa = _scales(reduction, ups, M, W)
+    comps: list = [("q", Fraction(0))] * n
+    positions = _positions(pos, M, C)
+    for r, t in enumerate(ts):
+        if t != ignore:
+            comps[positions[r][t]] = ("q", -kappa[r] * w[t])
+    return _deferred(_GradSource(rows[:0], comps, fallback), n)
+
+
+def _row_layout(kwargs: dict, n: int) -> tuple:
+    """(rows, positions) of a softmax / log_softmax call along its dim."""
+    _only(kwargs, {"input", "dim"})
+    x = fast._read(kwargs["input"])
+    if x.size != n:
+        raise fast.NotEligible
+    dim = kwargs.get("dim")
+    d = normalize_dim(softmax_dim(x.ndim) if dim is None else dim, x.ndim)
+    rows, pos = fast._class_rows(x, d)
+    _regular_rows(rows)
+    M, C = rows.shape
+    return rows, _positions(pos, M, C), M, C
+
+
+def _log_softmax(kwargs: dict, n: int, upstream: Sequence[float] | None, fallback: Callable[[], list]) -> list:
+    rows, positions, M, C = _row_layout(kwargs, n)
+    ups = _upstream(upstream, n)
+    comps: list = [None] * n
+    for r in range(M):
+        u = [ups[p] for p in positions[r]]
+        U = sum(u, Fraction(0))
+        for j, p in enumerate(positions[r]):
+            comps[p] = ("lin", r, j, u[j] - U, u[j])
+    return _deferred(_GradSource(rows, comps, fallback), n)
+
+
+def _softmax(kwargs: dict, n: int, upstream: Sequence[float] | None, fallback: Callable[[], list]) -> list:
+    rows, positions, M, C = _row_layout(kwargs, n)
+    ups = _upstream(upstream, n)
+    comps: list = [None] * n
+    row_ups = []
+    for r in range(M):
+        u = [ups[p] for p in positions[r]]
+        row_ups.append(u)
+        for j, p in enumerate(positions[r]):
+            comps[p] = ("soft", r, j, u[j])
+    return _deferred(_GradSource(rows, comps, fallback, row_ups), n)
+
+
+def _logsumexp(kwargs: dict, n: int, upstream: Sequence[float] | None, fallback: Callable[[], list]) -> list:
+    _only(kwargs, {"input", "dim", "keepdim"})
+    x = fast._read(kwargs["input"])
+    if x.size != n:
+        raise fast.NotEligible
+    dim = kwargs.get("dim")
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) in (0, x.ndim)):
+        if isinstance(dim, (list, tuple)) and len({normalize_dim(k, x.ndim) for k in dim}) != len(dim):
+            raise fast.NotEligible
+        rows, pos = x.reshape(1, -1), None
+    else:
+        if isinstance(dim, (list, tuple)):
+            if len(dim) != 1:
+                raise fast.NotEligible
+            dim = dim[0]
+        rows, pos = fast._class_rows(x, normalize_dim(dim, x.ndim))
+    rows = np.ascontiguousarray(rows)
+    _regular_rows(rows)
+    M, C = rows.shape
+    ups = _upstream(upstream, M)
+    comps: list = [None] * n
+    for r, places in enumerate(_positions(pos, M, C)):
+        for j, p in enumerate(places):
+            comps[p] = ("lin", r, j, ups[r], Fraction(0))
+    return _deferred(_GradSource(rows, comps, fallback), n)
+
+
+def gradient(name: str, kwargs: dict, n: int, upstream: Sequence[float] | None,
+             fallback: Callable[[], list]) -> list | None:
+    """The handler registered for ``name`` (what ``oracles.fast.attempt_gradient`` calls), counting the calls it
+    does not take; raises ``fast.NotEligible`` for those."""
+    try:
+        return _HANDLERS[name](kwargs, n, upstream, fallback)
+    except (fast.NotEligible, KeyError, TypeError, ValueError, IndexError):
+        _count("ineligible")
+        raise fast.NotEligible from None
+    except Exception:
+        _count("ineligible")
+        raise
+
+
+_HANDLERS: dict[str, Callable[..., list]] = {
+    "cross_entropy": _cross_entropy,
+    "nll_loss": _nll_loss,
+    "log_softmax": _log_softmax,
+    "softmax": _softmax,
+    "logsumexp": _logsumexp,
+}
+
+for _name in _HANDLERS:
+    fast.register(_name, gradient=lambda kwargs, n, upstream, fallback, _name=_name:
+                  gradient(_name, kwargs, n, upstream, fallback))
