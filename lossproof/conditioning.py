@@ -19,6 +19,7 @@ row's u; softmax's g_c = s_c (u_c - ubar), ubar = sum u_i s_i, is bounded above 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -107,7 +108,11 @@ def _softmax_kappa(row, u):
 
 def grad_kappa(name, kw, upstream=None):
     """kappa_g per input element (flat), an upper bound (mpf), from exact second derivatives, for the gradient
-    of sum_i upstream_i * output_i (ones when None) with respect to ``input``."""
+    of sum_i upstream_i * output_i (ones when None) with respect to ``input``: the vectorised binary64 bound
+    (``_fast_kappa``) where it takes the call, else 200-bit mpmath."""
+    fast_bound = _fast_kappa(name, kw, upstream)
+    if fast_bound is not None:
+        return fast_bound
     x = np.asarray(kw["input"], dtype=np.float64)
     n = x.size
     kap = [mp(0)] * n
@@ -147,7 +152,7 @@ def grad_kappa(name, kw, upstream=None):
                 tt = np.asarray(t).reshape(-1).tolist()
                 act = [ti != ign for ti in tt]
                 denom = mpmath.fsum(mp(w[ti]) for ti, ac in zip(tt, act) if ac)
-                scale = (1 / denom if denom else mp(0)) if red == "mean" else mp(1)
+                scale = (1 / abs(denom) if denom else mp(0)) if red == "mean" else mp(1)
                 for row_no, (row, ix, ti, ac) in enumerate(zip(rows, idxs, tt, act)):
                     if not ac:
                         continue
@@ -257,3 +262,244 @@ def grad_kappa(name, kw, upstream=None):
     return kap
 
 
+
+
+# --------------------------------------------------------------------------------------------------
+# the vectorised bound: binary64 with a derived slack, for the softmax family and the class losses
+#
+# Upper bounds of the same formulas as above, from the certified binary64 softmax of ``oracles.fast`` (its step
+# 7: |s^_j - s_j| <= b_j, an exact 0 at -inf, b_j >= 2**-52 s^_j), so that s_j <= S_j = s^_j + b_j and
+# 1 - s_j <= R_j = min(1 - (s^_j - 2 b_j), sum_{k != j} S_k) (the sum of the others: no cancellation when
+# s_j -> 1; the extra b_j covers the subtraction's rounding). Every further quantity is a sum or product of
+# nonnegative binary64 terms (|x|, S, R, |u|, |a| rounded up), a row's "others" summed as prefix plus suffix
+# sums (``_excl``, no subtraction), at most C + 16 roundings deep: each costs a factor (1 + u) on a normal
+# result, and (1 + u)**(C + 16) <= 1 + REL, REL = (C + 16) 2**-52 (for (C + 16) u < 2**-20); a subnormal result
+# costs at most 2**-1075 absolutely, which the later factors multiply by at most (1 + max|x|)(1 + scale), the
+# scale bounding the coefficients. So kap (1 + REL) + ABS, ABS = (C + 16) 2**-1060 (1 + max|x|)(1 + scale), is
+# an upper bound; ABS is added only where kappa_g is not structurally 0 (the same formula on the indicators of
+# the factors: a factor is exactly 0 only at a -inf logit, a zero logit, a row of one finite logit, a zero
+# coefficient, or an exact u_c - ubar = 0), so an exact 0 stays 0 as in the mpmath path. The coefficients (|M|,
+# the mean's 1/|W|, |u|, 1 - eps) are exact rationals rounded up to binary64 (``_up``). Softmax's |u_c - ubar|
+# is bounded by the smaller of |u_c - sum u_i S_i| + sum |u_i| (2 b_i + (C + 2) 2**-52 S_i) and (rows of at
+# most 256 classes) |sum_i (u_c - u_i) s'_i| + sum_i |u_c - u_i| (2 b_i + (C + 2) 2**-52 S_i) (s' = S - b is
+# within 2 b_i of s_i; u_c - ubar = sum_i (u_c - u_i) s_i, no cancellation of u_c with ubar), and is exact where
+# every group of equal logits has the same mean upstream mu (then u_c - ubar = u_c - mu). The bound is above
+# the exact kappa_g by the softmax's relative bound (about C 2**-40) and REL: far less than a bit, all an
+# allowance needs. Anything non-finite (NaN or +inf logits, a row with no finite logit, an overflow) returns
+# None: the mpmath path above answers.
+
+PAIRWISE_MAX = 256
+
+
+def _up(q) -> float:
+    """A binary64 >= |q| for a Fraction or float q (inf when none is finite)."""
+    q = abs(Fraction(q))
+    try:
+        r = float(q)
+    except OverflowError:
+        return INF
+    return math.nextafter(r, INF) if Fraction(r) < q else r
+
+
+def _excl(a):
+    """sum over k != c of a[:, k], as prefix plus suffix sums (nonnegative terms: no cancellation)."""
+    pre = np.cumsum(a, axis=1)
+    suf = np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
+    out = np.zeros_like(a)
+    out[:, 1:] += pre[:, :-1]
+    out[:, :-1] += suf[:, 1:]
+    return out
+
+
+def _ind(a):
+    return (np.asarray(a) > 0).astype(np.float64)
+
+
+class _SoftUp:
+    """Upper bounds S of s, R of 1 - s and |x| of rows (M, C) of finite or -inf logits, each with a finite one."""
+
+    def __init__(self, rows):
+        from oracles import fast
+
+        st = fast._Rows(rows)
+        s, b = st.softmax()
+        fin = rows != -INF
+        self.C = rows.shape[1]
+        self.S = np.where(fin, s + b, 0.0)
+        self.b = np.where(fin, b, 0.0)
+        lo = np.where(fin, np.maximum(s - 2.0 * b, 0.0), 0.0)
+        self.R = np.minimum(1.0 - lo, _excl(self.S))
+        self.ax = np.where(fin, np.abs(rows), 0.0)
+        self.xmax = float(self.ax.max()) if self.ax.size else 0.0
+
+    @staticmethod
+    def row_kappa(absM, S, R, ax):
+        """_row_kappa's kappa_c from bounds (or indicators) of its factors, |M| per row."""
+        return absM[:, None] * S * (ax * R + _excl(ax * S))
+
+    def finish(self, kap, ind, scale):
+        """kap (1 + REL) plus ABS where the indicator ``ind`` is positive, or None if not finite."""
+        n = self.C + 16
+        if n * 2.0**-53 >= 2.0**-20:
+            return None
+        rel = 1.0 + n * 2.0**-52
+        out = kap * rel + np.where(ind > 0, n * 2.0**-1060 * (1.0 + scale) * (1.0 + self.xmax) * rel, 0.0)
+        return out if np.isfinite(out).all() else None
+
+
+def _fast_kappa(name, kw, upstream):
+    """The vectorised upper bound of every kappa_g (a list of mpf, exact images of binary64 bounds), or None for a
+    call it does not take (the mpmath path then answers)."""
+    if name not in ("cross_entropy", "log_softmax", "logsumexp", "softmax"):
+        return None
+    from oracles import fast
+
+    if not fast.available() or not fast.enabled():
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = _fast_kappa_rows(name, kw, upstream)
+    except (fast.NotEligible, ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError):
+        return None
+    if out is None:
+        return None
+    return [mp(v) for v in out.tolist()]
+
+
+def _fast_kappa_rows(name, kw, upstream):
+    from oracles import fast
+
+    x = np.asarray(kw["input"], dtype=np.float64)
+    if x.ndim == 0 or x.size == 0 or np.isnan(x).any() or (x == INF).any():
+        return None
+    n = x.size
+    up = None if upstream is None or all(v == 1.0 for v in upstream) else [float(v) for v in upstream]
+    if up is not None and not all(math.isfinite(v) for v in up):
+        return None
+    if name == "softmax" and up is None:
+        return np.zeros(n)  # the gradient of sum(softmax) is the constant 0
+    if name == "cross_entropy":
+        dims = [0 if x.ndim == 1 else 1]
+    elif name == "logsumexp":
+        d = kw.get("dim")
+        dims = list(range(x.ndim)) if d is None else sorted({v % x.ndim for v in
+                                                            (d if isinstance(d, (tuple, list)) else (d,))})
+    else:
+        dims = [kw["dim"] % x.ndim] if kw.get("dim") is not None else [0 if x.ndim in (0, 1, 3) else 1]
+    keep = [d for d in range(x.ndim) if d not in dims]
+    C = int(np.prod([x.shape[d] for d in dims]))
+    rows = np.ascontiguousarray(np.transpose(x, keep + dims).reshape(-1, C))
+    im = np.transpose(np.arange(n).reshape(x.shape), keep + dims).reshape(rows.shape)
+    if rows.size == 0 or not (rows != -INF).any(axis=1).all():
+        return None
+    fast._regular(rows)
+    sm = _SoftUp(rows)
+    Mr = rows.shape[0]
+    iS, iR, iax = _ind(sm.S), _ind(sm.R), _ind(sm.ax)
+
+    def uabs(i):  # |upstream| of output i (a reduced loss: its one output)
+        return 1.0 if up is None else abs(up[0] if len(up) == 1 else up[i])
+
+    if name in ("log_softmax", "logsumexp"):
+        if name != "log_softmax":
+            absM = np.array([uabs(r) for r in range(Mr)])
+        elif up is None:
+            absM = np.full(Mr, float(C))
+        else:
+            ua = np.asarray(up, dtype=np.float64)
+            if ua.size != n:
+                return None
+            # fsum is correctly rounded: one binary64 step up bounds |U|
+            absM = np.array([math.nextafter(abs(math.fsum(ua[im[r]].tolist())), INF) for r in range(Mr)])
+        kap = sm.finish(sm.row_kappa(absM, sm.S, sm.R, sm.ax), sm.row_kappa(_ind(absM), iS, iR, iax),
+                        absM[:, None])
+    elif name == "softmax":
+        kap = _softmax_kappa_up(rows, sm, np.asarray(up, dtype=np.float64), im, n, (iS, iR, iax))
+    else:
+        kap = _ce_kappa(kw, x, rows, sm, uabs, (iS, iR, iax))
+    if kap is None:
+        return None
+    out = np.zeros(n)
+    out[im.reshape(-1)] = kap.reshape(-1)
+    return out
+
+
+def _softmax_kappa_up(rows, sm, ua, im, n, inds):
+    """_softmax_kappa's bound, bounded above: |u_c - ubar| r_c + s_c sum_k |x_k| s_k |u_k - ubar|."""
+    if ua.size != n:
+        return None
+    Mr, C = rows.shape
+    U = ua[im]
+    ubar = (U * sm.S).sum(axis=1)
+    err = (np.abs(U) * (2.0 * sm.b + (C + 2) * 2.0**-52 * sm.S)).sum(axis=1) * (1 + 2.0**-30)
+    dev = np.abs(U - ubar[:, None]) + err[:, None]
+    if C <= PAIRWISE_MAX:  # u_c - ubar = sum_i (u_c - u_i) s_i, evaluated with s^ and bounded like ubar
+        diff = U[:, :, None] - U[:, None, :]
+        s_hat = sm.S - sm.b  # s^ (S = s^ + b up to one rounding, charged below with the b term)
+        pair = np.abs((diff * s_hat[:, None, :]).sum(axis=2)) + (
+            np.abs(diff) * (2.0 * sm.b + (C + 2) * 2.0**-52 * sm.S)[:, None, :]).sum(axis=2) * (1 + 2.0**-30)
+        dev = np.minimum(dev, pair)
+    for r in range(Mr):  # every group of equal logits with the same mean upstream mu: u_c - ubar = u_c - mu
+        groups: dict = {}
+        for v, u in zip(rows[r].tolist(), U[r].tolist()):
+            if v != -INF:
+                g = groups.setdefault(v, [0, Fraction(0)])
+                g[0] += 1
+                g[1] += Fraction(u)
+        means = {tot / cnt for cnt, tot in groups.values()}
+        if len(means) == 1:
+            mu = means.pop()
+            dev[r] = [_up(Fraction(u) - mu) for u in U[r].tolist()]
+    iS, iR, iax = inds
+    r1 = sm.row_kappa(np.ones(Mr), sm.S, sm.R, sm.ax)
+    tail = (sm.ax * sm.S * dev).sum(axis=1)
+    kap = dev * r1 + sm.S * tail[:, None]
+    idev = _ind(dev)
+    ind = idev * sm.row_kappa(np.ones(Mr), iS, iR, iax) + iS * (iax * iS * idev).sum(axis=1)[:, None]
+    return sm.finish(kap, ind, np.max(np.abs(U), axis=1, initial=1.0)[:, None] * 2.0 + 1.0)
+
+
+def _ce_kappa(kw, x, rows, sm, uabs, inds):
+    iS, iR, iax = inds
+    Mr, C = rows.shape
+    red = kw.get("reduction", "mean")
+    if kw.get("size_average") is not None or kw.get("reduce") is not None:
+        return None
+    w = kw.get("weight")
+    w = [1.0] * C if w is None else [float(v) for v in np.asarray(w, dtype=np.float64).reshape(-1).tolist()]
+    if len(w) != C or not all(math.isfinite(v) for v in w):
+        return None
+    eps = Fraction(float(kw.get("label_smoothing", 0.0)))
+    ta = np.asarray(kw["target"])
+    wf = [Fraction(v) for v in w]
+    if ta.shape == x.shape:
+        tr = np.ascontiguousarray(np.moveaxis(ta.astype(np.float64), 0 if x.ndim == 1 else 1, -1).reshape(-1, C))
+        if not np.isfinite(tr).all():
+            return None
+        a = [[wf[k] * ((1 - eps) * Fraction(v) + eps / C) for k, v in enumerate(row)] for row in tr.tolist()]
+        absM = np.array([_up(sum(ar, Fraction(0))) for ar in a])
+        tw = np.abs(tr) * np.abs(np.asarray(w))[None, :]  # |t_j w_j|: one rounding each, within REL
+        e1 = _up(1 - eps)
+        kt = e1 * (sm.S * _excl(tw) + tw * sm.R)
+        itw = _ind(tw)
+        ikt = _ind(e1) * (iS * _excl(itw) + itw * iR)
+        scale = _up(Fraction(1, Mr)) if red == "mean" else 1.0
+        ups = np.array([uabs(r) for r in range(Mr)])
+        f = (scale * ups)[:, None]
+        kap = (sm.row_kappa(absM, sm.S, sm.R, sm.ax) + kt) * f
+        ind = (sm.row_kappa(_ind(absM), iS, iR, iax) + ikt) * _ind(f)
+        return sm.finish(kap, ind, ((absM + tw.sum(axis=1) + 1.0) * scale * ups)[:, None])
+    ign = kw.get("ignore_index", -100)
+    tt = ta.reshape(-1).tolist()
+    if len(tt) != Mr:
+        return None
+    act = [ti != ign for ti in tt]
+    denom = sum((wf[ti] for ti, ac in zip(tt, act) if ac), Fraction(0))
+    scale = (_up(1 / denom) if denom else 0.0) if red == "mean" else 1.0
+    wsum = sum(wf, Fraction(0))
+    absM = np.array([_up((1 - eps) * wf[ti] + eps * wsum / C) if ac else 0.0 for ti, ac in zip(tt, act)])
+    ups = np.array([uabs(r) if act[r] else 0.0 for r in range(Mr)])
+    f = (scale * ups)[:, None]
+    kap = sm.row_kappa(absM, sm.S, sm.R, sm.ax) * f
+    ind = sm.row_kappa(_ind(absM), iS, iR, iax) * _ind(f)
+    return sm.finish(kap, ind, (absM * scale * ups)[:, None])
