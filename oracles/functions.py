@@ -14,7 +14,10 @@ import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from . import expr
+from . import (
+    expr,
+    fast_elementwise,  # noqa: F401  (registers the elementwise fast paths with oracles.fast)
+)
 from . import extended as X
 from .exact import Exact, ExactTree
 from .expr import ONE, ZERO, Node, Value
@@ -346,11 +349,17 @@ def _elementwise(input, value_fn, deriv_fn):
 
 def sigmoid(input: TensorLike) -> ExactTree:
     """1 / (1 + exp(-x)) elementwise; derivative sigma(x) sigma(-x)."""
+    fast = attempt("sigmoid", sigmoid, input=input)
+    if fast is not None:
+        return fast
     return _elementwise(input, sigmoid_value, lambda x: X.mul(sigmoid_value(x), sigmoid_value(X.neg(x))))
 
 
 def logsigmoid(input: TensorLike) -> ExactTree:
     """log(sigma(x)) = -softplus(-x) elementwise; derivative sigma(-x)."""
+    fast = attempt("logsigmoid", logsigmoid, input=input)
+    if fast is not None:
+        return fast
     return _elementwise(input, lambda x: X.neg(softplus_value(X.neg(x))), lambda x: sigmoid_value(X.neg(x)))
 
 
@@ -368,6 +377,9 @@ def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> E
 
     ``threshold`` is accepted for torch's signature and ignored: torch's linear shortcut above it is the
     named variant ``oracles.torch_variants.softplus``."""
+    fast = attempt("softplus", softplus, input=input, beta=beta, threshold=threshold)
+    if fast is not None:
+        return fast
     b, ib = _beta_nodes(beta)
     return _elementwise(input, lambda x: softplus_value(x, b, ib), lambda x: sigmoid_value(X.mul(b, x)))
 
@@ -375,6 +387,9 @@ def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> E
 def xlogy(input: TensorLike, other: TensorLike) -> ExactTree:
     """input * log(other), with 0 * log(y) = 0 for every y but NaN (torch.xlogy); log of a negative is NaN.
     The gradient is with respect to ``input``: log(other)."""
+    fast = attempt("xlogy", xlogy, input=input, other=other)
+    if fast is not None:
+        return fast
     xs_shape, xs = read_values(input, "input")
     ys_shape, ys = read_values(other, "other")
     shape = broadcast_shape(xs_shape, ys_shape, "input and other shapes")

@@ -333,6 +333,10 @@ def binary_cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLi
     """torch.nn.functional.binary_cross_entropy, the mathematical loss -w (y log p + (1 - y) log(1 - p)),
     with 0 * log 0 = 0 (torch's clamp of the log at -100 is ``torch_variants.binary_cross_entropy``). Input and
     target must lie in [0, 1], as torch requires of both (a NaN input gives NaN; a NaN target is refused)."""
+    fast = attempt("binary_cross_entropy", binary_cross_entropy, input=input, target=target, weight=weight,
+                   size_average=size_average, reduce=reduce, reduction=reduction)
+    if fast is not None:
+        return fast
     return bce_terms(input, target, weight, size_average, reduce, reduction, clamp=None)
 
 
@@ -389,6 +393,11 @@ def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike, weig
     """torch.nn.functional.binary_cross_entropy_with_logits:
     w (pos_weight * y * softplus(-x) + (1 - y) * softplus(x)), ``weight`` and ``pos_weight`` broadcast to the
     input (pos_weight along the last, class, dimension)."""
+    fast = attempt("binary_cross_entropy_with_logits", binary_cross_entropy_with_logits, input=input, target=target,
+                   weight=weight, size_average=size_average, reduce=reduce, reduction=reduction,
+                   pos_weight=pos_weight)
+    if fast is not None:
+        return fast
     reduction = legacy_reduction(size_average, reduce, reduction)
     in_shape, xs = read_values(input, "input")
     ys = _same_shape_target(in_shape, target)
@@ -435,6 +444,10 @@ def kl_div(input: TensorLike, target: TensorLike, size_average: bool | None = No
     """torch.nn.functional.kl_div: pointwise target * (log target - input) (``log_target``: exp(target) *
     (target - input)), input being log-probabilities; reductions none, sum, mean (over elements) and
     batchmean (over the first dimension)."""
+    fast = attempt("kl_div", kl_div, input=input, target=target, size_average=size_average, reduce=reduce,
+                   reduction=reduction, log_target=log_target)
+    if fast is not None:
+        return fast
     reduction = legacy_reduction(size_average, reduce, reduction, REDUCTIONS + ("batchmean",))
     in_shape, xs = read_values(input, "input")
     t_shape, ts = read_values(target, "target")
