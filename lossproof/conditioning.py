@@ -274,8 +274,10 @@ def grad_kappa(name, kw, upstream=None):
 # nonnegative binary64 terms (|x|, S, R, |u|, |a| rounded up), a row's "others" summed as prefix plus suffix
 # sums (``_excl``, no subtraction), at most C + 16 roundings deep: each costs a factor (1 + u) on a normal
 # result, and (1 + u)**(C + 16) <= 1 + REL, REL = (C + 16) 2**-52 (for (C + 16) u < 2**-20); a subnormal result
-# costs at most 2**-1075 absolutely, which the later factors multiply by at most (1 + max|x|)(1 + scale), the
-# scale bounding the coefficients. So kap (1 + REL) + ABS, ABS = (C + 16) 2**-1060 (1 + max|x|)(1 + scale), is
+# costs at most 2**-1075 absolutely. Rows with an entry s^ < 2**-960 take the mpmath path (s^ + b is then b's
+# absolute part, which times |x| up to 1e308 would be no bound of use), so every S is >= 2**-960 and the factors
+# that may follow a subnormal product are S <= 1 + 2**-40, R <= 1 and the coefficients (multiplied last), bounded
+# by ``scale``: kap (1 + REL) + ABS, ABS = (C + 16) 2**-1070 (1 + scale), is
 # an upper bound; ABS is added only where kappa_g is not structurally 0 (the same formula on the indicators of
 # the factors: a factor is exactly 0 only at a -inf logit, a zero logit, a row of one finite logit, a zero
 # coefficient, or an exact u_c - ubar = 0), so an exact 0 stays 0 as in the mpmath path. The coefficients (|M|,
@@ -330,12 +332,14 @@ class _SoftUp:
         lo = np.where(fin, np.maximum(s - 2.0 * b, 0.0), 0.0)
         self.R = np.minimum(1.0 - lo, _excl(self.S))
         self.ax = np.where(fin, np.abs(rows), 0.0)
-        self.xmax = float(self.ax.max()) if self.ax.size else 0.0
+        # an entry below 2**-960 (s^ + b dominated by b's absolute terms) times a large |x| would loosen kappa_g
+        # far beyond the few bits allowed: such rows take the mpmath path
+        self.tiny = bool((fin & (s < 2.0**-960)).any())
 
     @staticmethod
     def row_kappa(absM, S, R, ax):
-        """_row_kappa's kappa_c from bounds (or indicators) of its factors, |M| per row."""
-        return absM[:, None] * S * (ax * R + _excl(ax * S))
+        """_row_kappa's kappa_c from bounds (or indicators) of its factors, |M| per row (multiplied last)."""
+        return absM[:, None] * (S * (ax * R + _excl(ax * S)))
 
     def finish(self, kap, ind, scale):
         """kap (1 + REL) plus ABS where the indicator ``ind`` is positive, or None if not finite."""
@@ -343,7 +347,7 @@ class _SoftUp:
         if n * 2.0**-53 >= 2.0**-20:
             return None
         rel = 1.0 + n * 2.0**-52
-        out = kap * rel + np.where(ind > 0, n * 2.0**-1060 * (1.0 + scale) * (1.0 + self.xmax) * rel, 0.0)
+        out = kap * rel + np.where(ind > 0, n * 2.0**-1070 * (1.0 + scale) * rel, 0.0)
         return out if np.isfinite(out).all() else None
 
 
@@ -394,6 +398,8 @@ def _fast_kappa_rows(name, kw, upstream):
         return None
     fast._regular(rows)
     sm = _SoftUp(rows)
+    if sm.tiny:
+        return None
     Mr = rows.shape[0]
     iS, iR, iax = _ind(sm.S), _ind(sm.R), _ind(sm.ax)
 

@@ -39,8 +39,9 @@ Error analysis (all enclosures are rigorous; nothing is assumed of a ball beyond
 ----------------------------------------------------------------------------------------------------------
 E1. s_j at the dd levels: (h_j, l_j, B_j) of ``fast64.softmax`` (its step 9, or steps Q1-Q2 and 9 for the quick
     evaluation): |s_j - (h_j + l_j)| <= B_j, taken as the ball (h_j + l_j exactly, B_j). An entry fast64 reports
-    as an exact 0 (its argument below -745.2) has 0 < s_j < 2**-1075: the ball (2**-1076, 2**-1076). A -inf
-    entry has s_j = 0 and r_j = 1 exactly.
+    as an exact 0 (its argument below -745.2) has 0 < s_j < 2**-1075: it is computed as exp(x_j - m) / (1 + R) in
+    balls at 256 bits, R in the level's ball of E2 (so as tight relatively as R's: 1 + R >= 1), or taken as the
+    ball (2**-1076, 2**-1076) where that ball is not finite. A -inf entry has s_j = 0 and r_j = 1 exactly.
 E2. r_j at the dd levels: for j != jmax (the row maximum's index), s_j <= 1/2 (e_j <= e_jmax = 1), so
     r_j = 1 - s_j is the ball 1 - ball(s_j) without cancellation (relative error at most twice s_j's absolute
     one); for jmax, r = R / (1 + R) with R in the ball (Rh + Rl, err_R) of fast64's steps 6 / Q2, divided in
@@ -49,12 +50,24 @@ E3. At a ball level of w bits: e_j = Ball(x_j - m).exp(w) (x_j - m exact, ``Ball
     rest = the ball sum of the others, D = 1 + rest, s_j = e_j / D, r_j = 1 - s_j (j != jmax), r_jmax = rest / D.
 E4. The combination (alpha s + beta r, s (u - ubar) with ubar = sum u_i s_i) is ball arithmetic at 256 bits (dd
     levels) or w + 64 bits (ball levels); the rationals enter as ``rational_ball``s (exact when dyadic).
-E5. Answers, per component and level: a rounding when both ends of the ball (rounded outward) round to the same
-    value of the format with the same sign, the rounding of its point when exact (RN of the exact value, the
-    same as the mpmath path's by the monotonicity of rounding); ``enclose(rel_bits)`` the ball when rad <= |mid|
-    2**-rel_bits (an exact value: its point, or a rational's ball at rel_bits + 8 bits); ``magnitude`` |mid| + rad
-    rounded up to binary64 (None when that overflows). For a -inf-masked row entry every formula above holds
-    with s_j = 0 (the mpmath path's: its gradient is finite there even where the loss is inf).
+E4'. Softmax's u_c - ubar is also sum_{i != c} (u_c - u_i) s_i (the s_i sum to 1), with exact coefficients:
+    no cancellation of u_c with ubar when s_c -> 1. Rows of at most PAIRWISE classes take it at every level,
+    wider ones at the ball levels (O(C) a component).
+E6. alpha s + beta r is also beta + (alpha - beta) s and alpha + (beta - alpha) r: where the ball of the sum (E4)
+    cannot answer, an exact rational plus the (relatively tight) ball of the rest, the two ends added exactly as
+    Fractions, can. That decides a component lying within far less than the sum's rounding of an exact
+    rational that is a rounding boundary (-eps w_c / C a format's midpoint plus (alpha - beta) s_j with s_j below
+    2**-1000; u - U, a sum of upstreams, plus U r with r = e**-(1e29)).
+E6'. A rest below 2**-(bits(den q) + 1080) is replaced by that power of two with its sign before the exact sum:
+    every rounding boundary B != q (a multiple of 2**-1075) lies at least 1 / (den(q) 2**1075) from q, so the
+    rounding is the same; in an enclosure such a rest (below |q| 2**-(2 rel_bits)) goes into the radius.
+E5. Answers, per component and level (a component of E6: the sum's ball first, then the exact sums'): a
+    rounding when both ends of the ball (rounded outward) round to the same value of the format with the same
+    sign, the rounding of its point when exact (RN of the exact value, the same as the mpmath path's by the
+    monotonicity of rounding); ``enclose(rel_bits)`` the ball when rad <= |mid| 2**-rel_bits (an exact value:
+    its point, or a rational's ball at rel_bits + 8 bits); ``magnitude`` |mid| + rad rounded up to binary64 (None
+    when that overflows). For a -inf-masked row entry every formula above holds with s_j = 0 (the mpmath path's:
+    its gradient is finite there even where the loss is inf).
 
 Not taken (the mpmath path answers, as before): NaN or +inf logits in a row that enters the gradient, a row with
 no finite logit, a mean over zero total weight, targets that are not class indices or arrays of floats,
@@ -85,6 +98,8 @@ np: Any = fast.np
 BALL_BITS = (192, 640, 2048)
 LEVELS = 2 + len(BALL_BITS)
 DD_WORK = 256  # the combination's working precision at the dd levels
+PAIRWISE = 64  # softmax rows up to this many classes take E4' at every level (O(C) a component), wider ones at the
+# ball levels only (after u_c - ubar at the dd levels)
 
 _ZERO = libmp.fzero
 _ONE = Ball(libmp.fone)
@@ -120,7 +135,12 @@ def _frac(v: float) -> Fraction:
 
 def _float_up(q: Fraction) -> float | None:
     """A binary64 >= |q| (None when none is finite)."""
+    if not q:
+        return 0.0
     q = abs(q)
+    d = q.denominator
+    if not d & (d - 1) and q.numerator < 1 << 53 and d <= 1 << 1000:
+        return q.numerator / d  # exact: a 53-bit integer over a power of two within the range
     try:
         r = float(q)
     except OverflowError:
@@ -144,28 +164,51 @@ class _DDLevel:
             sh, sl, B = fast64.softmax(dd)
         self.sh, self.sl, self.B = sh.tolist(), sl.tolist(), B.tolist()
         self.jmax = st.jmax.tolist()
+        self.m = st.m.tolist()
+        self.rows = rows
         self.R = list(zip(dd.Rh.tolist(), dd.Rl.tolist(), dd.err_R.tolist()))
         self._r_top: dict[int, Ball | None] = {}
+        self._D: dict[int, Ball | None] = {}
+        self._tiny: dict[tuple[int, int], Ball] = {}
+
+    def _R(self, r: int) -> Ball | None:
+        rh, rl, err = self.R[r]
+        if not (math.isfinite(rh) and math.isfinite(rl) and math.isfinite(err)):
+            return None
+        return Ball(libmp.mpf_add(libmp.from_float(rh), libmp.from_float(rl)), libmp.from_float(err))
 
     def s(self, r: int, j: int) -> Ball | None:
         h, lo, b = self.sh[r][j], self.sl[r][j], self.B[r][j]
         if not (math.isfinite(h) and math.isfinite(lo) and math.isfinite(b)):
             return None
         if h == 0 and lo == 0 and b == 0:
-            return _UNDER
+            return self._underflowed(r, j)
         return Ball(libmp.mpf_add(libmp.from_float(h), libmp.from_float(lo)), libmp.from_float(b))
+
+    def _underflowed(self, r: int, j: int) -> Ball:
+        """E1': an entry below 2**-1075 as exp(x_j - m) / (1 + R) in balls (x_j - m exact; R this level's ball),
+        relatively as tight as R's ball (1 + R >= 1); the ball [0, 2**-1075] when R's is not finite."""
+        got = self._tiny.get((r, j))
+        if got is None:
+            if r not in self._D:
+                R = self._R(r)
+                self._D[r] = None if R is None else _ONE.add(R, DD_WORK)
+            D = self._D[r]
+            if D is None:
+                got = _UNDER
+            else:
+                d = libmp.mpf_sub(libmp.from_float(float(self.rows[r, j])), libmp.from_float(self.m[r]))
+                got = Ball(d).exp(DD_WORK).div(D, DD_WORK)
+            self._tiny[(r, j)] = got
+        return got
 
     def r(self, r: int, j: int, w: int) -> Ball | None:
         if j != self.jmax[r]:
             s = self.s(r, j)
             return None if s is None else _ONE.sub(s, w)
         if r not in self._r_top:
-            rh, rl, err = self.R[r]
-            if not (math.isfinite(rh) and math.isfinite(rl) and math.isfinite(err)):
-                self._r_top[r] = None
-            else:
-                R = Ball(libmp.mpf_add(libmp.from_float(rh), libmp.from_float(rl)), libmp.from_float(err))
-                self._r_top[r] = R.div(_ONE.add(R, w), w)
+            R = self._R(r)
+            self._r_top[r] = None if R is None else R.div(_ONE.add(R, w), w)
         return self._r_top[r]
 
 
@@ -210,6 +253,92 @@ class _BallLevel:
 
 # --------------------------------------------------------------------------------------------------
 # the source of one call's gradient components
+
+
+class _Lin:
+    """A component known several ways: ``full``, the ball of alpha s + beta r, and ``sums``, pairs (q, d) of an
+    exact Fraction q plus the ball d of the rest (beta + (alpha - beta) s, alpha + (beta - alpha) r), added
+    exactly when the full ball cannot answer (E6); each pair is computed when first needed."""
+
+    __slots__ = ("full", "_make", "_sums")
+
+    def __init__(self, full: Ball, sums: Callable[[], list]) -> None:
+        self.full, self._make = full, sums
+        self._sums: list | None = None
+
+    @property
+    def sums(self) -> list:
+        if self._sums is None:
+            self._sums = self._make()
+        return self._sums
+
+    def decide(self, f: Format) -> float | None:
+        r = _decided(self.full, f)
+        for q, d in self.sums if r is None else ():
+            r = _decided_sum(q, d, f)
+            if r is not None:
+                break
+        return r
+
+    def enclose(self, rel_bits: int) -> tuple | None:
+        r = _enclosed(self.full, rel_bits)
+        for q, d in self.sums if r is None else ():
+            r = _enclosed_sum(q, d, rel_bits)
+            if r is not None:
+                break
+        return r
+
+
+def _mpf_fraction(v: tuple) -> Fraction:
+    sign, man, e, _ = v
+    q = Fraction(int(man) << e) if e >= 0 else Fraction(int(man), 1 << -e)
+    return -q if sign else q
+
+
+def _top(v: tuple) -> int:
+    """An exponent e with |v| < 2**e (v a nonzero finite raw mpf)."""
+    return v[2] + v[3]
+
+
+def _shrunk(v: tuple, beta: Fraction) -> tuple:
+    """v, or where 0 < |v| < 2**-(bits(den beta) + 1080), the value of v's sign 2**-(bits(den beta) + 1080):
+    every rounding boundary B of a format (a multiple of 2**-1075) with B != beta lies at least
+    1 / (den(beta) 2**1075) from beta, so RN(beta + v) is the same for both (E6'); the sum stays small."""
+    lim = -(beta.denominator.bit_length() + 1080)
+    if v[1] and _top(v) < lim:
+        return libmp.from_man_exp(-1 if v[0] else 1, lim)
+    return v
+
+
+def _decided_sum(beta: Fraction, d: Ball, f: Format) -> float | None:
+    """E6: RN(beta + delta) for every delta in the ball d, the sums formed exactly (None if they differ)."""
+    if d.exact:
+        return round_to_format(beta + _mpf_fraction(_shrunk(d.mid, beta)), f)
+    w = f.p + 64
+    lo = round_to_format(beta + _mpf_fraction(_shrunk(d.lower(w), beta)), f)
+    hi = round_to_format(beta + _mpf_fraction(_shrunk(d.upper(w), beta)), f)
+    return lo if lo == hi and math.copysign(1.0, lo) == math.copysign(1.0, hi) else None
+
+
+def _enclosed(b: Ball, rel_bits: int) -> tuple | None:
+    if not b.rad[1]:
+        return b.mid, b.rad
+    if b.mid[1] and libmp.mpf_cmp(libmp.mpf_shift(libmp.mpf_abs(b.mid), -rel_bits), b.rad) >= 0:
+        return b.mid, b.rad
+    return None
+
+
+def _enclosed_sum(beta: Fraction, d: Ball, rel_bits: int) -> tuple | None:
+    """E6: beta + mid(d) rounded to rel_bits + 32 bits, its radius d's plus that rounding's."""
+    if beta and d.mid[1] and _top(d.mid) < beta.numerator.bit_length() - beta.denominator.bit_length() - 2 * rel_bits:
+        q = beta  # d is below |beta| 2**-(2 rel_bits - 1): it goes into the radius whole
+        d = Ball(_ZERO, libmp.mpf_add(libmp.mpf_abs(d.mid), d.rad, 64, libmp.round_up))
+    else:
+        q = beta + _mpf_fraction(d.mid)
+    if not q:
+        return None if d.rad[1] else (_ZERO, _ZERO)
+    m = rational_ball(q, rel_bits + 32)
+    return _enclosed(Ball(m.mid, libmp.mpf_add(m.rad, d.rad, 64, libmp.round_up)), rel_bits)
 
 
 def _decided(b: Ball, f: Format) -> float | None:
@@ -322,7 +451,16 @@ class _GradSource:
             acc = self._ball(alpha, w).mul(s, w)
         if beta:
             acc = acc.add(self._ball(beta, w).mul(rr, w), w)
-        return acc
+        # E6: the same value as beta + (alpha - beta) s and alpha + (beta - alpha) r, the rationals exact
+
+        def sums() -> list:
+            out = [(beta, self._ball(alpha - beta, w).mul(s, w))]
+            r2 = lv.r(r, j, w)
+            if r2 is not None:
+                out.append((alpha, self._ball(beta - alpha, w).mul(r2, w)))
+            return out
+
+        return _Lin(acc, sums)
 
     def _group_mean(self, r: int) -> Fraction | None:
         """mu when every group of equal finite logits of row r has the same mean upstream mu, else None."""
@@ -360,18 +498,29 @@ class _GradSource:
             return None
         if mu is not None:
             return s.mul(self._ball(u - mu, w), w)
+        if len(xs) <= PAIRWISE or level >= 2:
+            # u_c - ubar = sum_{i != c} (u_c - u_i) s_i (E4'): no cancellation of u_c with ubar when s_c -> 1
+            parts: list[Ball] = []
+            for i, ui in enumerate(self.ups[r]):
+                if i == j or xs[i] == -math.inf or ui == u:
+                    continue
+                si = lv.s(r, i)
+                if si is None:
+                    return None
+                parts.append(self._ball(u - ui, w).mul(si, w))
+            return s.mul(Ball.fsum(parts, w), w)
         ubar = self._ubar.get((level, r), _MISSING)
         if ubar is _MISSING:
-            parts: list[Ball] | None = []
+            terms: list[Ball] | None = []
             for i, ui in enumerate(self.ups[r]):
                 if xs[i] == -math.inf or not ui:
                     continue
                 si = lv.s(r, i)
-                if si is None or parts is None:
-                    parts = None
+                if si is None or terms is None:
+                    terms = None
                     break
-                parts.append(self._ball(ui, w).mul(si, w))
-            ubar = self._ubar[(level, r)] = None if parts is None else Ball.fsum(parts, w)
+                terms.append(self._ball(ui, w).mul(si, w))
+            ubar = self._ubar[(level, r)] = None if terms is None else Ball.fsum(terms, w)
         if ubar is None:
             return None
         return s.mul(self._ball(u, w).sub(ubar, w), w)
@@ -390,7 +539,14 @@ class _GradSource:
 
     # ---------------------------------------------------------------- the DeferredSource protocol
     def decide(self, key: int, f: Format) -> float | None:
-        return self._first(key, lambda v: round_to_format(v, f) if isinstance(v, Fraction) else _decided(v, f))
+        def good(v: Any) -> float | None:
+            if isinstance(v, Fraction):
+                return round_to_format(v, f)
+            if isinstance(v, _Lin):
+                return v.decide(f)
+            return _decided(v, f)
+
+        return self._first(key, good)
 
     def enclose(self, key: int, rel_bits: int) -> tuple | None:
         def good(v: Any) -> tuple | None:
@@ -400,11 +556,9 @@ class _GradSource:
                     return libmp.from_man_exp(v.numerator, -(d.bit_length() - 1)), _ZERO
                 b = rational_ball(v, rel_bits + 8)
                 return b.mid, b.rad
-            if not v.rad[1]:
-                return v.mid, v.rad
-            if v.mid[1] and libmp.mpf_cmp(libmp.mpf_shift(libmp.mpf_abs(v.mid), -rel_bits), v.rad) >= 0:
-                return v.mid, v.rad
-            return None
+            if isinstance(v, _Lin):
+                return v.enclose(rel_bits)
+            return _enclosed(v, rel_bits)
 
         return self._first(key, good)
 
@@ -412,8 +566,12 @@ class _GradSource:
         def good(v: Any) -> float | None:
             if isinstance(v, Fraction):
                 return _float_up(v)
+            if isinstance(v, _Lin):
+                v = v.full
             top = libmp.mpf_add(libmp.mpf_abs(v.mid), v.rad, 53, libmp.round_up)
             r = libmp.to_float(top, rnd=libmp.round_up)
+            if r == 0 and top[1]:
+                return 5e-324  # to_float flushes what lies below the smallest subnormal to 0
             return r if math.isfinite(r) else None
 
         return self._first(key, good)
