@@ -24,6 +24,8 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
+from oracles import fast
+
 __all__ = ["grad_kappa"]
 
 INF = math.inf
@@ -321,8 +323,6 @@ class _SoftUp:
     """Upper bounds S of s, R of 1 - s and |x| of rows (M, C) of finite or -inf logits, each with a finite one."""
 
     def __init__(self, rows):
-        from oracles import fast
-
         st = fast._Rows(rows)
         s, b = st.softmax()
         fin = rows != -INF
@@ -356,8 +356,6 @@ def _fast_kappa(name, kw, upstream):
     call it does not take (the mpmath path then answers)."""
     if name not in ("cross_entropy", "log_softmax", "logsumexp", "softmax"):
         return None
-    from oracles import fast
-
     if not fast.available() or not fast.enabled():
         return None
     try:
@@ -371,8 +369,6 @@ def _fast_kappa(name, kw, upstream):
 
 
 def _fast_kappa_rows(name, kw, upstream):
-    from oracles import fast
-
     x = np.asarray(kw["input"], dtype=np.float64)
     if x.ndim == 0 or x.size == 0 or np.isnan(x).any() or (x == INF).any():
         return None
