@@ -483,8 +483,11 @@ class _GradSource:
             return Fraction(0)
         ex = self._exact_row(r)
         assert self.ups is not None
-        if ex is not None:
-            ubar = sum((ui * si for ui, si in zip(self.ups[r], ex)), Fraction(0))
+        if ex is not None:  # s = 1/k on the k finite entries: ubar is their mean upstream, computed once a row
+            ubar = self._ubar.get((-1, r))
+            if ubar is None:
+                fin = [ui for ui, si in zip(self.ups[r], ex) if si]
+                ubar = self._ubar[(-1, r)] = sum(fin, Fraction(0)) / len(fin)
             return ex[j] * (u - ubar)
         mu = self._group_mean(r)
         if mu is not None and u == mu:
