@@ -354,12 +354,14 @@ class _SoftUp:
 def _fast_kappa(name, kw, upstream):
     """The vectorised upper bound of every kappa_g (a list of mpf, exact images of binary64 bounds), or None for a
     call it does not take (the mpmath path then answers)."""
-    if name not in ("cross_entropy", "log_softmax", "logsumexp", "softmax"):
+    if name not in ("cross_entropy", "log_softmax", "logsumexp", "softmax", "sigmoid", "logsigmoid", "softplus"):
         return None
     if not fast.available() or not fast.enabled():
         return None
     try:
         with np.errstate(all="ignore"):
+            if name in ("sigmoid", "logsigmoid", "softplus"):
+                return _sigmoid_family_kappa(name, kw, upstream)
             out = _fast_kappa_rows(name, kw, upstream)
     except (fast.NotEligible, ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError):
         return None
@@ -505,3 +507,51 @@ def _ce_kappa(kw, x, rows, sm, uabs, inds):
     kap = sm.row_kappa(absM, sm.S, sm.R, sm.ax) * f
     ind = sm.row_kappa(_ind(absM), iS, iR, iax) * _ind(f)
     return sm.finish(kap, ind, (absM * scale * ups)[:, None])
+
+
+# The sigmoid family, elementwise: kappa_g = |u| |y| dsig(y) |s(-y) - s(y)| (sigmoid), |u| |y| dsig(y) (logsigmoid,
+# softplus with y = beta x), dsig(y) = e / (1 + e)**2 and |s(-y) - s(y)| = (1 - e) / (1 + e), e = exp(-|y|).
+# Bounds: y^ = fl(beta x) within u |y| of y; where |y^| >= 800 (|y| >= 799), |y| dsig(y) <= |y| e**-|y| <=
+# 2**-1100, returned as that mpf (below binary64's range; an upper bound, and far below what an allowance
+# K u kappa + 2**-1074 can see); elsewhere e^ = exp~(-|y^|) with A1 of ``oracles.fast`` (|e^ - exp(-|y^|)| <=
+# ETA exp(-|y^|) + TAU_LIBM), and exp(-|y|) = exp(-|y^|) exp(|y^| - |y|) within a factor exp(800 u) < 1 + 2**-42,
+# so e_lo = (e^ - TAU_LIBM) / (1 + ETA) / (1 + 2**-42) - 2**-1074 <= e <= e_up = ((e^ + TAU_LIBM) / (1 - ETA))
+# (1 + 2**-42) + 2**-1074; then dsig <= e_up / (1 + e_lo)**2, (1 - e) / (1 + e) <= min(|y|, 1 - e_lo) / (1 + e_lo)
+# (1 - e <= |y|), |y| <= |y^| (1 + u). About twenty roundings of nonnegative terms: times 1 + 2**-45, plus
+# 2**-1070 (a subnormal product's 2**-1075, times factors <= max(1, |u|)) where the value is not structurally 0.
+# Non-finite x: 0, as in the mpmath path.
+
+_FAR = mpmath.ldexp(mpmath.mpf(1), -1100)
+
+
+def _sigmoid_family_kappa(name, kw, upstream):
+    x = np.asarray(kw["input"], dtype=np.float64).reshape(-1)
+    n = x.size
+    if upstream is None or all(v == 1.0 for v in upstream):
+        ua = np.ones(n)
+    else:
+        ua = np.abs(np.asarray([float(v) for v in upstream], dtype=np.float64)).reshape(-1)
+        if ua.size == 1:
+            ua = np.full(n, ua[0])
+        if ua.size != n or not np.isfinite(ua).all():
+            return None
+    b = float(kw.get("beta", 1.0)) if name == "softplus" else 1.0
+    if not math.isfinite(b):
+        return None
+    fin = np.isfinite(x)
+    y = np.abs(np.where(fin, b * x, 0.0))
+    far = fin & (y >= 800.0)
+    near = fin & ~far
+    yc = np.where(near, y, 0.0)
+    e_hat = np.exp(-yc)
+    e_up = ((e_hat + fast.TAU_LIBM) / (1 - fast.ETA)) * (1 + 2.0**-42) + 2.0**-1074
+    e_lo = np.maximum((e_hat - fast.TAU_LIBM) / (1 + fast.ETA) / (1 + 2.0**-42) - 2.0**-1074, 0.0)
+    yu = yc * (1 + 2.0**-52)
+    k = ua * (yu * (e_up / ((1 + e_lo) * (1 + e_lo))))
+    if name == "sigmoid":
+        k = k * (np.minimum(yu, 1.0 - e_lo) / (1.0 + e_lo))
+    positive = near & (yc > 0) & (ua > 0)
+    k = np.where(positive, k * (1 + 2.0**-45) + 2.0**-1070 * np.maximum(1.0, ua), 0.0)
+    if not np.isfinite(k).all():
+        return None
+    return [_FAR * mp(float(ua[i])) if far[i] and ua[i] > 0 else mp(v) for i, v in enumerate(k.tolist())]

@@ -235,3 +235,29 @@ def test_fast_kappa_bounds_the_mpmath_kappa():
     print(f"\nfast kappa_g: {taken} of {total} calls; largest ratio to the mpmath kappa_g {worst:.9g}")
     # declined: only calls with a softmax entry below 2**-960 (the "gap" and "huge" rows, a quarter of the kinds)
     assert taken >= total * 0.6
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "logsigmoid", "softplus"])
+def test_fast_kappa_of_the_sigmoid_family(name):
+    """The elementwise bound (conditioning's sigmoid family): >= the mpmath kappa_g (within its 200-bit rounding),
+    and within 2**-36 relative of it (the bound's own terms: e's ETA = 2**-40 and 2**-42
+    taken about five times over, e_up and 1 + e_lo twice in dsig, once more in sigmoid's factor, under 2**-37)
+    plus 2**-1048 absolute (|u| <= 3 times |y| < 800 times e's absolute terms TAU_LIBM + 2**-1074 < 2**-1061,
+    and the subnormal allowance 2**-1070 |u|), on tiny, moderate, large (past 800, where it is 2**-1100) and
+    non-finite x."""
+    rng = random.Random(len(name))
+    for _ in range(40):
+        n = rng.randint(1, 8)
+        x = [rng.choice([rng.uniform(-3, 3), rng.uniform(-60, 60), rng.uniform(-900, 900), 1e-300, -2e-310, 0.0,
+                         math.inf, -math.inf, 1e300]) for _ in range(n)]
+        kw: dict = {"input": x}
+        if name == "softplus" and rng.random() < 0.5:
+            kw["beta"] = rng.choice([0.5, 2.0, 3.7])
+        up = None if rng.random() < 0.3 else [rng.choice([1.0, -0.5, 0.0, rng.uniform(-3, 3)]) for _ in range(n)]
+        fast_k = conditioning._fast_kappa(name, kw, up)
+        assert fast_k is not None
+        with fast.disabled():
+            mp_k = conditioning.grad_kappa(name, kw, up)
+        for j, (a, b) in enumerate(zip(fast_k, mp_k)):
+            assert a >= b * (1 - mpmath.mpf(2) ** -150), (name, kw, up, j, a, b)
+            assert a <= b * (1 + mpmath.mpf(2) ** -36) + mpmath.mpf(2) ** -1048, (name, kw, up, j, a, b)
