@@ -81,6 +81,28 @@ R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i
    (softmax > 0; log_softmax < 0 when two entries are finite; cross_entropy has its weight's sign), so a value
    that underflows in the format rounds to the zero of the right sign instead of being left undecided.
 
+Condition numbers (``_Source.kappa_magnitude``: upper bounds, which ``lossproof.measure`` takes for the accurate
+rung's allowance K u (|z| + kappa) instead of building kappa's expression). kappa = sum_j |x_j df/dx_j| over the
+input (oracles/results.py); a -inf entry has p_j = 0 and adds nothing. Per row, with p = softmax, m = jmax:
+
+K1. S = sum_{j != m} |x_j| p_j (the finite j), computed as S^ = fl(fl(sum |x_j| e^_j) / D^), D^ = fl(1 + R^).
+    logsumexp: kappa = |x_m| p_m + S, p_m = 1 / D.
+    log_softmax_m: |x_m| (1 - p_m) + S = |x_m| R / D + S;
+    log_softmax_i, i != m: |x_i| (1 - p_i) + sum_{j != i} |x_j| p_j = |x_i| (1 - 2 p_i) + S + |x_m| p_m, where
+    p_i <= p_m gives p_i <= 1/2, so 1 - 2 p_i >= 0 and kappa_i >= |x_i| / 2 and kappa_i >= S.
+    softmax_i: p_i times log_softmax_i's kappa.  cross_entropy (class t, weight w): |w| times log_softmax_t's;
+    nll_loss: |w x_t|.  A sum over rows: the sum of the rows' kappas (rows share no input); a mean: that over |W|.
+K2. Every piece is a sum or product of nonnegative binary64 quantities, each within a relative error
+    r = THETA + rho + gamma_C + 6 u (steps 2-3 and the few roundings here) of its exact value, plus an absolute
+    TAU per term times |x_j|; the one subtraction, 1 - 2 p^_i, errs by at most 2 p_i r + u <= 2 r in absolute terms,
+    times |x_i| <= 2 kappa_i. So the computed kappa^ is within 4 r kappa + C max|x| TAU of kappa.
+K3. The upper bound is kappa^ (1 + KREL) + F, F = (C max|x| + 1) 2**-1040 over the row, with KREL = 2**-30 + 32 C u
+    > 8 r (r <= 2**-38 + 2 C u): at least kappa; and it is given only where F <= kappa^ 2**-40, so it is above
+    kappa by a relative 2**-29 at most for C < 2**20 (the allowance loosens by that much, never tightens). Sums over
+    rows (math.fsum, then / |W^|, W^ = fsum of the weights) take three more roundings: the factor (1 + 4 u).
+K4. Anything that overflows or is NaN, and a row whose F is not negligible (terms underflowing beside a huge |x|,
+    an exact kappa of 0), gives no bound (None): ``lossproof.measure`` then builds kappa exactly.
+
 Where the fast path leaves the decision to mpmath: the exact value within about the bound (2**-36 to 2**-40
 relative) of a rounding boundary. Random logits meet that about once in a few thousand roundings; structured
 inputs more often (a log_softmax of format values with a dominant logit is a format midpoint minus a tiny L).
@@ -94,6 +116,8 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from mpmath import libmp
 
 from . import fast64
 from .exact import Exact, ExactTree
@@ -249,7 +273,7 @@ class _Source:
     """Approximations with bounds for a batch of outputs (``Exact.deferred``'s source): ``decide`` certifies the
     rounding (vectorised once per format), ``build`` runs the mpmath path for one output."""
 
-    def __init__(self, approx, bound, builder, sign=None, dd=None, work=None):
+    def __init__(self, approx, bound, builder, sign=None, dd=None, work=None, kappa=None):
         self.approx = approx
         self.bound = bound
         self.builder = builder
@@ -258,6 +282,60 @@ class _Source:
         self._dd_results = {}  # quick (bool) -> the dd evaluation
         self.work = work  # (the input array, its number of rows): the cost model of _dd_pays
         self._certified = {}
+        self.kappa = kappa  # kappa(): upper bounds of every output's condition number (steps K1-K4), or None
+        self._kappa_up = None
+        self._mag = None
+
+    def magnitude(self, key):
+        """A binary64 upper bound of |value|: |approx| + bound, rounded up (the enclosure of step 10)."""
+        if self._mag is None:
+            with np.errstate(all="ignore"):
+                self._mag = np.nextafter(np.abs(np.ravel(self.approx)) + np.ravel(self.bound), np.inf).tolist()
+        m = self._mag[key]
+        return m if math.isfinite(m) else None
+
+    def kappa_magnitude(self, key):
+        """A binary64 upper bound of the condition number (``kappa``: steps K1-K4), None where not finite."""
+        if self.kappa is None:
+            return None
+        if self._kappa_up is None:
+            with np.errstate(all="ignore"):
+                self._kappa_up = np.ravel(self.kappa()).tolist()
+        k = self._kappa_up[key]
+        return k if math.isfinite(k) and k >= 0 else None
+
+    def enclose(self, key, rel_bits):
+        """A ball (mid, rad) of raw mpf values holding the exact value, rad <= |mid| 2**-rel_bits: the binary64
+        enclosure (approx, bound) when it is that narrow, else the double-double one, hi + lo (an exact mpf sum)
+        with its bound (the quick evaluation, then the accurate one); None when neither is narrow enough."""
+        exact = float(np.ravel(self.bound)[key]) == 0
+        for hi, lo, b in self._enclosures(key):
+            if not (math.isfinite(hi) and math.isfinite(lo) and math.isfinite(b)) or (b == 0 and not exact):
+                # a double-double bound of 0 where binary64's is not: a value below every binary64 (an underflowed
+                # tail, e**-(1e184)) that the rounding decides by its known sign, not a point
+                continue
+            mid = libmp.mpf_add(libmp.from_float(hi), libmp.from_float(lo), 0)  # exact
+            if b == 0:
+                return mid, libmp.fzero
+            rad = libmp.from_float(b)
+            if mid[1] and libmp.mpf_cmp(libmp.mpf_shift(libmp.mpf_abs(mid), -rel_bits), rad) >= 0 \
+                    and _one_binade(mid, rad):
+                return mid, rad
+        return None
+
+    def _enclosures(self, key):
+        """(hi, lo, bound) with |exact - (hi + lo)| <= bound: binary64's, then the quick and accurate dd's."""
+        yield float(np.ravel(self.approx)[key]), 0.0, float(np.ravel(self.bound)[key])
+        if self.dd is not None:
+            for quick in (True, False):
+                yield tuple(float(np.ravel(v)[key]) for v in self._dd(quick)[:3])
+
+    def _dd(self, quick):
+        res = self._dd_results.get(quick)
+        if res is None:
+            with np.errstate(all="ignore"):
+                res = self._dd_results[quick] = self.dd(quick)
+        return res
 
     def decide(self, key, f):
         c = self._certified.get(f.name)
@@ -297,9 +375,7 @@ class _Source:
 
     def _certify_dd(self, f, quick):
         with np.errstate(all="ignore"):
-            res = self._dd_results.get(quick)
-            if res is None:
-                res = self._dd_results[quick] = self.dd(quick)
+            res = self._dd(quick)
             sign = None if self.sign is None else np.ravel(self.sign)
             hi, lo, bound = (np.ravel(a) for a in res[:3])
             if f.name != "float64":  # [hi + lo - B, hi + lo + B] within hi +- (|lo| + B), rounded up
@@ -315,6 +391,14 @@ class _Source:
     def build(self, key):
         with disabled():
             return self.builder(key)
+
+
+def _one_binade(mid, rad) -> bool:
+    """Whether the ball lies within one binade [2**k, 2**(k+1)) in magnitude: a measurement reads the ULP from the
+    midpoint's exponent, which must then be the exact value's (a ball across a power of two is not answered)."""
+    a = libmp.mpf_abs(mid)
+    lo, hi = libmp.mpf_sub(a, rad, 0), libmp.mpf_add(a, rad, 0)
+    return bool(lo[1]) and lo[2] + lo[3] == hi[2] + hi[3]
 
 
 def _inflate(b):
@@ -485,6 +569,47 @@ class _Rows:
         self._exact_singles(s, bnd, 1.0)
         return s, bnd
 
+    def kappa_rows(self):
+        """(S^, D^, |x_m| / D^, R^ / D^ times |x_m|) per row (step K1), and each row's max |x| over its finite
+        entries."""
+        S = np.empty(self.M)
+        xmax = np.empty(self.M)
+        for a, b, d in self._blocks():
+            finite = d != -np.inf
+            ax = np.where(finite, np.abs(self.rows[a:b]), 0.0)
+            xmax[a:b] = ax.max(axis=1, initial=0.0)
+            np.exp(d, out=d)
+            d[np.arange(b - a), self.jmax[a:b]] = 0.0
+            S[a:b] = np.einsum("ij,ij->i", ax, d)
+        D = 1.0 + self.R
+        axm = np.abs(self.m)
+        return S / D, D, axm / D, axm * (self.R / D), xmax
+
+    def kappa_log_softmax(self):
+        """Upper bounds of every log_softmax output's kappa, shaped like the rows (K1-K3)."""
+        S, D, pm_x, top, xmax = self.kappa_rows()
+        k = np.empty((self.M, self.C))
+        for a, b, d in self._blocks():
+            ax = np.where(d != -np.inf, np.abs(self.rows[a:b]), 0.0)
+            p = np.exp(d) / D[a:b, None]
+            k[a:b] = ax * (1.0 - 2.0 * p) + S[a:b, None] + pm_x[a:b, None]
+        r = np.arange(self.M)
+        k[r, self.jmax] = top + S
+        return self._kappa_up(k, xmax)
+
+    def kappa_logsumexp(self):
+        S, _, pm_x, _, xmax = self.kappa_rows()
+        return self._kappa_up(pm_x + S, xmax)
+
+    def _kappa_up(self, k, xmax):
+        """Step K3 (k per row, or rows x classes; xmax per row); inf (no bound: K4) where the absolute floor is
+        not negligible beside k (above k 2**-40: a row whose terms underflow beside huge |x|, or an exact 0)."""
+        krel = 2.0**-30 + 32 * self.C * U
+        floor = (self.C * xmax + 1.0) * 2.0**-1040
+        if k.ndim == 2:
+            floor = floor[:, None]
+        return np.where(floor <= k * 2.0**-40, k * (1 + krel) + floor, np.inf)
+
     def target_log_prob(self, t):
         """(approx, bound) of -log_softmax at class t[r] of every row r (steps 5 and 8)."""
         r = np.arange(self.M)
@@ -585,7 +710,16 @@ def _softmax_family(name, fn, input, dim):
         rows64 = fast64.DDRows(st, quick)
         return fast64.log_softmax(rows64) if name == "log_softmax" else fast64.softmax(rows64)
 
-    src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel(), dd, (x, st.M))
+    def kappa():  # steps K1-K3; softmax's is p_i (at most approx + bound) times log_softmax_i's
+        k = st.kappa_log_softmax()
+        if name == "log_softmax":
+            return k
+        # an exact 0 (a -inf entry) has kappa 0; p_i's bound must be relative (below p_i 2**-40, as K3 asks)
+        p_up = approx + bound
+        k = np.where(bound <= approx * 2.0**-40, np.nextafter(p_up * k, np.inf), np.inf)
+        return np.where(p_up == 0, 0.0, k)
+
+    src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel(), dd, (x, st.M), kappa)
     n = x.size
     masked = (~finite).ravel().tolist()
     special = -math.inf if name == "log_softmax" else None
@@ -623,7 +757,8 @@ def _logsumexp(fn, input, dim=None, keepdim=False):
     approx, bound = st.logsumexp()
     builder = _builder(x, lambda: fn(input, dim=dim, keepdim=keepdim), lambda r: [fn(rows[r].tolist(), dim=0)],
                        rows, pos, 1)
-    src = _Source(approx, bound, builder, dd=lambda quick: fast64.logsumexp(fast64.DDRows(st, quick)), work=(x, st.M))
+    src = _Source(approx, bound, builder, dd=lambda quick: fast64.logsumexp(fast64.DDRows(st, quick)), work=(x, st.M),
+                  kappa=st.kappa_logsumexp)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(st.M)])
 
 
@@ -717,6 +852,16 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
 
     a, err = _weighted(v, err_v, wt, weighted)
     sign = (np.sign(wt) * multi).astype(np.int8)
+
+    def kappa_rows():  # steps K1-K3 per row: |w| times log_softmax_t's kappa, or |w x_t|; 0 for an ignored row
+        if st is None:
+            return np.where(wt != 0, np.abs(wt * rows[np.arange(rows.shape[0]), tk]) * (1 + 4 * U), 0.0)
+        S, D, pm_x, top, xmax = st.kappa_rows()
+        r = np.arange(st.M)
+        xt = np.abs(rows[r, tk])
+        pt = np.exp(rows[r, tk] - st.m) / D
+        k = np.where(tk == st.jmax, top + S, xt * (1.0 - 2.0 * pt) + S + pm_x)
+        return np.where(wt != 0, np.abs(wt) * st._kappa_up(k, xmax) * (1 + 4 * U), 0.0)
     if reduction != "none":
         approx, bound = _reduce(a, err, wt, kept, reduction)
         kwargs = dict(input=input, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
@@ -728,8 +873,14 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
             res = fast64.reduce_dd(*terms, wt, kept, reduction, weighted)
             return ([math.nan], [math.nan], [math.inf]) if res is None else ([res[0]], [res[1]], [res[2]])
 
+        def kappa_reduced():  # step K3: a sum of the rows' bounds, over |W| for a mean
+            total = math.fsum(kappa_rows().tolist()) * (1 + 4 * U)
+            if reduction == "mean":
+                total = total / abs(math.fsum(wt[kept].tolist())) * (1 + 4 * U)
+            return np.array([total])
+
         src = _Source(np.array([approx]), np.array([bound]), lambda key: fn(**kwargs), 1 if positive else None,
-                      dd_reduced, (x, rows.shape[0]))
+                      dd_reduced, (x, rows.shape[0]), kappa_reduced)
         return Exact.deferred(src, 0)
     wl = None if w is None else w.tolist()
     tl = t.tolist()
@@ -739,7 +890,7 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
 
     builder = _builder(x, lambda: fn(input, target, weight=weight, ignore_index=ignore_index, reduction="none"),
                        row_result, rows, pos, 1)
-    src = _Source(a, _inflate(err), builder, sign, dd_rows, (x, rows.shape[0]))
+    src = _Source(a, _inflate(err), builder, sign, dd_rows, (x, rows.shape[0]), kappa_rows)
     return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
 
 
