@@ -393,7 +393,7 @@ class _Source:
             return self.builder(key)
 
 
-def _one_binade(mid, rad) -> bool:
+def _one_binade(mid: tuple, rad: tuple) -> bool:
     """Whether the ball lies within one binade [2**k, 2**(k+1)) in magnitude: a measurement reads the ULP from the
     midpoint's exponent, which must then be the exact value's (a ball across a power of two is not answered)."""
     a = libmp.mpf_abs(mid)
