@@ -505,6 +505,8 @@ class _Eval:
     zero: Any
     tiny: Any = None
     kappa: Any = None
+    special: Any = None  # +-inf or NaN where the value is that special value (0.0 elsewhere), or None
+    gspecial: Any = None  # where the derivative is special (those components come from the mpmath gradient)
 
     def deriv(self):
         raise fast.NotEligible
@@ -593,14 +595,23 @@ class _BCE(_Eval):
         self.omy = V(omh, oml, np.zeros_like(omh))
         a_live = (y != 0) & (p != 1)  # y log p, nonzero
         b_live = (y != 1) & (p != 0)  # (1 - y) log(1 - p), nonzero
-        if ((y != 0) & (p == 0)).any() or ((y != 1) & (p == 1)).any():
-            raise fast.NotEligible  # an infinite loss
+        # log 0 with a nonzero coefficient: the loss is w * inf (the mpmath path's special value, a NaN at w = 0)
+        inf_el = ((y != 0) & (p == 0)) | ((y != 1) & (p == 1))
+        if inf_el.any():
+            if w is not None and (w[inf_el] == 0).any():
+                raise fast.NotEligible
+            self.special = np.where(inf_el, (1.0 if w is None else np.sign(w)) * np.inf, 0.0)
+            self.gspecial = inf_el
+            p = self.p_safe = np.where(inf_el, 0.5, p)
+            a_live, b_live = a_live & ~inf_el, b_live & ~inf_el
         A = mul(exact(y), log_pos(np.where(a_live, p, 1.0)))
         B = mul(self.omy, log1m(np.where(b_live, p, 0.0)))
         A, B = _zeroed(A, ~a_live), _zeroed(B, ~b_live)
         S = add(A, B)
         S = A.where(~b_live, B.where(~a_live, S))
         zero = ~a_live & ~b_live
+        if self.special is not None:
+            zero = zero | inf_el
         if w is not None:
             zero = zero | (w == 0)
             v = mul_d(S, -w)
@@ -620,7 +631,7 @@ class _BCE(_Eval):
         self.kappa = _kappa_bound(r, np.ones_like(p) if w is None else np.abs(w))
 
     def deriv(self):
-        p, y = self.p, self.y
+        p, y = getattr(self, "p_safe", self.p), self.y
         both = (y != 0) & (y != 1)
         # coefficient * num / den: both terms: -(y - p) / (p (1 - p)); y = 0: 1 / (1 - p); y = 1: -1 / p
         nh, nl = fast64.two_sum(y, -p)
@@ -774,9 +785,14 @@ class _Xlogy(_Eval):
         X = np.ascontiguousarray(np.broadcast_to(x, shape))
         Y = np.ascontiguousarray(np.broadcast_to(y, shape))
         self.shape, self.X, self.Y = shape, X, Y
-        if (((Y <= 0) & (X != 0))).any() or np.abs(X).max() > BIG:
+        if np.abs(X).max() > BIG:
             raise fast.NotEligible
-        live = (X != 0) & (Y != 1)
+        # y = 0: x log 0 = -sign(x) inf; y < 0: NaN (the mpmath path's special values); their gradient log y is special
+        bad = (Y <= 0) & (X != 0)
+        if bad.any():
+            self.special = np.where(bad, np.where(Y == 0, -np.sign(X) * np.inf, np.nan), 0.0)
+        self.gspecial = Y <= 0
+        live = (X != 0) & (Y != 1) & ~bad
         L = log_pos(np.where(live, Y, 2.0))
         self.L = L
         v = mul_d(L, X)
@@ -787,10 +803,10 @@ class _Xlogy(_Eval):
         self.kappa = np.where(zero, 0.0, self.value.up() * (1 + 2.0**-40))
 
     def deriv(self):
-        if self.X.shape != self.xs_shape or (self.Y <= 0).any():
+        if self.X.shape != self.xs_shape:
             raise fast.NotEligible
-        L = log_pos(np.where(self.Y != 1, self.Y, 2.0))
-        zero = self.Y == 1
+        L = log_pos(np.where((self.Y != 1) & (self.Y > 0), self.Y, 2.0))
+        zero = (self.Y == 1) | (self.Y <= 0)
         return _zeroed(L, zero), np.where(zero, 0, np.sign(self.Y - 1)).astype(np.int8), zero, \
             np.zeros(self.shape, bool)
 
@@ -845,7 +861,15 @@ def values_of(name: str, fn: Callable[..., ExactTree], **kw: Any) -> ExactTree:
     """The fast result of oracle ``name`` (the registered values handler)."""
     ev: Any = _EVALS[name](**kw)
     red, denom = _denominator(name, ev)
+    sp = ev.special
     if red != "none":
+        if sp is not None and (sp != 0).any():
+            # a sum or mean with infinite terms of one sign (and finite others) is that infinity
+            vals = sp[sp != 0]
+            if np.isnan(vals).any() or not ((vals > 0).all() or (vals < 0).all()):
+                raise fast.NotEligible
+            src = Source(exact(np.zeros(1)), np.zeros(1), _whole(lambda: fn(**kw)))
+            return Exact.deferred(src, 0, float(vals[0]))
         v, sg = _reduce(ev.value, ev.sign, ev.zero, red, denom)
         kap = None
         if ev.kappa is not None:
@@ -860,6 +884,9 @@ def values_of(name: str, fn: Callable[..., ExactTree], **kw: Any) -> ExactTree:
         build = _whole(lambda: fn(**kw))
     src = Source(ev.value, ev.sign, build, tiny=ev.tiny, kappa=ev.kappa)
     n = int(np.prod(ev.shape))
+    if sp is not None:
+        sps = [None if v == 0 else v for v in sp.ravel().tolist()]
+        return unflatten(ev.shape, [Exact.deferred(src, k, sps[k]) for k in range(n)])
     return unflatten(ev.shape, [Exact.deferred(src, k) for k in range(n)])
 
 
@@ -899,7 +926,14 @@ def gradient_of(name: str, kwargs: dict, n: int, upstream: Sequence[float] | Non
     sign = np.where(zero, 0, sign * np.sign(uu)).astype(np.int8)
     tiny_ok = tiny & ~zero & (np.abs(uu) <= denom)
     src = Source(g, sign, lambda key: fallback()[key], tiny=np.where(tiny_ok, sign, 0))
-    return [Exact.deferred(src, k) for k in range(n)]
+    out = [Exact.deferred(src, k) for k in range(n)]
+    if ev.gspecial is not None and ev.gspecial.any():
+        # a special component (log 0, a division by p = 0) is the mpmath path's: never deferred, so that its
+        # special value is known before anything asks for a magnitude
+        full = fallback()
+        for k in np.nonzero(np.ravel(ev.gspecial))[0].tolist():
+            out[k] = full[k]
+    return out
 
 
 def _register() -> None:
