@@ -68,23 +68,37 @@ The functions (x, p, y, t, w, pw exact binary64 inputs; every formula is the mpm
 exactly)
 ----------------------------------------------------------------------------------------------------------------
   sigmoid(x):  E = e^-|x| (E4), D = 1 + E (E1), sigma(|x|) = 1/D, sigma(-|x|) = E/D (E3); sigma(0) = 1/2 exact.
-  softplus_beta(x): z = beta x (TwoProd: exact; |beta|, |x| <= 2**995 and z = 0 or |z| >= 2**-960, else not
-      eligible; z = x when beta = 1), E = e^-|z|, L = log1p(E); z <= 0: L / beta, z > 0: x + L / beta (E1, E3;
-      beta = 1: no division). logsigmoid(x) = -softplus_1(-x) (exact negation).
+  softplus_beta(x): z = beta x (TwoProd: exact where |z| >= 2**-960; |beta|, |x| <= 2**995, else not eligible;
+      below 2**-960 z = RN(beta x), within 2**-1075 of beta x, and 2**-1074 / |beta| is added to the bound, as
+      softplus_beta moves by sigma(z) <= 1 times that over |beta|, and 2**-1074 to sigma(z)'s; z = x when
+      beta = 1), E = e^-|z|, L = log1p(E); z <= 0: L / beta, z > 0: x + L / beta (E1, E3; beta = 1: no division).
+      logsigmoid(x) = -softplus_1(-x) (exact negation).
   binary_cross_entropy: -w (y log p + (1 - y) log(1 - p)), each product by E2 with 1 - y = TwoSum(1, -y) exact;
       a term is an exact 0 where its coefficient is 0 or its log is log 1 (p = 1, resp. p = 0); both logs are <= 0
       and the coefficients >= 0: no cancellation, and a nonzero value has the sign of w.
-  binary_cross_entropy_with_logits: w (pw y softplus(-x) + (1 - y) softplus(x)), pw y = TwoProd exact (same
-      range conditions as beta x), 1 - y exact; the sign is known when pw y >= 0 and 1 - y >= 0.
+  binary_cross_entropy_with_logits: w (pw y softplus(-x) + (1 - y) softplus(x)), pw y = TwoProd exact (|pw|, |y| <=
+      2**995 and pw y = 0 or |pw y| >= 2**-960, else not eligible), 1 - y exact; the sign is known when pw y >= 0
+      and 1 - y >= 0.
   kl_div: t (log t - x) (t = 0: exact 0; t = 1: -x exact); log_target: e^t (t - x) with t - x = TwoSum exact (0:
       an exact 0, else the value has the sign of t - x).
   xlogy: x log y (x = 0 or y = 1: exact 0; sign(x) sign(y - 1)).
   Reductions: sum and mean (numel; kl_div's batchmean: the first dimension) by fast64.reduce_dd (fast64 step 11:
-  math.fsum of every hi and lo, the bounds summed, the mean's division by E3's analysis).
+  math.fsum of every hi and lo, the bounds summed, the mean's division by E3's analysis); the sign of the total is
+  known when every nonzero term has the same known sign; a total of exact zeros is an exact 0.
   Tiny values: where the exponential's argument is <= -745.2, e^a < 2**-1075, and sigmoid(x) < e^x, softplus(x) <
   e^x (log1p(E) < E), sigma(-x) < e^-x: such a value lies strictly between 0 and 2**-1075 (of known sign), so it
   rounds to a zero of that sign in every format (``tiny``); its enclosure and magnitude come from the V (rigorous
-  but absolute).
+  but absolute). With beta, softplus_beta(x) < e^z / |beta|: tiny where z <= -745.2 - max(0, 1 - e), |beta| =
+  m 2**e (so ln(1/|beta|) < 1 - e). A gradient component u f'(x) / N is tiny where f' is and |u| <= N.
+  Special values, as the mpmath path gives them: binary_cross_entropy's log 0 with a nonzero coefficient (p = 0 with
+  y != 0, p = 1 with y != 1) is w * inf (not eligible at w = 0: NaN), xlogy's x log y is -sign(x) inf at y = 0 and
+  NaN at y < 0 (x != 0); a reduced loss with infinite terms of one sign is that infinity (else not eligible). Their
+  outputs are ``Exact.deferred`` with the special value set, and their gradient components are the mpmath path's
+  (``gradient_of``: never deferred, so a special component is known before a magnitude is asked of it).
+  What falls back by design: float64 results below about 2**-1000 (F, charged per operation, reaches a rounding
+  boundary), exact rational results that are float64 ties (a bound > 0 cannot decide a tie; an exact
+  derivative times the upstream over a power-of-two denominator is kept exact, bound 0), and a gradient above 2**995
+  (1/p at a tiny p: the splits would overflow; bound infinite).
 
 Condition numbers (``kappa_magnitude``): kappa = sum_j |x_j d f / d x_j| over the oracle's ``input`` (what
 oracles/results.py ``kappa_of`` sums over the pairs each oracle gives; targets, weights and ``other`` are data):
