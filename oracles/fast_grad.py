@@ -61,6 +61,18 @@ E6. alpha s + beta r is also beta + (alpha - beta) s and alpha + (beta - alpha) 
 E6'. A rest below 2**-(bits(den q) + 1080) is replaced by that power of two with its sign before the exact sum:
     every rounding boundary B != q (a multiple of 2**-1075) lies at least 1 / (den(q) 2**1075) from q, so the
     rounding is the same; in an enclosure such a rest (below |q| 2**-(2 rel_bits)) goes into the radius.
+E7. The vectorised first pass (before any level): every "lin" component of a row that is not rational, with
+    alpha != beta and a finite logit, is evaluated at once in double-double from the accurate level's arrays:
+    alpha, beta as dd (RN(q) and RN(q - RN(q)): within 2**-105 |q|); r = 1 - s by fast64's dd add off the maximum
+    (error B_s + 2**-103 |r|), R / (1 + R) at it by its dd add and dd division (error err_R + 2**-97 |r|: the
+    derivative of R / (1 + R) is at most 1; rows with R < 2**-900, where the division may underflow, are left to
+    the levels); products dd x dd (TwoProd of the high parts, the cross terms in binary64, al bl dropped: at most
+    6 u**2 |ab| plus 2**-1072 where a term underflows; charged 2**-99 |product|, which also covers the
+    coefficients' 2**-105), the sum by the dd add (2**-103 |g|). Bound: |alpha| B_s + |beta| B_r (|q| <=
+    |RN(q)| (1 + 2**-50)) + 2**-99 (|P| + |Q|) + 2**-103 |g| + 4 FLOOR64, times INFLATE, plus FLOOR64 (fast64's
+    constants). Its roundings are ``fast64.certify64`` (float64) or ``fast.certify`` of hi within |lo| + B, its
+    magnitude and enclosure the ball (hi + lo, B); what it leaves open goes to the levels. Coefficients above
+    2**990 (the split's range) and entries fast64 reports as 0 are left to the levels.
 E5. Answers, per component and level (a component of E6: the sum's ball first, then the exact sums'): a
     rounding when both ends of the ball (rounded outward) round to the same value of the format with the same
     sign, the rounding of its point when exact (RN of the exact value, the same as the mpmath path's by the
@@ -162,6 +174,7 @@ class _DDLevel:
             st = fast._Rows(rows)
             dd = fast64.DDRows(st, quick)
             sh, sl, B = fast64.softmax(dd)
+        self.arrays = (sh, sl, B, dd.Rh, dd.Rl, dd.err_R, st.jmax)
         self.sh, self.sl, self.B = sh.tolist(), sl.tolist(), B.tolist()
         self.jmax = st.jmax.tolist()
         self.m = st.m.tolist()
@@ -289,6 +302,12 @@ class _Lin:
         return r
 
 
+def _dd_mul(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
+    """dd times dd (E7): TwoProd of the high parts, the cross terms added in binary64, al bl dropped."""
+    p, e = fast64.two_prod(ah, bh)
+    return fast64.fast_two_sum(p, e + (ah * bl + al * bh))
+
+
 def _mpf_fraction(v: tuple) -> Fraction:
     sign, man, e, _ = v
     q = Fraction(int(man) << e) if e >= 0 else Fraction(int(man), 1 << -e)
@@ -369,6 +388,8 @@ class _GradSource:
         self._ubar: dict[tuple[int, int], Any] = {}
         self._mu: dict[int, Fraction | None] = {}
         self._built = False
+        self._vec: Any = _MISSING  # E7: {key: position}, (hi, lo, bound) arrays, or None
+        self._vec_certified: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- rows
     def _row_list(self, r: int) -> list:
@@ -540,8 +561,99 @@ class _GradSource:
         _count("open")
         return None
 
+    # ---------------------------------------------------------------- E7: the vectorised first pass
+    def _vector(self) -> Any:
+        """(where, hi, lo, bound): every "lin" component of a row that is not rational, with alpha != beta and a
+        finite logit, evaluated at once in double-double from the accurate dd softmax (E7); None if unavailable."""
+        if self._vec is _MISSING:
+            self._vec = None
+            try:
+                with np.errstate(all="ignore"):
+                    self._vec = self._vector_eval()
+            except (ArithmeticError, ValueError, IndexError):
+                self._vec = None
+        return self._vec
+
+    def _vector_eval(self) -> Any:
+        keys, rs, js, coef = [], [], [], []
+        for key, c in enumerate(self.comps):
+            if c[0] != "lin" or c[3] == c[4] or self._exact_row(c[1]) is not None or \
+                    self._row_list(c[1])[c[2]] == -math.inf:
+                continue
+            keys.append(key)
+            rs.append(c[1])
+            js.append(c[2])
+            coef.append((c[3], c[4]))
+        if not keys:
+            return None
+        lv = self._level(1)
+        if lv is None:
+            return None
+        sh_a, sl_a, B_a, Rh_a, Rl_a, eR_a, jm_a = lv.arrays
+        r, j = np.array(rs), np.array(js)
+        conv: dict[Fraction, tuple[float, float]] = {}
+
+        def dd_of(q: Fraction) -> tuple[float, float]:
+            got = conv.get(q)
+            if got is None:
+                h = float(q)
+                got = conv[q] = (h, float(q - Fraction(h)) if math.isfinite(h) else 0.0)
+            return got
+
+        ah, al = np.array([dd_of(a) for a, _ in coef]).T
+        bh, bl = np.array([dd_of(b) for _, b in coef]).T
+        sh, sl, Bs = sh_a[r, j], sl_a[r, j], B_a[r, j]
+        top = j == jm_a[r]
+        # r = 1 - s off the maximum (s <= 1/2: two_sum exact, then the dd add), R / (1 + R) at it (E2 in dd)
+        rh1, rl1 = fast64.dd_add(np.ones_like(sh), np.zeros_like(sh), -sh, -sl)
+        Rh, Rl, eR = Rh_a[r], Rl_a[r], eR_a[r]
+        Dh, Dl = fast64.dd_add(np.ones_like(Rh), np.zeros_like(Rh), Rh, Rl)
+        qh, ql = fast64.dd_div(Rh, Rl, Dh, Dl)
+        rh, rl = np.where(top, qh, rh1), np.where(top, ql, rl1)
+        Br = np.where(top, eR + np.abs(qh) * 2.0**-97, Bs + np.abs(rh1) * 2.0**-103)
+        ph, pl = _dd_mul(ah, al, sh, sl)
+        qh2, ql2 = _dd_mul(bh, bl, rh, rl)
+        gh, gl = fast64.dd_add(ph, pl, qh2, ql2)
+        c1 = 1 + 2.0**-50
+        bound = ((np.abs(ah) * c1 * Bs + np.abs(bh) * c1 * Br + (np.abs(ph) + np.abs(qh2)) * c1 * 2.0**-99
+                  + np.abs(gh) * c1 * 2.0**-103 + 4 * fast64.FLOOR64) * fast64.INFLATE + fast64.FLOOR64)
+        ok = (np.isfinite(gh) & np.isfinite(gl) & np.isfinite(bound) & (np.abs(ah) <= 2.0**990)
+              & (np.abs(bh) <= 2.0**990) & ~((sh == 0) & (sl == 0) & (Bs == 0)) & ~(top & (Rh < 2.0**-900)))
+        where = {k: i for i, k in enumerate(keys) if ok[i]}
+        return where, gh, gl, bound
+
+    def _vec_decide(self, key: int, f: Format) -> float | None:
+        vec = self._vector()
+        if vec is None or key not in vec[0]:
+            return None
+        c = self._vec_certified.get(f.name)
+        if c is None:
+            _, hi, lo, bound = vec
+            with np.errstate(all="ignore"):
+                if f.name == "float64":
+                    values, ok = fast64.certify64(hi, lo, bound)
+                else:
+                    wide = (np.abs(lo) + bound) * (1 + 2.0**-50) + 5e-324
+                    values, ok = fast.certify(hi, wide, f)
+            c = self._vec_certified[f.name] = (values.tolist(), ok.tolist())
+        i = vec[0][key]
+        return c[0][i] if c[1][i] else None
+
+    def _vec_ball(self, key: int) -> Ball | None:
+        vec = self._vector()
+        if vec is None or key not in vec[0]:
+            return None
+        i = vec[0][key]
+        return Ball(libmp.mpf_add(libmp.from_float(float(vec[1][i])), libmp.from_float(float(vec[2][i]))),
+                    libmp.from_float(float(vec[3][i])))
+
     # ---------------------------------------------------------------- the DeferredSource protocol
     def decide(self, key: int, f: Format) -> float | None:
+        r = self._vec_decide(key, f)
+        if r is not None:
+            _count("answered")
+            return r
+
         def good(v: Any) -> float | None:
             if isinstance(v, Fraction):
                 return round_to_format(v, f)
@@ -552,6 +664,13 @@ class _GradSource:
         return self._first(key, good)
 
     def enclose(self, key: int, rel_bits: int) -> tuple | None:
+        vb = self._vec_ball(key)
+        if vb is not None:
+            got = _enclosed(vb, rel_bits)
+            if got is not None:
+                _count("answered")
+                return got
+
         def good(v: Any) -> tuple | None:
             if isinstance(v, Fraction):
                 d = v.denominator
@@ -566,6 +685,14 @@ class _GradSource:
         return self._first(key, good)
 
     def magnitude(self, key: int) -> float | None:
+        vb = self._vec_ball(key)
+        if vb is not None:
+            top = libmp.mpf_add(libmp.mpf_abs(vb.mid), vb.rad, 53, libmp.round_up)
+            r = libmp.to_float(top, rnd=libmp.round_up)
+            if math.isfinite(r) and (r > 0 or not top[1]):
+                _count("answered")
+                return r
+
         def good(v: Any) -> float | None:
             if isinstance(v, Fraction):
                 return _float_up(v)
