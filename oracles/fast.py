@@ -19,8 +19,10 @@ The same evaluation also decides what the binary64 bound leaves open in a narrow
 than the mpmath rows it replaces (``_Source._dd_pays``: always for a reduced loss or an input the mpmath path
 takes whole, and for a 128,256-class row with a few undecided outputs; not for three undecided rows of ten).
 
-Everything else (other losses, probability targets, label smoothing, NaN or +inf inputs, inputs that are not
-arrays of floats) returns None from ``attempt`` and takes the mpmath path unchanged. The expressions, gradient
+Probability targets and label smoothing of cross_entropy are evaluated in binary64 only (step 12). Everything
+else (other losses, NaN or +inf inputs, -inf masks beside probability targets, inputs that are not arrays of
+floats) returns None from ``attempt`` and takes the mpmath path unchanged (the elementwise losses have fast paths of
+their own, oracles/fast_elementwise.py). The expressions, gradient
 and condition number of a fast result are built only when asked for (``Exact.deferred``): per row for
 elementwise outputs, for the whole call for a reduced loss.
 
@@ -80,6 +82,21 @@ R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i
    logsumexp m, cross_entropy 0), given with bound 0. The exact sign is passed to ``certify`` where it is known
    (softmax > 0; log_softmax < 0 when two entries are finite; cross_entropy has its weight's sign), so a value
    that underflows in the format rounds to the zero of the right sign instead of being left undecided.
+
+12. cross_entropy with probability targets t or label smoothing eps (class-index targets then weigh eps / C on
+   every class and 1 - eps more on the target), all logits finite: v = sum_c a_c y_c with y_c = -log_softmax_c
+   >= 0 (within err_y_c, step 5) and a_c = w_c ((1 - eps) t_c + eps / C) (prob.) or w_c eps / C + [c = t] w_t
+   (1 - eps): a^_c from at most five roundings of nonnegative terms times w_c, |a^_c - a_c| <= 5.01 u |a^_c|
+   (t_c >= 0, 0 <= eps <= 1). |a^ y^ - a y| <= |a^| err_y + 5.01 u |a^| (y^ + err_y); the products' roundings
+   and the sum of C of them add u + gamma_C times sum |a^| (y^ + err_y), and underflow 2**-1075 per product:
+   err_v = sum |a^| err_y (1 + 2 gamma_C) + (7u + 2 gamma_C) sum |a^| (y^ + err_y) + C 2**-1073. Nonnegative
+   coefficients, one positive, and two or more classes give v > 0 (the sign). Reductions as in step 9, the mean
+   over the rows (probability targets) or the kept targets' weights. No double-double evaluation here: float64
+   roundings the binary64 bound leaves open take the mpmath path. Its kappa: sum_j |x_j| |A p_j - a_j| with
+   A = sum_c a_c (dv/dx_j = A p_j - a_j); |A^ - A| <= (7u + gamma_C) sum |a^| = e_A, and |g^_j - g_j| <=
+   e_A (p^_j + e_p) + |A^| e_p + 6.1 u |a^_j| + 2.1 u |g^_j| (e_p the softmax bound of step 7); the bound is
+   (k^ + e_k)(1 + 2**-50), e_k = sum |x_j| e_g_j + 2 gamma_C k^ + C max|x| 2**-1073, given only where
+   e_k <= k^ 2**-30 (K3's relative promise of 2**-29), else None.
 
 Condition numbers (``_Source.kappa_magnitude``: upper bounds, which ``lossproof.measure`` takes for the accurate
 rung's allowance K u (|z| + kappa) instead of building kappa's expression). kappa = sum_j |x_j df/dx_j| over the
@@ -714,9 +731,10 @@ def _softmax_family(name, fn, input, dim):
         k = st.kappa_log_softmax()
         if name == "log_softmax":
             return k
-        # an exact 0 (a -inf entry) has kappa 0; p_i's bound must be relative (below p_i 2**-40, as K3 asks)
+        # an exact 0 (a -inf entry) has kappa 0; p_i's bound must be relative (below p_i 2**-34: with K3's
+        # 2**-30 the product stays within 2**-29 of the exact kappa)
         p_up = approx + bound
-        k = np.where(bound <= approx * 2.0**-40, np.nextafter(p_up * k, np.inf), np.inf)
+        k = np.where(bound <= approx * 2.0**-34, np.nextafter(p_up * k, np.inf), np.inf)
         return np.where(p_up == 0, 0.0, k)
 
     src = _Source(approx.ravel(), bound.ravel(), builder, sign.ravel(), dd, (x, st.M), kappa)
@@ -824,10 +842,107 @@ def _reduce(a, err, wt, kept, reduction):
     return q, float(_inflate((err_t + U1 * (abs(T) + err_t)) / abs(W) + U1 * abs(q) + SUBNORMAL))
 
 
+def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, size_average, reduce, eps):
+    """cross_entropy with probability targets or label smoothing (step 12): binary64 values, magnitudes and
+    condition numbers; no double-double evaluation (a float64 rounding, and a float32 midpoint of a long row,
+    take the mpmath path)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or not 0.0 <= eps <= 1.0:
+        raise _NotEligible
+    x = _read(input)
+    cd = 0 if x.ndim == 1 else 1
+    C = x.shape[cd]
+    out_shape = tuple(s for k, s in enumerate(x.shape) if k != cd)
+    rows, pos = _class_rows(x, cd)
+    if not np.isfinite(rows).all() or C == 0:
+        raise _NotEligible  # -inf masks: 0 * inf is the mpmath path's to define
+    w = None
+    if weight is not None:
+        w = _read(weight)
+        if w.shape != (C,) or not np.isfinite(w).all():
+            raise _NotEligible
+    wv = np.ones(C) if w is None else w
+    om, ec = 1.0 - eps, eps / C  # fl(1 - eps), fl(eps / C): each within u (relative) of the exact one
+    t_shape, _ = shape_and_flat(target, "target")
+    if t_shape == x.shape and x.shape != out_shape:  # probability targets
+        tr, _ = _class_rows(_read(target), cd)
+        if not np.isfinite(tr).all() or (tr < 0).any():
+            raise _NotEligible  # a negative probability is the mpmath path's error
+        a = wv * (tr * om + ec) if eps else wv * tr
+        kept = np.ones(rows.shape[0], dtype=bool)
+        den = np.ones(rows.shape[0])  # "mean" divides by the number of rows
+        builder_kw = {}
+    else:
+        t_shape, ts = read_indices(target, "target")
+        if t_shape != out_shape or any(t != ignore_index and not 0 <= t < C for t in ts):
+            raise _NotEligible
+        t = np.array(ts, dtype=np.int64)
+        kept = t != ignore_index
+        tk = np.where(kept, t, 0)
+        onehot = np.zeros(rows.shape)
+        onehot[np.arange(rows.shape[0]), tk] = om
+        a = np.where(kept[:, None], wv * (onehot + ec), 0.0)
+        den = np.where(kept, wv[tk], 0.0)  # "mean" divides by the kept rows' target weights
+        builder_kw = {"ignore_index": ignore_index}
+    st = _Rows(rows)
+    with np.errstate(all="ignore"):
+        d = rows - st.m[:, None]  # d^ = fl(x - m), step 1
+        y = st.L[:, None] - d  # -log_softmax >= 0, within err_y (step 5)
+        err_y = U1 * (np.abs(d) + np.abs(y)) + st.err_l[:, None]
+        y[st.single] = 0.0  # the one finite entry of a row: exactly 0
+        err_y[st.single] = 0.0
+        aa = np.abs(a)
+        gam = C * U / (1 - C * U)
+        v = np.einsum("ij,ij->i", a, y)
+        err = ((aa * err_y).sum(axis=1) * (1 + 2 * gam) + (7 * U + 2 * gam) * (aa * (y + err_y)).sum(axis=1)
+               + C * 2.0**-1073)
+        err = np.where(aa.sum(axis=1) == 0, 0.0, err)  # every coefficient 0: exactly 0
+    nonneg = (a >= 0).all(axis=1)
+    sign = np.where(nonneg & ~st.single & (a > 0).any(axis=1), 1, 0).astype(np.int8)
+
+    def kappa_rows():  # step 12: sum_j |x_j| |A p_j - a_j| per row, A = sum a
+        s, s_err = st.softmax()
+        A = a.sum(axis=1)
+        e_a = (7 * U + gam) * aa.sum(axis=1)  # |A^ - A|
+        g = A[:, None] * s - a
+        e_g = (e_a[:, None] * (s + s_err) + np.abs(A)[:, None] * s_err + 6.1 * U * aa + 2.1 * U * np.abs(g))
+        ax = np.abs(rows)
+        k = np.einsum("ij,ij->i", ax, np.abs(g))
+        ek = np.einsum("ij,ij->i", ax, e_g) + gam * 2 * k + C * ax.max(axis=1) * 2.0**-1073
+        k_up = np.where(ek <= k * 2.0**-30, (k + ek) * (1 + 2.0**-50), np.inf)
+        return np.where(aa.sum(axis=1) == 0, 0.0, k_up)  # every coefficient 0: v = 0 whatever x, kappa 0
+
+    if reduction != "none":
+        approx, bound = _reduce(v, err, den, kept, reduction)
+        kwargs = dict(input=input, target=target, weight=weight, reduction=reduction, label_smoothing=eps,
+                      **builder_kw)
+        positive = bool((sign[kept] > 0).all()) and bool(kept.any())
+
+        def kappa_reduced():
+            total = math.fsum(kappa_rows()[kept].tolist()) * (1 + 4 * U)
+            if reduction == "mean":
+                total = total / abs(math.fsum(den[kept].tolist())) * (1 + 4 * U)
+            return np.array([total])
+
+        src = _Source(np.array([approx]), np.array([bound]), lambda key: fn(**kwargs), 1 if positive else None,
+                      None, (x, rows.shape[0]), kappa_reduced)
+        return Exact.deferred(src, 0)
+    whole = dict(target=target, weight=weight, reduction="none", label_smoothing=eps, **builder_kw)
+    builder = _WholeBuilder(lambda: fn(input, **whole))  # output r is row r (the rows follow the output's order)
+    src = _Source(v, _inflate(err), builder, sign, None, (x, rows.shape[0]), kappa_rows)
+    return unflatten(out_shape, [Exact.deferred(src, r) for r in range(rows.shape[0])])
+
+
 def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                 reduction="mean", label_smoothing=0.0):
-    if name == "cross_entropy" and (type(label_smoothing) not in (int, float) or label_smoothing != 0):
-        raise _NotEligible
+    if name == "cross_entropy":
+        if type(label_smoothing) not in (int, float):
+            raise _NotEligible
+        x_shape, _ = shape_and_flat(input, "input")
+        t_shape, _ = shape_and_flat(target, "target")
+        if label_smoothing != 0 or (t_shape == x_shape and len(x_shape) > 1):
+            return _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, size_average, reduce,
+                                        float(label_smoothing))
     reduction, x, rows, pos, out_shape, t, kept, tk, wt, w = _class_call(
         input, target, weight, ignore_index, reduction, size_average, reduce)
     if name == "cross_entropy":

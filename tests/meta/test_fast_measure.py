@@ -73,7 +73,7 @@ def _row(rng, C):
 
 
 def _calls(rng, n):
-    """(oracle name, kwargs) of every kind the fast path takes, n of each."""
+    """(oracle name, kwargs) of every kind the fast path takes, n of each (ones it leaves to mpmath among them)."""
     for i in range(n):
         C = rng.choice([1, 2, 3, 7, 64])
         M = rng.choice([1, 2, 4])
@@ -89,6 +89,23 @@ def _calls(rng, n):
             red = "sum"
         yield "cross_entropy", {"input": finite_x, "target": t, "weight": w, "reduction": red}
         yield "nll_loss", {"input": finite_x, "target": t, "weight": w, "reduction": red}
+        # probability targets and label smoothing (fast.py step 12): one-hot, random and softmax-like targets
+        eps = rng.choice([0.0, 0.1, 0.25, 1.0])
+        if C > 1:
+            yield "cross_entropy", {"input": finite_x, "target": t, "weight": w, "reduction": red,
+                                    "label_smoothing": eps or 0.1}
+        probs = []
+        for _ in range(M):
+            kind = rng.choice(["onehot", "random", "zeros"])
+            row = [0.0] * C
+            if kind == "onehot":
+                row[rng.randrange(C)] = 1.0
+            elif kind == "random":
+                row = [rng.random() for _ in range(C)]
+            probs.append(row)
+        red_p = "sum" if red == "mean" and M == 0 else red
+        yield "cross_entropy", {"input": finite_x, "target": probs, "weight": w, "reduction": red_p,
+                                "label_smoothing": eps}
 
 
 def _pairs(name, kw):
