@@ -72,7 +72,11 @@ E7. The vectorised first pass (before any level): every "lin" component of a row
     |RN(q)| (1 + 2**-50)) + 2**-99 (|P| + |Q|) + 2**-103 |g| + 4 FLOOR64, times INFLATE, plus FLOOR64 (fast64's
     constants). Its roundings are ``fast64.certify64`` (float64) or ``fast.certify`` of hi within |lo| + B, its
     magnitude and enclosure the ball (hi + lo, B); what it leaves open goes to the levels. Coefficients above
-    2**990 (the split's range) and entries fast64 reports as 0 are left to the levels.
+    2**990 (the split's range) and entries fast64 reports as 0 are left to the levels. Softmax likewise, for rows
+    that are irrational, without a common group mean and without such entries: t_i = u_i s_i by fast64's dd
+    times double (2**-100 relative, plus |u_i| B_i), ubar their sum by C dd adds (each within 2**-104 of a
+    partial sum, so C 2**-103 sum |t_i| in all), N = u_c - ubar by the dd add (2**-103 |N|), g = s_c N dd x dd:
+    bound |N| B_s + (|s| + B_s) err_N + 2**-99 |g| + (C + 4) FLOOR64, inflated as above.
 E5. Answers, per component and level (a component of E6: the sum's ball first, then the exact sums'): a
     rounding when both ends of the ball (rounded outward) round to the same value of the format with the same
     sign, the rounding of its point when exact (RN of the exact value, the same as the mpmath path's by the
@@ -575,6 +579,8 @@ class _GradSource:
         return self._vec
 
     def _vector_eval(self) -> Any:
+        if self.ups is not None:
+            return self._vector_soft()
         keys, rs, js, coef = [], [], [], []
         for key, c in enumerate(self.comps):
             if c[0] != "lin" or c[3] == c[4] or self._exact_row(c[1]) is not None or \
@@ -621,6 +627,45 @@ class _GradSource:
               & (np.abs(bh) <= 2.0**990) & ~((sh == 0) & (sl == 0) & (Bs == 0)) & ~(top & (Rh < 2.0**-900)))
         where = {k: i for i, k in enumerate(keys) if ok[i]}
         return where, gh, gl, bound
+
+    def _vector_soft(self) -> Any:
+        """E7 for softmax: s_c (u_c - ubar) of every irrational row without a common group mean, ubar in dd."""
+        assert self.ups is not None
+        lv = self._level(1)
+        if lv is None:
+            return None
+        sh_a, sl_a, B_a = lv.arrays[:3]
+        M, C = sh_a.shape
+        live = [r for r in range(M) if self._exact_row(r) is None and self._group_mean(r) is None]
+        if not live:
+            return None
+        rows = np.array(live)
+        U = np.array([[float(u) for u in self.ups[r]] for r in live])
+        sh, sl, Bs = sh_a[rows], sl_a[rows], B_a[rows]
+        fin = np.array([[v != -math.inf for v in self._row_list(r)] for r in live])
+        under = fin & (sh == 0) & (sl == 0) & (Bs == 0)
+        th, tl = fast64.dd_mul_d(sh, sl, U)  # u_i s_i: 2**-100 relative (fast64's DELTA_MUL), exact 0 at -inf
+        bh, bl = th[:, 0], tl[:, 0]
+        for i in range(1, C):
+            bh, bl = fast64.dd_add(bh, bl, th[:, i], tl[:, i])
+        absum = (np.abs(U) * (np.abs(sh) + Bs)).sum(axis=1) * (1 + 2.0**-40)
+        err_ubar = (np.abs(U) * Bs).sum(axis=1) * (1 + 2.0**-40) + absum * (2.0**-99 + C * 2.0**-103)
+        nh, nl = fast64.dd_add(U, np.zeros_like(U), -bh[:, None], -bl[:, None])
+        err_n = err_ubar[:, None] + np.abs(nh) * 2.0**-103
+        gh, gl = _dd_mul(sh, sl, nh, nl)
+        c1 = 1 + 2.0**-50
+        bound = ((np.abs(nh) * c1 * Bs + (np.abs(sh) + Bs) * c1 * err_n + np.abs(gh) * c1 * 2.0**-99
+                  + (C + 4) * fast64.FLOOR64) * fast64.INFLATE + fast64.FLOOR64)
+        ok = (fin & ~under & np.isfinite(gh) & np.isfinite(gl) & np.isfinite(bound) & (np.abs(U) <= 2.0**990)
+              & ~under.any(axis=1)[:, None])
+        where: dict[int, int] = {}
+        pos = {r: i for i, r in enumerate(live)}
+        okl = ok.tolist()
+        for key, c in enumerate(self.comps):
+            ri = pos.get(c[1], -1)
+            if c[0] == "soft" and ri >= 0 and okl[ri][c[2]]:
+                where[key] = ri * C + c[2]
+        return where, gh.ravel(), gl.ravel(), bound.ravel()
 
     def _vec_decide(self, key: int, f: Format) -> float | None:
         vec = self._vector()
