@@ -128,9 +128,9 @@ _MISSING = object()
 @contextlib.contextmanager
 def counting() -> Iterator[dict[str, int]]:
     """Count while the block runs: calls served ("calls"), calls not taken ("ineligible"), requests answered here
-    ("answered") and left to the mpmath path ("open"), and calls whose mpmath gradient had to be built
-    ("fallback")."""
-    c = {"calls": 0, "ineligible": 0, "answered": 0, "open": 0, "fallback": 0}
+    ("answered"; "vector" of them by the vectorised pass, E7) and left to the mpmath path ("open"), and calls
+    whose mpmath gradient had to be built ("fallback")."""
+    c = {"calls": 0, "ineligible": 0, "answered": 0, "vector": 0, "open": 0, "fallback": 0}
     _counters.append(c)
     try:
         yield c
@@ -697,6 +697,7 @@ class _GradSource:
         r = self._vec_decide(key, f)
         if r is not None:
             _count("answered")
+            _count("vector")
             return r
 
         def good(v: Any) -> float | None:
@@ -714,6 +715,7 @@ class _GradSource:
             got = _enclosed(vb, rel_bits)
             if got is not None:
                 _count("answered")
+                _count("vector")
                 return got
 
         def good(v: Any) -> tuple | None:
@@ -736,6 +738,7 @@ class _GradSource:
             r = libmp.to_float(top, rnd=libmp.round_up)
             if math.isfinite(r) and (r > 0 or not top[1]):
                 _count("answered")
+                _count("vector")
                 return r
 
         def good(v: Any) -> float | None:

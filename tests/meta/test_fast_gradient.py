@@ -129,7 +129,7 @@ def _gradient(name, kw, up):
 
 def test_fast_gradient_matches_mpmath():
     rng = random.Random(20261203)
-    calls = fallbacks = comps = declined = 0
+    calls = fallbacks = comps = declined = vector = answered = 0
     for name, kw, n_out in _calls(rng, 144):
         up = _upstream(rng, n_out, len(kw["input"][0]))
         with fast_grad.counting() as c:
@@ -144,6 +144,8 @@ def test_fast_gradient_matches_mpmath():
         assert c["calls"] == 1 and c["ineligible"] == 0, (name, kw)  # every call here is one the fast path takes
         calls += 1
         fallbacks += c["fallback"]
+        vector += c["vector"]
+        answered += c["answered"]
         with fast.disabled():
             ref = _gradient(name, kw, up)
             for f in FMTS:
@@ -166,8 +168,10 @@ def test_fast_gradient_matches_mpmath():
                     assert libmp.mpf_cmp(gap, libmp.mpf_add(rad, zr, 64, "u")) <= 0, (name, kw, up, f, k)
     rate = fallbacks / max(calls, 1)
     print(f"\nfast gradient: {calls} calls, {comps} components; the mpmath gradient built in {fallbacks} calls "
-          f"({100.0 * rate:.1f}%); {declined} calls declined (a mean over zero total weight)")
+          f"({100.0 * rate:.1f}%); {declined} calls declined (a mean over zero total weight); {vector} of "
+          f"{answered} requests answered by the vectorised pass")
     assert rate <= FALLBACK_LIMIT
+    assert vector >= answered // 4  # the vectorised pass (E7) is what these checks exercise most
 
 
 def _moved(v, k, f):
