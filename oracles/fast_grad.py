@@ -39,7 +39,8 @@ Error analysis (all enclosures are rigorous; nothing is assumed of a ball beyond
 ----------------------------------------------------------------------------------------------------------
 E1. s_j at the dd levels: (h_j, l_j, B_j) of ``fast64.softmax`` (its step 9, or steps Q1-Q2 and 9 for the quick
     evaluation): |s_j - (h_j + l_j)| <= B_j, taken as the ball (h_j + l_j exactly, B_j). An entry fast64 reports
-    as an exact 0 (its argument below -745.2) has 0 < s_j < 2**-1075: it is computed as exp(x_j - m) / (1 + R) in
+    as an exact 0 (its argument below -745.2) has 0 < s_j < 2**-1075: the quick level takes the ball
+    (2**-1076, 2**-1076); the accurate one computes it as exp(x_j - m) / (1 + R) in
     balls at 256 bits, R in the level's ball of E2 (so as tight relatively as R's: 1 + R >= 1), or taken as the
     ball (2**-1076, 2**-1076) where that ball is not finite. A -inf entry has s_j = 0 and r_j = 1 exactly.
 E2. r_j at the dd levels: for j != jmax (the row maximum's index), s_j <= 1/2 (e_j <= e_jmax = 1), so
@@ -72,7 +73,8 @@ E7. The vectorised first pass (before any level): every "lin" component of a row
     |RN(q)| (1 + 2**-50)) + 2**-99 (|P| + |Q|) + 2**-103 |g| + 4 FLOOR64, times INFLATE, plus FLOOR64 (fast64's
     constants). Its roundings are ``fast64.certify64`` (float64) or ``fast.certify`` of hi within |lo| + B, its
     magnitude and enclosure the ball (hi + lo, B); what it leaves open goes to the levels. Coefficients above
-    2**990 (the split's range) and entries fast64 reports as 0 are left to the levels. Softmax likewise, for rows
+    2**990 (the split's range) are left to the levels; an entry fast64 reports as 0 enters as s = 0 with
+    B_s = 2**-1075 (E1). Softmax likewise, for rows
     that are irrational, without a common group mean and without such entries: t_i = u_i s_i by fast64's dd
     times double (2**-100 relative, plus |u_i| B_i), ubar their sum by C dd adds (each within 2**-104 of a
     partial sum, so C 2**-103 sum |t_i| in all), N = u_c - ubar by the dd add (2**-103 |N|), g = s_c N dd x dd:
@@ -178,6 +180,7 @@ class _DDLevel:
             st = fast._Rows(rows)
             dd = fast64.DDRows(st, quick)
             sh, sl, B = fast64.softmax(dd)
+        self.quick = quick
         self.arrays = (sh, sl, B, dd.Rh, dd.Rl, dd.err_R, st.jmax)
         self.sh, self.sl, self.B = sh.tolist(), sl.tolist(), B.tolist()
         self.jmax = st.jmax.tolist()
@@ -198,8 +201,8 @@ class _DDLevel:
         h, lo, b = self.sh[r][j], self.sl[r][j], self.B[r][j]
         if not (math.isfinite(h) and math.isfinite(lo) and math.isfinite(b)):
             return None
-        if h == 0 and lo == 0 and b == 0:
-            return self._underflowed(r, j)
+        if h == 0 and lo == 0 and b == 0:  # the quick level's ball [0, 2**-1075] often answers already
+            return _UNDER if self.quick else self._underflowed(r, j)
         return Ball(libmp.mpf_add(libmp.from_float(h), libmp.from_float(lo)), libmp.from_float(b))
 
     def _underflowed(self, r: int, j: int) -> Ball:
@@ -609,6 +612,7 @@ class _GradSource:
         ah, al = np.array([dd_of(a) for a, _ in coef]).T
         bh, bl = np.array([dd_of(b) for _, b in coef]).T
         sh, sl, Bs = sh_a[r, j], sl_a[r, j], B_a[r, j]
+        Bs = np.where((sh == 0) & (sl == 0) & (Bs == 0), 2.0**-1075, Bs)  # E1: a finite entry fast64 reports as 0
         top = j == jm_a[r]
         # r = 1 - s off the maximum (s <= 1/2: two_sum exact, then the dd add), R / (1 + R) at it (E2 in dd)
         rh1, rl1 = fast64.dd_add(np.ones_like(sh), np.zeros_like(sh), -sh, -sl)
@@ -624,7 +628,7 @@ class _GradSource:
         bound = ((np.abs(ah) * c1 * Bs + np.abs(bh) * c1 * Br + (np.abs(ph) + np.abs(qh2)) * c1 * 2.0**-99
                   + np.abs(gh) * c1 * 2.0**-103 + 4 * fast64.FLOOR64) * fast64.INFLATE + fast64.FLOOR64)
         ok = (np.isfinite(gh) & np.isfinite(gl) & np.isfinite(bound) & (np.abs(ah) <= 2.0**990)
-              & (np.abs(bh) <= 2.0**990) & ~((sh == 0) & (sl == 0) & (Bs == 0)) & ~(top & (Rh < 2.0**-900)))
+              & (np.abs(bh) <= 2.0**990) & ~(top & (Rh < 2.0**-900)))
         where = {k: i for i, k in enumerate(keys) if ok[i]}
         return where, gh, gl, bound
 
