@@ -2,7 +2,7 @@
 
 Why: the mpmath path builds an expression of O(C) nodes per row, about 2 seconds a row at an LLM vocabulary of
 C = 128,256, thousands of times the cost of the computation it checks. Here the softmax family (logsumexp,
-softmax, log_softmax) and cross_entropy / nll_loss (class-index targets, no label smoothing) are evaluated in
+softmax, log_softmax) and cross_entropy / nll_loss (class-index targets; step 12 for the others) are evaluated in
 NumPy binary64, each output with an absolute error bound B derived below. When both ends of the enclosure
 [approx - B, approx + B] round to the same value of the target format (same sign of zero, overflow to inf
 included), that value is the correctly rounded result, by the monotonicity of rounding; otherwise the caller
@@ -22,9 +22,11 @@ takes whole, and for a 128,256-class row with a few undecided outputs; not for t
 Probability targets and label smoothing of cross_entropy are evaluated in binary64 only (step 12). Everything
 else (other losses, NaN or +inf inputs, -inf masks beside probability targets, inputs that are not arrays of
 floats) returns None from ``attempt`` and takes the mpmath path unchanged (the elementwise losses have fast paths of
-their own, oracles/fast_elementwise.py). The expressions, gradient
-and condition number of a fast result are built only when asked for (``Exact.deferred``): per row for
-elementwise outputs, for the whole call for a reduced loss.
+their own, oracles/fast_elementwise.py). The expressions, gradient and condition number of a fast result are built
+only when asked for (``Exact.deferred``): per row for elementwise outputs, for the whole call for a reduced loss.
+What a measurement asks besides the rounding is answered here too (``_Source.magnitude``, ``kappa_magnitude`` from
+steps K1-K4, ``enclose``), so lossproof.measure builds no expression for a value the bounds decide; gradients come
+from ``oracles.fast_grad`` (``register`` / ``attempt_gradient``: the registry of certified gradients).
 
 Error analysis (all quantities nonnegative unless said; RN = binary64 round-to-nearest-even; u = 2**-53)
 -------------------------------------------------------------------------------------------------------
