@@ -844,6 +844,20 @@ def _reduce(a, err, wt, kept, reduction):
     return q, float(_inflate((err_t + U1 * (abs(T) + err_t)) / abs(W) + U1 * abs(q) + SUBNORMAL))
 
 
+def _leading_shape(obj: Any) -> tuple:
+    """The shape of an array, or of nested lists read along their first elements (a ragged input is the reader's
+    to refuse later): what tells probability targets (the input's shape) from class indices, in O(depth)."""
+    if hasattr(obj, "shape"):
+        return tuple(obj.shape)
+    shape = []
+    while isinstance(obj, (list, tuple)):
+        shape.append(len(obj))
+        if not obj:
+            break
+        obj = obj[0]
+    return tuple(shape)
+
+
 def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, size_average, reduce, eps):
     """cross_entropy with probability targets or label smoothing (step 12): binary64 values, magnitudes and
     condition numbers; no double-double evaluation (a float64 rounding, and a float32 midpoint of a long row,
@@ -865,8 +879,7 @@ def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, siz
             raise _NotEligible
     wv = np.ones(C) if w is None else w
     om, ec = 1.0 - eps, eps / C  # fl(1 - eps), fl(eps / C): each within u (relative) of the exact one
-    t_shape, _ = shape_and_flat(target, "target")
-    if t_shape == x.shape and x.shape != out_shape:  # probability targets
+    if _leading_shape(target) == x.shape and x.shape != out_shape:  # probability targets (read whole below)
         tr, _ = _class_rows(_read(target), cd)
         if not np.isfinite(tr).all() or (tr < 0).any():
             raise _NotEligible  # a negative probability is the mpmath path's error
@@ -940,8 +953,7 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
     if name == "cross_entropy":
         if type(label_smoothing) not in (int, float):
             raise _NotEligible
-        x_shape, _ = shape_and_flat(input, "input")
-        t_shape, _ = shape_and_flat(target, "target")
+        x_shape, t_shape = _leading_shape(input), _leading_shape(target)  # O(depth): never a walk over the input
         if label_smoothing != 0 or (t_shape == x_shape and len(x_shape) > 1):
             return _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, size_average, reduce,
                                         float(label_smoothing))
