@@ -318,8 +318,11 @@ class _Source:
         if self.kappa is None:
             return None
         if self._kappa_up is None:
-            with np.errstate(all="ignore"):
-                self._kappa_up = np.ravel(self.kappa()).tolist()
+            try:
+                with np.errstate(all="ignore"):
+                    self._kappa_up = np.ravel(self.kappa()).tolist()
+            except OverflowError:  # a sum of bounds past the largest double (math.fsum): no bound (K4)
+                self._kappa_up = [math.inf] * np.size(self.approx)
         k = self._kappa_up[key]
         return k if math.isfinite(k) and k >= 0 else None
 
@@ -1064,7 +1067,7 @@ def attempt_gradient(name: str, kwargs: dict, n: int, upstream: Sequence[float] 
     try:
         with np.errstate(all="ignore"):
             return handler(kwargs, n, upstream, fallback)
-    except (_NotEligible, OracleInputError):
+    except (_NotEligible, OracleInputError, OverflowError):  # an overflow in a bound's sum: not certifiable here
         return None
 
 
@@ -1083,5 +1086,5 @@ def attempt(name: str, mpmath_fn: Callable[..., ExactTree], **kwargs: Any) -> Ex
         # the caller's stderr, whatever the handler's own errstate blocks cover
         with np.errstate(all="ignore"):
             return _HANDLERS[name](mpmath_fn, **kwargs)
-    except (_NotEligible, OracleInputError):
+    except (_NotEligible, OracleInputError, OverflowError):  # an overflow in a bound's sum: not certifiable here
         return None
