@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import os
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, settings
 
 __all__ = ["Profile", "PROFILES", "current", "use", "get", "ENV", "register_hypothesis_profiles",
-           "MIN_REACHED_SHARE", "min_reached_share"]
+           "MIN_REACHED_SHARE", "min_reached_share", "derived"]
 
 ENV = "LOSSPROOF_PROFILE"
 
@@ -125,8 +126,31 @@ def get(name: str) -> Profile:
 def current() -> Profile:
     """The profile in force: set by ``use`` (the plugin, the API, the command line), else $LOSSPROOF_PROFILE,
     else ci."""
-    name = _chosen.get() or os.environ.get(ENV) or "ci"
-    return get(name)
+    chosen = _chosen.get()
+    if isinstance(chosen, Profile):
+        return chosen
+    return get(chosen or os.environ.get(ENV) or "ci")
+
+
+def derived(base: str, *, examples: int | None = None, work: float | None = None) -> Profile:
+    """Profile ``base`` with other search budgets: ``examples`` for both searched properties (agreement and no
+    overflow), ``work`` numbers compared per test. ``lossproof detect --examples/--work`` measures detection power
+    at budgets other than the profile's with it (how the ci budgets were chosen: README, "Speed")."""
+    prof = get(base)
+    if examples is not None and not (isinstance(examples, int) and examples >= 1):
+        raise ValueError(f"examples must be a positive whole number, not {examples!r}")
+    if work is not None and not (work > 0 and work != float("inf")):
+        raise ValueError(f"work must be a positive finite number of compared numbers, not {work!r}")
+    if examples is None and work is None:
+        return prof
+    changes: dict = {}
+    if examples is not None:
+        changes.update(agreement_examples=examples, overflow_examples=examples)
+    if work is not None:
+        changes["work"] = float(work)
+    n, w = changes.get("agreement_examples", prof.agreement_examples), changes.get("work", prof.work)
+    name = f"{base}[examples={n},work={w:g}]"
+    return dataclasses.replace(prof, name=name, **changes)
 
 
 def set_default(name: str | None) -> None:
@@ -137,12 +161,12 @@ def set_default(name: str | None) -> None:
 
 
 @contextlib.contextmanager
-def use(name: str | None):
-    """Run a block under profile ``name`` (None: leave it as it is)."""
+def use(name: str | Profile | None):
+    """Run a block under profile ``name`` (a Profile: one from ``derived``; None: leave it as it is)."""
     if name is None:
         yield current()
         return
-    token = _chosen.set(get(name).name)
+    token = _chosen.set(name if isinstance(name, Profile) else get(name).name)
     try:
         yield current()
     finally:

@@ -1,6 +1,7 @@
-"""``lossproof detect [--members a,b] [--no-controls] [--list] [--json PATH]``: the zoo of unstable implementations
-through the battery, beside torch.testing.assert_close: exit 0 when every member is caught and no control flagged,
-1 otherwise, 2 on a usage error."""
+"""``lossproof detect [--members a,b] [--no-controls] [--list] [--json PATH] [--examples N] [--work NUMBERS]``:
+the zoo of unstable implementations through the battery, beside torch.testing.assert_close: exit 0 when every member
+is caught and no control flagged, 1 otherwise, 2 on a usage error. ``--examples`` and ``--work`` run the battery
+with other search budgets than the ci profile's (how they were chosen: README, "Speed")."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def cmd_detect(args) -> int:
             raise UsageError(f"no such folder for --json: {folder}")
     if args.shrink is not None and not (args.shrink > 0 and math.isfinite(args.shrink)):
         raise UsageError(f"--shrink must be a positive number of seconds, not {args.shrink!r}")
+    for opt, v in (("--examples", args.examples), ("--work", args.work)):
+        if v is not None and not (v >= 1 and math.isfinite(v)):
+            raise UsageError(f"{opt} must be a positive number, not {v!r}")
     import numpy as np  # torch and the zoo: imported once the options are checked (lossproof.cli)
     import torch
 
@@ -45,11 +49,14 @@ def cmd_detect(args) -> int:
     np.seterr(all="ignore")
     print(f"{'':7} {'member':40} {'loss':20} {'fw':5} {'format':8} | lossproof (property, time to first failure)"
           f"   | usual check            | minimal input")
-    with profiles.use("ci"):
+    # the ci profile, or ci with other search budgets (how its budgets were chosen: README, "Speed")
+    prof = profiles.derived("ci", examples=args.examples, work=args.work)
+    with profiles.use(prof):
         data = detect.detect(members, controls, log=lambda line: print(line, flush=True), shrink=args.shrink)
     print(detect.format_summary(data["summary"]))
     if args.json:
-        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": "ci",
+        data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": prof.name,
+                               "examples": prof.agreement_examples, "work": prof.work,
                                "shrink_seconds": args.shrink or profiles.get("ci").shrink_seconds}
         atomic.write_json(args.json, data, indent=1)
         print(f"wrote {args.json}")
@@ -65,5 +72,9 @@ def add_parser(sub):
     d.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON (atomically)")
     d.add_argument("--shrink", type=float, default=None, metavar="SECONDS",
                    help="shrink budget per failure (default: ci's 10 s); the minimal input is the smallest found")
+    d.add_argument("--examples", type=int, default=None, metavar="N",
+                   help="Hypothesis examples per searched property (default: the ci profile's, 100)")
+    d.add_argument("--work", type=float, default=None, metavar="NUMBERS",
+                   help="numbers compared with the oracle per property (default: the ci profile's, 12,000)")
     d.set_defaults(fn=cmd_detect)
     return d

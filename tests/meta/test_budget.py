@@ -131,3 +131,27 @@ def test_a_passing_run_measures_a_fixed_number_of_examples():
         runs.append(seen)
         assert budget.report("case") is None
     assert runs[0] == runs[1] and len(runs[0]) > 50
+
+
+def test_a_derived_profile_changes_only_the_search_budgets_and_the_search_obeys_it():
+    """``lossproof detect --examples/--work`` (how the ci budgets are chosen): the derived profile's counts reach the
+    search (its example count) and the work budget (its cap), everything else stays the base profile's; no change
+    returns the base itself; a count that would search nothing is refused."""
+    from lossproof import detect, profiles, search, zoo
+
+    ci = profiles.get("ci")
+    assert profiles.derived("ci") is ci
+    small = profiles.derived("ci", examples=7, work=500)
+    assert (small.agreement_examples, small.overflow_examples, small.work) == (7, 7, 500.0)
+    assert (small.identity_examples, small.example_work, small.derandomize) == (ci.identity_examples,
+                                                                               ci.example_work, ci.derandomize)
+    assert small.name == "ci[examples=7,work=500]"
+    with profiles.use(small):
+        assert profiles.current() is small
+        assert Budget().max_work == 500.0
+        run = search.search("agreement", detect.case_for(zoo.by_name(zoo.CONTROLS[0].name)), edges=False)
+        assert run.examples == 7
+    assert profiles.current().name == "ci"
+    for bad in ({"examples": 0}, {"examples": 2.5}, {"work": float("inf")}, {"work": -1.0}):
+        with pytest.raises(ValueError):
+            profiles.derived("ci", **bad)

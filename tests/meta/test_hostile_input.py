@@ -292,6 +292,10 @@ CASES = [
     ("detect", "shrink-negative", ["detect", "--shrink", "-1"], None, None),
     ("detect", "unknown-member", ["detect", "--members", "no_such_member"], None, None),
     ("detect", "json-no-folder", ["detect", "--json", "{d}/no_such/d.json"], None, None),
+    ("detect", "examples-zero", ["detect", "--examples", "0"], None, None),
+    ("detect", "examples-word", ["detect", "--examples", "many"], None, None),
+    ("detect", "work-nan", ["detect", "--work", "nan"], None, None),
+    ("detect", "work-inf", ["detect", "--work", "inf"], None, None),
     # -- the command line itself
     ("cli", "no-command", [], None, None),
     ("cli", "unknown-command", ["frobnicate"], None, None),
