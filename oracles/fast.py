@@ -89,14 +89,21 @@ R = sum_{j != jmax} e_j, L = log1p(R), so logsumexp = m + L, log_softmax_i = d_i
    every class and 1 - eps more on the target), all logits finite: v = sum_c a_c y_c with y_c = -log_softmax_c
    >= 0 (within err_y_c, step 5) and a_c = w_c ((1 - eps) t_c + eps / C) (prob.) or w_c eps / C + [c = t] w_t
    (1 - eps): a^_c from at most five roundings of nonnegative terms times w_c, |a^_c - a_c| <= 5.01 u |a^_c|
-   (t_c >= 0, 0 <= eps <= 1). |a^ y^ - a y| <= |a^| err_y + 5.01 u |a^| (y^ + err_y); the products' roundings
-   and the sum of C of them add u + gamma_C times sum |a^| (y^ + err_y), and underflow 2**-1075 per product:
-   err_v = sum |a^| err_y (1 + 2 gamma_C) + (7u + 2 gamma_C) sum |a^| (y^ + err_y) + C 2**-1073. Nonnegative
+   (t_c >= 0, 0 <= eps <= 1), plus underflow: each of the roundings t om, eps / C and the product with w_c loses
+   at most 2**-1075 absolutely, the first two scaled by |w_c|, so |a^_c - a_c| <= 5.01 u |a^_c| + ua_c with
+   ua_c = (2 |w_c| + 1) 2**-1074 (twice that), and ua_c = 0 where a_c is exactly 0 (w_c = 0, or eps = 0 and
+   t_c = 0 / c not the target, or an ignored row): a^_c = 0 by underflow is not an exact 0 (w_c = 2**-1074 and
+   t_c = 1/6 gave v^ = 0 with bound 0 where v = 1.79 * 2**-1074: the battery caught it, the mpmath path agreed).
+   |a^ y^ - a y| <= |a^| err_y + (5.01 u |a^| + ua) (y^ + err_y); the products' roundings and the sum of C of
+   them add u + gamma_C times sum |a^| (y^ + err_y), and underflow 2**-1075 per product:
+   err_v = sum |a^| err_y (1 + 2 gamma_C) + (7u + 2 gamma_C) sum |a^| (y^ + err_y)
+   + (1 + 2 gamma_C) sum ua (y^ + err_y) + C 2**-1073; exactly 0 only where every a_c is exactly 0. Nonnegative
    coefficients, one positive, and two or more classes give v > 0 (the sign). Reductions as in step 9, the mean
    over the rows (probability targets) or the kept targets' weights. No double-double evaluation here: float64
    roundings the binary64 bound leaves open take the mpmath path. Its kappa: sum_j |x_j| |A p_j - a_j| with
-   A = sum_c a_c (dv/dx_j = A p_j - a_j); |A^ - A| <= (7u + gamma_C) sum |a^| = e_A, and |g^_j - g_j| <=
-   e_A (p^_j + e_p) + |A^| e_p + 6.1 u |a^_j| + 2.1 u |g^_j| (e_p the softmax bound of step 7); the bound is
+   A = sum_c a_c (dv/dx_j = A p_j - a_j); |A^ - A| <= (7u + gamma_C) sum |a^| + (1 + gamma_C) sum ua = e_A, and
+   |g^_j - g_j| <= e_A (p^_j + e_p) + |A^| e_p + 6.1 u |a^_j| + ua_j + 2.1 u |g^_j| (e_p the softmax bound of
+   step 7); the bound is
    (k^ + e_k)(1 + 2**-50), e_k = sum |x_j| e_g_j + 2 gamma_C k^ + C max|x| 2**-1073, given only where
    e_k <= k^ 2**-30 (K3's relative promise of 2**-29), else None.
 
@@ -887,6 +894,8 @@ def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, siz
         if not np.isfinite(tr).all() or (tr < 0).any():
             raise _NotEligible  # a negative probability is the mpmath path's error
         a = wv * (tr * om + ec) if eps else wv * tr
+        # the exact a_c is 0 only where w_c = 0 or (eps = 0 and t_c = 0); a^_c may be 0 by underflow elsewhere
+        zero = (wv == 0) | ((tr == 0) & (eps == 0))
         kept = np.ones(rows.shape[0], dtype=bool)
         den = np.ones(rows.shape[0])  # "mean" divides by the number of rows
         builder_kw = {}
@@ -900,6 +909,8 @@ def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, siz
         onehot = np.zeros(rows.shape)
         onehot[np.arange(rows.shape[0]), tk] = om
         a = np.where(kept[:, None], wv * (onehot + ec), 0.0)
+        # exactly 0: an ignored row, a zero weight, or (eps = 0) a class other than the target
+        zero = ~kept[:, None] | (wv == 0) | ((onehot == 0) & (eps == 0))
         den = np.where(kept, wv[tk], 0.0)  # "mean" divides by the kept rows' target weights
         builder_kw = {"ignore_index": ignore_index}
     st = _Rows(rows)
@@ -910,25 +921,30 @@ def _mixed_cross_entropy(fn, input, target, weight, ignore_index, reduction, siz
         y[st.single] = 0.0  # the one finite entry of a row: exactly 0
         err_y[st.single] = 0.0
         aa = np.abs(a)
+        # underflow in a^_c's roundings (t om, eps / C, the product with w): 2**-1075 each, the first two times
+        # |w_c|; counted double, and 0 where a_c is exactly 0 (whatever a^_c shows, it is then exact)
+        ua = np.where(zero, 0.0, (2 * np.abs(wv) + 1) * 2.0**-1074)
         gam = C * U / (1 - C * U)
         v = np.einsum("ij,ij->i", a, y)
         err = ((aa * err_y).sum(axis=1) * (1 + 2 * gam) + (7 * U + 2 * gam) * (aa * (y + err_y)).sum(axis=1)
-               + C * 2.0**-1073)
-        err = np.where(aa.sum(axis=1) == 0, 0.0, err)  # every coefficient 0: exactly 0
+               + (ua * (y + err_y)).sum(axis=1) * (1 + 2 * gam) + C * 2.0**-1073)
+        none = zero.all(axis=1)  # every coefficient exactly 0: v = 0 exactly (not a^ = 0 by underflow)
+        err = np.where(none, 0.0, err)
     nonneg = (a >= 0).all(axis=1)
     sign = np.where(nonneg & ~st.single & (a > 0).any(axis=1), 1, 0).astype(np.int8)
 
     def kappa_rows():  # step 12: sum_j |x_j| |A p_j - a_j| per row, A = sum a
         s, s_err = st.softmax()
         A = a.sum(axis=1)
-        e_a = (7 * U + gam) * aa.sum(axis=1)  # |A^ - A|
+        e_a = (7 * U + gam) * aa.sum(axis=1) + ua.sum(axis=1) * (1 + gam)  # |A^ - A|, underflow included
         g = A[:, None] * s - a
-        e_g = (e_a[:, None] * (s + s_err) + np.abs(A)[:, None] * s_err + 6.1 * U * aa + 2.1 * U * np.abs(g))
+        e_g = (e_a[:, None] * (s + s_err) + np.abs(A)[:, None] * s_err + 6.1 * U * aa + ua
+               + 2.1 * U * np.abs(g))
         ax = np.abs(rows)
         k = np.einsum("ij,ij->i", ax, np.abs(g))
         ek = np.einsum("ij,ij->i", ax, e_g) + gam * 2 * k + C * ax.max(axis=1) * 2.0**-1073
         k_up = np.where(ek <= k * 2.0**-30, (k + ek) * (1 + 2.0**-50), np.inf)
-        return np.where(aa.sum(axis=1) == 0, 0.0, k_up)  # every coefficient 0: v = 0 whatever x, kappa 0
+        return np.where(none, 0.0, k_up)  # every coefficient exactly 0: v = 0 whatever x, kappa 0
 
     if reduction != "none":
         approx, bound = _reduce(v, err, den, kept, reduction)

@@ -74,7 +74,7 @@ E7. The vectorised first pass (before any level): every "lin" component of a row
     constants). Its roundings are ``fast64.certify64`` (float64) or ``fast.certify`` of hi within |lo| + B, its
     magnitude and enclosure the ball (hi + lo, B); what it leaves open goes to the levels. Coefficients above
     2**990 (the split's range) are left to the levels; an entry fast64 reports as 0 enters as s = 0 with
-    B_s = 2**-1075 (E1). Softmax likewise, for rows
+    B_s = 2**-1074 (E1: 2**-1075 rounded up to a binary64; 2.0**-1075 is 0.0). Softmax likewise, for rows
     that are irrational, without a common group mean and without such entries: t_i = u_i s_i by fast64's dd
     times double (2**-100 relative, plus |u_i| B_i), ubar their sum by C dd adds (each within 2**-104 of a
     partial sum, so C 2**-103 sum |t_i| in all), N = u_c - ubar by the dd add (2**-103 |N|), g = s_c N dd x dd:
@@ -612,7 +612,10 @@ class _GradSource:
         ah, al = np.array([dd_of(a) for a, _ in coef]).T
         bh, bl = np.array([dd_of(b) for _, b in coef]).T
         sh, sl, Bs = sh_a[r, j], sl_a[r, j], B_a[r, j]
-        Bs = np.where((sh == 0) & (sl == 0) & (Bs == 0), 2.0**-1075, Bs)  # E1: a finite entry fast64 reports as 0
+        # E1: a finite entry fast64 reports as 0 lies in [0, 2**-1075]: charged 2**-1074, the smallest binary64
+        # above it (2.0**-1075 itself is 0.0 in binary64: charging it left such entries' share out of the bound,
+        # and alpha s_j with alpha = 1e10 was lost: the fast path certified -a_c where g = 1e10 s_j - a_c)
+        Bs = np.where((sh == 0) & (sl == 0) & (Bs == 0), 2.0**-1074, Bs)
         top = j == jm_a[r]
         # r = 1 - s off the maximum (s <= 1/2: two_sum exact, then the dd add), R / (1 + R) at it (E2 in dd)
         rh1, rl1 = fast64.dd_add(np.ones_like(sh), np.zeros_like(sh), -sh, -sl)
