@@ -327,13 +327,14 @@ class Record:
     usual: dict = field(default_factory=dict)
 
 
-def detect(members, controls, log=None, shrink=None) -> dict:
+def detect(members, controls, log=None, shrink=None, edges: bool = True) -> dict:
     """Run the zoo: every member through the battery (check's order, stopping at the first failure) and the
-    usual check; every control likewise (a flag is a false alarm). Returns the data of the table."""
+    usual check; every control likewise (a flag is a false alarm). ``edges=False`` leaves the edge problems out
+    (what the search finds on its own). Returns the data of the table."""
     records = []
     for group, items in (("member", members), ("control", controls)):
         for m in items:
-            outs = run_battery(m, shrink=shrink)
+            outs = run_battery(m, shrink=shrink, edges=edges)
             caught = next((o for o in outs if o.caught), None)
             usual = usual_check(m)
             before = sum(o.seconds for o in outs[:-1])  # properties that passed before the one that failed

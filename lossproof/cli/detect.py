@@ -1,7 +1,9 @@
-"""``lossproof detect [--members a,b] [--no-controls] [--list] [--json PATH] [--examples N] [--work NUMBERS]``:
+"""``lossproof detect [--members a,b] [--no-controls] [--list] [--json PATH] [--examples N] [--work NUMBERS]
+[--no-edges]``:
 the zoo of unstable implementations through the battery, beside torch.testing.assert_close: exit 0 when every member
 is caught and no control flagged, 1 otherwise, 2 on a usage error. ``--examples`` and ``--work`` run the battery
-with other search budgets than the ci profile's (how they were chosen: README, "Speed")."""
+with other search budgets than the ci profile's, ``--no-edges`` without the edge problems (the search alone):
+how the ci budgets were chosen (README, "Speed")."""
 
 from __future__ import annotations
 
@@ -52,11 +54,13 @@ def cmd_detect(args) -> int:
     # the ci profile, or ci with other search budgets (how its budgets were chosen: README, "Speed")
     prof = profiles.derived("ci", examples=args.examples, work=args.work)
     with profiles.use(prof):
-        data = detect.detect(members, controls, log=lambda line: print(line, flush=True), shrink=args.shrink)
+        data = detect.detect(members, controls, log=lambda line: print(line, flush=True), shrink=args.shrink,
+                             edges=not args.no_edges)
     print(detect.format_summary(data["summary"]))
     if args.json:
         data["environment"] = {"torch": torch.__version__, "numpy": np.__version__, "profile": prof.name,
                                "examples": prof.agreement_examples, "work": prof.work,
+                               "edges": not args.no_edges,
                                "shrink_seconds": args.shrink or profiles.get("ci").shrink_seconds}
         atomic.write_json(args.json, data, indent=1)
         print(f"wrote {args.json}")
@@ -76,5 +80,7 @@ def add_parser(sub):
                    help="Hypothesis examples per searched property (default: the ci profile's, 100)")
     d.add_argument("--work", type=float, default=None, metavar="NUMBERS",
                    help="numbers compared with the oracle per property (default: the ci profile's, 12,000)")
+    d.add_argument("--no-edges", action="store_true",
+                   help="leave out the edge problems: what the Hypothesis search finds on its own")
     d.set_defaults(fn=cmd_detect)
     return d
