@@ -1,13 +1,13 @@
 """Budgets for one property test: how many examples it measures, how much oracle work one example may take, and
 how long it may shrink a failure. No clock decides which inputs a test measures.
 
-The search: under the ``ci`` profile (the default) a property test measures examples in Hypothesis's
-derandomized order until it has measured ``max_examples`` of them (100 for agreement and for no-overflow) or
-compared the profile's ``work`` numbers with the oracle (ci: 12,000 values and gradient components), whichever
-comes first. Both are counts, not seconds, so a run measures the same inputs on any machine under any load: its
-verdict does not depend on the clock (tests/meta/test_load_independence.py runs a search beside a CPU hog and
-compares digests). Tests of small problems measure all their examples; tests of long rows stop after a few dozen.
-The ``thorough`` profile searches longer, by the same counts: 2,000 examples or 500,000 numbers.
+The search: under the ``ci`` profile (the default) a property test measures examples in Hypothesis's derandomized
+order until it has measured ``max_examples`` of them (50 for agreement and for no-overflow) or compared the
+profile's ``work`` numbers with the oracle (ci: 6,000 values and gradient components), whichever comes first (chosen
+by detection power: lossproof.profiles). Both are counts, not seconds, so a run measures the same inputs on any
+machine under any load: its verdict does not depend on the clock (tests/meta/test_load_independence.py runs a search
+beside a CPU hog and compares digests). Tests of small problems measure all their examples; tests of long rows stop
+after a few dozen. The ``thorough`` profile searches longer, by the same counts: 2,000 examples or 500,000 numbers.
 
 The example: one example can take seconds (an exact gradient of a row whose cancellation needs tens of thousands
 of bits). Before the oracle starts, ``admit`` predicts its work in bit-terms (lossproof.work: the numbers in the
@@ -29,7 +29,7 @@ the test fails with the smallest failure found so far, its report and reproducer
 budget, not necessarily a local minimum; whether the test fails does not depend on it (only which minimal input
 is shown may).
 
-Budgets per profile (per test; lossproof.profiles): work dev 4,000 / ci 12,000 / thorough 500,000 numbers;
+Budgets per profile (per test; lossproof.profiles): work dev 4,000 / ci 6,000 / thorough 500,000 numbers;
 example work dev 1e8 / ci 3e8 / thorough 1e9 bit-terms; last resorts (search, example) dev 120 s, 60 s / ci
 300 s, 300 s / thorough 3,600 s, 1,800 s; shrink dev 5 / ci 10 / thorough 300 s.
 

@@ -77,9 +77,9 @@ def add_parser(sub):
     d.add_argument("--shrink", type=float, default=None, metavar="SECONDS",
                    help="shrink budget per failure (default: ci's 10 s); the minimal input is the smallest found")
     d.add_argument("--examples", type=int, default=None, metavar="N",
-                   help="Hypothesis examples per searched property (default: the ci profile's, 100)")
+                   help="Hypothesis examples per searched property (default: the ci profile's, 50)")
     d.add_argument("--work", type=float, default=None, metavar="NUMBERS",
-                   help="numbers compared with the oracle per property (default: the ci profile's, 12,000)")
+                   help="numbers compared with the oracle per property (default: the ci profile's, 6,000)")
     d.add_argument("--no-edges", action="store_true",
                    help="leave out the edge problems: what the Hypothesis search finds on its own")
     d.set_defaults(fn=cmd_detect)

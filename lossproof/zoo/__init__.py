@@ -106,7 +106,7 @@ MEMBERS = [
     # eps clipping
     _m(T.bce_clamp_eps, "binary_cross_entropy", "torch", "float16", "agreement", "eps-clipping"),
     _m(T.cross_entropy_log_eps, "cross_entropy", "torch", "float16", "agreement", "eps-clipping"),
-    _m(N.bce_clip_eps, "binary_cross_entropy", "numpy", "float32", "agreement", "eps-clipping"),
+    _m(N.bce_clip_eps, "binary_cross_entropy", "numpy", "float32", "special_values", "eps-clipping"),
     _m(N.bce_with_logits_clip_sigmoid, "binary_cross_entropy_with_logits", "numpy", "float16", "agreement",
        "eps-clipping"),
     # log(sigmoid), log(1 - sigmoid)
@@ -127,7 +127,7 @@ MEMBERS = [
     _m(N.logsigmoid_neg_log1p_exp, "logsigmoid", "numpy", "float64", "no_overflow", "log1p-exp"),
     # 0 log 0
     _m(T.kl_div_plogp, "kl_div", "torch", "float32", "agreement", "xlogx"),
-    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "agreement", "xlogx"),
+    _m(T.cross_entropy_soft_targets_mul, "cross_entropy", "torch", "bfloat16", "special_values", "xlogx"),
     _m(N.kl_div_plogp, "kl_div", "numpy", "float32", "agreement", "xlogx", name="np_kl_div_plogp"),
     _m(N.xlogy_mul_log, "xlogy", "numpy", "float64", "special_values", "xlogx"),
     # masks

@@ -6,7 +6,7 @@ NUMERICS.md mistakes list must each be caught, and sound controls must never be 
   is real). Members the suite does not catch yet carry their ``gap`` and are strict expected failures: closing the
   gap turns them into passes that must be acknowledged by removing the gap.
 - Every control passes agreement under 10 different Hypothesis seeds (a few examples each: a false alarm shows
-  on any example), the no-overflow property (ci's 100 examples, as detect), and the special-value table.
+  on any example), the no-overflow property (ci's example count, as detect), and the special-value table.
 
 Cost: each member runs one property in one format (one short Hypothesis search and a shrink capped at
 SHRINK_SECONDS), the controls a few examples per seed; the whole file is timed in the final report of
