@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 
@@ -145,7 +146,7 @@ def derived(base: str, *, examples: int | None = None, work: float | None = None
     prof = get(base)
     if examples is not None and not (isinstance(examples, int) and examples >= 1):
         raise ValueError(f"examples must be a positive whole number, not {examples!r}")
-    if work is not None and not (work > 0 and work != float("inf")):
+    if work is not None and not (work > 0 and math.isfinite(work)):
         raise ValueError(f"work must be a positive finite number of compared numbers, not {work!r}")
     if examples is None and work is None:
         return prof

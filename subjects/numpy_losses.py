@@ -895,9 +895,9 @@ class _CE:
         # battery at the 25-example budget). With nonnegative shares, every component of such a row is taken as
         # (sum_{k != c} a_k) s_c - a_c (1 - s_c): the first sum without cancellation (prefix and suffix sums of
         # nonnegative terms), 1 - s_c as sum_{k != c} e_k / D (no cancellation either)
-        whole = lost.any(axis=1) & ((m_t >= 0) & (m_s >= 0)).all(axis=1) & rw.good & self.active
         if not lost.any():
             return g
+        whole = lost.any(axis=1) & ((m_t >= 0) & (m_s >= 0)).all(axis=1) & rw.good & self.active
         with np.errstate(all="ignore"):
             kk = np.concatenate([np.where(m_t != 0, k_t, np.iinfo(np.int64).min),
                                  np.where(m_s != 0, k_s, np.iinfo(np.int64).min)], axis=1)
