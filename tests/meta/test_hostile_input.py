@@ -1,5 +1,7 @@
-"""Hostile input at every entry point (issue 18 item 2): each case runs the real command in a subprocess and must
-end with exit status 2, exactly one line on stderr (no traceback, no usage dump, no warning) and nothing on stdout.
+"""Hostile input at every entry point (issue 18 item 2): each case runs the command and must end with exit status 2,
+exactly one line on stderr (no traceback, no usage dump, no warning) and nothing on stdout. Every case runs in this
+process (``lossproof.cli.main``, as ``python -m lossproof`` sets it up), and one case of every entry point also as the
+real command in a subprocess (``SUBPROCESS``).
 
 The table (``CASES``) names the entry point first: ``exact``/``promote`` (the call's JSON, from the argument, @FILE
 or standard input), ``gate``/``merge``/``report`` (results and baseline files), ``check``/``hunt`` (``--subject``
@@ -10,10 +12,12 @@ suite, and the measured times are in the README.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -324,17 +328,65 @@ def lossproof(argv, cwd, stdin=None):
                           text=True, errors="replace", timeout=HANG_GUARD, env=env)
 
 
-@pytest.mark.parametrize("entry, case, argv, stdin, cwd", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_hostile_input_is_one_line_and_exit_2(hostile, entry, case, argv, stdin, cwd):
-    argv = [a.replace("{d}", str(hostile)) for a in argv]
-    r = lossproof(argv, hostile / cwd if cwd else hostile, stdin)
-    lines = r.stderr.splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and not r.stdout, (
-        f"exit {r.returncode}, stdout {r.stdout[-2000:]!r}, stderr {r.stderr[-3000:]!r}")
+def lossproof_in_process(argv, cwd, stdin, monkeypatch, capfd):
+    """``lossproof.cli.main(argv)`` in this process, set up as ``python -m lossproof`` would be (the working folder
+    first on sys.path, the cache beside it, the given standard input): (exit status, stdout, stderr), read at the
+    file descriptors, so that output from C code would show too. A subprocess costs about half a second of
+    interpreter and imports; the table's 220 cases run here, and ``SUBPROCESS`` runs one case of every entry point
+    (and the ones that exit while importing) as the real command, where a warning or traceback printed on the way
+    out of the interpreter would show."""
+    from lossproof.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(cwd))
+    monkeypatch.setenv("LOSSPROOF_CACHE", str(Path(cwd) / ".cache"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((stdin or "").encode())))
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        # what an interpreter prints by default (its default filters hide the deprecation kinds)
+        warnings.simplefilter("default")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        code = main(argv)
+    out, err = capfd.readouterr()
+    err += "".join(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in caught)
+    return code, out, err
+
+
+def _first_of_each_entry_point():
+    seen = {}
+    for c in CASES:
+        seen.setdefault(c[0], c)
+    return list(seen.values())
+
+
+#: the cases also run as the real command in a subprocess: the first of every entry point, and the targets that
+#: raise SystemExit or nest past the recursion limit while being read
+SUBPROCESS = _first_of_each_entry_point() + [c for c in CASES if c[1] in (
+    "target-exits", "target-module-exits", "deep-stdin") and c[0] in ("check", "exact")]
+
+
+def _assert_refused(code, out, err, argv, hostile):
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 1 and not out, f"exit {code}, stdout {out[-2000:]!r}, stderr {err[-3000:]!r}"
     assert lines[0].startswith("lossproof: error: ") and "Traceback" not in lines[0], lines[0]
     assert len(lines[0]) <= 1000, f"a line of {len(lines[0])} characters"  # one readable line, not a dump
     if argv[:1] in (["gate"], ["merge"], ["report"]):  # nothing written over a file that was refused
         assert not (hostile / "merged_out.json").exists() and not (hostile / "r.html").exists()
+
+
+@pytest.mark.parametrize("entry, case, argv, stdin, cwd", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_hostile_input_is_one_line_and_exit_2(hostile, monkeypatch, capfd, entry, case, argv, stdin, cwd):
+    argv = [a.replace("{d}", str(hostile)) for a in argv]
+    code, out, err = lossproof_in_process(argv, hostile / cwd if cwd else hostile, stdin, monkeypatch, capfd)
+    _assert_refused(code, out, err, argv, hostile)
+
+
+@pytest.mark.parametrize("entry, case, argv, stdin, cwd", SUBPROCESS, ids=[f"{c[0]}-{c[1]}" for c in SUBPROCESS])
+def test_hostile_input_as_the_real_command(hostile, entry, case, argv, stdin, cwd):
+    argv = [a.replace("{d}", str(hostile)) for a in argv]
+    r = lossproof(argv, hostile / cwd if cwd else hostile, stdin)
+    _assert_refused(r.returncode, r.stdout, r.stderr, argv, hostile)
 
 
 @pytest.mark.parametrize("target", ["lossproof_no_such_module:f", "{d}/no_such.py:f", "{d}/subj_syntax.py:f",
