@@ -187,7 +187,11 @@ FAR = -1e4  # exp(FAR) * 2**40 < 2**-1075
 EPS_Q = 2.0**-64.5  # the quick exp's relative error (step Q1)
 RHO_Q0 = 2.0**-92  # and its argument reduction's, relative, plus RHO_Q1 |d| (step Q1)
 RHO_Q1 = 2.0**-78
-_CHUNK = 1 << 13  # elements per block of the vectorised passes
+# elements per block of the vectorised passes (any size keeps the bounds: they are computed from the blocks' sizes);
+# 2**13 to 2**18 measured by benchmarks/oracle_speed.py --headline, 2**16 the fastest: fewer NumPy calls, still in L2
+_CHUNK = 1 << 16
+_SHIFTER = 1.5 * 2.0**52  # exp_quick: RN(y + _SHIFTER) - _SHIFTER = rint(y) for |y| < 2**51
+_SHIFTER_BITS = 0x4338000000000000  # its encoding
 _PARTIAL = 64  # a chunk's pairwise sum stops at this width; the partial sums of a row are summed at the end
 
 _tables: dict[str, Any] = {}
@@ -233,7 +237,13 @@ def _constants():
 def two_sum(a: A, b: A) -> DD:
     s = a + b
     bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+    if not isinstance(bb, np.ndarray):  # scalars
+        return s, (a - (s - bb)) + (b - bb)
+    e = s - bb  # (a - (s - bb)) + (b - bb), in place
+    np.subtract(a, e, out=e)
+    np.subtract(b, bb, out=bb)
+    e += bb
+    return s, e
 
 
 def fast_two_sum(a: A, b: A) -> DD:
@@ -345,7 +355,10 @@ def exp_dd(dh: A, dl: A) -> tuple[A, A, A]:
 
 def exp_quick(dh: A, dl: A) -> tuple[A, A, A]:
     """(A, B, d): A + B = exp(dh + dl) within step Q1's bound, A = 2**q Th exact (a table value), |B| < 2**-15.3 A;
-    d = max(dh, -746) as in ``exp_dd``."""
+    d = max(dh, -746) as in ``exp_dd``. The same operations as written in step Q1, in place (a quarter fewer
+    passes over memory); k = rint(d N/ln2) as RN(RN(d N/ln2) + 1.5 2**52) - 1.5 2**52, which is the same integer
+    (|d N/ln2| < 2**25, so the sum lies in [2**52, 2**53) where the spacing is 1, ties to even as rint), its bits
+    read off the sum's encoding."""
     TH, TL, INVL, C1, C2, C3 = _constants()
     low = dh.size and not dh.min() >= -700.0
     if low:
@@ -353,21 +366,37 @@ def exp_quick(dh: A, dl: A) -> tuple[A, A, A]:
         dl = np.where(dh == d, dl, 0.0)
     else:
         d = dh
-    kf = np.rint(d * INVL)
-    t1 = d - kf * C1
-    t2 = dl - kf * _tables["C2F"]
+    kf = np.multiply(d, INVL)
+    kf += _SHIFTER
+    k = kf.view(np.int64) - _SHIFTER_BITS
+    kf -= _SHIFTER  # rint(d N/ln2), exactly
+    t1 = np.multiply(kf, C1)
+    np.subtract(d, t1, out=t1)  # t1 = d - k C1
+    np.multiply(kf, _tables["C2F"], out=kf)
+    t2 = np.subtract(dl, kf, out=kf)  # t2 = dl - k C2F
     rh = t1 + t2
-    P = (t1 + (t2 + (rh * rh) * (0.5 + rh * ((1.0 / 6) + rh * (1.0 / 24)))))
-    k = kf.astype(np.int64)
-    i = k & (N_TAB - 1)
-    Th = TH[i]
-    B = Th * P + TL[i]
-    q = k >> LOG_N
+    P = np.multiply(rh, 1.0 / 24)
+    P += 1.0 / 6
+    P *= rh
+    P += 0.5
+    np.multiply(rh, rh, out=rh)
+    P *= rh
+    P += t2
+    P += t1  # P = t1 + (t2 + (rh rh) (1/2 + rh (1/6 + rh/24)))
+    i = np.bitwise_and(k, N_TAB - 1)
+    Th = TH.take(i)
+    P *= Th
+    P += TL.take(i)  # B = Th P + Tl
+    k >>= LOG_N  # q
+    k += 1023 + 60 if low else 1023
+    k <<= 52
+    S = k.view(np.float64)
+    Th *= S
+    P *= S
     if low:
-        S = ((q + (1023 + 60)) << 52).view(np.float64)
-        return (Th * S) * 2.0**-60, (B * S) * 2.0**-60, d
-    S = ((q + 1023) << 52).view(np.float64)
-    return Th * S, B * S, d
+        Th *= 2.0**-60
+        P *= 2.0**-60
+    return Th, P, d
 
 
 def _sum_doubles_dd(a, stop, lo=None):
@@ -486,10 +515,13 @@ class DDRows:
                 top = EA.max(axis=1)
                 _, e = np.frexp(top * (c1 - c0))
                 sigma = np.where(top > 0, np.ldexp(1.0, e), 0.0)[:, None]  # no A: q = A = 0, nothing to charge
-                q = (EA + sigma) - sigma
+                q = EA + sigma
+                q -= sigma
                 pq[:, k] = q.sum(axis=1)
                 resid[a:b] += (c1 - c0) * sigma[:, 0] * 2.0**-53  # >= sum |A - q|
-                bb, d2 = _sum_plain(EB + (EA - q), W)
+                np.subtract(EA, q, out=EA)
+                EA += EB  # EB + (EA - q)
+                bb, d2 = _sum_plain(EA, W)
                 pb[:, k * W:k * W + bb.shape[1]] = bb
                 db = max(db, d2)
             h, lo, d1 = _sum_doubles_dd(pq, 1)
