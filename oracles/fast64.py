@@ -146,6 +146,7 @@ decided except within about 2**-42 relative of a rounding boundary, midpoint or 
 from __future__ import annotations
 
 import math
+import struct
 from typing import TYPE_CHECKING, Any
 
 from mpmath import libmp
@@ -191,7 +192,7 @@ RHO_Q1 = 2.0**-78
 # 2**13 to 2**18 measured by benchmarks/oracle_speed.py --headline, 2**16 the fastest: fewer NumPy calls, still in L2
 _CHUNK = 1 << 16
 _SHIFTER = 1.5 * 2.0**52  # exp_quick: RN(y + _SHIFTER) - _SHIFTER = rint(y) for |y| < 2**51
-_SHIFTER_BITS = 0x4338000000000000  # its encoding
+_SHIFTER_BITS = int.from_bytes(struct.pack("<d", _SHIFTER), "little")  # its encoding, 0x4338000000000000
 _PARTIAL = 64  # a chunk's pairwise sum stops at this width; the partial sums of a row are summed at the end
 
 _tables: dict[str, Any] = {}
@@ -355,8 +356,8 @@ def exp_dd(dh: A, dl: A) -> tuple[A, A, A]:
 
 def exp_quick(dh: A, dl: A) -> tuple[A, A, A]:
     """(A, B, d): A + B = exp(dh + dl) within step Q1's bound, A = 2**q Th exact (a table value), |B| < 2**-15.3 A;
-    d = max(dh, -746) as in ``exp_dd``. The same operations as written in step Q1, in place (a quarter fewer
-    passes over memory); k = rint(d N/ln2) as RN(RN(d N/ln2) + 1.5 2**52) - 1.5 2**52, which is the same integer
+    d = max(dh, -746) as in ``exp_dd``. The same operations as written in step Q1, in place (no temporary
+    arrays); k = rint(d N/ln2) as RN(RN(d N/ln2) + 1.5 2**52) - 1.5 2**52, which is the same integer
     (|d N/ln2| < 2**25, so the sum lies in [2**52, 2**53) where the spacing is 1, ties to even as rint), its bits
     read off the sum's encoding."""
     TH, TL, INVL, C1, C2, C3 = _constants()

@@ -332,7 +332,7 @@ def lossproof_in_process(argv, cwd, stdin, monkeypatch, capfd):
     """``lossproof.cli.main(argv)`` in this process, set up as ``python -m lossproof`` would be (the working folder
     first on sys.path, the cache beside it, the given standard input): (exit status, stdout, stderr), read at the
     file descriptors, so that output from C code would show too. A subprocess costs about half a second of
-    interpreter and imports; the table's 220 cases run here, and ``SUBPROCESS`` runs one case of every entry point
+    interpreter and imports; the table's cases run here, and ``SUBPROCESS`` runs one case of every entry point
     (and the ones that exit while importing) as the real command, where a warning or traceback printed on the way
     out of the interpreter would show."""
     from lossproof.cli import main
