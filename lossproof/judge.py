@@ -21,13 +21,50 @@ from .regimes import regime_of
 from .verdicts import RANK, passes
 
 __all__ = ["required_rung", "meets", "explains", "explained_together", "judge", "failure_report", "overflow_call",
-           "overflow_failure", "case_reproducer", "reference_of", "shared_with_reference", "shared_prefix", "SHARED"]
+           "overflow_failure", "case_reproducer", "reference_of", "shared_with_reference", "shared_prefix", "SHARED",
+           "Report"]
 
 SHARED = deviations.SHARED
 
 #: the frameworks whose gradient is of sum(upstream * output) with torch's upstream (subjects.torch_subject.upstream;
 #: subjects.jax_subject.run uses the same), so the oracle is handed that upstream; NumPy's is of sum(output)
 UPSTREAM_FRAMEWORKS = ("torch", "jax")
+
+
+class Report:
+    """A failure report written when first read (``str``), once. While Hypothesis shrinks a failure, every failing
+    candidate is judged but only the smallest one's report is shown; its exact value to 36 digits and its
+    reproducer cost 10 to 250 ms a candidate (the mpmath expression of a 100-class row enclosed at 130 bits: 4.6 s
+    of a 25 s float32 ``lossproof check`` of a naive cross-entropy, measured), so the search asks ``judge`` and
+    ``overflow_failure`` for their reports ``lazy`` and only the one it shows is written. The text is the same
+    as the eager report's: the parts (text, a Report, or a function returning text) joined in order. Concatenating
+    with text (``+``) gives another Report; an AssertionError holding one prints its text (Hypothesis formats a
+    failure's traceback only for the failure it reports)."""
+
+    __slots__ = ("_parts", "_text")
+
+    def __init__(self, *parts):
+        self._parts, self._text = parts, None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = "".join(p if isinstance(p, str) else str(p) if isinstance(p, Report) else p()
+                                 for p in self._parts)
+            self._parts = ()
+        return self._text
+
+    __repr__ = __str__
+
+    def __add__(self, other) -> Report:
+        return Report(self, other)
+
+    def __radd__(self, other) -> Report:
+        return Report(other, self)
+
+
+def _report(lazy: bool, write):
+    """``write()``'s text now, or a Report that writes it when first read (``lazy``)."""
+    return Report(write) if lazy else write()
 
 
 def reference_of(case) -> str | None:
@@ -255,9 +292,9 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
     return "\n".join(lines)
 
 
-def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
+def judge(case, kwargs, m, values, strict: bool = False, lazy: bool = False) -> tuple:
     """(the documented deviation that explains m, or None; the failure report, or None when m meets the
-    requirement or a documented deviation explains it).
+    requirement or a documented deviation explains it; a ``Report`` written when first read where ``lazy``).
 
     A user's function whose failure its framework's reference shares (``shared_with_reference``) is reported as
     "shared with torch: <deviation>" and does not gate unless ``strict`` (--strict); where torch is right, the
@@ -268,15 +305,15 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
     if not devs:
         shared = shared_with_reference(case, kwargs)
         if shared is None:
-            return None, failure_report(case, kwargs, m)
+            return None, _report(lazy, lambda: failure_report(case, kwargs, m))
         d, mref = shared
         if not strict:
             return shared_prefix(case) + d.id, None
         w = mref.worst_element
         ref = reference_of(case)
-        return None, (failure_report(case, kwargs, m, d)
-                      + f"\n  shared with {ref} (gating under --strict): {ref} returns {w.y!r} there "
-                        f"({w.kind} {w.index}, exact {w.z})")
+        return None, _report(lazy, lambda: failure_report(case, kwargs, m, d)
+                             + f"\n  shared with {ref} (gating under --strict): {ref} returns {w.y!r} there "
+                               f"({w.kind} {w.index}, exact {w.z})")
     unexplained = []
     # the upstream m's gradient was measured with: by the case's framework (a JAX subject such as optax-safe is
     # not named "jax"), not by the subject's name
@@ -285,11 +322,12 @@ def judge(case, kwargs, m, values, strict: bool = False) -> tuple:
         ok, md = explains(d, case, m, kwargs, values, upstream=up)
         if ok:
             return d.id, None
-        unexplained.append(failure_report(case, kwargs, md, d))
+        unexplained.append((md, d))
     together = explained_together(devs, m, kwargs, values, upstream=up) if len(devs) > 1 else None
     if together is not None:  # each failing element explained by one of them: shown as the main one
         return together.id, None
-    return None, "no documented deviation explains this:\n" + "\n".join(unexplained)
+    return None, _report(lazy, lambda: "no documented deviation explains this:\n" + "\n".join(
+        failure_report(case, kwargs, md, d) for md, d in unexplained))
 
 
 def overflow_call(case, kw, strict: bool = False):
@@ -333,23 +371,24 @@ class _Out:
         self.kind, self.index, self.y, self.exact = kind, (index,), y, exact
 
 
-def overflow_failure(case, kw, values, grads, strict_shared: bool = False):
+def overflow_failure(case, kw, values, grads, strict_shared: bool = False, lazy: bool = False):
     """The no-overflow property on one call: a message for the first non-finite value (else gradient component)
     whose correctly rounded exact counterpart is finite and that no matching documented deviation describes
-    (per element, as ``explains``), or None."""
+    (per element, as ``explains``), or None; a ``Report`` written when first read where ``lazy``."""
     result = oracles.REGISTRY[case.loss](**kw)
     memo: dict = {}
     for i, (y, z) in enumerate(zip(values, flat(result))):
         if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
             if _overflow_explained(case, kw, _Out("value", i, y, z), strict_shared, len(values), memo):
                 continue
-            return f"{case.id}: {y} where the exact result {z} is finite\n" + case_reproducer(case, kw)
+            return _report(lazy, lambda: f"{case.id}: {y} where the exact result {z} is finite\n"
+                           + case_reproducer(case, kw))
     if grads is not None and not all(math.isfinite(y) for y in grads):
         up = upstream(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
         for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
             if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
                 if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values), memo):
                     continue
-                return (f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                        + case_reproducer(case, kw))
+                return _report(lazy, lambda: f"{case.id}: gradient {y} where the exact one {z} is finite\n"
+                               + case_reproducer(case, kw))
     return None

@@ -399,7 +399,7 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False, ac
         state["measured"] += 1
         budget.spend(len(m.elements))
         gating = strict or finite_except_masks(case.loss, kwargs)
-        deviation, problem = judge.judge(case, kwargs, m, values, strict_shared)
+        deviation, problem = judge.judge(case, kwargs, m, values, strict_shared, lazy=True)
         changed = state.pop("format_changed", None)
         if changed is not None:
             problem = changed + "\n" + (problem or judge.case_reproducer(case, kwargs))
@@ -435,7 +435,7 @@ def _overflow_body(case, budget, state, strict_shared=False, accept=()):
         budget.spend(len(values) + len(grads or ()))
         try:
             with budget.example():
-                problem = judge.overflow_failure(case, kw, values, grads, strict_shared=strict_shared)
+                problem = judge.overflow_failure(case, kw, values, grads, strict_shared=strict_shared, lazy=True)
         except ExampleTooSlow:
             budget.too_slow += 1
             return
