@@ -7,9 +7,11 @@ Verdicts, best first: correctly_rounded > accurate > stable > unstable > broken.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from mpmath import isfinite as mpmath_isfinite
 from mpmath import libmp
@@ -76,10 +78,10 @@ class CachedExact:
     stands in for an ``Exact`` wherever a measurement reads one (``.to``, ``.is_special``, ``str``, the
     midpoint), so a cached measurement's verdicts are computed exactly as a fresh one's."""
 
-    __slots__ = ("special", "rounded", "mid", "precision_used")
+    __slots__ = ("special", "rounded", "mid", "rel_bits", "precision_used")
 
-    def __init__(self, special, rounded, mid):
-        self.special, self.rounded, self.mid = special, rounded, mid
+    def __init__(self, special, rounded, mid, rel_bits: int):
+        self.special, self.rounded, self.mid, self.rel_bits = special, rounded, mid, rel_bits
         self.precision_used = 0
 
     @property
@@ -90,13 +92,26 @@ class CachedExact:
         return self.rounded
 
     def __str__(self) -> str:
-        """The midpoint's digits, as many as it holds (the format's precision + 24 bits: 20 or more for
-        float64), not the fresh value's 36: computing those for every cached number would cost a second
-        enclosure each."""
+        """The midpoint's digits, as many as its enclosure holds (``_midpoint_digits``), not the fresh value's
+        36: computing those for every cached number would cost a second enclosure each."""
         if self.special is not None:
             return repr(self.special)
-        bits = self.mid[3] if self.mid[1] else 1  # a short mantissa is an exact value: 17 digits show it whole
-        return libmp.to_str(self.mid, max(17, int(bits * 0.30103) - 1))
+        return _midpoint_digits(self.mid, self.rel_bits)
+
+
+def _midpoint_digits(mid, rel_bits: int) -> str:
+    """A midpoint within 2**-rel_bits (relative) of the exact value, to the digits that holds: floor(rel_bits
+    log10 2) + 2 significant digits d (11 for bfloat16's measuring precision, 16 for float32's, 25 for
+    float64's): d > rel_bits log10 2 + 1, so the decimal rounding, at most 10**(1 - d) / 2 relative, is under
+    2**-rel_bits / 2 and the printed number within 1.5 * 2**-rel_bits of the exact one; trailing zeros dropped
+    (an exact 0.1 in bfloat16, measured from a midpoint 6e-15 below it, shows as 0.1)."""
+    return libmp.to_str(mid, int(rel_bits * 0.30103) + 2)
+
+
+def _measuring_bits(f) -> int:
+    """The relative precision (bits) of the midpoint an error in format f is measured from: the precision Ziv's
+    loop starts at, minus 16 (``_verdict``)."""
+    return f.p + START_GUARD - 16
 
 
 def _midpoint(e: Exact, rel_bits: int, fmt=None):
@@ -160,7 +175,9 @@ def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
 
 @dataclass
 class Element:
-    """One compared number: a loss value or one gradient component."""
+    """One compared number: a loss value or one gradient component. Its stable and accurate allowances (absolute,
+    exact) are computed when first read: a correctly rounded number's verdict needs neither, and its condition
+    number and bounds cost more than the rest of its measurement (``measure``)."""
 
     kind: str  # "value" or "grad"
     index: tuple
@@ -170,11 +187,26 @@ class Element:
     ulp_error: float
     bits: float
     verdict: str
-    stable_bound: float = math.nan  # in absolute terms (K * B)
-    accurate_bound: float = math.nan
-    _stable: Fraction | None = field(default=None, repr=False)  # the same, exactly (the measurement cache)
-    _accurate: Fraction | None = field(default=None, repr=False)
+    #: (stable, accurate) allowances as Fractions, or the function computing them (``allowances``)
+    _allowances: Any = field(default=None, repr=False)
     decided: bool = True  # False: RN(z) lies beside a rounding boundary the oracle could not decide
+
+    def allowances(self) -> tuple[Fraction, Fraction] | None:
+        """(the stable allowance K * B, the accurate one), exactly; None for an element measured without."""
+        if callable(self._allowances):
+            self._allowances = self._allowances()
+        return self._allowances
+
+    @property
+    def stable_bound(self) -> float:
+        """The stable allowance in absolute terms (K * B), as a float (inf beyond the largest double)."""
+        a = self.allowances()
+        return math.nan if a is None else _float(a[0])
+
+    @property
+    def accurate_bound(self) -> float:
+        a = self.allowances()
+        return math.nan if a is None else _float(a[1])
 
     @property
     def z(self) -> str:
@@ -215,10 +247,23 @@ class Measurement:
     def failures(self):
         return [e for e in self.elements if not passes(e.verdict)]
 
+    def measured_z(self, e: Element) -> str:
+        """Element e's exact value as its error was measured: the digits of the midpoint ``_verdict`` measured it
+        from (the format's precision + 24 bits, at least 17 digits shown), as a cached measurement prints it
+        (``CachedExact``), or inf / nan. Cheaper than ``e.z``'s 36 digits, which build a fast path's value as an
+        expression and enclose it at 130 bits (6 to 10 ms a number: 13% of a torch battery cell's time when every
+        results record printed them)."""
+        if e.exact.is_special:
+            return str(e.exact)
+        f = get_format(self.fmt)
+        return _midpoint_digits(_midpoint(e.exact, _measuring_bits(f), f), _measuring_bits(f))
 
-def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fraction):
+
+def _verdict(y: float, z: Exact, fmt, allowances):
     """(verdict, ulp error, bits, RN(z), whether RN(z) is decided) of y against the exact z (undecided: RN(z) is
-    one of the two values beside a rounding boundary that the oracle cannot decide)."""
+    one of the two values beside a rounding boundary that the oracle cannot decide). ``allowances()``: the
+    (stable, accurate) allowances, asked for only where the verdict depends on them (not for a correctly rounded
+    y, a special z, a NaN or an infinity)."""
     f = get_format(fmt)
     try:
         zr, decided = z.to(f), True
@@ -226,7 +271,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
         # z lies within 2**-cap (relative) of a rounding boundary of f: RN(z) is one of the two values beside it,
         # and which one the oracle cannot say. The error is measured from z's midpoint as always (it differs from
         # the error from z by far less than an ULP); y is never called correctly rounded
-        zr, decided = oracles.formats.round_mpf(_midpoint(z, f.p + START_GUARD - 16, f), f), False
+        zr, decided = oracles.formats.round_mpf(_midpoint(z, _measuring_bits(f), f), f), False
     if z.is_special:
         if math.isnan(zr):
             ok = math.isnan(y)
@@ -239,7 +284,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
         return "broken", math.inf, bits, zr, decided
     if math.isinf(y):  # and zr is inf
         return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits, zr, decided
-    mid = _midpoint(z, f.p + START_GUARD - 16, f)  # the precision Ziv's loop started at: already evaluated
+    mid = _midpoint(z, _measuring_bits(f), f)  # already evaluated (Ziv's loop starts there)
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
     try:
@@ -250,6 +295,7 @@ def _verdict(y: float, z: Exact, fmt, stable_allow: Fraction, accurate_allow: Fr
     if y == zr and same_zero_sign and decided:
         return "correctly_rounded", ulps, bits, zr, decided
     e = _fraction(err)
+    stable_allow, accurate_allow = allowances()
     # the ladder is monotone (docs/NUMERICS.md, "Verdicts"): accurate requires stable. A large condition number
     # never lifts a result over the stable bound (3,521 equal float32 logits at 2**30: z = log 3521 = 8.17, and
     # u * kappa ~ 128 nats would call a result of 0 accurate)
@@ -320,11 +366,11 @@ def _encode_side(m) -> list:
     out = []
     for e in m.elements:
         z = e.exact
-        mid = None if z.is_special else _midpoint(z, get_format(m.fmt).p + START_GUARD - 16, m.fmt)
+        mid = None if z.is_special else _midpoint(z, _measuring_bits(get_format(m.fmt)), m.fmt)
         mid_s = "-" if mid is None else f"{mid[0]},{int(mid[1]):x},{mid[2]},{mid[3]}"
         out.append("|".join([e.kind, repr(z.special) if z.is_special else "-", float.hex(e.z_rounded)
                              if math.isfinite(e.z_rounded) else repr(e.z_rounded), mid_s,
-                             _frac_s(e._stable), _frac_s(e._accurate)]))
+                             *map(_frac_s, e.allowances())]))
     return out
 
 
@@ -332,7 +378,7 @@ def _frac_s(q: Fraction) -> str:
     return f"{q.numerator}/{q.denominator}"
 
 
-def _decode_side(strings):
+def _decode_side(strings, rel_bits: int):
     """[(kind, CachedExact, stable allowance, accurate allowance)] from a cache entry, or None if malformed."""
     out = []
     try:
@@ -345,7 +391,7 @@ def _decode_side(strings):
             else:
                 sg, man, ex, bc = mid.split(",")
                 mv = (int(sg), libmp.MPZ(int(man, 16)), int(ex), int(bc))
-            out.append((kind, CachedExact(sp, zr, mv), Fraction(st), Fraction(acc)))
+            out.append((kind, CachedExact(sp, zr, mv, rel_bits), Fraction(st), Fraction(acc)))
     except (ValueError, TypeError):
         return None
     return out
@@ -360,10 +406,8 @@ def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(vals)}")
     for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
         for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
-            v, ulps, bits, _, _ = _verdict(float(y), z, f, st, acc)
-            el = Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, _float(st), _float(acc))
-            el._stable, el._accurate = st, acc
-            m.elements.append(el)
+            v, ulps, bits, _, _ = _verdict(float(y), z, f, lambda a=(st, acc): a)
+            m.elements.append(Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, (st, acc)))
     return m
 
 
@@ -383,7 +427,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         ctx = {**structure(loss, kwargs), **(context or {})}
         key = _cache_key(oracle_name or loss, kwargs, f.name, ctx, upstream, y_grads is not None)
         hit = store.read_strings(key)
-        side = _decode_side(hit) if hit is not None else None
+        side = _decode_side(hit, _measuring_bits(f)) if hit is not None else None
         if side is not None:
             return _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side)
         m = measure(subject, loss, fmt, device, kwargs, y_values, y_grads, oracle_name, context, upstream)
@@ -399,45 +443,53 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(outs)}")
     s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
                      context.get("prob_targets", False))
-    rb = f.p + START_GUARD - 16  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
+    rb = _measuring_bits(f)  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
     reduced = kwargs.get("reduction", "none") != "none" and loss in catalogue.REDUCING
-    if reduced:
+    unit = context.get("value_unit", Fraction(1))
+
+    # what the allowances need is computed once, and only when a verdict (or a reader) asks for an allowance: a
+    # correctly rounded number needs none (lossproof.measure.Element), and for most calls every value and most
+    # gradient components are correctly rounded
+    @functools.cache
+    def reduction():
+        """(sum of the unreduced values' magnitudes, of |weights|, the elements reduced, the denominator |D|)"""
         per = flat(oracles.REGISTRY[oracle_name or loss](**{**kwargs, "reduction": "none"}))
-        vsum = sum((_upper(e, rb) for e in per), Fraction(0))
-        wsum = Fraction(context.get("weights_abs_sum", len(per)))
-        denom = Fraction(context.get("denominator_abs", 1))
-        n = len(per)
-    for i, (z, y) in enumerate(zip(outs, y_values)):
+        return (sum((_upper(e, rb) for e in per), Fraction(0)), Fraction(context.get("weights_abs_sum", len(per))),
+                len(per), Fraction(context.get("denominator_abs", 1)))
+
+    def value_allowances(z):
         za = _upper(z, rb)
-        if reduced:
-            B = bounds.reduction_bound(f, s, za, vsum, wsum, n, denom)
-        else:
-            B = bounds.element_bound(f, s, za, context.get("value_unit", Fraction(1)))
-        kap = _kappa_upper(z, rb)
-        acc = bounds.accurate_bound(f, za, kap)
-        v, ulps, bits, zr, decided = _verdict(float(y), z, f, bounds.K * B, acc)
-        el = Element("value", (i,), float(y), z, zr, ulps, bits, v, _float(bounds.K * B), _float(acc),
-                     decided=decided)
-        el._stable, el._accurate = bounds.K * B, acc
-        m.elements.append(el)
+        B = bounds.reduction_bound(f, s, za, *reduction()) if reduced else bounds.element_bound(f, s, za, unit)
+        return bounds.K * B, bounds.accurate_bound(f, za, _kappa_upper(z, rb))
+
+    for i, (z, y) in enumerate(zip(outs, y_values)):
+        allowances = functools.cache(functools.partial(value_allowances, z))
+        v, ulps, bits, zr, decided = _verdict(float(y), z, f, allowances)
+        m.elements.append(Element("value", (i,), float(y), z, zr, ulps, bits, v, allowances, decided=decided))
     if y_grads is not None and (go_on is None or go_on(m)):
         gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
-        gabs = [_upper(g, rb) for g in gz]
-        # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
-        # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
-        # u in that unit cannot change a training run, as for the values' "+ 1" floor
-        G = max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
-        kap = grad_kappa(loss, kwargs, upstream)
-        for j, (z, y) in enumerate(zip(gz, y_grads)):
+
+        @functools.cache
+        def scale():
+            """(each component's magnitude, the normwise scale G, each component's own condition number)"""
+            gabs = [_upper(g, rb) for g in gz]
+            # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
+            # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
+            # u in that unit cannot change a training run, as for the values' "+ 1" floor
+            G = max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
+            return gabs, G, grad_kappa(loss, kwargs, upstream)
+
+        def grad_allowances(j):
+            gabs, G, kap = scale()
             B = bounds.gradient_bound(f, s, gabs[j], G)
-            acc = bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # the gradient's own kappa_g
-            v, ulps, bits, zr, decided = _verdict(float(y), z, f, bounds.K * B, acc)
-            el = Element("grad", (j,), float(y), z, zr, ulps, bits, v, _float(bounds.K * B), _float(acc),
-                         decided=decided)
-            el._stable, el._accurate = bounds.K * B, acc
-            m.elements.append(el)
+            return bounds.K * B, bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # kappa_g: its own
+
+        for j, (z, y) in enumerate(zip(gz, y_grads)):
+            allowances = functools.cache(functools.partial(grad_allowances, j))
+            v, ulps, bits, zr, decided = _verdict(float(y), z, f, allowances)
+            m.elements.append(Element("grad", (j,), float(y), z, zr, ulps, bits, v, allowances, decided=decided))
     return m
 
 

@@ -25,10 +25,13 @@ A record (one measured call of one subject on one input)::
     gating       whether the verdict gates (finite inputs; not a documented deviation)
     required     the rung the subject must reach (NUMERICS: "stable", "accurate" for our NumPy losses)
     deviation    the documented deviation's id, or null
-    worst        {"kind": "value"|"grad", "index": [i], "y": hex, "z": 36 digits, "z_rounded": hex, "ulp": float,
+    worst        {"kind": "value"|"grad", "index": [i], "y": hex, "z": digits, "z_rounded": hex, "ulp": float,
                   "bits": float, "verdict": str, "input": {keyword: exact hex floats (nested lists)} or null
                   when larger than ``MAX_INPUT_NUMBERS`` ("input_numbers" says how many)}
     oracle_precision   the largest working precision (bits) the oracle used for the compared numbers
+
+``worst.z`` is the exact value as its error was measured: the digits of the midpoint the measurement took (the
+format's precision + 24 bits: at least 17 digits, 20 or more for float64), not the 36 of ``lossproof exact``.
 
 The document may also hold ``"sweeps": [row, ...]``, the exhaustive sweeps (lossproof/sweep.py, ``lossproof
 sweep``): one row per function, subject and format over a range of the format's encodings (``lo`` .. ``hi`` - 1;
@@ -119,7 +122,9 @@ def record_of(m, *, kwargs: dict | None, deviation: str | None, gating: bool, so
     w = m.worst_element
     if w is not None:
         inp, n = exact_input({k: v for k, v in (kwargs or {}).items() if not k.startswith("_")})
-        rec["worst"] = {"kind": w.kind, "index": list(w.index), "y": hexf(w.y), "z": w.z,
+        # the digits the error was measured from where the measurement says them (lossproof.measure), else 36
+        z = m.measured_z(w) if hasattr(m, "measured_z") else w.z
+        rec["worst"] = {"kind": w.kind, "index": list(w.index), "y": hexf(w.y), "z": z,
                         "z_rounded": hexf(w.z_rounded), "ulp": w.ulp_error, "bits": w.bits, "verdict": w.verdict,
                         "input": inp, "input_numbers": n}
     return rec

@@ -23,8 +23,8 @@ def _same(a, b):
     for x, y in zip(a.elements, b.elements):
         assert (x.kind, x.index, x.verdict, float.hex(x.z_rounded) if math.isfinite(x.z_rounded) else x.z_rounded) \
             == (y.kind, y.index, y.verdict, float.hex(y.z_rounded) if math.isfinite(y.z_rounded) else y.z_rounded)
-        # a cached value prints its midpoint's digits (the format's p + 24 bits: at least 32, bfloat16's), the
-        # fresh one 36: the same number to 2**-30 relative
+        # a cached value prints its midpoint's digits (within 1.5 * 2**-(p + 24) of the exact value: 2**-31.4
+        # for bfloat16's p = 8, lossproof.measure._midpoint_digits), the fresh one 36: the same number to 2**-30
         a, b = float(x.z), float(y.z)
         assert a == b or abs(a - b) <= 2.0 ** -30 * abs(b) or (math.isnan(a) and math.isnan(b)), (x.z, y.z)
         assert x.ulp_error == y.ulp_error or (math.isnan(x.ulp_error) and math.isnan(y.ulp_error))
