@@ -350,6 +350,8 @@ def bits_of_error(y: float, z_rounded: float, fmt: "str | Format") -> float:
         return 0.0 if (math.isnan(z_rounded) and math.isnan(y)) else float(f.width)
     if (math.isinf(y) or math.isinf(z_rounded)) and y != z_rounded:
         return float(f.width)
+    if y == z_rounded:  # the same ordinal (+-0 both 0): no need to compute it
+        return 0.0
     d = abs(ordinal(y, f) - ordinal(z_rounded, f))
     return math.log2(1 + d)
 
