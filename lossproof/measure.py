@@ -11,7 +11,6 @@ import functools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 from mpmath import isfinite as mpmath_isfinite
 from mpmath import libmp
@@ -173,6 +172,41 @@ def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
     return _fraction(_midpoint(e, rel_bits))
 
 
+class Allowances:
+    """The stable allowance K * B and the accurate one K u (|z| + kappa) + s_min of one compared number, exact
+    (docs/NUMERICS.md), each computed when first asked: a correctly rounded number needs neither, and the
+    condition number (the costliest part: 200-bit mpmath where the vectorised bound does not take the call) only
+    decides between accurate and stable for an error over ``accurate_floor``, the accurate allowance at kappa = 0
+    (kappa >= 0, so the allowance is never smaller: an error within the floor is within it). ``magnitude()``:
+    an upper bound of |z|; ``bound(|z| bound)``: B; ``kappa()``: an upper bound of kappa."""
+
+    def __init__(self, f, magnitude, bound, kappa):
+        self._f, self._magnitude, self._bound, self._kappa = f, magnitude, bound, kappa
+
+    @classmethod
+    def known(cls, stable: Fraction, accurate: Fraction) -> Allowances:
+        """Allowances already computed (a cached measurement's)."""
+        a = cls(None, None, None, None)
+        a.__dict__.update(stable=stable, accurate=accurate, accurate_floor=accurate)
+        return a
+
+    @functools.cached_property
+    def magnitude(self) -> Fraction:
+        return self._magnitude()
+
+    @functools.cached_property
+    def stable(self) -> Fraction:
+        return bounds.K * self._bound(self.magnitude)
+
+    @functools.cached_property
+    def accurate_floor(self) -> Fraction:
+        return bounds.accurate_bound(self._f, self.magnitude, Fraction(0))
+
+    @functools.cached_property
+    def accurate(self) -> Fraction:
+        return bounds.accurate_bound(self._f, self.magnitude, self._kappa())
+
+
 @dataclass
 class Element:
     """One compared number: a loss value or one gradient component. Its stable and accurate allowances (absolute,
@@ -187,15 +221,13 @@ class Element:
     ulp_error: float
     bits: float
     verdict: str
-    #: (stable, accurate) allowances as Fractions, or the function computing them (``allowances``)
-    _allowances: Any = field(default=None, repr=False)
+    _allowances: Allowances | None = field(default=None, repr=False)
     decided: bool = True  # False: RN(z) lies beside a rounding boundary the oracle could not decide
 
     def allowances(self) -> tuple[Fraction, Fraction] | None:
         """(the stable allowance K * B, the accurate one), exactly; None for an element measured without."""
-        if callable(self._allowances):
-            self._allowances = self._allowances()
-        return self._allowances
+        a = self._allowances
+        return None if a is None else (a.stable, a.accurate)
 
     @property
     def stable_bound(self) -> float:
@@ -261,9 +293,10 @@ class Measurement:
 
 def _verdict(y: float, z: Exact, fmt, allowances):
     """(verdict, ulp error, bits, RN(z), whether RN(z) is decided) of y against the exact z (undecided: RN(z) is
-    one of the two values beside a rounding boundary that the oracle cannot decide). ``allowances()``: the
-    (stable, accurate) allowances, asked for only where the verdict depends on them (not for a correctly rounded
-    y, a special z, a NaN or an infinity)."""
+    one of the two values beside a rounding boundary that the oracle cannot decide). ``allowances``: the
+    number's ``Allowances``, asked only what the verdict depends on (nothing for a correctly rounded y, a special
+    z, a NaN or an infinity; the condition number only for an error within the stable allowance and over the
+    accurate one at kappa = 0)."""
     f = get_format(fmt)
     try:
         zr, decided = z.to(f), True
@@ -295,15 +328,14 @@ def _verdict(y: float, z: Exact, fmt, allowances):
     if y == zr and same_zero_sign and decided:
         return "correctly_rounded", ulps, bits, zr, decided
     e = _fraction(err)
-    stable_allow, accurate_allow = allowances()
     # the ladder is monotone (docs/NUMERICS.md, "Verdicts"): accurate requires stable. A large condition number
     # never lifts a result over the stable bound (3,521 equal float32 logits at 2**30: z = log 3521 = 8.17, and
     # u * kappa ~ 128 nats would call a result of 0 accurate)
-    if e <= accurate_allow and e <= stable_allow:
+    if e > allowances.stable:
+        return "unstable", ulps, bits, zr, decided
+    if e <= allowances.accurate_floor or e <= allowances.accurate:
         return "accurate", ulps, bits, zr, decided
-    if e <= stable_allow:
-        return "stable", ulps, bits, zr, decided
-    return "unstable", ulps, bits, zr, decided
+    return "stable", ulps, bits, zr, decided
 
 
 def _ulp_exp(mid, f):
@@ -406,8 +438,9 @@ def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
         raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(vals)}")
     for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
         for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
-            v, ulps, bits, _, _ = _verdict(float(y), z, f, lambda a=(st, acc): a)
-            m.elements.append(Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, (st, acc)))
+            a = Allowances.known(st, acc)
+            v, ulps, bits, _, _ = _verdict(float(y), z, f, a)
+            m.elements.append(Element(kind, (i,), float(y), z, z.rounded, ulps, bits, v, a))
     return m
 
 
@@ -457,39 +490,36 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         return (sum((_upper(e, rb) for e in per), Fraction(0)), Fraction(context.get("weights_abs_sum", len(per))),
                 len(per), Fraction(context.get("denominator_abs", 1)))
 
-    def value_allowances(z):
-        za = _upper(z, rb)
-        B = bounds.reduction_bound(f, s, za, *reduction()) if reduced else bounds.element_bound(f, s, za, unit)
-        return bounds.K * B, bounds.accurate_bound(f, za, _kappa_upper(z, rb))
+    def value_bound(za):
+        return bounds.reduction_bound(f, s, za, *reduction()) if reduced else bounds.element_bound(f, s, za, unit)
 
     for i, (z, y) in enumerate(zip(outs, y_values)):
-        allowances = functools.cache(functools.partial(value_allowances, z))
-        v, ulps, bits, zr, decided = _verdict(float(y), z, f, allowances)
-        m.elements.append(Element("value", (i,), float(y), z, zr, ulps, bits, v, allowances, decided=decided))
+        a = Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb))
+        v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
+        m.elements.append(Element("value", (i,), float(y), z, zr, ulps, bits, v, a, decided=decided))
     if y_grads is not None and (go_on is None or go_on(m)):
         gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
 
         @functools.cache
-        def scale():
-            """(each component's magnitude, the normwise scale G, each component's own condition number)"""
+        def magnitudes():
+            """(each component's magnitude, the normwise scale G)"""
             gabs = [_upper(g, rb) for g in gz]
             # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
             # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
             # u in that unit cannot change a training run, as for the values' "+ 1" floor
-            G = max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
-            return gabs, G, grad_kappa(loss, kwargs, upstream)
+            return gabs, max(max(gabs, default=Fraction(0)), context.get("grad_unit", Fraction(1)))
 
-        def grad_allowances(j):
-            gabs, G, kap = scale()
-            B = bounds.gradient_bound(f, s, gabs[j], G)
-            return bounds.K * B, bounds.accurate_bound(f, gabs[j], _mpf_fraction(kap[j]))  # kappa_g: its own
+        kappas = functools.cache(lambda: grad_kappa(loss, kwargs, upstream))  # each component's own kappa_g
+
+        def grad_bound(_za):
+            return bounds.gradient_bound(f, s, _za, magnitudes()[1])
 
         for j, (z, y) in enumerate(zip(gz, y_grads)):
-            allowances = functools.cache(functools.partial(grad_allowances, j))
-            v, ulps, bits, zr, decided = _verdict(float(y), z, f, allowances)
-            m.elements.append(Element("grad", (j,), float(y), z, zr, ulps, bits, v, allowances, decided=decided))
+            a = Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]))
+            v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
+            m.elements.append(Element("grad", (j,), float(y), z, zr, ulps, bits, v, a, decided=decided))
     return m
 
 
