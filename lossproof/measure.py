@@ -232,13 +232,11 @@ class Element:
     @property
     def stable_bound(self) -> float:
         """The stable allowance in absolute terms (K * B), as a float (inf beyond the largest double)."""
-        a = self.allowances()
-        return math.nan if a is None else _float(a[0])
+        return math.nan if self._allowances is None else _float(self._allowances.stable)
 
     @property
     def accurate_bound(self) -> float:
-        a = self.allowances()
-        return math.nan if a is None else _float(a[1])
+        return math.nan if self._allowances is None else _float(self._allowances.accurate)
 
     @property
     def z(self) -> str:
@@ -281,7 +279,7 @@ class Measurement:
 
     def measured_z(self, e: Element) -> str:
         """Element e's exact value as its error was measured: the digits of the midpoint ``_verdict`` measured it
-        from (the format's precision + 24 bits, at least 17 digits shown), as a cached measurement prints it
+        from (the format's precision + 24 bits, ``_midpoint_digits``), as a cached measurement prints it
         (``CachedExact``), or inf / nan. Cheaper than ``e.z``'s 36 digits, which build a fast path's value as an
         expression and enclose it at 130 bits (6 to 10 ms a number: 13% of a torch battery cell's time when every
         results record printed them)."""
