@@ -286,7 +286,8 @@ class Measurement:
         if e.exact.is_special:
             return str(e.exact)
         f = get_format(self.fmt)
-        return _midpoint_digits(_midpoint(e.exact, _measuring_bits(f), f), _measuring_bits(f))
+        bits = _measuring_bits(f)
+        return _midpoint_digits(_midpoint(e.exact, bits, f), bits)
 
 
 def _verdict(y: float, z: Exact, fmt, allowances):
@@ -479,8 +480,8 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     unit = context.get("value_unit", Fraction(1))
 
     # what the allowances need is computed once, and only when a verdict (or a reader) asks for an allowance: a
-    # correctly rounded number needs none (lossproof.measure.Element), and for most calls every value and most
-    # gradient components are correctly rounded
+    # correctly rounded number needs none (``Allowances``), and for most calls every value and most gradient
+    # components are correctly rounded
     @functools.cache
     def reduction():
         """(sum of the unreduced values' magnitudes, of |weights|, the elements reduced, the denominator |D|)"""
@@ -511,8 +512,8 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
 
         kappas = functools.cache(lambda: grad_kappa(loss, kwargs, upstream))  # each component's own kappa_g
 
-        def grad_bound(_za):
-            return bounds.gradient_bound(f, s, _za, magnitudes()[1])
+        def grad_bound(g_abs):
+            return bounds.gradient_bound(f, s, g_abs, magnitudes()[1])
 
         for j, (z, y) in enumerate(zip(gz, y_grads)):
             a = Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]))
