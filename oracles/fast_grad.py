@@ -62,8 +62,11 @@ E6. alpha s + beta r is also beta + (alpha - beta) s and alpha + (beta - alpha) 
 E6'. A rest below 2**-(bits(den q) + 1080) is replaced by that power of two with its sign before the exact sum:
     every rounding boundary B != q (a multiple of 2**-1075) lies at least 1 / (den(q) 2**1075) from q, so the
     rounding is the same; in an enclosure such a rest (below |q| 2**-(2 rel_bits)) goes into the radius.
-E7. The vectorised first pass (before any level): every "lin" component of a row that is not rational, with
-    alpha != beta and a finite logit, is evaluated at once in double-double from the accurate level's arrays:
+E7. The vectorised first pass (before any level): every "lin" component with alpha != beta and a finite logit is
+    evaluated at once in double-double from the accurate level's arrays, rational rows (s = 1/k) included: their
+    components are exact rationals, which the dd ball decides and encloses unless one lies on a rounding boundary
+    (an exact tie, or zero): those the ball cannot decide, and the exact Fractions of the levels do (a row of
+    4,096 equal logits is 4,096 Fraction evaluations there, about 70 us each, otherwise):
     alpha, beta as dd (RN(q) and RN(q - RN(q)): within 2**-105 |q|); r = 1 - s by fast64's dd add off the maximum
     (error B_s + 2**-103 |r|), R / (1 + R) at it by its dd add and dd division (error err_R + 2**-97 |r|: the
     derivative of R / (1 + R) is at most 1; rows with R < 2**-900, where the division may underflow, are left to
@@ -570,8 +573,8 @@ class _GradSource:
 
     # ---------------------------------------------------------------- E7: the vectorised first pass
     def _vector(self) -> Any:
-        """(where, hi, lo, bound): every "lin" component of a row that is not rational, with alpha != beta and a
-        finite logit, evaluated at once in double-double from the accurate dd softmax (E7); None if unavailable."""
+        """(where, hi, lo, bound): every "lin" component with alpha != beta and a finite logit, evaluated at once in
+        double-double from the accurate dd softmax (E7); None if unavailable."""
         if self._vec is _MISSING:
             self._vec = None
             try:
@@ -586,8 +589,7 @@ class _GradSource:
             return self._vector_soft()
         keys, rs, js, coef = [], [], [], []
         for key, c in enumerate(self.comps):
-            if c[0] != "lin" or c[3] == c[4] or self._exact_row(c[1]) is not None or \
-                    self._row_list(c[1])[c[2]] == -math.inf:
+            if c[0] != "lin" or c[3] == c[4] or self._row_list(c[1])[c[2]] == -math.inf:
                 continue
             keys.append(key)
             rs.append(c[1])
