@@ -172,16 +172,71 @@ def exact_fraction(e: Exact, rel_bits: int = 80) -> Fraction:
     return _fraction(_midpoint(e, rel_bits))
 
 
+#: the float filter of ``Allowances``: its binary64 allowances are within 2**-44 of the exact ones (relative), so an
+#: error more than 2**-40 away from one (relative) is on the same side of the exact allowance; the range keeps every
+#: binary64 step of the estimate normal (no underflow, no overflow): elsewhere the exact comparison decides
+_MARGIN = 2.0**-40
+_TINY, _HUGE = 2.0**-1000, 2.0**1000
+
+
+def _side(e_f: float, a: float | None) -> int:
+    """1 when an error whose binary64 rounding is e_f lies above the exact allowance that ``a`` estimates (within
+    2**-44 relative), -1 when below, 0 when the floats cannot tell (too close, or ``a`` outside the range where its
+    estimate is that good). e_f = RN(err) is within 2**-52 of err (or 2**-1074 absolute, far below _TINY), so
+    e_f < a (1 - 2**-40) gives err < a (1 - 2**-40)(1 + 2**-52) < a (1 - 2**-44) <= the exact allowance, and
+    e_f > a (1 + 2**-40) gives err > a (1 + 2**-40)(1 - 2**-52) > a / (1 - 2**-44) >= it (e_f = inf: err >= 2**1024)."""
+    if a is None or not _TINY < a < _HUGE:
+        return 0
+    if e_f > a * (1 + _MARGIN):
+        return 1
+    if e_f < a * (1 - _MARGIN):
+        return -1
+    return 0
+
+
+class _Quick:
+    """The binary64 estimates of ``Allowances.estimate`` for one call: oracles/bounds.py's element and gradient
+    bounds (and the accurate floor K u |z| + s_min) from a binary64 magnitude. Each is a handful of binary64 steps on
+    exact or once-rounded operands (u S and K powers of two times small integers: exact; the unit and G rounded
+    once, s_min S / 2 once, possibly to a subnormal: 2**-1075 absolute), so within 2**-50 of the exact allowance,
+    relative, wherever that lies in [2**-1000, 2**1000] (``_side`` checks the range; an overflow gives inf, outside
+    it)."""
+
+    def __init__(self, f, steps: int, unit: Fraction):
+        self.K, self.u, self.smin = float(bounds.K), float(f.u), float(f.min_subnormal)
+        self.us, self.under = float(f.u * steps), float(steps * Fraction(f.min_subnormal) / 2)
+        self.ug, self.under_g = float(f.u * (steps + 2)), float((steps + 2) * Fraction(f.min_subnormal) / 2)
+        try:
+            self.unit = float(unit)
+        except OverflowError:
+            self.unit = math.inf
+
+    def element(self, za: float) -> tuple[float, float]:
+        """(K B, K u |z| + s_min) with B = u S (|z| + W) + S s_min / 2 (bounds.element_bound)."""
+        return self.K * (self.us * (za + self.unit) + self.under), self.K * self.u * za + self.smin
+
+    def gradient(self, ga: float, G: float) -> tuple[float, float]:
+        """(K B_g, K u |g| + s_min) with B_g = u (S + 2)(|g| + G) + (S + 2) s_min / 2 (bounds.gradient_bound)."""
+        return self.K * (self.ug * (ga + G) + self.under_g), self.K * self.u * ga + self.smin
+
+
 class Allowances:
     """The stable allowance K * B and the accurate one K u (|z| + kappa) + s_min of one compared number, exact
     (docs/NUMERICS.md), each computed when first asked: a correctly rounded number needs neither, and the
     condition number (the costliest part: 200-bit mpmath where the vectorised bound does not take the call) only
     decides between accurate and stable for an error over ``accurate_floor``, the accurate allowance at kappa = 0
     (kappa >= 0, so the allowance is never smaller: an error within the floor is within it). ``magnitude()``:
-    an upper bound of |z|; ``bound(|z| bound)``: B; ``kappa()``: an upper bound of kappa."""
+    an upper bound of |z|; ``bound(|z| bound)``: B; ``kappa()``: an upper bound of kappa.
 
-    def __init__(self, f, magnitude, bound, kappa):
+    ``estimate()``, where given: (the stable allowance, the accurate floor) in binary64, each within 2**-44 of the
+    exact one (relative) wherever it lies in [2**-1000, 2**1000], or None. The verdict's comparisons
+    (``exceeds_stable``, ``within_floor``) take the floats' answer where an error is more than 2**-40 away from
+    the allowance (``_side``) and compute the exact Fractions only for the rest: the same answers, without
+    rational arithmetic (60 to 160 us a number) for nearly all numbers."""
+
+    def __init__(self, f, magnitude, bound, kappa, estimate=None):
         self._f, self._magnitude, self._bound, self._kappa = f, magnitude, bound, kappa
+        self._estimate = estimate
 
     @classmethod
     def known(cls, stable: Fraction, accurate: Fraction) -> Allowances:
@@ -189,6 +244,21 @@ class Allowances:
         a = cls(None, None, None, None)
         a.__dict__.update(stable=stable, accurate=accurate, accurate_floor=accurate)
         return a
+
+    @functools.cached_property
+    def _estimated(self) -> tuple[float | None, float | None]:
+        got = self._estimate() if self._estimate is not None else None
+        return got if got is not None else (None, None)
+
+    def exceeds_stable(self, err, e_f: float) -> bool:
+        """Whether the error (a raw mpf, e_f its binary64 rounding) exceeds the stable allowance."""
+        side = _side(e_f, self._estimated[0])
+        return side > 0 if side else _fraction(err) > self.stable
+
+    def within_floor(self, err, e_f: float) -> bool:
+        """Whether the error is within the accurate floor (the accurate allowance at kappa = 0)."""
+        side = _side(e_f, self._estimated[1])
+        return side < 0 if side else _fraction(err) <= self.accurate_floor
 
     @functools.cached_property
     def magnitude(self) -> Fraction:
@@ -326,13 +396,13 @@ def _verdict(y: float, z: Exact, fmt, allowances):
     same_zero_sign = zr != 0 or mid == libmp.fzero or math.copysign(1, y) == math.copysign(1, zr)
     if y == zr and same_zero_sign and decided:
         return "correctly_rounded", ulps, bits, zr, decided
-    e = _fraction(err)
+    e_f = libmp.to_float(err, rnd="n")
     # the ladder is monotone (docs/NUMERICS.md, "Verdicts"): accurate requires stable. A large condition number
     # never lifts a result over the stable bound (3,521 equal float32 logits at 2**30: z = log 3521 = 8.17, and
     # u * kappa ~ 128 nats would call a result of 0 accurate)
-    if e > allowances.stable:
+    if allowances.exceeds_stable(err, e_f):
         return "unstable", ulps, bits, zr, decided
-    if e <= allowances.accurate_floor or e <= allowances.accurate:
+    if allowances.within_floor(err, e_f) or _fraction(err) <= allowances.accurate:
         return "accurate", ulps, bits, zr, decided
     return "stable", ulps, bits, zr, decided
 
@@ -492,8 +562,15 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     def value_bound(za):
         return bounds.reduction_bound(f, s, za, *reduction()) if reduced else bounds.element_bound(f, s, za, unit)
 
+    quick = _Quick(f, s, unit)
+
+    def value_estimate(z):
+        za = None if reduced else z.magnitude_bound()
+        return None if za is None else quick.element(za)
+
     for i, (z, y) in enumerate(zip(outs, y_values)):
-        a = Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb))
+        a = Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb),
+                       functools.partial(value_estimate, z))
         v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
         m.elements.append(Element("value", (i,), float(y), z, zr, ulps, bits, v, a, decided=decided))
     if y_grads is not None and (go_on is None or go_on(m)):
@@ -515,8 +592,27 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         def grad_bound(g_abs):
             return bounds.gradient_bound(f, s, g_abs, magnitudes()[1])
 
+        @functools.cache
+        def float_magnitudes():
+            """(each component's magnitude bound in binary64 where its source gives one, else None; G in binary64,
+            within 2**-53 of the exact G): G is the exact magnitudes' largest (or the unit) where a source gives
+            no bound (``_upper`` takes the fast bound as it is, so otherwise they are the same numbers)."""
+            gf = [g.magnitude_bound() for g in gz]
+            try:
+                unit_g = float(context.get("grad_unit", Fraction(1)))
+                G = max(max((v for v in gf if v is not None), default=0.0), unit_g) if None not in gf \
+                    else float(magnitudes()[1])
+            except OverflowError:
+                G = math.inf
+            return gf, G
+
+        def grad_estimate(j):
+            gf, G = float_magnitudes()
+            return None if gf[j] is None else quick.gradient(gf[j], G)
+
         for j, (z, y) in enumerate(zip(gz, y_grads)):
-            a = Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]))
+            a = Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]),
+                           functools.partial(grad_estimate, j))
             v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
             m.elements.append(Element("grad", (j,), float(y), z, zr, ulps, bits, v, a, decided=decided))
     return m

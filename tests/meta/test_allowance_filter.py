@@ -1,0 +1,120 @@
+"""The verdict ladder's binary64 filter (lossproof/measure.py: ``_Quick``, ``_side``, ``Allowances``) gives the
+answers of the exact rational comparisons it stands in for.
+
+- ``_Quick``'s estimates are within 2**-44 of oracles/bounds.py's exact allowances (relative) wherever they lie in
+  [2**-1000, 2**1000], in every format, for magnitudes from the subnormals to the overflow threshold;
+- the filtered comparisons (``exceeds_stable``, ``within_floor``) equal the exact ones for errors drawn at random
+  and for errors placed at the exact allowance and one binary64 or a few 2**-44 steps beside it, where the filter
+  must hand over to the Fractions (an error within 2**-40 of an allowance is decided exactly);
+- and ``_side`` says nothing outside its range or for a missing estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from fractions import Fraction
+
+import pytest
+from mpmath import libmp
+
+from lossproof import measure as M
+from oracles import bounds
+from oracles.formats import get_format
+
+FMTS = ["float64", "float32", "float16", "bfloat16"]
+
+
+def _magnitudes(rng, n):
+    out = [0.0, 5e-324, 2.0**-1022, 1e-300, 1.0, 2.0**1000, 1.7e308]
+    out += [math.ldexp(rng.random() + 0.5, rng.randint(-1074, 1023)) for _ in range(n)]
+    return [v for v in out if math.isfinite(v)]
+
+
+def _exact(fmt, s, unit, kind, za, G=None):
+    f = get_format(fmt)
+    if kind == "element":
+        return bounds.K * bounds.element_bound(f, s, Fraction(za), unit), bounds.accurate_bound(f, Fraction(za),
+                                                                                                 Fraction(0))
+    return bounds.K * bounds.gradient_bound(f, s, Fraction(za), Fraction(G)), bounds.accurate_bound(
+        f, Fraction(za), Fraction(0))
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+def test_estimates_are_within_2_44_of_the_exact_allowances(fmt):
+    rng = random.Random(fmt)
+    checked = 0
+    for s in (1, 3, 5, 8, 17, 30):
+        for unit in (Fraction(1), Fraction(1, 3), Fraction(10**6, 7), Fraction(1, 2**1070)):
+            q = M._Quick(get_format(fmt), s, unit)
+            for za in _magnitudes(rng, 40):
+                for kind in ("element", "gradient"):
+                    G = max(za, float(unit)) if kind == "gradient" else None
+                    est = q.element(za) if kind == "element" else q.gradient(za, G)
+                    for a, exact in zip(est, _exact(fmt, s, unit, kind, za, G)):
+                        if M._TINY < a < M._HUGE:
+                            assert abs(Fraction(a) - exact) <= exact / 2**44, (fmt, s, unit, za, kind, a)
+                            checked += 1
+    assert checked > 1000, checked
+
+
+def _err_mpf(q: Fraction):
+    """A raw mpf error at the rational q, rounded to 200 bits (the comparisons below are with its exact value)."""
+    return libmp.from_rational(q.numerator, q.denominator, 200, "n")
+
+
+def _errors_around(a: Fraction, rng):
+    """Errors at the allowance, one binary64 beside it, a few 2**-44 beside it, and far away."""
+    af = float(a) if a < 2**1020 else 2.0**1020
+    out = [a, Fraction(af), Fraction(math.nextafter(af, 0)), Fraction(math.nextafter(af, math.inf)), a * 2, a / 2,
+           Fraction(0)]
+    for k in (-3, -1, 1, 3):
+        out.append(a * (1 + Fraction(k, 2**44)))
+        out.append(a * (1 + Fraction(k, 2**40)))
+    out += [a * Fraction(rng.random() * 4) for _ in range(4)]
+    return [e for e in out if e >= 0]
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+def test_filtered_comparisons_equal_the_exact_ones(fmt):
+    rng = random.Random(f"cmp-{fmt}")
+    f = get_format(fmt)
+    compared = filtered = 0
+    for s in (3, 8, 22):
+        for unit in (Fraction(1), Fraction(5, 3)):
+            q = M._Quick(f, s, unit)
+            for za in _magnitudes(rng, 25):
+                G = max(za, float(unit))
+                for kind in ("element", "gradient"):
+                    za_q = Fraction(za)
+
+                    def bound(m, kind=kind):
+                        return (bounds.element_bound(f, s, m, unit) if kind == "element"
+                                else bounds.gradient_bound(f, s, m, Fraction(G)))
+
+                    def estimate(kind=kind):
+                        return q.element(za) if kind == "element" else q.gradient(za, G)
+
+                    exact = M.Allowances(f, lambda: za_q, bound, lambda: Fraction(0))
+                    for target in (exact.stable, exact.accurate_floor):
+                        for e0 in _errors_around(target, rng):
+                            err = _err_mpf(e0)
+                            e = M._fraction(err)
+                            e_f = libmp.to_float(err, rnd="n")
+                            a = M.Allowances(f, lambda: za_q, bound, lambda: Fraction(0), estimate)
+                            assert a.exceeds_stable(err, e_f) == (e > exact.stable), (fmt, za, kind, e)
+                            a2 = M.Allowances(f, lambda: za_q, bound, lambda: Fraction(0), estimate)
+                            assert a2.within_floor(err, e_f) == (e <= exact.accurate_floor), (fmt, za, kind, e)
+                            compared += 2
+                            # the filter answered without the Fractions where it could
+                            filtered += ("stable" not in a.__dict__) + ("accurate_floor" not in a2.__dict__)
+    assert compared > 2000 and filtered > compared // 2, (compared, filtered)
+
+
+def test_side_says_nothing_outside_its_range():
+    assert M._side(1.0, None) == 0
+    assert M._side(1.0, 2.0**-1001) == 0 and M._side(1.0, 2.0**1001) == 0
+    assert M._side(1.0, math.inf) == 0
+    assert M._side(2.0, 1.0) == 1 and M._side(0.5, 1.0) == -1
+    assert M._side(1.0, 1.0) == 0 and M._side(1.0 + 2.0**-45, 1.0) == 0
+    assert M._side(math.inf, 1.0) == 1 and M._side(0.0, 1.0) == -1
