@@ -35,8 +35,18 @@ def test_usage_errors_exit_2_with_one_line(args, message):
     assert out.strip().count("\n") == 0 and message in out and "Traceback" not in out, out
 
 
-def test_naive_softplus_fails_with_a_runnable_reproducer():
-    code, out, secs = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32")
+@pytest.fixture(scope="module")
+def naive_softplus(tmp_path_factory):
+    """One float32 check of examples/user_losses.py:naive_softplus with --json, read by the two tests below (its
+    text and its findings file): one subprocess instead of two."""
+    path = tmp_path_factory.mktemp("naive_softplus") / "f.json"
+    code, out, secs = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32",
+                            "--json", str(path))
+    return code, out, secs, path
+
+
+def test_naive_softplus_fails_with_a_runnable_reproducer(naive_softplus):
+    code, out, secs, _ = naive_softplus
     assert code == 1, out
     assert "is broken" in out and "reproducer:" in out, out
     assert len(out.splitlines()) <= 40, f"{len(out.splitlines())} lines:\n{out}"
@@ -54,6 +64,15 @@ def test_naive_softplus_fails_with_a_runnable_reproducer():
     out_lines = r.stdout.strip().splitlines()
     assert out_lines[0] == "inf" and out_lines[1].startswith("exact 10000.0"), r.stdout
     print(f"naive softplus: exit 1 in {secs:.1f} s")
+
+
+def test_json_findings(naive_softplus):
+    import json
+    code, out, _, path = naive_softplus
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "lossproof-findings/1" and doc["exit"] == code == 1
+    failed = [c for c in doc["cells"] if c["outcome"] == "failed"]
+    assert failed and failed[0]["minimal"] and failed[0]["reproducer"], doc
 
 
 @pytest.mark.parametrize("loss,fn", [("softplus", "careful_softplus"), ("softplus", "where_softplus"),
@@ -87,17 +106,6 @@ def test_a_function_that_raises_on_most_inputs_is_inconclusive(tmp_path):
     code, out, _ = check("softplus", f"{src}:softplus", "--dtype", "float32")
     assert code == 3, out
     assert "inconclusive" in out and "inputs beyond 1 are not supported" in out, out
-
-
-def test_json_findings(tmp_path):
-    import json
-    path = tmp_path / "f.json"
-    code, out, _ = check("softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32",
-                         "--json", str(path))
-    doc = json.loads(path.read_text())
-    assert doc["schema"] == "lossproof-findings/1" and doc["exit"] == code == 1
-    failed = [c for c in doc["cells"] if c["outcome"] == "failed"]
-    assert failed and failed[0]["minimal"] and failed[0]["reproducer"], doc
 
 
 def test_a_capability_refused_only_under_one_reduction_is_probed_with_the_others(tmp_path):
