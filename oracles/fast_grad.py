@@ -588,8 +588,15 @@ class _GradSource:
         if self.ups is not None:
             return self._vector_soft()
         keys, rs, js, coef = [], [], [], []
+        same: dict[tuple[int, int], bool] = {}  # alpha == beta, by the coefficients' objects (shared within a row)
         for key, c in enumerate(self.comps):
-            if c[0] != "lin" or c[3] == c[4] or self._row_list(c[1])[c[2]] == -math.inf:
+            if c[0] != "lin" or self._row_list(c[1])[c[2]] == -math.inf:
+                continue
+            ids = (id(c[3]), id(c[4]))
+            eq = same.get(ids)
+            if eq is None:
+                eq = same[ids] = c[3] == c[4]
+            if eq:
                 continue
             keys.append(key)
             rs.append(c[1])
@@ -602,13 +609,13 @@ class _GradSource:
             return None
         sh_a, sl_a, B_a, Rh_a, Rl_a, eR_a, jm_a = lv.arrays
         r, j = np.array(rs), np.array(js)
-        conv: dict[Fraction, tuple[float, float]] = {}
+        conv: dict[int, tuple[float, float]] = {}  # by the Fraction's object (alive in comps): no hashing of q
 
         def dd_of(q: Fraction) -> tuple[float, float]:
-            got = conv.get(q)
+            got = conv.get(id(q))
             if got is None:
                 h = float(q)
-                got = conv[q] = (h, float(q - Fraction(h)) if math.isfinite(h) else 0.0)
+                got = conv[id(q)] = (h, float(q - Fraction(h)) if math.isfinite(h) else 0.0)
             return got
 
         ah, al = np.array([dd_of(a) for a, _ in coef]).T
@@ -873,12 +880,13 @@ def _cross_entropy(kwargs: dict, n: int, upstream: Sequence[float] | None, fallb
     else:
         ts, ignore = _indices(kwargs, out_shape, C)
         W = Fraction(0)
+        base = [eps * wc / C for wc in w] if eps else [Fraction(0)] * C  # every row's, but at its target
         for t in ts:
             if t == ignore:
                 coefs.append(None)
                 continue
             W += w[t]
-            a = [eps * wc / C for wc in w] if eps else [Fraction(0)] * C
+            a = list(base)
             a[t] += (1 - eps) * w[t]
             coefs.append(a)
     kappa = _scales(reduction, ups, M, W)
@@ -893,8 +901,12 @@ def _cross_entropy(kwargs: dict, n: int, upstream: Sequence[float] | None, fallb
         a = coefs[r] or []
         Mr = sum(a, Fraction(0))
         k = kappa[r]
+        pair: dict[int, tuple[Fraction, Fraction]] = {}  # a row's coefficients by a_c (mostly one shared object)
         for j, p in enumerate(positions[r]):
-            comps[p] = ("lin", sub[r], j, k * (Mr - a[j]), -k * a[j])
+            ab = pair.get(id(a[j]))
+            if ab is None:
+                ab = pair[id(a[j])] = (k * (Mr - a[j]), -k * a[j])
+            comps[p] = ("lin", sub[r], j, *ab)
     src = _GradSource(rows[live], comps, fallback)
     return _deferred(src, n)
 
