@@ -135,9 +135,14 @@ def _merge_special(cells) -> list:
 
 
 def _order(c: Cell):
+    """Failures first, the most ordinary regime first, then the format's order, then the shortest minimal input (of
+    two failures alike so far, the one a user reads and runs first: a 2-logit row rather than a 3 x 256 batch),
+    then the property's name (agreement, whose report gives the exact value and the allowances, before no overflow
+    on the same input)."""
     outcome = {"failed": 0, "inconclusive": 1, "reported": 2, "not supported": 3}.get(c.outcome, 4)
     regime = REGIMES.index(c.regime) if c.regime in REGIMES else len(REGIMES)
-    return outcome, regime, catalogue.FORMATS.index(c.fmt) if c.fmt in catalogue.FORMATS else 9, c.prop
+    size = len(c.minimal or "")
+    return outcome, regime, catalogue.FORMATS.index(c.fmt) if c.fmt in catalogue.FORMATS else 9, size, c.prop
 
 
 def _short(text: str | None, width: int) -> str:

@@ -10,11 +10,12 @@ from fractions import Fraction
 import pytest
 
 import oracles
-from lossproof import detect, edges, search, zoo
+from lossproof import detect, edges, judge, search, zoo
 from lossproof.budget import Budget
 from lossproof.catalogue import NAMES as LOSSES
 from lossproof.edges import LOW_PRECISION, MAX_TERMS, edge_problems
 from lossproof.problems import finite_except_masks
+from lossproof.regimes import REGIMES, regime_of
 from oracles.codec import flat as _flat
 from oracles.formats import FORMATS, round_to_format
 
@@ -139,3 +140,43 @@ def test_edges_are_measured_whatever_the_work_budget_and_the_search_gets_its_own
     assert all(repr(kw) in run.state["seen"] for _, kw in edges)  # every edge measured (and passed)
     assert run.state["measured"] > len(edges)  # then the search, until its own budget stops it
     assert budget.max_work == 10 and budget.stopped == "work"
+
+
+def test_of_a_failing_edge_and_a_failing_search_the_more_ordinary_minimal_input_is_reported_and_the_other_named():
+    """The search's failure is shrunk (toward ordinary inputs) and reported unless the failing edge problem's input
+    is in a strictly more ordinary regime; the message (``outcome``, as ``lossproof check`` shows it) ends with a
+    note naming the other failure and its regime, truthfully: the same regime is not called less ordinary. (Which
+    side wins depends on how far the time-bounded shrink gets, so the note is checked against the two regimes.)"""
+    for name in ("focal_cross_entropy", "bce_with_logits_clip_sigmoid"):
+        case = detect.case_for(zoo.by_name(name))
+        run = search.search("agreement", case, examples=20)
+        message = run.outcome()
+        edge = run.state["edge_fail"]
+        assert message is not None and edge is not None, (name, message)
+        reported = REGIMES.index(regime_of(case.loss, run.state["last_fail"], case.fmt))
+        edge_rank = REGIMES.index(regime_of(case.loss, edge, case.fmt))
+        if run.state["last_fail"] is edge:  # the edge problem reported: the search's failure less ordinary
+            assert message.endswith("\n(the search fails as well, in a less ordinary regime)"), (name, message)
+        elif reported == edge_rank:
+            assert message.endswith("\n(an edge problem fails as well, in the same regime)"), (name, message)
+        else:
+            assert reported < edge_rank, (name, message)
+            assert message.endswith("\n(an edge problem fails as well, in a less ordinary regime)"), (name, message)
+
+
+def test_while_a_value_failure_shrinks_no_gradient_is_measured():
+    """Once the search fails on values, Hypothesis shrinks that failure, and each candidate's values decide it: the
+    candidates are measured without their gradients (measuring them was 94% of the shrinking time of a 3 x 256
+    cross-entropy). Before the first failure, examples whose values pass have their gradients measured."""
+    case = detect.case_for(zoo.by_name("cross_entropy_no_shift"))
+    recorded = []  # (measurement, what the search had failed on when it was measured)
+    run = search.search("agreement", case, examples=20,
+                        record=lambda m, dev, gating: recorded.append((m, run.state.get("failing_on"))))
+    assert run.outcome() is not None and run.state["failing_on"] == "values"
+    before = [m for m, on in recorded if on is None]
+    shrinking = [m for m, on in recorded if on == "values"]
+    assert any(e.kind == "grad" for m in before for e in m.elements), "no gradient measured before the failure"
+    assert any(judge.meets(case, m) for m in shrinking), \
+        "no shrink candidate passed on its values: the gradients had no chance to be measured"
+    assert not any(e.kind == "grad" for m in shrinking for e in m.elements), \
+        "a gradient was measured while Hypothesis shrank a value failure"
