@@ -306,6 +306,12 @@ class Exact:
                     return b.mid, b.rad
         raise OraclePrecisionError(f"could not enclose the value within {_cap.get()} bits")
 
+    def source_enclosure(self, rel_bits: int) -> tuple[tuple, tuple] | None:
+        """The ball ``enclose(rel_bits)`` returns when a deferred value's source answers it (a fast path's binary64
+        or double-double enclosure), else None: no expression is built and no precision cap is read, so a caller
+        that measures many numbers asks this first and enters the mpmath path only for the rest."""
+        return None if self.special is not None else self._ask_source("enclose", rel_bits)
+
     def _ask_source(self, what: str, *args: Any) -> Any:
         """A deferred value's source's answer to ``what`` (an optional DeferredSource method), or None."""
         if self._lazy is None:
