@@ -121,9 +121,9 @@ def _midpoint(e: Exact, rel_bits: int, fmt=None):
     OraclePrecisionError when even that cannot be had. A cached value gives the midpoint it was measured from."""
     if isinstance(e, CachedExact):
         return e.mid
-    ball = e.source_enclosure(rel_bits)  # what ``enclose`` answers first, without entering the cap's context
-    if ball is not None:
-        return ball[0]
+    known = e.source_enclosure(rel_bits)  # what ``enclose`` answers first, without entering the cap's context
+    if known is not None:
+        return known[0]
     try:
         with oracles.precision_cap(max(_LOCAL_CAP, 4 * rel_bits)):
             return e.enclose(rel_bits)[0]
