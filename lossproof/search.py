@@ -399,6 +399,23 @@ def _fail(state, budget, key, problem, on=None):
     budget.fail(key, problem)
 
 
+#: while Hypothesis shrinks a failure on values, a candidate's gradient is measured only up to this many components
+_SHRINK_GRADIENT_MAX = 256
+
+
+def _gradient_pays(state, grads) -> bool:
+    """Whether a candidate's gradient is measured once the search has failed on values (``state["failing_on"]``):
+    for a small input, whose gradient costs little (about 40 us a component, ``benchmarks/verdict_speed.py``: 10 ms
+    at 256) and may fail where its values pass, a failure Hypothesis can shrink toward; not for a large one (the
+    3 x 256 candidates of naive_cross_entropy's float32 failure cost 278 ms each, 94% of its shrinking time).
+    Measured on naive_cross_entropy in four formats: never measuring them sent the float64 and bfloat16 shrinks
+    through the whole 10 s budget (float64 ended on 36 logits of 2.5e7), always measuring them kept float32's at
+    11 s; at 64 components float64 still ran 11 s, at 256 and 1,024 it ended in 4 s on [0.0, 10000.0], float32 in
+    6 s at 256 and 10 s at 1,024. A trade-off of cost against the shrinker's paths: a large candidate is judged
+    on its values alone, so its gradient failure is not seen; the search's own examples always are measured whole."""
+    return state.get("failing_on") != "values" or (grads is not None and len(grads) <= _SHRINK_GRADIENT_MAX)
+
+
 def _agreement_body(case, budget, state, strict, record, strict_shared=False, accept=()):
     def body(kwargs):
         kwargs = restrict(case, kwargs)
@@ -412,13 +429,11 @@ def _agreement_body(case, budget, state, strict, record, strict_shared=False, ac
         up = upstream(len(values)) if case.framework in ("torch", "jax") else None
         # the gradient is measured only when the values meet the requirement or a documented deviation may
         # explain them (a failing example fails on its values alone: half the cost while Hypothesis shrinks it),
-        # and not at all once the search has failed on values: Hypothesis then shrinks that failure, and a smaller
-        # input failing on its values is all a candidate can show (measuring the gradients of the candidates whose
-        # values pass was 94% of a value failure's shrinking time, 278 ms a candidate for a 3 x 256 cross-entropy)
+        # and, once the search has failed on values, only for small candidates (``_gradient_pays``)
         try:
             with budget.example():
                 m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, grads, upstream=up,
-                            go_on=lambda mv: state.get("failing_on") != "values" and (
+                            go_on=lambda mv: _gradient_pays(state, grads) and (
                                 judge.meets(case, mv) or bool(deviations.matching(
                                     judge.reference_of(case) or case.subject, case.loss, kwargs, case.fmt))))
         except ExampleTooSlow:
