@@ -290,7 +290,7 @@ class Exact:
         """A ball (raw mpf mid, rad) with rad <= |mid| * 2**-rel_bits (or an exact point). For finite values."""
         if self.special is not None:
             raise ValueError("a special value has no enclosure")
-        ball = self._ask_source("enclose", rel_bits)
+        ball = self.source_enclosure(rel_bits)
         if ball is not None:
             return ball
         node = cast(expr.Node, self.node)
