@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
 from mpmath import isfinite as mpmath_isfinite
 from mpmath import libmp
 
@@ -20,8 +21,9 @@ from oracles import bounds
 from oracles import extended as X
 from oracles.balls import BallError
 from oracles.codec import flat
-from oracles.exact import START_GUARD, Exact
+from oracles.exact import START_GUARD, Exact, decide_many, enclose_many
 from oracles.fast import attempt_gradient
+from oracles.fast64 import two_sum
 from oracles.formats import bits_of_error, get_format, to_mpf
 from oracles.functions import VJP
 from oracles.tensors import softmax_dim
@@ -363,12 +365,81 @@ class Measurement:
         return _midpoint_digits(_midpoint(e.exact, bits, f), bits)
 
 
-def _verdict(y: float, z: Exact, fmt, allowances):
+def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
+    """``_verdict`` of every pair (ys[i], zs[i]) with allowances[i], the same answers, in bulk where it can: the
+    roundings and the midpoints come from the fast paths' sources for all their numbers at once
+    (``oracles.exact.decide_many``, ``enclose_many``), and a correctly rounded number's ULP error from binary64
+    arithmetic (``_ulps_many``), without a Python step of mpmath per number; every other number (not correctly
+    rounded, or one those cannot answer exactly) goes through ``_verdict``, given its midpoint when known."""
+    decide_many(zs, f)
+    need = [i for i, (y, z) in enumerate(zip(ys, zs)) if math.isfinite(y) and not z.is_special]
+    mids = dict(zip(need, enclose_many([zs[i] for i in need], _measuring_bits(f))))
+    cand = [i for i in need if mids[i] is not None and zs[i].known_rounding(f) == ys[i]]
+    quick = {}
+    if cand:
+        y_a = np.array([ys[i] for i in cand])
+        h_a, l_a = (np.array(v) for v in zip(*(mids[i] for i in cand)))
+        ulps, ok = _ulps_many(y_a, h_a, l_a, f)
+        quick = {i: u for i, u, good in zip(cand, ulps.tolist(), ok.tolist()) if good}
+    out = []
+    for i, (y, z) in enumerate(zip(ys, zs)):
+        u = quick.get(i)
+        if u is not None and (y != 0 or mids[i] == (0.0, 0.0) or math.copysign(1, y) == math.copysign(1, z.to(f))):
+            out.append(("correctly_rounded", u, 0.0, y, True))  # y == RN(z), decided, the same zero sign
+            continue
+        hl = mids.get(i)
+        mid = None if hl is None else libmp.mpf_add(libmp.from_float(hl[0]), libmp.from_float(hl[1]), 0)
+        out.append(_verdict(y, z, f, allowances[i], mid))
+    return out
+
+
+def _ulps_many(y, hi, lo, f):
+    """``_verdict``'s ULP error of y against mid = hi + lo (exactly), RU53(RN80(|y - mid|) 2**-k) with k the ULP
+    exponent of mid in f (``_ulp_exp``), for arrays: (ulps, ok); where not ok binary64 cannot give it exactly and
+    ``_verdict`` computes it.
+
+    Derivation. Error-free two_sums give mid = nh + nl and x = y - mid = a + r1 + e3 exactly, a = RN(a + r1),
+    so |r1| <= half the spacing of binary64 at |a| (below |a| when x lies below it). With A = |a| in [2**E,
+    2**(E+1)), h = 2**(E-80) (half the 80-bit spacing there; A's 80-bit significand ends in zeros, so a tie
+    rounds to A) and R = |x| - A = sign(a)(r1 + e3), the fast path requires |e3| <= h (e3 = 0 in nearly every
+    case: y - nh is exact once y is near mid) and A >= 2**-900, everything finite:
+    R <= h gives RN80(|x|) in (prev53(A), A + h], so RU53 of it is A (R < 0: |R| <= spacing/2 + h keeps |x|
+    more than an 80-bit spacing above prev53(A)); R > h gives RN80(|x|) in (A, next53(A)], and RU53 is
+    next53(A). sign(a) r1 <= 0 gives R <= |e3| <= h; with e3 = 0, R = sign(a) r1 is compared with h exactly;
+    with e3 != 0, sign(a) r1 >= 4h gives R > h, and in between binary64 does not decide. x = 0 gives 0. The
+    exponent of mid is that of nh, less one where |nh| is a power of two and nl of the other sign; the shift
+    by -k is exact while the result is normal."""
+    with np.errstate(all="ignore"):
+        nh, nl = two_sum(hi, lo)
+        s1, e1 = two_sum(y, -nh)
+        s2, e2 = two_sum(s1, -nl)
+        t, e3 = two_sum(e2, e1)
+        a, r1 = two_sum(s2, t)
+        A = np.abs(a)
+        m, e = np.frexp(A)
+        E = e - 1
+        h = np.ldexp(1.0, E - 80)
+        r = np.where(a < 0, -r1, r1)
+        above = np.where(e3 == 0, r > h, r >= 4 * h)
+        clear = (e3 == 0) | (r <= 0) | (r >= 4 * h)
+        v = np.where(above, np.nextafter(A, np.inf), A)
+        mm, me = np.frexp(np.abs(nh))
+        top = np.where((mm == 0.5) & (nl != 0) & (np.signbit(nl) != np.signbit(nh)), me - 2, me - 1)
+        k = np.where(nh == 0, f.quantum_min, np.maximum(top, f.emin) - f.p + 1)
+        ulps = np.ldexp(v, -k)
+        big = 2.0**1000
+        ok = (np.abs(y) <= big) & (np.abs(nh) <= big) & np.isfinite(nl) & np.isfinite(a) & np.isfinite(r1) \
+            & np.isfinite(e3) & (A >= 2.0**-900) & (np.abs(e3) <= h) & clear & np.isfinite(ulps) & (ulps >= 2.0**-1022)
+        zero = (a == 0) & (r1 == 0) & (e3 == 0) & np.isfinite(nh) & (np.abs(y) <= big) & (np.abs(nh) <= big)
+        return np.where(zero, 0.0, ulps), ok | zero
+
+
+def _verdict(y: float, z: Exact, fmt, allowances, mid=None):
     """(verdict, ulp error, bits, RN(z), whether RN(z) is decided) of y against the exact z (undecided: RN(z) is
     one of the two values beside a rounding boundary that the oracle cannot decide). ``allowances``: the
     number's ``Allowances``, asked only what the verdict depends on (nothing for a correctly rounded y, a special
     z, a NaN or an infinity; the condition number only for an error within the stable allowance and over the
-    accurate one at kappa = 0)."""
+    accurate one at kappa = 0). ``mid``: z's midpoint for measuring (``_midpoint``), when the caller has it."""
     f = get_format(fmt)
     try:
         zr, decided = z.to(f), True
@@ -389,7 +460,8 @@ def _verdict(y: float, z: Exact, fmt, allowances):
         return "broken", math.inf, bits, zr, decided
     if math.isinf(y):  # and zr is inf
         return ("correctly_rounded" if y == zr else "broken"), (0.0 if y == zr else math.inf), bits, zr, decided
-    mid = _midpoint(z, _measuring_bits(f), f)  # already evaluated (Ziv's loop starts there)
+    if mid is None:
+        mid = _midpoint(z, _measuring_bits(f), f)  # already evaluated (Ziv's loop starts there)
     err = libmp.mpf_abs(libmp.mpf_sub(oracles.formats.to_mpf(y), mid, 80, "n"))
     ulp_exp = _ulp_exp(mid, f)
     try:
@@ -571,11 +643,11 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         za = None if reduced else z.magnitude_bound()
         return None if za is None else quick.element(za)
 
-    for i, (z, y) in enumerate(zip(outs, y_values)):
-        a = Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb),
-                       functools.partial(value_estimate, z))
-        v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
-        m.elements.append(Element("value", (i,), float(y), z, zr, ulps, bits, v, a, decided=decided))
+    ys = [float(y) for y in y_values]
+    al = [Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb),
+                     functools.partial(value_estimate, z)) for z in outs]
+    for i, (y, z, a, (v, ulps, bits, zr, decided)) in enumerate(zip(ys, outs, al, _verdicts(ys, outs, f, al))):
+        m.elements.append(Element("value", (i,), y, z, zr, ulps, bits, v, a, decided=decided))
     if y_grads is not None and (go_on is None or go_on(m)):
         gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
@@ -613,11 +685,11 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             gf, G = float_magnitudes()
             return None if gf[j] is None else quick.gradient(gf[j], G)
 
-        for j, (z, y) in enumerate(zip(gz, y_grads)):
-            a = Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]),
-                           functools.partial(grad_estimate, j))
-            v, ulps, bits, zr, decided = _verdict(float(y), z, f, a)
-            m.elements.append(Element("grad", (j,), float(y), z, zr, ulps, bits, v, a, decided=decided))
+        gs = [float(y) for y in y_grads]
+        al = [Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]),
+                         functools.partial(grad_estimate, j)) for j in range(len(gz))]
+        for j, (y, z, a, (v, ulps, bits, zr, decided)) in enumerate(zip(gs, gz, al, _verdicts(gs, gz, f, al))):
+            m.elements.append(Element("grad", (j,), y, z, zr, ulps, bits, v, a, decided=decided))
     return m
 
 

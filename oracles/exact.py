@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any, Protocol, cast
 
@@ -25,7 +25,8 @@ from .balls import BallError
 from .formats import Format, get_format, next_up, round_mpf, to_mpf
 from .tensors import shape_and_flat
 
-__all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD"]
+__all__ = ["Exact", "OraclePrecisionError", "precision_cap", "get_precision_cap", "START_GUARD", "decide_many",
+           "enclose_many"]
 
 DEFAULT_CAP = 1 << 15
 START_GUARD = 40  # first working precision is p + START_GUARD bits: decides all but about 2**-40 of cases
@@ -101,7 +102,11 @@ class DeferredSource(Protocol):
     * ``enclose(key, rel_bits) -> (mid, rad) | None``: a ball of raw mpf values containing the exact value with
       rad <= |mid| 2**-rel_bits (or rad = 0), the contract of ``Exact.enclose``;
     * ``magnitude(key) -> float | None``: a finite binary64 upper bound of |value| (what a stability bound needs);
-    * ``kappa_magnitude(key) -> float | None``: a finite binary64 upper bound of the condition number ``kappa``.
+    * ``kappa_magnitude(key) -> float | None``: a finite binary64 upper bound of the condition number ``kappa``;
+    * ``decide_many(keys, fmt) -> (values, ok)`` and ``enclose_many(keys, rel_bits) -> (hi, lo, ok)``, for an
+      int array of keys: ``decide`` and ``enclose`` of many outputs at once (``decide_many``, ``enclose_many``
+      below), exactly their answers where ok (for ``enclose``: the midpoint is the exact sum hi + lo of two
+      binary64 values); a key not ok is asked one at a time.
 
     Each must be rigorous (an upper bound is never below the exact quantity): ``lossproof.measure`` takes them
     instead of the expression's balls, so a wrong one would change a verdict."""
@@ -213,6 +218,12 @@ class Exact:
                 r = self._round(f)
             self._cache[f.name] = r
         return r
+
+    def known_rounding(self, fmt: str | Format) -> float | None:
+        """The rounding into ``fmt`` already certified (``to``'s, or ``decide_many``'s), else None; computes nothing."""
+        if self.special is not None:
+            return self.special
+        return self._cache.get(get_format(fmt).name)
 
     def _round(self, f: Format) -> float:
         node = cast(expr.Node, self.node)  # finite: ``to`` returned the special values
@@ -389,3 +400,61 @@ class Exact:
                 raise AttributeError("this exact value carries no condition number")
             self._kappa = self._kappa_fn()
         return self._kappa
+
+
+def _by_source(values: Sequence[Any], method: str) -> dict[int, tuple[Any, list[int], list[int]]]:
+    """{id(source): (source, [positions], [keys])} of the deferred values (not special, not built) whose source has
+    ``method``."""
+    groups: dict[int, tuple[Any, list[int], list[int]]] = {}
+    for i, v in enumerate(values):
+        lazy = v._lazy if isinstance(v, Exact) else None
+        if lazy is None or v.special is not None:
+            continue
+        source, key = lazy
+        g = groups.get(id(source))
+        if g is None:
+            if getattr(source, method, None) is None:
+                continue
+            g = groups[id(source)] = (source, [], [])
+        g[1].append(i)
+        g[2].append(key)
+    return groups
+
+
+def decide_many(values: Sequence[Any], fmt: str | Format) -> None:
+    """Certify the roundings into ``fmt`` of many values at once: each deferred value's source is asked for all its
+    keys in one call (``decide_many``), and each rounding it decides is stored as ``Exact.to`` stores it (the same
+    value, the same ``precision_used``); the rest are left to ``to``, one at a time, as before."""
+    f = get_format(fmt)
+    groups = _by_source(values, "decide_many")
+    if not groups:
+        return
+    import numpy as np  # a source that answers many keys is a fast path's, which has it
+
+    for source, pos, keys in groups.values():
+        todo = [(i, k) for i, k in zip(pos, keys) if f.name not in values[i]._cache]
+        if not todo:
+            continue
+        got, ok = source.decide_many(np.array([k for _, k in todo], dtype=np.int64), f)
+        for (i, _), r, good in zip(todo, got.tolist(), ok.tolist()):
+            if good:
+                v = values[i]
+                v._cache[f.name] = r
+                v.precision_used = max(v.precision_used, 53)
+
+
+def enclose_many(values: Sequence[Any], rel_bits: int) -> list[tuple[float, float] | None]:
+    """For each value, (hi, lo) with hi + lo (exactly) the midpoint ``source_enclosure(rel_bits)`` returns, where its
+    source answers for many keys at once (``enclose_many``); None elsewhere (ask ``source_enclosure``)."""
+    out: list[tuple[float, float] | None] = [None] * len(values)
+    groups = _by_source(values, "enclose_many")
+    if not groups:
+        return out
+    import numpy as np  # a source that answers many keys is a fast path's, which has it
+
+    for source, pos, keys in groups.values():
+        hi, lo, ok = source.enclose_many(np.array(keys, dtype=np.int64), rel_bits)
+        for i, h, low, good in zip(pos, hi.tolist(), lo.tolist(), ok.tolist()):
+            if good:
+                out[i] = (h, low)
+    return out

@@ -214,9 +214,9 @@ def counting() -> Iterator[dict[str, int]]:
         _counters.remove(c)
 
 
-def _count(key):
+def _count(key, n=1):
     for c in _counters:
-        c[key] += 1
+        c[key] += n
 
 
 def available() -> bool:
@@ -366,7 +366,8 @@ class _Source:
                 res = self._dd_results[quick] = self.dd(quick)
         return res
 
-    def decide(self, key, f):
+    def _decisions(self, f):
+        """(values, ok, the same as lists) of every output's certified rounding into f, computed once per format."""
         c = self._certified.get(f.name)
         if c is None:
             values, ok = certify(self.approx, self.bound, f, self.sign)
@@ -375,12 +376,48 @@ class _Source:
                 # evaluation (computed once per call, on the first such request) decides nearly all of it
                 v2, ok2 = self._decide_dd(f)
                 values, ok = np.where(ok, values, v2), ok | ok2  # an exact value is already decided
-            c = self._certified[f.name] = (values.tolist(), ok.tolist())
-        if c[1][key]:
+            values, ok = np.ravel(values), np.ravel(ok)
+            c = self._certified[f.name] = (values, ok, values.tolist(), ok.tolist())
+        return c
+
+    def decide(self, key, f):
+        c = self._decisions(f)
+        if c[3][key]:
             _count("decided")
-            return c[0][key]
+            return c[2][key]
         _count("fallback")
         return None
+
+    def decide_many(self, keys, f):
+        """``decide`` of many keys (an int array): (values, ok); a key not ok is left to ``decide``."""
+        values, ok = self._decisions(f)[:2]
+        ok = ok[keys]
+        _count("decided", int(np.count_nonzero(ok)))
+        return values[keys], ok
+
+    def enclose_many(self, keys, rel_bits):
+        """``enclose`` of many keys (an int array): (hi, lo, ok), where ok the midpoint ``enclose`` returns is
+        exactly hi + lo (the same levels in the same order, each tested by ``enclosed_many``); a key not ok (no
+        level narrow enough, or one binary64 could not judge) is left to ``enclose``."""
+        n = len(keys)
+        hi, lo, ok = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+        exact = np.ravel(self.bound)[keys] == 0
+        pending = np.ones(n, dtype=bool)
+        levels = [lambda: (np.ravel(self.approx)[keys], np.zeros(n), np.ravel(self.bound)[keys])]
+        if self.dd is not None:
+            levels += [lambda q=q: tuple(np.ravel(v)[keys] for v in self._dd(q)[:3]) for q in (True, False)]
+        for level in levels:
+            if not pending.any():
+                break
+            h, low, b = level()
+            with np.errstate(all="ignore"):
+                skip = ~(np.isfinite(h) & np.isfinite(low) & np.isfinite(b)) | ((b == 0) & ~exact)
+                yes, no = enclosed_many(np.where(skip, 0.0, h), np.where(skip, 0.0, low), np.where(skip, 1.0, b),
+                                        rel_bits, one_binade=True)
+            take = pending & ~skip & yes
+            hi[take], lo[take], ok[take] = h[take], low[take], True
+            pending &= skip | no  # the rest: taken, or a test binary64 could not judge (left to ``enclose``)
+        return hi, lo, ok
 
     def _dd_pays(self, ok):
         """Whether the double-double evaluation is cheaper than the mpmath rows of the undecided outputs (the
@@ -420,6 +457,46 @@ class _Source:
     def build(self, key):
         with disabled():
             return self.builder(key)
+
+
+#: binary64's relative rounding error, widened: a product or sum of two binary64 values in the normal range is within
+#: 2**-53 of the exact one, so a comparison made with this margin on either side cannot be turned by that rounding
+_WIDE = 2.0**-50
+_LOW, _HIGH = 2.0**-900, 2.0**900  # where ``enclosed_many`` answers: every step below stays normal and finite
+
+
+def enclosed_many(hi: Any, lo: Any, rad: Any, rel_bits: int, one_binade: bool = False) -> tuple[Any, Any]:
+    """The test a source's ``enclose`` applies to one enclosure (mid = hi + lo exactly, radius rad), for arrays:
+    (yes, no) where it certainly accepts (rad = 0: an exact point; or mid != 0 with rad <= |mid| 2**-rel_bits
+    and, with ``one_binade``, the ball inside one binade, ``_one_binade``) or certainly refuses; where neither,
+    binary64 cannot tell and the caller asks the scalar test. Hi, lo and rad finite, rel_bits <= 100.
+
+    Derivation: (nh, nl) = two_sum(hi, lo) is exact, so |mid| = |nh| + s nl (s the sign of nh), |nl| <= ulp(nh)/2,
+    and |mid| = |nh| (1 +- 2**-53). With |nh| in [2**-900, 2**900], t = |nh| 2**-rel_bits is exact and normal; a
+    product t (1 -+ 2**-50), rounded, stays on its side of |mid| 2**-rel_bits. The binade of |mid| is [P, 2P) with
+    P = 2**floor(log2 |nh|), halved when |nh| is a power of two and s nl < 0; |nh| - P and 2P - |nh| are exact
+    (Sterbenz), and adding s nl rounds once (2**-53 relative while normal): dl and dh, the distances from |mid| to
+    the binade's ends, each within 2**-53 of the exact one. The ball is in one binade iff rad <= dl and
+    rad < dh (|mid| - rad >= P and |mid| + rad < 2P; rad < |mid| already)."""
+    with np.errstate(all="ignore"):
+        nh, nl = fast64.two_sum(hi, lo)
+        a = np.abs(nh)
+        zero = (nh == 0) & (nl == 0)
+        inside = (a >= _LOW) & (a <= _HIGH) & (rad >= 0)
+        t = np.ldexp(a, -rel_bits)
+        yes = inside & (t * (1 - _WIDE) >= rad)
+        no = inside & (t * (1 + _WIDE) < rad)
+        if one_binade:
+            m, e = np.frexp(a)
+            ls = np.where(nh < 0, -nl, nl)
+            P = np.ldexp(1.0, np.where((m == 0.5) & (ls < 0), e - 2, e - 1))
+            dl = (a - P) + ls
+            dh = (2 * P - a) - ls
+            normal = (dl >= 2.0**-1000) & (dh >= 2.0**-1000)
+            yes &= normal & (dl * (1 - _WIDE) >= rad) & (dh * (1 - _WIDE) > rad)
+            no |= inside & normal & ((dl * (1 + _WIDE) < rad) | (dh * (1 + _WIDE) <= rad))
+        point = rad == 0
+        return point | (yes & ~zero), ~point & (zero | no)
 
 
 def _one_binade(mid: tuple, rad: tuple) -> bool:

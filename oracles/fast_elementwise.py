@@ -394,6 +394,23 @@ class Source:
         fast._count("fallback")
         return None
 
+    def decide_many(self, keys: Any, f: Format) -> tuple[Any, Any]:
+        """``decide`` of many keys (an int array): (values, ok); a key not ok is left to ``decide``."""
+        c = self._certified.get(f.name)
+        if c is None:
+            c = self._certified[f.name] = self._decide_all(f)
+        values, ok = np.asarray(c[0], dtype=np.float64)[keys], np.asarray(c[1], dtype=bool)[keys]
+        fast._count("decided", int(np.count_nonzero(ok)))
+        return values, ok
+
+    def enclose_many(self, keys: Any, rel_bits: int) -> tuple[Any, Any, Any]:
+        """``enclose`` of many keys: (hi, lo, ok), ok where its midpoint is exactly hi + lo (``fast.enclosed_many``
+        judges the same test); a key not ok is left to ``enclose``."""
+        h, lo, e = self.h[keys], self.l[keys], self.e[keys]
+        fin = np.isfinite(h) & np.isfinite(lo) & np.isfinite(e)
+        yes, _ = fast.enclosed_many(np.where(fin, h, 0.0), np.where(fin, lo, 0.0), np.where(fin, e, 1.0), rel_bits)
+        return h, lo, fin & yes
+
     def build(self, key: int) -> Exact:
         with fast.disabled():
             return self.builder(key)

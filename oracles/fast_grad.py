@@ -143,9 +143,9 @@ def counting() -> Iterator[dict[str, int]]:
         _counters.remove(c)
 
 
-def _count(key: str) -> None:
+def _count(key: str, n: int = 1) -> None:
     for c in _counters:
-        c[key] += 1
+        c[key] += n
 
 
 def _frac(v: float) -> Fraction:
@@ -683,9 +683,11 @@ class _GradSource:
                 where[key] = ri * C + c[2]
         return where, gh.ravel(), gl.ravel(), bound.ravel()
 
-    def _vec_decide(self, key: int, f: Format) -> float | None:
+    def _vec_roundings(self, f: Format) -> Any:
+        """E7's certified roundings into f, (values, ok, the same as lists), computed once per format; None
+        without E7."""
         vec = self._vector()
-        if vec is None or key not in vec[0]:
+        if vec is None:
             return None
         c = self._vec_certified.get(f.name)
         if c is None:
@@ -696,9 +698,54 @@ class _GradSource:
                 else:
                     wide = (np.abs(lo) + bound) * (1 + 2.0**-50) + 5e-324
                     values, ok = fast.certify(hi, wide, f)
-            c = self._vec_certified[f.name] = (values.tolist(), ok.tolist())
+            c = self._vec_certified[f.name] = (values, ok, values.tolist(), ok.tolist())
+        return c
+
+    def _vec_decide(self, key: int, f: Format) -> float | None:
+        vec = self._vector()
+        if vec is None or key not in vec[0]:
+            return None
+        c = self._vec_roundings(f)
         i = vec[0][key]
-        return c[0][i] if c[1][i] else None
+        return c[2][i] if c[3][i] else None
+
+    def _vec_positions(self, keys: Any) -> Any:
+        """Each key's position in the E7 arrays, -1 where it has none (or None without them)."""
+        vec = self._vector()
+        if vec is None:
+            return None
+        return np.fromiter((vec[0].get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
+
+    def decide_many(self, keys: Any, f: Format) -> tuple[Any, Any]:
+        """``decide`` of many keys (an int array) by E7's certified roundings: (values, ok); a key not ok goes to
+        ``decide`` (whose E7 step then answers None, as here, and its levels follow)."""
+        pos = self._vec_positions(keys)
+        if pos is None:
+            return np.zeros(len(keys)), np.zeros(len(keys), dtype=bool)
+        values, ok = self._vec_roundings(f)[:2]
+        at = np.maximum(pos, 0)
+        ok = (pos >= 0) & ok[at]
+        n = int(np.count_nonzero(ok))
+        _count("answered", n)
+        _count("vector", n)
+        return values[at], ok
+
+    def enclose_many(self, keys: Any, rel_bits: int) -> tuple[Any, Any, Any]:
+        """``enclose`` of many keys by E7's balls: (hi, lo, ok), ok where ``enclose`` returns E7's midpoint, exactly
+        hi + lo (``_enclosed``'s test, judged by ``fast.enclosed_many``); a key not ok goes to ``enclose``."""
+        pos = self._vec_positions(keys)
+        n = len(keys)
+        if pos is None:
+            return np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+        vec = self._vector()
+        at = np.maximum(pos, 0)
+        h, lo, b = (np.asarray(vec[i], dtype=np.float64)[at] for i in (1, 2, 3))
+        yes, _ = fast.enclosed_many(h, lo, b, rel_bits)
+        ok = (pos >= 0) & yes
+        k = int(np.count_nonzero(ok))
+        _count("answered", k)
+        _count("vector", k)
+        return h, lo, ok
 
     def _vec_ball(self, key: int) -> Ball | None:
         vec = self._vector()
