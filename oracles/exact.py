@@ -103,8 +103,8 @@ class DeferredSource(Protocol):
       rad <= |mid| 2**-rel_bits (or rad = 0), the contract of ``Exact.enclose``;
     * ``magnitude(key) -> float | None``: a finite binary64 upper bound of |value| (what a stability bound needs);
     * ``kappa_magnitude(key) -> float | None``: a finite binary64 upper bound of the condition number ``kappa``;
-    * ``decide_many(keys, fmt) -> (values, ok)`` and ``enclose_many(keys, rel_bits) -> (hi, lo, ok)``, for an
-      int array of keys: ``decide`` and ``enclose`` of many outputs at once (``decide_many``, ``enclose_many``
+    * ``decide_many(keys, fmt) -> (values, ok)`` and ``enclose_many(keys, rel_bits) -> (hi, lo, ok)``, for a
+      list of keys (arrays back): ``decide`` and ``enclose`` of many outputs at once (``decide_many``, ``enclose_many``
       below), exactly their answers where ok (for ``enclose``: the midpoint is the exact sum hi + lo of two
       binary64 values); a key not ok is asked one at a time.
 
@@ -429,13 +429,11 @@ def decide_many(values: Sequence[Any], fmt: str | Format) -> None:
     groups = _by_source(values, "decide_many")
     if not groups:
         return
-    import numpy as np  # a source that answers many keys is a fast path's, which has it
-
     for source, pos, keys in groups.values():
         todo = [(i, k) for i, k in zip(pos, keys) if f.name not in values[i]._cache]
         if not todo:
             continue
-        got, ok = source.decide_many(np.array([k for _, k in todo], dtype=np.int64), f)
+        got, ok = source.decide_many([k for _, k in todo], f)
         for (i, _), r, good in zip(todo, got.tolist(), ok.tolist()):
             if good:
                 v = values[i]
@@ -450,10 +448,8 @@ def enclose_many(values: Sequence[Any], rel_bits: int) -> list[tuple[float, floa
     groups = _by_source(values, "enclose_many")
     if not groups:
         return out
-    import numpy as np  # a source that answers many keys is a fast path's, which has it
-
     for source, pos, keys in groups.values():
-        hi, lo, ok = source.enclose_many(np.array(keys, dtype=np.int64), rel_bits)
+        hi, lo, ok = source.enclose_many(keys, rel_bits)
         for i, h, low, good in zip(pos, hi.tolist(), lo.tolist(), ok.tolist()):
             if good:
                 out[i] = (h, low)

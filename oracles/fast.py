@@ -389,16 +389,18 @@ class _Source:
         return None
 
     def decide_many(self, keys, f):
-        """``decide`` of many keys (an int array): (values, ok); a key not ok is left to ``decide``."""
+        """``decide`` of many keys (a list): (values, ok); a key not ok is left to ``decide``."""
+        keys = np.asarray(keys, dtype=np.int64)
         values, ok = self._decisions(f)[:2]
         ok = ok[keys]
         _count("decided", int(np.count_nonzero(ok)))
         return values[keys], ok
 
     def enclose_many(self, keys, rel_bits):
-        """``enclose`` of many keys (an int array): (hi, lo, ok), where ok the midpoint ``enclose`` returns is
+        """``enclose`` of many keys (a list): (hi, lo, ok), where ok the midpoint ``enclose`` returns is
         exactly hi + lo (the same levels in the same order, each tested by ``enclosed_many``); a key not ok (no
         level narrow enough, or one binary64 could not judge) is left to ``enclose``."""
+        keys = np.asarray(keys, dtype=np.int64)
         n = len(keys)
         hi, lo, ok = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
         exact = np.ravel(self.bound)[keys] == 0

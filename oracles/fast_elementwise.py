@@ -395,7 +395,8 @@ class Source:
         return None
 
     def decide_many(self, keys: Any, f: Format) -> tuple[Any, Any]:
-        """``decide`` of many keys (an int array): (values, ok); a key not ok is left to ``decide``."""
+        """``decide`` of many keys (a list): (values, ok); a key not ok is left to ``decide``."""
+        keys = np.asarray(keys, dtype=np.int64)
         c = self._certified.get(f.name)
         if c is None:
             c = self._certified[f.name] = self._decide_all(f)
@@ -406,6 +407,7 @@ class Source:
     def enclose_many(self, keys: Any, rel_bits: int) -> tuple[Any, Any, Any]:
         """``enclose`` of many keys: (hi, lo, ok), ok where its midpoint is exactly hi + lo (``fast.enclosed_many``
         judges the same test); a key not ok is left to ``enclose``."""
+        keys = np.asarray(keys, dtype=np.int64)
         h, lo, e = self.h[keys], self.l[keys], self.e[keys]
         fin = np.isfinite(h) & np.isfinite(lo) & np.isfinite(e)
         yes, _ = fast.enclosed_many(np.where(fin, h, 0.0), np.where(fin, lo, 0.0), np.where(fin, e, 1.0), rel_bits)

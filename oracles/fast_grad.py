@@ -714,10 +714,10 @@ class _GradSource:
         vec = self._vector()
         if vec is None:
             return None
-        return np.fromiter((vec[0].get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
+        return np.fromiter((vec[0].get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def decide_many(self, keys: Any, f: Format) -> tuple[Any, Any]:
-        """``decide`` of many keys (an int array) by E7's certified roundings: (values, ok); a key not ok goes to
+        """``decide`` of many keys (a list) by E7's certified roundings: (values, ok); a key not ok goes to
         ``decide`` (whose E7 step then answers None, as here, and its levels follow)."""
         pos = self._vec_positions(keys)
         if pos is None:
