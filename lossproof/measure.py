@@ -384,9 +384,11 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
     out = []
     for i, (y, z) in enumerate(zip(ys, zs)):
         u = quick.get(i)
-        if u is not None and (y != 0 or mids[i] == (0.0, 0.0) or math.copysign(1, y) == math.copysign(1, z.to(f))):
-            out.append(("correctly_rounded", u, 0.0, y, True))  # y == RN(z), decided, the same zero sign
-            continue
+        if u is not None:
+            zr = z.to(f)  # decided already (decide_many): == y, but +0.0 where y is -0.0 against an exact zero
+            if y != 0 or mids[i] == (0.0, 0.0) or math.copysign(1, y) == math.copysign(1, zr):
+                out.append(("correctly_rounded", u, 0.0, zr, True))  # y == RN(z) decided, the same zero sign
+                continue
         hl = mids.get(i)
         mid = None if hl is None else libmp.mpf_add(libmp.from_float(hl[0]), libmp.from_float(hl[1]), 0)
         out.append(_verdict(y, z, f, allowances[i], mid))

@@ -166,9 +166,11 @@ def test_measurements_in_bulk_are_the_per_number_measurements(fmt, monkeypatch):
             mp.setattr(M, "_verdicts", _per_number)
             one = M.measure("s", name, fmt, "cpu", kw, ys, grads)
         for a, b in zip(bulk.elements, one.elements):
-            got = (a.verdict, a.ulp_error, a.bits, a.z_rounded, a.decided)
-            want = (b.verdict, b.ulp_error, b.bits, b.z_rounded, b.decided)
-            assert got == want or (math.isnan(a.z_rounded) and math.isnan(b.z_rounded) and got[:3] == want[:3]), \
+            # the rounding's sign too (-0.0 == 0.0 in Python): a zero's sign is part of RN(z)
+            got = (a.verdict, a.ulp_error, a.bits, a.z_rounded, math.copysign(1, a.z_rounded), a.decided)
+            want = (b.verdict, b.ulp_error, b.bits, b.z_rounded, math.copysign(1, b.z_rounded), b.decided)
+            assert got == want or (math.isnan(a.z_rounded) and math.isnan(b.z_rounded) and got[:3] == want[:3]
+                                   and got[5] == want[5]), \
                 (name, kw, fmt, a.kind, a.index, got, want)
             compared += 1
             quick += a.verdict == "correctly_rounded"
