@@ -1,6 +1,6 @@
 """What this repository's own test run needs beyond lossproof's pytest plugin (lossproof/plugin.py, loaded through
 its entry point): Hypothesis profiles of the run's profile for the meta-tests' own @given tests, ``--quick`` and
-``--zoo``.
+``--zoo``, and the garbage collector's threshold of a search (lossproof.budget) for the whole run.
 
 Profiles (``--lossproof-profile NAME`` or $LOSSPROOF_PROFILE; default ``ci``): ``dev`` fast feedback while
 editing, ``ci`` the README's test command, ``thorough`` many more examples and the 100,000-case cross-checks
@@ -9,9 +9,11 @@ editing, ``ci`` the README's test command, ``thorough`` many more examples and t
 
 from __future__ import annotations
 
+import gc
+
 from hypothesis import settings
 
-from lossproof import profiles
+from lossproof import budget, profiles
 
 profiles.register_hypothesis_profiles()
 
@@ -32,6 +34,10 @@ def pytest_configure(config):
     # this repository's meta-tests run under the Hypothesis profile of the lossproof profile in force
     if not config.getoption("--hypothesis-profile", default=None):
         settings.load_profile(profiles.current().name)
+    # what a search does (budget.fewer_collections), for every test of this repository's run: four meta-test
+    # modules (fast64 oracle, strategies, Arb cross-check, corpus build) took 92.6 s and 94.8 s against 100.9 s and
+    # 100.8 s at Python's default, alternating, 2026-12-06. When garbage is collected, never what is tested
+    gc.set_threshold(budget.SEARCH_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def pytest_ignore_collect(collection_path, config):

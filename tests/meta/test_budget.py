@@ -9,6 +9,7 @@ benchmarks/budget_speed.py."""
 
 from __future__ import annotations
 
+import gc
 import signal
 
 import pytest
@@ -155,3 +156,26 @@ def test_a_derived_profile_changes_only_the_search_budgets_and_the_search_obeys_
     for bad in ({"examples": 0}, {"examples": 2.5}, {"work": float("inf")}, {"work": -1.0}):
         with pytest.raises(ValueError):
             profiles.derived("ci", **bad)
+
+
+def test_a_search_collects_garbage_less_often_and_restores_the_thresholds():
+    seen = []
+
+    @settings(max_examples=3, database=None)
+    @given(st.integers())
+    def probe(i):
+        seen.append(gc.get_threshold())
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        Budget().run(probe)
+        assert seen and all(t == (budget_module.SEARCH_GC_THRESHOLD, 11, 12) for t in seen), seen
+        assert gc.get_threshold() == (700, 11, 12)
+        gc.set_threshold(10 * budget_module.SEARCH_GC_THRESHOLD, 11, 12)  # never lowered
+        seen.clear()
+        Budget().run(probe)
+        assert seen[0][0] == 10 * budget_module.SEARCH_GC_THRESHOLD
+    finally:
+        gc.set_threshold(*before)
+
