@@ -22,7 +22,7 @@ from oracles import extended as X
 from oracles.balls import BallError
 from oracles.codec import flat
 from oracles.exact import START_GUARD, Exact, decide_many, enclose_many
-from oracles.fast import attempt_gradient
+from oracles.fast import attempt_gradient, ordinal_array
 from oracles.fast64 import two_sum
 from oracles.formats import bits_of_error, get_format, to_mpf
 from oracles.functions import VJP
@@ -381,6 +381,14 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
         h_a, l_a = (np.array(v) for v in zip(*(mids[i] for i in cand)))
         ulps, ok = _ulps_many(y_a, h_a, l_a, f)
         quick = {i: u for i, u, good in zip(cand, ulps.tolist(), ok.tolist()) if good}
+    # the bits of error of the numbers _verdict measures whose rounding is known and finite, from their ordinals
+    rest = [(i, r) for i in need if i not in quick and (r := zs[i].known_rounding(f)) is not None and math.isfinite(r)]
+    bits_of = {}
+    if rest:
+        oy, oky = ordinal_array([ys[i] for i, _ in rest], f)
+        oz, okz = ordinal_array([r for _, r in rest], f)
+        bits_of = {i: (0.0 if ys[i] == r else math.log2(1 + abs(a - b)))
+                   for (i, r), a, b, good in zip(rest, oy.tolist(), oz.tolist(), (oky & okz).tolist()) if good}
     out = []
     for i, (y, z) in enumerate(zip(ys, zs)):
         u = quick.get(i)
@@ -391,7 +399,7 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
                 continue
         hl = mids.get(i)
         mid = None if hl is None else libmp.mpf_add(libmp.from_float(hl[0]), libmp.from_float(hl[1]), 0)
-        out.append(_verdict(y, z, f, allowances[i], mid))
+        out.append(_verdict(y, z, f, allowances[i], mid, bits_of.get(i)))
     return out
 
 
@@ -436,12 +444,13 @@ def _ulps_many(y, hi, lo, f):
         return np.where(zero, 0.0, ulps), ok | zero
 
 
-def _verdict(y: float, z: Exact, fmt, allowances, mid=None):
+def _verdict(y: float, z: Exact, fmt, allowances, mid=None, bits=None):
     """(verdict, ulp error, bits, RN(z), whether RN(z) is decided) of y against the exact z (undecided: RN(z) is
     one of the two values beside a rounding boundary that the oracle cannot decide). ``allowances``: the
     number's ``Allowances``, asked only what the verdict depends on (nothing for a correctly rounded y, a special
     z, a NaN or an infinity; the condition number only for an error within the stable allowance and over the
-    accurate one at kappa = 0). ``mid``: z's midpoint for measuring (``_midpoint``), when the caller has it."""
+    accurate one at kappa = 0). ``mid``: z's midpoint for measuring (``_midpoint``), and ``bits``: the bits of
+    error against RN(z), a finite value of z (``bits_of_error``), when the caller has them."""
     f = get_format(fmt)
     try:
         zr, decided = z.to(f), True
@@ -457,7 +466,8 @@ def _verdict(y: float, z: Exact, fmt, allowances, mid=None):
             ok = y == zr
         verdict = "correctly_rounded" if ok else "broken"
         return verdict, (0.0 if ok else math.inf), bits_of_error(y, zr, f), zr, decided
-    bits = bits_of_error(y, zr, f)
+    if bits is None:
+        bits = bits_of_error(y, zr, f)
     if math.isnan(y) or (math.isinf(y) and not math.isinf(zr)):
         return "broken", math.inf, bits, zr, decided
     if math.isinf(y):  # and zr is inf
@@ -656,9 +666,15 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
 
         @functools.cache
+        def known():
+            """Each component's binary64 magnitude bound from its source, or None (asked once, for both uses)."""
+            return [g.magnitude_bound() for g in gz]
+
+        @functools.cache
         def magnitudes():
-            """(each component's magnitude, the normwise scale G)"""
-            gabs = [_upper(g, rb) for g in gz]
+            """(each component's magnitude, the normwise scale G): ``_upper``'s, which takes a source's bound as it
+            is (``known``) and bounds the balls of the rest"""
+            gabs = [_upper(g, rb) if v is None else Fraction(v) for g, v in zip(gz, known())]
             # the normwise scale: the largest component, and at least the loss's natural unit (a change of one
             # nat per unit of input, times the largest weight, over the mean's denominator): an absolute error of
             # u in that unit cannot change a training run, as for the values' "+ 1" floor
@@ -674,7 +690,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             """(each component's magnitude bound in binary64 where its source gives one, else None; G in binary64,
             within 2**-53 of the exact G): G is the exact magnitudes' largest (or the unit) where a source gives
             no bound (``_upper`` takes the fast bound as it is, so otherwise they are the same numbers)."""
-            gf = [g.magnitude_bound() for g in gz]
+            gf = known()
             try:
                 unit_g = float(context.get("grad_unit", Fraction(1)))
                 G = max(max((v for v in gf if v is not None), default=0.0), unit_g) if None not in gf \

@@ -265,6 +265,29 @@ def round_array(v: ArrayLike, fmt: str | Format) -> NDArray[float64]:
         return np.where(np.abs(r) > f.max_finite, np.copysign(np.inf, a), r)
 
 
+def ordinal_array(v: ArrayLike, fmt: str | Format) -> tuple[NDArray[Any], NDArray[bool_]]:
+    """(ords, ok): ``formats.ordinal`` of every finite value of ``fmt`` in v (binary64), from its IEEE bit pattern in
+    the format: the order of a format's finite values by magnitude is that of their magnitude bits (the subnormals,
+    then each binade's significands), so those bits are the ordinal, negated for a negative value (+-0: 0). ok is
+    False where v is not a finite value of fmt (``formats.ordinal`` answers or raises there)."""
+    f = get_format(fmt)
+    a = np.asarray(v, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(a) & (round_array(a, f) == a)
+        a = np.where(ok, a, 0.0)
+        if f.name == "float64":
+            m = a.view(np.int64) & 0x7FFF_FFFF_FFFF_FFFF
+        elif f.name == "float32":
+            m = a.astype(np.float32).view(np.int32).astype(np.int64) & 0x7FFF_FFFF
+        elif f.name == "float16":
+            m = a.astype(np.float16).view(np.int16).astype(np.int64) & 0x7FFF
+        elif f.name == "bfloat16":  # the upper half of its binary32 pattern (the lower half is zero)
+            m = (a.astype(np.float32).view(np.int32).astype(np.int64) & 0x7FFF_FFFF) >> 16
+        else:
+            return np.zeros(a.shape, dtype=np.int64), np.zeros(a.shape, dtype=bool)
+        return np.where(np.signbit(a), -m, m), ok
+
+
 def certify(approx: ArrayLike, bound: ArrayLike, fmt: str | Format,
             sign: ArrayLike | None = None) -> tuple[NDArray[float64], NDArray[bool_]]:
     """(values, ok): where ok, ``values`` is RN(z) into ``fmt`` for every real z with |z - approx| <= bound.

@@ -6,6 +6,7 @@ and a correctly rounded number's ULP error in binary64 (``_ulps_many``) must giv
 - ``_ulps_many`` against mpmath's RU53(RN80(|y - mid|) 2**-k) on adversarial triples: remainders beside half an
   80-bit spacing, midpoints at powers of two with a tail of the other sign, zero errors, extreme magnitudes;
 - ``fast.enclosed_many`` against the scalar acceptance test (relative width, one binade) at its limits;
+- ``fast.ordinal_array`` (the bits of error of the rest) against ``formats.ordinal``, every kind of value;
 - whole measurements, bulk against per number, on the fast-measure meta-test's calls (every regime, every format,
   roundings, neighbours and far values of the exact result), values and gradients.
 """
@@ -23,7 +24,7 @@ import oracles
 from lossproof import measure as M
 from lossproof import profiles
 from oracles import fast
-from oracles.formats import get_format, round_to_format
+from oracles.formats import get_format, ordinal, round_to_format
 from tests.meta.test_fast_measure import FMTS, _calls, _flat
 
 R80 = 80
@@ -128,6 +129,23 @@ def test_the_bulk_enclosure_test_never_contradicts_the_scalar_one(one_binade):
             yes_n += y_
             no_n += n_
     assert yes_n > 100 and no_n > 100, (yes_n, no_n)
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+def test_ordinals_from_bit_patterns_are_the_formats_ordinals(fmt):
+    f = get_format(fmt)
+    rng = random.Random(f"ordinals-{fmt}")
+    special = [0.0, -0.0, f.min_subnormal, -f.min_subnormal, f.min_normal, math.nextafter(f.min_normal, 0),
+               f.max_finite, -f.max_finite, 1.0, -1.0]
+    xs = special + [round_to_format(rng.choice([1, -1]) * math.ldexp(rng.random(), rng.randint(-1100, 1023)), fmt)
+                    for _ in range(20 * profiles.current().meta_examples)]
+    xs += [math.inf, math.nan, 0.1 if fmt != "float64" else math.inf]  # not finite values of the format
+    ords, ok = fast.ordinal_array(xs, fmt)
+    for x, o, good in zip(xs, ords.tolist(), ok.tolist()):
+        finite_member = math.isfinite(x) and round_to_format(x, fmt) == x
+        assert good == finite_member, (fmt, x)
+        if good:
+            assert o == ordinal(x, fmt), (fmt, x.hex(), o, ordinal(x, fmt))
 
 
 def _per_number(ys, zs, f, allowances):
