@@ -220,6 +220,13 @@ class _Quick:
         """(K B, K u |z| + s_min) with B = u S (|z| + W) + S s_min / 2 (bounds.element_bound)."""
         return self.K * (self.us * (za + self.unit) + self.under), self.K * self.u * za + self.smin
 
+    def accurate(self, za: float, kf: float) -> float:
+        """K u (|z| + kappa) + s_min (bounds.accurate_bound) from kf, kappa's binary64 rounding or kappa itself
+        (within 2**-53 of it, or 2**-1075 absolute): za + kf is within 2**-52 of |z| + kappa, the product by the
+        powers of two K and u is exact while normal, the sum with s_min rounds once: within 2**-50 in the range
+        ``_side`` reads (where a subnormal's absolute 2**-1075 is below 2**-75 of it)."""
+        return self.K * self.u * (za + kf) + self.smin
+
     def gradient(self, ga: float, G: float) -> tuple[float, float]:
         """(K B_g, K u |g| + s_min) with B_g = u (S + 2)(|g| + G) + (S + 2) s_min / 2 (bounds.gradient_bound)."""
         return self.K * (self.ug * (ga + G) + self.under_g), self.K * self.u * ga + self.smin
@@ -239,9 +246,9 @@ class Allowances:
     the allowance (``_side``) and compute the exact Fractions only for the rest: the same answers, without
     rational arithmetic (60 to 160 us a number) for nearly all numbers."""
 
-    def __init__(self, f, magnitude, bound, kappa, estimate=None):
+    def __init__(self, f, magnitude, bound, kappa, estimate=None, accurate_estimate=None):
         self._f, self._magnitude, self._bound, self._kappa = f, magnitude, bound, kappa
-        self._estimate = estimate
+        self._estimate, self._accurate_estimate = estimate, accurate_estimate
 
     @classmethod
     def known(cls, stable: Fraction, accurate: Fraction) -> Allowances:
@@ -264,6 +271,13 @@ class Allowances:
         """Whether the error is within the accurate floor (the accurate allowance at kappa = 0)."""
         side = _side(e_f, self._estimated[1])
         return side < 0 if side else _fraction(err) <= self.accurate_floor
+
+    def within_accurate(self, err, e_f: float) -> bool:
+        """Whether the error is within the accurate allowance, kappa included: ``accurate_estimate()`` (``_Quick
+        .accurate``, or None) decides where the error is more than 2**-40 from it, the exact fraction elsewhere."""
+        est = self._accurate_estimate() if self._accurate_estimate is not None else None
+        side = _side(e_f, est)
+        return side < 0 if side else _fraction(err) <= self.accurate
 
     @functools.cached_property
     def magnitude(self) -> Fraction:
@@ -489,7 +503,7 @@ def _verdict(y: float, z: Exact, fmt, allowances, mid=None, bits=None):
     # u * kappa ~ 128 nats would call a result of 0 accurate)
     if allowances.exceeds_stable(err, e_f):
         return "unstable", ulps, bits, zr, decided
-    if allowances.within_floor(err, e_f) or _fraction(err) <= allowances.accurate:
+    if allowances.within_floor(err, e_f) or allowances.within_accurate(err, e_f):
         return "accurate", ulps, bits, zr, decided
     return "stable", ulps, bits, zr, decided
 
@@ -655,9 +669,16 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
         za = None if reduced else z.magnitude_bound()
         return None if za is None else quick.element(za)
 
+    def value_accurate_estimate(z):
+        """The accurate allowance from the source's bounds of |z| and kappa, which ``_upper`` and ``_kappa_upper``
+        take as they are (so the estimate's operands are the exact allowance's)."""
+        za, kf = z.magnitude_bound(), z.kappa_bound()
+        return None if za is None or kf is None else quick.accurate(za, kf)
+
     ys = [float(y) for y in y_values]
     al = [Allowances(f, functools.partial(_upper, z, rb), value_bound, functools.partial(_kappa_upper, z, rb),
-                     functools.partial(value_estimate, z)) for z in outs]
+                     functools.partial(value_estimate, z), functools.partial(value_accurate_estimate, z))
+          for z in outs]
     for i, (y, z, a, (v, ulps, bits, zr, decided)) in enumerate(zip(ys, outs, al, _verdicts(ys, outs, f, al))):
         m.elements.append(Element("value", (i,), y, z, zr, ulps, bits, v, a, decided=decided))
     if y_grads is not None and (go_on is None or go_on(m)):
@@ -703,9 +724,21 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
             gf, G = float_magnitudes()
             return None if gf[j] is None else quick.gradient(gf[j], G)
 
+        def grad_accurate_estimate(j):
+            """From the component's magnitude bound (the exact allowance's own, ``magnitudes``) and its kappa_g
+            rounded to binary64 (None where it is not finite there)."""
+            za = known()[j]
+            k = kappas()[j]
+            try:
+                kf = float(k)
+            except OverflowError:
+                return None
+            return None if za is None or not math.isfinite(kf) else quick.accurate(za, kf)
+
         gs = [float(y) for y in y_grads]
         al = [Allowances(f, lambda j=j: magnitudes()[0][j], grad_bound, lambda j=j: _mpf_fraction(kappas()[j]),
-                         functools.partial(grad_estimate, j)) for j in range(len(gz))]
+                         functools.partial(grad_estimate, j), functools.partial(grad_accurate_estimate, j))
+              for j in range(len(gz))]
         for j, (y, z, a, (v, ulps, bits, zr, decided)) in enumerate(zip(gs, gz, al, _verdicts(gs, gz, f, al))):
             m.elements.append(Element("grad", (j,), y, z, zr, ulps, bits, v, a, decided=decided))
     return m

@@ -3,6 +3,8 @@ answers of the exact rational comparisons it stands in for.
 
 - ``_Quick``'s estimates are within 2**-44 of oracles/bounds.py's exact allowances (relative) wherever they lie in
   [2**-1000, 2**1000], in every format, for magnitudes from the subnormals to the overflow threshold;
+- the accurate allowance's estimate with a condition number (``_Quick.accurate``, kappa rounded to binary64) is
+  within 2**-44 of the exact one, and ``within_accurate`` equals the exact comparison beside it;
 - the filtered comparisons (``exceeds_stable``, ``within_floor``) equal the exact ones for errors drawn at random
   and for errors placed at the exact allowance and one binary64 or a few 2**-44 steps beside it, where the filter
   must hand over to the Fractions (an error within 2**-40 of an allowance is decided exactly);
@@ -109,6 +111,45 @@ def test_filtered_comparisons_equal_the_exact_ones(fmt):
                             # the filter answered without the Fractions where it could
                             filtered += ("stable" not in a.__dict__) + ("accurate_floor" not in a2.__dict__)
     assert compared > 2000 and filtered > compared // 2, (compared, filtered)
+
+
+def _kappas(rng, n):
+    """Condition numbers as the measurement has them: binary64 values, and rationals that are not (kappa_g as mpf
+    at 200 bits), from 0 to past the overflow threshold."""
+    out = [Fraction(0), Fraction(1, 3), Fraction(10**400), Fraction(1, 10**330)]
+    for _ in range(n):
+        k = Fraction(math.ldexp(rng.random() + 0.5, rng.randint(-1074, 1023)))
+        out.append(k * (1 + Fraction(rng.randint(1, 2**40), 2**100)) if rng.random() < 0.5 else k)
+    return out
+
+
+@pytest.mark.parametrize("fmt", FMTS)
+def test_the_accurate_estimate_with_kappa_decides_as_the_exact_allowance(fmt):
+    rng = random.Random(f"acc-{fmt}")
+    f = get_format(fmt)
+    q = M._Quick(f, 3, Fraction(1))
+    checked = compared = filtered = 0
+    for za in _magnitudes(rng, 30):
+        for kappa in _kappas(rng, 6):
+            try:
+                kf = float(kappa)
+            except OverflowError:
+                continue
+            exact = bounds.accurate_bound(f, Fraction(za), kappa)
+            est = q.accurate(za, kf)
+            if M._TINY < est < M._HUGE:
+                assert abs(Fraction(est) - exact) <= exact / 2**44, (fmt, za, kappa, est)
+                checked += 1
+            for e0 in _errors_around(exact, rng):
+                err = _err_mpf(e0)
+                e_f = libmp.to_float(err, rnd="n")
+                a = M.Allowances(f, lambda za=za: Fraction(za), None, lambda kappa=kappa: kappa, None,
+                                 lambda za=za, kf=kf: q.accurate(za, kf))
+                assert a.within_accurate(err, e_f) == (M._fraction(err) <= exact), (fmt, za, kappa, e0)
+                compared += 1
+                filtered += "accurate" not in a.__dict__
+    # most errors here are placed within 2**-40 of the allowance on purpose (the Fractions decide those)
+    assert checked > 300 and compared > 2000 and filtered > compared // 3, (checked, compared, filtered)
 
 
 def test_side_says_nothing_outside_its_range():
