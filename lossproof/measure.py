@@ -605,7 +605,7 @@ def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
     vals = [s for s in side if s[0] == "value"]
     grads = [s for s in side if s[0] == "grad"]
     if len(vals) != len(y_values) or (y_grads is not None and len(grads) != len(y_grads)):
-        raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(vals)}")
+        raise ValueError(f"{len(y_values)} values returned where the exact result has {len(vals)} ({subject})")
     for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
         for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
             a = Allowances.known(st, acc)
@@ -643,7 +643,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     result = oracles.REGISTRY[oracle_name or loss](**kwargs)
     outs = flat(result)
     if len(outs) != len(y_values):
-        raise ValueError(f"{subject} returned {len(y_values)} values where the exact result has {len(outs)}")
+        raise ValueError(f"{len(y_values)} values returned where the exact result has {len(outs)} ({subject})")
     s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
                      context.get("prob_targets", False))
     rb = _measuring_bits(f)  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared
@@ -684,7 +684,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     if y_grads is not None and (go_on is None or go_on(m)):
         gz = exact_gradient(oracle_name or loss, kwargs, result, len(y_grads), upstream)
         if len(gz) != len(y_grads):
-            raise ValueError(f"{subject} returned {len(y_grads)} gradient components, expected {len(gz)}")
+            raise ValueError(f"{len(y_grads)} gradient components returned where the input has {len(gz)} ({subject})")
 
         @functools.cache
         def known():

@@ -100,7 +100,10 @@ def _cell(report) -> Cell:
     elif report.outcome == "failed":
         lines = [ln.strip().removeprefix("AssertionError: ").removeprefix("Failed: ")
                  for ln in _message(report) if ln.strip()]
-        head = next((ln for ln in lines if _HEADLINE.match(ln)), lines[-1] if lines else "failed")
+        # a finding's own headline; else what an unexpected exception says (pytest's crash line: "ValueError:
+        # the function returned 1 values where ..."), not the file and line it was raised at
+        crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
+        head = next((ln for ln in lines if _HEADLINE.match(ln)), None) or crash or (lines[-1] if lines else "failed")
         cell.headline = head
         cell.detail = [ln.strip() for ln in lines if _DETAIL.match(ln)][:5]
         try:

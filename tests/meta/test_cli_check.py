@@ -5,6 +5,7 @@ with one line and no traceback. The example functions are in examples/user_losse
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -159,3 +160,17 @@ def test_failures_shared_with_the_reference_are_listed_not_hidden():
     assert lines[0].startswith(f"{dev} (not gating; --strict gates it): 5 example(s) in float32/bfloat16: "), lines
     assert "large common offset" in lines[0]  # the behaviour's condition, from subjects/deviations.py
     assert _shared_notes([report("float32")]) == []
+
+
+def test_a_function_that_breaks_its_declared_contract_is_told_what_it_returned(tmp_path):
+    """A function declared per-example (--returns per-example) that returns the mean: the finding says what it
+    returned against what the exact result holds, not the line of lossproof's code that noticed."""
+    src = tmp_path / "means.py"
+    src.write_text("import torch.nn.functional as F\n\n"
+                   "def cross_entropy(input, target):\n"
+                   "    return F.cross_entropy(input, target)\n")
+    code, out, _ = check("cross_entropy", f"{src}:cross_entropy", "--returns", "per-example", "--dtype", "float32")
+    assert code == 1, out
+    row = next(ln for ln in out.splitlines() if ln.startswith("agreement"))
+    assert re.search(r"ValueError: 1 values returned where the exact result has \d+ ", row) and "measure.py" not in row, out
+
