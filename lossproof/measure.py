@@ -388,7 +388,8 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
     decide_many(zs, f)
     need = [i for i, (y, z) in enumerate(zip(ys, zs)) if math.isfinite(y) and not z.is_special]
     mids = dict(zip(need, enclose_many([zs[i] for i in need], _measuring_bits(f))))
-    cand = [i for i in need if mids[i] is not None and zs[i].known_rounding(f) == ys[i]]
+    known = {i: zs[i].known_rounding(f) for i in need}  # what decide_many certified (None: left to _verdict)
+    cand = [i for i in need if mids[i] is not None and known[i] == ys[i]]
     quick = {}
     if cand:
         y_a = np.array([ys[i] for i in cand])
@@ -396,7 +397,7 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
         ulps, ok = _ulps_many(y_a, h_a, l_a, f)
         quick = {i: u for i, u, good in zip(cand, ulps.tolist(), ok.tolist()) if good}
     # the bits of error of the numbers _verdict measures whose rounding is known and finite, from their ordinals
-    rest = [(i, r) for i in need if i not in quick and (r := zs[i].known_rounding(f)) is not None and math.isfinite(r)]
+    rest = [(i, r) for i, r in known.items() if i not in quick and r is not None and math.isfinite(r)]
     bits_of = {}
     if rest:
         oy, oky = ordinal_array([ys[i] for i, _ in rest], f)
@@ -407,7 +408,7 @@ def _verdicts(ys: list, zs: list, f, allowances: list) -> list[tuple]:
     for i, (y, z) in enumerate(zip(ys, zs)):
         u = quick.get(i)
         if u is not None:
-            zr = z.to(f)  # decided already (decide_many): == y, but +0.0 where y is -0.0 against an exact zero
+            zr = known[i]  # == y, but +0.0 where y is -0.0 against an exact zero
             if y != 0 or mids[i] == (0.0, 0.0) or math.copysign(1, y) == math.copysign(1, zr):
                 out.append(("correctly_rounded", u, 0.0, zr, True))  # y == RN(z) decided, the same zero sign
                 continue
@@ -422,7 +423,7 @@ def _ulps_many(y, hi, lo, f):
     exponent of mid in f (``_ulp_exp``), for arrays: (ulps, ok); where not ok binary64 cannot give it exactly and
     ``_verdict`` computes it.
 
-    Derivation. Error-free two_sums give mid = nh + nl and x = y - mid = a + r1 + e3 exactly, a = RN(a + r1),
+    Derivation. Error-free two_sums give mid = nh + nl and x = y - mid = a + r1 + e3 exactly, a = RN(s2 + t),
     so |r1| <= half the spacing of binary64 at |a| (below |a| when x lies below it). With A = |a| in [2**E,
     2**(E+1)), h = 2**(E-80) (half the 80-bit spacing there; A's 80-bit significand ends in zeros, so a tie
     rounds to A) and R = |x| - A = sign(a)(r1 + e3), the fast path requires |e3| <= h (e3 = 0 in nearly every
