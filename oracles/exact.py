@@ -209,14 +209,19 @@ class Exact:
                 source, key = self._lazy
                 r = source.decide(key, f)
                 if r is not None:  # decided by binary64 arithmetic with a rigorous error bound
-                    self.precision_used = max(self.precision_used, 53)
-                else:
-                    self._materialize()
-                    if self.special is not None:  # the mpmath path found it special after all
-                        return self.special
-            if r is None:
-                r = self._round(f)
+                    return self._decided_by_source(f, r)
+                self._materialize()
+                if self.special is not None:  # the mpmath path found it special after all
+                    return self.special
+            r = self._round(f)
             self._cache[f.name] = r
+        return r
+
+    def _decided_by_source(self, f: Format, r: float) -> float:
+        """Remember a rounding the deferred source certified (``to``, ``decide_many``): binary64 arithmetic with a
+        rigorous bound decided it."""
+        self.precision_used = max(self.precision_used, 53)
+        self._cache[f.name] = r
         return r
 
     def known_rounding(self, fmt: str | Format) -> float | None:
@@ -436,9 +441,7 @@ def decide_many(values: Sequence[Any], fmt: str | Format) -> None:
         got, ok = source.decide_many([k for _, k in todo], f)
         for (i, _), r, good in zip(todo, got.tolist(), ok.tolist()):
             if good:
-                v = values[i]
-                v._cache[f.name] = r
-                v.precision_used = max(v.precision_used, 53)
+                values[i]._decided_by_source(f, r)
 
 
 def enclose_many(values: Sequence[Any], rel_bits: int) -> list[tuple[float, float] | None]:
