@@ -1,6 +1,7 @@
 """What this repository's own test run needs beyond lossproof's pytest plugin (lossproof/plugin.py, loaded through
 its entry point): Hypothesis profiles of the run's profile for the meta-tests' own @given tests, ``--quick`` and
-``--zoo``, and the garbage collector's threshold of a search (lossproof.budget) for the whole run.
+``--zoo``, the garbage collector's threshold of a search for the whole run, and every test called with a search's room
+on the frame stack (lossproof.interpreter).
 
 Profiles (``--lossproof-profile NAME`` or $LOSSPROOF_PROFILE; default ``ci``): ``dev`` fast feedback while
 editing, ``ci`` the README's test command, ``thorough`` many more examples and the 100,000-case cross-checks
@@ -9,11 +10,13 @@ editing, ``ci`` the README's test command, ``thorough`` many more examples and t
 
 from __future__ import annotations
 
+import functools
 import gc
 
+import pytest
 from hypothesis import settings
 
-from lossproof import budget, profiles
+from lossproof import interpreter, profiles
 
 profiles.register_hypothesis_profiles()
 
@@ -34,10 +37,24 @@ def pytest_configure(config):
     # this repository's meta-tests run under the Hypothesis profile of the lossproof profile in force
     if not config.getoption("--hypothesis-profile", default=None):
         settings.load_profile(profiles.current().name)
-    # what a search does (budget.fewer_collections), for every test of this repository's run: four meta-test
+    # what a search does (interpreter.fewer_collections), for every test of this repository's run: four meta-test
     # modules (fast64 oracle, strategies, Arb cross-check, corpus build) took 92.6 s and 94.8 s against 100.9 s and
     # 100.8 s at Python's default, alternating, 2026-12-06. When garbage is collected, never what is tested
-    gc.set_threshold(budget.SEARCH_GC_THRESHOLD, *gc.get_threshold()[1:])
+    gc.set_threshold(interpreter.SEARCH_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Every test of this repository's run is called with room on CPython's frame stack, as a search and every
+    command are (lossproof.interpreter.with_stack_room): the meta-tests' own deep loops (mpmath's, Hypothesis's)
+    stop mapping and unmapping a 16 KB chunk each time their depth crosses its edge. Where the frames are kept,
+    never what a test does."""
+    fn = pyfuncitem.obj
+    pyfuncitem.obj = functools.partial(interpreter.with_stack_room, fn)
+    try:
+        return (yield)
+    finally:
+        pyfuncitem.obj = fn
 
 
 def pytest_ignore_collect(collection_path, config):

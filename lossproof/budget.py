@@ -43,14 +43,12 @@ saved example never changes which inputs the search itself measures.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -59,6 +57,7 @@ from oracles.codec import hex_tree, unhex_tree
 from reports.reproducers import compact_input
 
 from . import profiles
+from .interpreter import fewer_collections, with_stack_room
 from .work import predict
 
 #: the example database's directory, relative to the working directory, and the variable that moves it
@@ -84,26 +83,6 @@ class Spent(BaseException):
     same smallest failure, but its shrinker and its target optimiser would go on drawing candidates (each a whole
     problem: most of a minute for 4,096-class rows), so the run stops at once. A BaseException, so that
     Hypothesis does not take it for a failure of the example; ``Budget.run`` turns it into the test's outcome."""
-
-
-#: the youngest generation's threshold while a search runs (Python's default: 700 allocations). A search allocates
-#: millions of short-lived objects (mpmath tuples, Fractions, Hypothesis's choice nodes) in a process that holds
-#: millions more (torch, JAX, the results): at 700, collections walking those took 14% of a process running four
-#: battery cells (20.2 s against 17.4 s at 100,000, twice each, 2026-12-06). Only when garbage is collected
-#: changes, never what is measured; the threshold is restored after the search
-SEARCH_GC_THRESHOLD = 100_000
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Raise the collector's youngest threshold to ``SEARCH_GC_THRESHOLD`` for the block (never lower it), and
-    restore the thresholds after it."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], SEARCH_GC_THRESHOLD), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 class Budget:
@@ -233,10 +212,11 @@ class Budget:
         budget ends it with the smallest failure found (an AssertionError with its report and reproducer); a spent
         work budget ends it as a pass; a last resort hit (the search's, or an example's) fails it with
         ``TimeLimitHit``, never a silent pass. Python's cyclic garbage collector runs less often meanwhile
-        (``fewer_collections``)."""
+        (``fewer_collections``), and the search runs with room on the interpreter's frame stack
+        (``with_stack_room``)."""
         try:
             with fewer_collections():
-                test()
+                with_stack_room(test)
         except Spent:
             if self.overtime is not None:
                 self._time_limit(self.overtime)

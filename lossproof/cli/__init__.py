@@ -28,6 +28,7 @@ import sys
 import oracles
 from oracles.tensors import OracleInputError
 
+from ..interpreter import with_stack_room
 from . import check, demo, detect, exact, gate, hunt, merge, promote, report, sweep, verify
 from .errors import USAGE, UsageError
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     input) is one line on stderr and exit 2, here for every command, never a traceback."""
     try:
         args = build_parser().parse_args(argv)
-        return args.fn(args)
+        return with_stack_room(args.fn, args)  # room for its deep searches and sweeps (lossproof.interpreter)
     except (UsageError, OracleInputError, ValueError, TypeError) as e:
         return _error(_one_line(e))
     except oracles.OraclePrecisionError as e:

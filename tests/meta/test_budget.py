@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossproof import budget as budget_module
+from lossproof import interpreter
 from lossproof.budget import Budget, ExampleTooSlow, Spent
 
 
@@ -170,12 +171,12 @@ def test_a_search_collects_garbage_less_often_and_restores_the_thresholds():
     try:
         gc.set_threshold(700, 11, 12)
         Budget().run(probe)
-        assert seen and all(t == (budget_module.SEARCH_GC_THRESHOLD, 11, 12) for t in seen), seen
+        assert seen and all(t == (interpreter.SEARCH_GC_THRESHOLD, 11, 12) for t in seen), seen
         assert gc.get_threshold() == (700, 11, 12)
-        gc.set_threshold(10 * budget_module.SEARCH_GC_THRESHOLD, 11, 12)  # never lowered
+        gc.set_threshold(10 * interpreter.SEARCH_GC_THRESHOLD, 11, 12)  # never lowered
         seen.clear()
         Budget().run(probe)
-        assert seen[0][0] == 10 * budget_module.SEARCH_GC_THRESHOLD
+        assert seen[0][0] == 10 * interpreter.SEARCH_GC_THRESHOLD
     finally:
         gc.set_threshold(*before)
 
