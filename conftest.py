@@ -1,7 +1,7 @@
 """What this repository's own test run needs beyond lossproof's pytest plugin (lossproof/plugin.py, loaded through
 its entry point): Hypothesis profiles of the run's profile for the meta-tests' own @given tests, ``--quick`` and
-``--zoo``, the garbage collector's threshold of a search for the whole run, and every test called with a search's room
-on the frame stack (lossproof.interpreter).
+``--zoo``, the garbage collector's threshold of a search for the whole run, every test called with a search's room
+on the frame stack (lossproof.interpreter), and pytest-xdist's work-stealing scheduler under ``-n``.
 
 Profiles (``--lossproof-profile NAME`` or $LOSSPROOF_PROFILE; default ``ci``): ``dev`` fast feedback while
 editing, ``ci`` the README's test command, ``thorough`` many more examples and the 100,000-case cross-checks
@@ -31,6 +31,22 @@ def pytest_addoption(parser):
                      "properties) and hold only torch float32 and our NumPy float64 to the special-value table")
     g.addoption("--zoo", action="store_true", default=False,
                 help="run the detection-power meta-tests on the zoo (tests/meta/test_zoo.py; tox -e zoo)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Under ``-n``, pytest-xdist's ``worksteal`` scheduler unless ``--dist`` names another. Its default, ``load``,
+    hands each worker its share of the tests in advance, and what one worker still holds at the end it runs while
+    the other core idles: 106 s and 90 s of one idle core at the end of the README command, which took 794 s and
+    737 s, against 707 s and 694 s under worksteal (both workers' last test ending within 2 s of each other; runs
+    alternated load, worksteal, worksteal, load, empty caches, 2026-12-06, this project's slower 2-core machine).
+    Which worker runs a test, never what it tests. It runs before xdist's own hook, which turns "no" into "load"
+    (tryfirst hooks run last-registered first, and conftest plugins are registered after xdist's): checked by
+    tests/meta/test_repository_run.py."""
+    option = config.option
+    if getattr(option, "numprocesses", None) and getattr(option, "dist", None) == "no" and \
+            not getattr(option, "distload", False):
+        option.dist = "worksteal"
 
 
 def pytest_configure(config):
