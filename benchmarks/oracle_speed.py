@@ -93,7 +93,32 @@ def headline(N=4, C=128_256):
         assert abs(v - z) <= (2.0**-8 if fmt == "bfloat16" else 1e-5) * abs(z), (v, z)  # a sanity check
         print(f"{fmt:>9} | {fmt_time(t_or):>10} | {fmt_time(t_torch):>10} | {t_or / t_torch:>7.1f}x | {fb:>6}")
         sys.stdout.flush()
+    exp_line(x)
     print()
+
+
+def exp_line(x):
+    """The float32 and bfloat16 paths make one pass of NumPy's float64 exp over the logits (oracles/fast.py
+    _Rows) and torch's forward one of its own exp: how the two compare on this machine bounds the ratios above.
+    NumPy vectorises float64 exp only where the CPU has AVX-512 (its SVML kernels, built for AVX512_SKX), torch
+    (SLEEF) with AVX2 already: on an AVX2-only CPU the certified float32 path cannot come near torch's forward.
+    One thread each, the same array, best of several runs."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        xt = torch.from_numpy(x)
+        t_np = best_of(lambda: np.exp(x), 30)[0]
+        t_torch = best_of(lambda: torch.exp(xt), 30)[0]
+    finally:
+        torch.set_num_threads(saved)
+    simd = "?"
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+        simd = "AVX-512 (X86_V4)" if features.get("AVX512_SKX") else "no AVX-512"
+    except ImportError:  # a NumPy that does not expose its CPU features
+        pass
+    print(f"float64 exp of the same {x.size:,} logits, one thread: NumPy {fmt_time(t_np)}, torch "
+          f"{fmt_time(t_torch)} ({t_np / t_torch:.1f}x; NumPy's SIMD on this CPU: {simd})")
 
 
 def data(N, C, seed=0):
