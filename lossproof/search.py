@@ -39,6 +39,13 @@ from .regimes import REGIMES, regime_of
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 
+#: Hypothesis's phases but its explain phase. From a test's first failure on, that phase runs every later example,
+#: each step of the shrink included, under a line tracer (sys.settrace on Python 3.11) to print which lines only
+#: failing examples ran; lossproof reports a failure as its own minimal input, numbers and reproducer, never those
+#: lines. The examples drawn and the shrinker's steps are the same without it (a derandomized search draws the same
+#: sequence); only the time per step changes.
+SEARCH_PHASES = tuple(p for p in Phase if p is not Phase.explain)
+
 
 @dataclass
 class Search:
@@ -280,7 +287,9 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
 
     # derandomized under ci, unless a seed asks for another sequence; thorough and dev search at random
     derandomize = seed is None and prof.derandomize
-    extra = {"derandomize": derandomize}
+    # the phases here, not in the decorator below: a derandomized search's seed is a digest of the test's source,
+    # its decorators included, and a new word there would change every sequence the battery draws
+    extra = {"derandomize": derandomize, "phases": SEARCH_PHASES}
 
     def one(kwargs):
         state["current"] = state["key"] = None

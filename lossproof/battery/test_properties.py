@@ -35,7 +35,8 @@ from subjects import deviations
 from subjects.torch_subject import dtype_of
 
 SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much], database=None, deadline=None)
+                                       HealthCheck.filter_too_much], database=None, deadline=None,
+                phases=search.SEARCH_PHASES)
 
 
 def _examples():
