@@ -44,6 +44,7 @@ def clock(monkeypatch):
 def test_an_example_over_the_cap_is_interrupted_and_the_alarm_restored():
     b = Budget(search=10, shrink=10)
     b.per_example = 0.2
+    b.admit({"input": [1.5, -0.0, -0.0, -0.0], "reduction": "sum"})  # the example the message names
     before = signal.getsignal(signal.SIGALRM)
     rounds = 0
     with pytest.raises(ExampleTooSlow):
@@ -54,6 +55,7 @@ def test_an_example_over_the_cap_is_interrupted_and_the_alarm_restored():
                 sum(range(1000))
     assert 0 < rounds < 10**9 - 1
     assert b.overtime is not None and "0.2 s last resort" in b.overtime  # the test then fails (TimeLimitHit)
+    assert b.overtime.endswith('{input: [1.5, -0.0 x3], reduction: "sum"}'), b.overtime
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
