@@ -78,7 +78,11 @@ class Recorder:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"))
-    rows: list = field(default_factory=list)  # (measurement, deviation, gating) for the summary table
+    # the summary table's cells: (loss, subject, format, device) -> (gating worst, reported worst, max ULP, cases,
+    # deviations), folded in as each measurement is recorded. Not the measurements: each holds its exact values,
+    # their sources and allowances, and keeping every one to the end grew a worker to 1.5 GB over 96 cells, slowed
+    # every full collection and took seconds to free at exit (measured)
+    cells: dict = field(default_factory=dict)
     accept_used: set = field(default_factory=set)  # labels of the accept entries that matched a finding
     records: list = field(default_factory=list)  # results records (reports/schema.py)
     notices: list = field(default_factory=list)  # lines for the run's summary: never silent
@@ -86,7 +90,7 @@ class Recorder:
     def record(self, measurement, deviation=None, gating=True, *, source, prop, case_id, regime=None,
                required=None) -> None:
         """Count a measurement in the summary table and write it to the run's results."""
-        self.rows.append((measurement, deviation, gating))
+        self._count(measurement, deviation, gating)
         self.records.append(schema.record_of(
             measurement, kwargs=measurement.kwargs, deviation=deviation, gating=gating, source=source, prop=prop,
             case_id=case_id, run=self.run_id, regime=regime, required=required))
@@ -145,24 +149,25 @@ class Recorder:
 
     # -- the summary table
 
+    def _count(self, m, dev, gating) -> None:
+        """Fold one measurement into its cell of the summary table (``summary_rows``)."""
+        key = (m.loss, m.subject, m.fmt, m.device)
+        verdict = m.verdict if m.elements else None
+        g, ng, ulp, n, devs = self.cells.get(key, (None, None, 0.0, 0, set()))
+        if verdict is not None:
+            if gating and not dev:
+                g = worse(g, verdict)
+            else:
+                ng = worse(ng, verdict)
+        if dev:
+            devs = devs | {dev}
+        self.cells[key] = (g, ng, max(ulp, m.max_ulp if m.elements else 0.0), n + 1, devs)
+
     def summary_rows(self) -> list:
         """Per loss x subject x format x device: the worst verdict of the gating measurements, that of the others
         (special values of non-finite inputs, documented deviations: reported, not gating), max ULP, cases, and
         the documented deviations met."""
-        cells = {}
-        for m, dev, gating in self.rows:
-            key = (m.loss, m.subject, m.fmt, m.device)
-            verdict = m.verdict if m.elements else None
-            g, ng, ulp, n, devs = cells.get(key, (None, None, 0.0, 0, set()))
-            if verdict is not None:
-                if gating and not dev:
-                    g = worse(g, verdict)
-                else:
-                    ng = worse(ng, verdict)
-            if dev:
-                devs = devs | {dev}
-            cells[key] = (g, ng, max(ulp, m.max_ulp if m.elements else 0.0), n + 1, devs)
-        return [(k, v[0], v[1], v[2], v[3], sorted(v[4])) for k, v in cells.items()]
+        return [(k, v[0], v[1], v[2], v[3], sorted(v[4])) for k, v in self.cells.items()]
 
 
 def merge_summary_rows(rows) -> dict:

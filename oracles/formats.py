@@ -10,6 +10,7 @@ Special values travel as Python floats: ``inf``, ``-inf``, ``nan`` and ``-0.0``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,7 +40,8 @@ __all__ = [
 @dataclass(frozen=True)
 class Format:
     """An IEEE-754-style binary format: ``p`` significand bits (hidden bit included), exponents
-    ``emin..emax`` for normal numbers, gradual underflow, +-inf and NaN."""
+    ``emin..emax`` for normal numbers, gradual underflow, +-inf and NaN. Its derived constants are computed once
+    (``functools.cached_property``: the oracle and the measurement ask for them per number)."""
 
     name: str
     p: int
@@ -47,29 +49,29 @@ class Format:
     emax: int
     width: int  # storage width in bits: the "full width" of a wrong NaN/inf in bits of error
 
-    @property
+    @functools.cached_property
     def u(self) -> Fraction:
         """Unit roundoff 2**-p."""
         return Fraction(1, 2**self.p)
 
-    @property
+    @functools.cached_property
     def max_finite(self) -> float:
         return math.ldexp(2**self.p - 1, self.emax - self.p + 1)
 
-    @property
+    @functools.cached_property
     def min_normal(self) -> float:
         return math.ldexp(1, self.emin)
 
-    @property
+    @functools.cached_property
     def min_subnormal(self) -> float:
         return math.ldexp(1, self.emin - self.p + 1)
 
-    @property
+    @functools.cached_property
     def quantum_min(self) -> int:
         """Exponent of the smallest subnormal: every value of the format is a multiple of 2**quantum_min."""
         return self.emin - self.p + 1
 
-    @property
+    @functools.cached_property
     def max_ordinal(self) -> int:
         """Ordinal of the largest finite value (``ordinal(max_finite)``)."""
         return (self.emax - self.emin + 1) * 2 ** (self.p - 1) + 2 ** (self.p - 1) - 1
