@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import oracles
 from oracles.codec import flat
+from oracles.tensors import softmax_dim
 from reports.reproducers import reproducer
 from subjects import deviations, jax_subject, torch_subject
 from subjects.torch_subject import upstream
@@ -248,10 +249,23 @@ def conventions(case, kwargs) -> str:
     while isinstance(x, list):
         shape.append(len(x))
         x = x[0] if x else None
-    if loss.family in ("class", "row"):
+    if loss.family == "class":
         axis = 1 if len(shape) > 1 else 0
         moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
         parts.append(f"input shape {tuple(shape)}, classes on axis {axis}{moved}")
+    elif loss.family == "row":
+        # the axis the oracle reduced over: the call's dim, else what torch does without one (subjects.user moves
+        # a function's classes from there to its --class-axis; a function that takes dim is told it)
+        dim = kwargs.get("dim")
+        if dim is not None:
+            parts.append(f"input shape {tuple(shape)}, over dim {dim}")
+        elif case.loss == "logsumexp":
+            parts.append(f"input shape {tuple(shape)}, over every axis (no dim given)")
+        else:
+            moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
+            parts.append(f"input shape {tuple(shape)}, over axis {softmax_dim(len(shape))}{moved}: torch's "
+                         f"implicit dim for a {len(shape)}-d input, as no dim was passed (a function that takes "
+                         "dim is told it)")
     if "target" in kwargs and loss.family == "class":
         parts.append("class-index targets" if catalogue.is_index_target(case.loss, kwargs) else
                      "probability targets")

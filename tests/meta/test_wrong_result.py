@@ -47,3 +47,22 @@ def test_an_output_in_another_format_is_a_finding_in_every_framework():
                                    properties=("agreement",))
         assert not findings.ok, findings.table()
         assert f"returns {wider} for {fmt} input" in findings.findings[0].message, findings.table()
+
+
+def test_a_softmax_family_wrong_result_names_the_axis_the_oracle_reduced_over():
+    """Found as a user: SciPy's log_softmax wrapped with axis=1, checked on a (1, 2, 1) input without a dim, was told
+    "classes on axis 1" while the oracle reduced over torch's implicit dim of a 3-d input, axis 0."""
+    from types import SimpleNamespace
+
+    from lossproof.judge import conventions
+
+    def case(loss, class_axis=1):
+        return SimpleNamespace(loss=loss, class_axis=class_axis)
+
+    three_d = {"input": [[[0.0], [0.0]]]}
+    line = conventions(case("log_softmax"), three_d)
+    assert "input shape (1, 2, 1), over axis 0: torch's implicit dim for a 3-d input" in line, line
+    assert "over axis 1: torch's implicit dim for a 2-d input" in conventions(case("softmax"), {"input": [[0.0, 1.0]]})
+    assert "passed on axis -1" in conventions(case("softmax", -1), {"input": [[0.0, 1.0]]})
+    assert conventions(case("log_softmax"), {**three_d, "dim": -2}) == "input shape (1, 2, 1), over dim -2"
+    assert "over every axis" in conventions(case("logsumexp"), three_d)
