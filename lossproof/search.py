@@ -38,6 +38,9 @@ from .problems import finite_except_masks, problems
 from .regimes import REGIMES, regime_of
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+#: the same list for other Hypothesis tests of the battery (lossproof/battery/test_properties.py). ``_HEALTH`` keeps
+#: its name: it is written in the search's ``@settings`` decorator, whose text seeds every derandomized draw
+SUPPRESSED_HEALTH_CHECKS = _HEALTH
 
 #: Hypothesis's phases but its explain phase. From a test's first failure on, that phase runs every later example,
 #: each step of the shrink included, under a line tracer (sys.settrace on Python 3.11) to print which lines only

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import oracles
@@ -34,8 +34,7 @@ from oracles.formats import get_format, round_to_format
 from subjects import deviations
 from subjects.torch_subject import dtype_of
 
-SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much], database=None, deadline=None,
+SETTINGS = dict(suppress_health_check=search.SUPPRESSED_HEALTH_CHECKS, database=None, deadline=None,
                 phases=search.SEARCH_PHASES)
 
 
