@@ -601,10 +601,10 @@ def _class_rows(x, d):
 
 
 def _regular(rows):
-    """Every entry finite or -inf and every row with a finite entry (else: the mpmath path's special values)."""
-    if np.isnan(rows).any() or (rows == np.inf).any():
-        raise _NotEligible
-    if not np.isfinite(rows).any(axis=1).all():
+    """Every entry finite or -inf and every row with a finite entry (else: the mpmath path's special values), in
+    one pass: a row's maximum is NaN where the row holds a NaN (np.max propagates NaN), +inf where it holds +inf
+    (and no NaN), -inf where every entry is -inf, and finite exactly where the row is regular."""
+    if not np.isfinite(rows.max(axis=1)).all():
         raise _NotEligible
 
 
@@ -613,23 +613,35 @@ def _regular(rows):
 
 
 class _Rows:
-    """m, jmax, R^, L^ and err_L for every row of ``rows`` (M, C), in blocks of rows."""
+    """m, jmax, R^, L^ and err_L for every row of ``rows`` (M, C), in blocks of rows; rows that are not regular
+    (``_regular``: a NaN or +inf entry, or no finite entry) raise _NotEligible, found from the row maxima and sums
+    this computes anyway, not from passes of their own."""
 
     def __init__(self, rows):
         M, C = rows.shape
-        if C >= 1 << 40:
+        if C >= 1 << 40 or M == 0 or C == 0:
             raise _NotEligible
         self.rows, self.M, self.C = rows, M, C
         self.jmax = np.argmax(rows, axis=1)
         self.m = rows[np.arange(M), self.jmax]
-        # rows with one finite entry have exact results: log_softmax 0, softmax 1, logsumexp m (R = 0)
-        self.single = np.count_nonzero(rows != -np.inf, axis=1) == 1
+        # m is +inf where a row holds +inf, -inf where it holds no finite entry, NaN where argmax chose a NaN
+        if not np.isfinite(self.m).all():
+            raise _NotEligible
         R = np.empty(M)
         for a, b, d in self._blocks():
             np.exp(d, out=d)
             d[np.arange(b - a), self.jmax[a:b]] = 0.0
             R[a:b] = d.sum(axis=1)
+        if np.isnan(R).any():  # a NaN entry beside a finite maximum: exp(NaN - m) is NaN, and so is the sum
+            raise _NotEligible
         self.R = R
+        # rows with one finite entry have exact results: log_softmax 0, softmax 1, logsumexp m. Their R is an
+        # exact 0 (every other term exp(-inf) = 0), so only the rows with R = 0 are counted (in every other row
+        # a second entry is finite)
+        self.single = np.zeros(M, dtype=bool)
+        zero = np.nonzero(R == 0)[0]
+        if zero.size:
+            self.single[zero] = np.count_nonzero(rows[zero] != -np.inf, axis=1) == 1
         with np.errstate(all="ignore"):
             self.L = np.log1p(R)
         k = C - 1
@@ -825,7 +837,6 @@ def _softmax_family(name, fn, input, dim):
         dim = softmax_dim(x.ndim)
     d = normalize_dim(dim, x.ndim)
     rows, pos = _class_rows(x, d)
-    _regular(rows)
     st = _Rows(rows)
     approx, bound = st.log_softmax() if name == "log_softmax" else st.softmax()
     order = None if pos is None else pos.ravel().tolist()
@@ -884,7 +895,6 @@ def _logsumexp(fn, input, dim=None, keepdim=False):
     else:
         rows, pos = x.reshape(1, -1), None
         out_shape = tuple(1 for _ in x.shape) if keepdim else ()
-    _regular(rows)
     st = _Rows(rows)
     approx, bound = st.logsumexp()
     builder = _builder(x, lambda: fn(input, dim=dim, keepdim=keepdim), lambda r: [fn(rows[r].tolist(), dim=0)],
@@ -1083,7 +1093,6 @@ def _class_loss(name, fn, input, target, weight=None, size_average=None, ignore_
     if name == "cross_entropy":
         if (rows[np.arange(rows.shape[0]), tk][kept] == -np.inf).any():
             raise _NotEligible  # an infinite loss: the mpmath path's special value
-        _regular(rows)
         st = _Rows(rows)
         v, err_v = st.target_log_prob(tk)
         multi = ~st.single  # -log_softmax > 0 exactly: the value has the weight's sign

@@ -364,6 +364,38 @@ def test_inputs_the_fast_path_does_not_take_go_to_mpmath():
     assert masked._lazy is None
 
 
+NAN, INF = math.nan, math.inf
+#: batches with one row the fast path must not take, wherever it sits: its checks read the row maxima and sums
+#: (fast._Rows), so a NaN must be found first, last, beside +inf and in a later row
+IRREGULAR = ([[1.0, 2.0, NAN]], [[NAN, 1.0, 2.0]], [[1.0, INF, NAN]], [[NAN, INF, 0.0]], [[0.0, 1.0], [2.0, NAN]],
+             [[0.0, 1.0], [-INF, -INF]], [[0.0, INF], [1.0, 2.0]], [[-INF]])
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "softmax", "logsumexp", "cross_entropy"])
+@pytest.mark.parametrize("rows", IRREGULAR, ids=repr)
+def test_a_row_with_nan_inf_or_no_finite_entry_sends_the_call_to_mpmath(name, rows):
+    kw = {"input": rows, "target": [0] * len(rows)} if name == "cross_entropy" else {"input": rows, "dim": 1}
+    res = _flat(oracles.REGISTRY[name](**kw))
+    assert all(e._lazy is None for e in res), rows
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "softmax", "logsumexp", "cross_entropy"])
+def test_a_row_with_one_finite_entry_is_told_from_one_whose_other_terms_underflow(name):
+    """A row with one finite entry has exact results (log_softmax 0, softmax 1, logsumexp m), and binary64 R = 0;
+    R is 0 too where the other terms underflow (exp(-800)), whose results are not exact: -exp(-800) rounds to
+    -0.0, an exact 0 would give +0.0. Every rounding, its sign included, equals the mpmath path's."""
+    rows = [[0.0, -INF, -INF], [0.0, -800.0, -INF], [-INF, 3.5, -INF], [-900.0, 0.0, -1000.0], [1.0, 2.0, 3.0]]
+    kw = {"input": rows, "target": [0, 0, 1, 0, 2], "reduction": "none"} if name == "cross_entropy" else \
+        {"input": rows, "dim": 1}
+    fast_res = _flat(oracles.REGISTRY[name](**kw))
+    assert all(e._lazy is not None for e in fast_res)  # the fast path took the batch
+    with fast.disabled():
+        slow = _flat(oracles.REGISTRY[name](**kw))
+    for fmt in ("float64", "float32", "float16", "bfloat16"):
+        got = [e.to(fmt) for e in fast_res]
+        want = [e.to(fmt) for e in slow]
+        assert [(v, math.copysign(1, v)) for v in got] == [(v, math.copysign(1, v)) for v in want], (fmt, got)
+
 def test_flush_to_zero_disables_the_fast_path():
     torch = pytest.importorskip("torch")
     assert fast.available()
