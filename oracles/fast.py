@@ -710,7 +710,28 @@ class _Rows:
             s[a:b][masked] = 0.0
             bnd[a:b] = bb
         self._exact_singles(s, bnd, 1.0)
+        eq, k = self._equal_rows()
+        if eq.size:  # 1/k exactly, for k a power of two (2**-40 or more: a normal binary64)
+            fin = self.rows[eq] != -np.inf
+            s[eq] = np.where(fin, 1.0 / k[:, None], 0.0)
+            bnd[eq] = 0.0
         return s, bnd
+
+    def _equal_rows(self):
+        """(rows, k): the rows whose finite entries are all equal, k >= 2 of them with k a power of two. Every
+        finite entry's softmax is then exactly 1/k, a binary64 value, whose bound is 0: an enclosure of 1/k
+        straddles the power of two, so it could never tell the binade a measurement's ULP is read in, and each
+        such number would go to mpmath (4,600 of them in one float32 softmax cell: the edge problem of 512 equal
+        logits). Such a row has R^ = k - 1 exactly (exp(0) = 1 k - 1 times, an exact integer sum), so only the
+        rows with R^ + 1 a power of two are read, and each is checked entry by entry."""
+        with np.errstate(all="ignore"):
+            cand = np.nonzero((self.R >= 1) & (np.frexp(self.R + 1.0)[0] == 0.5))[0]
+        if cand.size == 0:
+            return cand, np.empty(0)
+        sub, top = self.rows[cand], self.m[cand, None]
+        k = np.count_nonzero(sub == top, axis=1)
+        ok = ((sub == top) | (sub == -np.inf)).all(axis=1) & (k == self.R[cand] + 1.0)
+        return cand[ok], k[ok].astype(np.float64)
 
     def kappa_rows(self):
         """(S^, D^, |x_m| / D^, R^ / D^ times |x_m|) per row (step K1), and each row's max |x| over its finite

@@ -461,7 +461,15 @@ class _GradSource:
     def _work(self, level: int) -> int:
         return DD_WORK if level < 2 else BALL_BITS[level - 2] + 64
 
-    def _lin(self, level: int, r: int, j: int, alpha: Fraction, beta: Fraction) -> Any:
+    def _known(self, key: int) -> Fraction | None:
+        """The component as a Fraction where it is rational by its form (what ``_value`` answers at every level,
+        without evaluating one): a ("q", v) component, and the cases of ``_exact_lin`` and ``_exact_soft``."""
+        c = self.comps[key]
+        if c[0] == "q":
+            return c[1]
+        return self._exact_lin(*c[1:]) if c[0] == "lin" else self._exact_soft(*c[1:])
+
+    def _exact_lin(self, r: int, j: int, alpha: Fraction, beta: Fraction) -> Fraction | None:
         if alpha == beta:  # (alpha - beta) s + beta: exactly beta, whatever s is
             return beta
         ex = self._exact_row(r)
@@ -469,6 +477,12 @@ class _GradSource:
             return alpha * ex[j] + beta * (1 - ex[j])
         if self._row_list(r)[j] == -math.inf:
             return beta  # s = 0, r = 1 exactly
+        return None
+
+    def _lin(self, level: int, r: int, j: int, alpha: Fraction, beta: Fraction) -> Any:
+        known = self._exact_lin(r, j, alpha, beta)
+        if known is not None:
+            return known
         lv = self._level(level)
         if lv is None:
             return None
@@ -508,9 +522,8 @@ class _GradSource:
             self._mu[r] = means.pop() if len(means) == 1 else None
         return self._mu[r]
 
-    def _soft(self, level: int, r: int, j: int, u: Fraction) -> Any:
-        xs = self._row_list(r)
-        if xs[j] == -math.inf:
+    def _exact_soft(self, r: int, j: int, u: Fraction) -> Fraction | None:
+        if self._row_list(r)[j] == -math.inf:
             return Fraction(0)
         ex = self._exact_row(r)
         assert self.ups is not None
@@ -523,6 +536,15 @@ class _GradSource:
         mu = self._group_mean(r)
         if mu is not None and u == mu:
             return Fraction(0)
+        return None
+
+    def _soft(self, level: int, r: int, j: int, u: Fraction) -> Any:
+        known = self._exact_soft(r, j, u)
+        if known is not None:
+            return known
+        assert self.ups is not None
+        xs = self._row_list(r)
+        mu = self._group_mean(r)
         lv = self._level(level)
         if lv is None:
             return None
@@ -717,34 +739,59 @@ class _GradSource:
         return np.fromiter((vec[0].get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
 
     def decide_many(self, keys: Any, f: Format) -> tuple[Any, Any]:
-        """``decide`` of many keys (a list) by E7's certified roundings: (values, ok); a key not ok goes to
-        ``decide`` (whose E7 step then answers None, as here, and its levels follow)."""
+        """``decide`` of many keys (a list): (values, ok) by E7's certified roundings, then, for the keys E7 does not
+        decide, the exact rounding of each one rational by its form (``_known``: the Fraction ``decide``'s first
+        level rounds, and a correct rounding is one value whoever certifies it); a key not ok goes to ``decide``."""
+        n = len(keys)
+        values, ok = np.zeros(n), np.zeros(n, dtype=bool)
         pos = self._vec_positions(keys)
-        if pos is None:
-            return np.zeros(len(keys)), np.zeros(len(keys), dtype=bool)
-        values, ok = self._vec_roundings(f)[:2]
-        at = np.maximum(pos, 0)
-        ok = (pos >= 0) & ok[at]
-        n = int(np.count_nonzero(ok))
-        _count("answered", n)
-        _count("vector", n)
-        return values[at], ok
+        if pos is not None:
+            vals, good = self._vec_roundings(f)[:2]
+            at = np.maximum(pos, 0)
+            ok = (pos >= 0) & good[at]
+            values = vals[at]
+            k = int(np.count_nonzero(ok))
+            _count("answered", k)
+            _count("vector", k)
+        for i in np.nonzero(~ok)[0].tolist():
+            q = self._known(int(keys[i]))
+            if q is not None:
+                values[i], ok[i] = round_to_format(q, f), True
+                _count("answered")
+        return values, ok
 
     def enclose_many(self, keys: Any, rel_bits: int) -> tuple[Any, Any, Any]:
         """``enclose`` of many keys by E7's balls: (hi, lo, ok), ok where ``enclose`` returns E7's midpoint, exactly
         hi + lo (``_enclosed``'s test, judged by ``fast.enclosed_many``); a key not ok goes to ``enclose``."""
-        pos = self._vec_positions(keys)
         n = len(keys)
-        if pos is None:
-            return np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
-        vec = self._vector()
-        at = np.maximum(pos, 0)
-        h, lo, b = (np.asarray(vec[i], dtype=np.float64)[at] for i in (1, 2, 3))
-        yes, _ = fast.enclosed_many(h, lo, b, rel_bits)
-        ok = (pos >= 0) & yes
-        k = int(np.count_nonzero(ok))
-        _count("answered", k)
-        _count("vector", k)
+        h, lo, ok = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+        refused = np.ones(n, dtype=bool)  # where ``enclose``'s E7 step answers None (no ball, or one too wide)
+        pos = self._vec_positions(keys)
+        if pos is not None:
+            vec = self._vector()
+            at = np.maximum(pos, 0)
+            h, lo, b = (np.asarray(vec[i], dtype=np.float64)[at] for i in (1, 2, 3))
+            yes, no = fast.enclosed_many(h, lo, b, rel_bits)
+            ok = (pos >= 0) & yes
+            refused = (pos < 0) | no
+            k = int(np.count_nonzero(ok))
+            _count("answered", k)
+            _count("vector", k)
+        # then ``enclose``'s first level: a component rational by its form whose denominator is a power of two is
+        # its own exact midpoint, taken here where it is hi + lo exactly (any other is a rational ball's midpoint)
+        for i in np.nonzero(refused & ~ok)[0].tolist():
+            q = self._known(int(keys[i]))
+            if q is None or q.denominator & (q.denominator - 1):
+                continue
+            try:
+                hi = float(q)
+                rest = q - Fraction(hi)
+                low = float(rest)
+            except OverflowError:  # beyond binary64: left to ``enclose``
+                continue
+            if Fraction(low) == rest:
+                h[i], lo[i], ok[i] = hi, low, True
+                _count("answered")
         return h, lo, ok
 
     def _vec_ball(self, key: int) -> Ball | None:

@@ -419,3 +419,24 @@ def test_large_rows_are_decided_without_building_expressions():
         vals = [e.to("bfloat16") for e in r] + [e.to("float32") for e in r]
     assert c == {"decided": 8, "fallback": 0} and all(e._lazy is not None for e in r)
     assert all(0 < v < 40 for v in vals)
+
+
+@pytest.mark.parametrize("row", [[1.5] * 2, [-3.0] * 512, [0.25, -INF, 0.25, 0.25, 0.25, -INF], [2.0] * 3,
+                                 [1e300, 1e300, -INF, 1e300, 1e300],
+                                 [1e-20, 1e-20, 1e-20, 0.0]])  # R = 3 exactly (exp(-1e-20) = 1.0), yet unequal
+def test_softmax_of_equal_logits_is_exactly_one_over_k_where_binary64_holds_it(row):
+    """A row of k equal finite logits has softmax 1/k at each: the fast path gives it with a zero bound where k
+    is a power of two (fast._Rows._equal_rows), and only there; the mpmath path's value is the same point."""
+    res = _flat(oracles.softmax([row], dim=1))
+    with fast.disabled():
+        slow = _flat(oracles.softmax([row], dim=1))
+    fin = [v for v in row if v != -INF]
+    k = len(fin)
+    exact = len(set(fin)) == 1 and k & (k - 1) == 0
+    for e, s, v in zip(res, slow, row):
+        src, key = e._lazy
+        assert (src.bound[key] == 0) == (exact or v == -INF), (row, key)
+        if exact and v != -INF:
+            assert mpmath.mpf(e.enclose(64)[0]) == mpmath.mpf(1) / k == mpmath.mpf(s.enclose(64)[0])
+        for fmt in ("float64", "float32", "bfloat16"):
+            assert e.to(fmt) == s.to(fmt)
