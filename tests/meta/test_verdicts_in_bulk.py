@@ -170,6 +170,20 @@ def _ys(rng, out, fmt):
     return ys
 
 
+def _assert_same_elements(bulk, one, context) -> int:
+    """Every element of two measurements of one call has the same verdict, ULP error, bits, rounding (its sign too:
+    -0.0 == 0.0 in Python, and a zero's sign is part of RN(z)) and decidedness; a NaN rounding equals a NaN one.
+    Returns how many elements were compared."""
+    n = 0
+    for a, b in zip(bulk.elements, one.elements, strict=True):
+        got = (a.verdict, a.ulp_error, a.bits, a.z_rounded, math.copysign(1, a.z_rounded), a.decided)
+        want = (b.verdict, b.ulp_error, b.bits, b.z_rounded, math.copysign(1, b.z_rounded), b.decided)
+        assert got == want or (math.isnan(a.z_rounded) and math.isnan(b.z_rounded) and got[:3] == want[:3]
+                               and got[5] == want[5]), (*context, a.kind, a.index, got, want)
+        n += 1
+    return n
+
+
 @pytest.mark.parametrize("fmt", FMTS)
 def test_measurements_in_bulk_are_the_per_number_measurements(fmt, monkeypatch):
     rng = random.Random(f"bulk-{fmt}")
@@ -183,15 +197,8 @@ def test_measurements_in_bulk_are_the_per_number_measurements(fmt, monkeypatch):
         with monkeypatch.context() as mp:
             mp.setattr(M, "_verdicts", _per_number)
             one = M.measure("s", name, fmt, "cpu", kw, ys, grads)
-        for a, b in zip(bulk.elements, one.elements):
-            # the rounding's sign too (-0.0 == 0.0 in Python): a zero's sign is part of RN(z)
-            got = (a.verdict, a.ulp_error, a.bits, a.z_rounded, math.copysign(1, a.z_rounded), a.decided)
-            want = (b.verdict, b.ulp_error, b.bits, b.z_rounded, math.copysign(1, b.z_rounded), b.decided)
-            assert got == want or (math.isnan(a.z_rounded) and math.isnan(b.z_rounded) and got[:3] == want[:3]
-                                   and got[5] == want[5]), \
-                (name, kw, fmt, a.kind, a.index, got, want)
-            compared += 1
-            quick += a.verdict == "correctly_rounded"
+        compared += _assert_same_elements(bulk, one, (name, kw, fmt))
+        quick += sum(a.verdict == "correctly_rounded" for a in bulk.elements)
     assert compared > 1000 and quick > 300, (compared, quick)
 
 
@@ -233,11 +240,7 @@ def test_numbers_exact_by_their_form_are_measured_in_bulk(fmt, rows, monkeypatch
         with monkeypatch.context() as mp:
             mp.setattr(M, "_verdicts", _per_number)
             one = M.measure("s", name, fmt, "cpu", kw, ys, grads)
-        for a, b in zip(bulk.elements, one.elements):
-            got = (a.verdict, a.ulp_error, a.bits, a.z_rounded, math.copysign(1, a.z_rounded), a.decided)
-            want = (b.verdict, b.ulp_error, b.bits, b.z_rounded, math.copysign(1, b.z_rounded), b.decided)
-            assert got == want, (name, fmt, a.kind, a.index, got, want)
-            measured += 1
+        measured += _assert_same_elements(bulk, one, (name, fmt))
     assert measured >= 4 * len(rows) * C
     # the values and gradients of the rows that are not all equal may still go one at a time (a wide enclosure)
     exact_rows = all(len({v for v in r if v != -math.inf}) == 1 for r in rows)
