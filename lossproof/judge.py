@@ -249,9 +249,9 @@ def conventions(case, kwargs) -> str:
     while isinstance(x, list):
         shape.append(len(x))
         x = x[0] if x else None
+    moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
     if loss.family == "class":
         axis = 1 if len(shape) > 1 else 0
-        moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
         parts.append(f"input shape {tuple(shape)}, classes on axis {axis}{moved}")
     elif loss.family == "row":
         # the axis the oracle reduced over: the call's dim, else what torch does without one (subjects.user moves
@@ -262,7 +262,6 @@ def conventions(case, kwargs) -> str:
         elif case.loss == "logsumexp":
             parts.append(f"input shape {tuple(shape)}, over every axis (no dim given)")
         else:
-            moved = f", passed on axis {case.class_axis}" if case.class_axis != 1 and len(shape) > 1 else ""
             parts.append(f"input shape {tuple(shape)}, over axis {softmax_dim(len(shape))}{moved}: torch's "
                          f"implicit dim for a {len(shape)}-d input, as no dim was passed (a function that takes "
                          "dim is told it)")
