@@ -61,6 +61,26 @@ def _read(path):
     return doc["cases"]
 
 
+#: each corpus file's cases as last read, by path, with the (mtime, size, inode) they were read at
+_READ: dict = {}
+
+
+def _read_unchanged(path):
+    """``_read``, parsed once per process while the file is unchanged (the same modification time, size and inode:
+    ``promote`` replaces a file atomically, a new inode): the battery asks for the corpus of each of its cells, and
+    parsing all of it (1.1 MB of JSON) took 25 ms a call. The lists are shared: callers must not change them
+    (``cases`` builds new dicts; ``promote`` reads with ``_read``)."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return _read(path)  # _read says what is wrong (or [] for a missing file)
+    stamp = (s.st_mtime_ns, s.st_size, s.st_ino)
+    got = _READ.get(path)
+    if got is None or got[0] != stamp:
+        got = _READ[path] = (stamp, _read(path))
+    return got[1]
+
+
 def cases(loss: str | None = None, fmt: str | None = None, dirs=()) -> list:
     """The corpus cases (generated, then promoted, then the promoted witnesses of each of ``dirs``: a user's own
     corpus folders), optionally for one loss and format."""
@@ -68,10 +88,10 @@ def cases(loss: str | None = None, fmt: str | None = None, dirs=()) -> list:
     names = sorted(os.listdir(GENERATED)) if os.path.isdir(GENERATED) else []
     for name in names:
         if name.endswith(".json"):
-            out += _read(os.path.join(GENERATED, name))
-    out += _read(PROMOTED)
+            out += _read_unchanged(os.path.join(GENERATED, name))
+    out += _read_unchanged(PROMOTED)
     for d in dirs:
-        out += _read(os.path.join(d, "promoted.json"))
+        out += _read_unchanged(os.path.join(d, "promoted.json"))
     res = []
     for c in out:
         if (loss is None or c["loss"] == loss) and (fmt is None or c["format"] == fmt):

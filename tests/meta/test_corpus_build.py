@@ -56,6 +56,31 @@ def test_promote_adds_once_to_a_corpus_of_ones_own_and_rejects_bad_witnesses(tmp
         corpus.promote("cross_entropy", "float32", kw, "no folder", str(tmp_path / "missing"))
 
 
+def test_a_corpus_file_is_read_again_once_it_changes(tmp_path):
+    """The corpus is parsed once per process while its files are unchanged: a witness promoted after a read, a
+    file rewritten in place (the same inode) or removed, is seen by the next read, and a caller's changes to the
+    returned cases do not reach the next caller."""
+    d = str(tmp_path)
+    kw = {"input": [[0.0, 10000.0]], "target": [0]}
+    ours = lambda: [c for c in corpus.cases("cross_entropy", "float32", dirs=[d]) if c["provenance"] == "w"]  # noqa: E731
+    assert ours() == []
+    cid, _ = corpus.promote("cross_entropy", "float32", kw, "w", d)
+    (got,) = ours()
+    assert got["id"] == cid
+    got["kwargs"]["input"][0][0] = 5.0  # a caller that changes what it got
+    got["regime"] = "changed"
+    (again,) = ours()
+    assert again["kwargs"]["input"] == [[0.0, 10000.0]] and again["regime"] != "changed"
+    path = tmp_path / "promoted.json"
+    doc = json.loads(path.read_text())
+    doc["cases"].append({**doc["cases"][0], "id": "second"})
+    with open(path, "r+", encoding="utf-8") as f:  # in place: the same inode, a new size and time
+        f.write(json.dumps(doc))
+    assert sorted(c["id"] for c in ours()) == sorted([cid, "second"])
+    path.unlink()
+    assert ours() == []
+
+
 @pytest.mark.parametrize("argv", [
     ["cross_entropy", "--format", "float32", "--note", "x", '{"input": [[0, 1]], "target": [7]}'],
     ["no_such_loss", "--format", "float32", "--note", "x", "{}"],
