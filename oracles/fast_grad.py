@@ -634,10 +634,15 @@ class _GradSource:
         conv: dict[int, tuple[float, float]] = {}  # by the Fraction's object (alive in comps): no hashing of q
 
         def dd_of(q: Fraction) -> tuple[float, float]:
+            """(h, l): h = RN(q), l = RN(q - h), as float(q - Fraction(h)) gives them, without building that
+            Fraction: n/d and (n hd - hn d)/(d hd) are Python's int true divisions, correctly rounded, of the same
+            rationals (float(Fraction) is that division; q - h need not be in lowest terms for it)."""
             got = conv.get(id(q))
             if got is None:
-                h = float(q)
-                got = conv[id(q)] = (h, float(q - Fraction(h)) if math.isfinite(h) else 0.0)
+                n, d = q.numerator, q.denominator
+                h = n / d
+                hn, hd = h.as_integer_ratio()
+                got = conv[id(q)] = (h, (n * hd - hn * d) / (d * hd))
             return got
 
         ah, al = np.array([dd_of(a) for a, _ in coef]).T
