@@ -99,7 +99,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -531,7 +531,7 @@ class _GradSource:
             ubar = self._ubar.get((-1, r))
             if ubar is None:
                 fin = [ui for ui, si in zip(self.ups[r], ex) if si]
-                ubar = self._ubar[(-1, r)] = sum(fin, Fraction(0)) / len(fin)
+                ubar = self._ubar[(-1, r)] = _fraction_sum(fin) / len(fin)
             return ex[j] * (u - ubar)
         mu = self._group_mean(r)
         if mu is not None and u == mu:
@@ -891,6 +891,18 @@ def _only(kwargs: dict, allowed: set) -> None:
         raise fast.NotEligible
 
 
+def _fraction_sum(values: Iterable[Fraction]) -> Fraction:
+    """sum(values, Fraction(0)), exactly: the numerators of each denominator added as Python integers first, then
+    one Fraction addition (a gcd) per distinct denominator instead of one per term. A row's coefficients or
+    upstream values are binary64 values (power-of-two denominators) or share one object: a few denominators for
+    thousands of terms (a row of 4,096 zero coefficients took 6 ms as Fraction additions)."""
+    by_den: dict[int, int] = {}
+    for q in values:
+        d = q.denominator
+        by_den[d] = by_den.get(d, 0) + q.numerator
+    return sum((Fraction(n, d) for d, n in by_den.items()), Fraction(0))
+
+
 def _upstream(upstream: Sequence[float] | None, n_out: int) -> list[Fraction]:
     if upstream is None:
         return [Fraction(1)] * n_out
@@ -998,7 +1010,7 @@ def _cross_entropy(kwargs: dict, n: int, upstream: Sequence[float] | None, fallb
     sub = {r: i for i, r in enumerate(live)}
     for r in live:
         a = coefs[r] or []
-        Mr = sum(a, Fraction(0))
+        Mr = _fraction_sum(a)
         k = kappa[r]
         pair: dict[int, tuple[Fraction, Fraction]] = {}  # a row's coefficients by a_c (mostly one shared object)
         for j, p in enumerate(positions[r]):
@@ -1049,7 +1061,7 @@ def _log_softmax(kwargs: dict, n: int, upstream: Sequence[float] | None, fallbac
     comps: list = [None] * n
     for r in range(M):
         u = [ups[p] for p in positions[r]]
-        U = sum(u, Fraction(0))
+        U = _fraction_sum(u)
         for j, p in enumerate(positions[r]):
             comps[p] = ("lin", r, j, u[j] - U, u[j])
     return _deferred(_GradSource(rows, comps, fallback), n)

@@ -265,3 +265,28 @@ def test_fast_kappa_of_the_sigmoid_family(name):
         for j, (a, b) in enumerate(zip(fast_k, mp_k)):
             assert a >= b * (1 - mpmath.mpf(2) ** -150), (name, kw, up, j, a, b)
             assert a <= b * (1 + mpmath.mpf(2) ** -36) + mpmath.mpf(2) ** -1048, (name, kw, up, j, a, b)
+
+
+def test_the_grouped_fraction_sum_is_the_exact_sum():
+    """fast_grad's row sums add numerators per denominator first: the same exact Fraction as sum(values), for
+    zeros shared by many terms, binary64 values down to subnormals, and rationals of other denominators."""
+    import random
+    from fractions import Fraction
+
+    from oracles.fast_grad import _fraction_sum
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        vals = []
+        for _ in range(rng.randint(0, 40)):
+            kind = rng.random()
+            if kind < 0.3:
+                vals.append(Fraction(0))
+            elif kind < 0.6:
+                vals.append(Fraction(rng.uniform(-1e5, 1e5)))
+            elif kind < 0.8:
+                vals.append(Fraction(rng.randint(-10**9, 10**9), rng.randint(1, 10**6)))
+            else:
+                vals.append(Fraction(rng.choice([1e-300, 5e-324, 1e300, -2.0**-1074])) * rng.randint(-3, 3))
+        got = _fraction_sum(vals)
+        assert type(got) is Fraction and got == sum(vals, Fraction(0)), vals
