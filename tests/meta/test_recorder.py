@@ -38,3 +38,27 @@ def test_the_summary_table_outlives_the_measurements_it_counts(tmp_path):
                                                                              "unstable"]
     line = summary_lines(rec.summary_rows())[-1]
     assert line.split()[:7] == ["sigmoid", "torch", "float32", "cpu", "3", "unstable", "unstable"], line
+
+
+def test_flat_is_row_major_over_nested_lists_and_tuples():
+    """oracles.codec.flat, which every measurement and record reads its inputs through: the leaves in row-major
+    order, at any depth, with empty lists, tuples and non-float leaves, as the plain recursive definition."""
+    import random
+
+    from oracles.codec import count, flat
+
+    def reference(v):
+        return [y for x in v for y in reference(x)] if isinstance(v, (list, tuple)) else [v]
+
+    rng = random.Random(5)
+
+    def tree(depth):
+        if depth == 0 or rng.random() < 0.3:
+            return rng.choice([0.5, -0.0, float("inf"), None, "s", 3])
+        kids = [tree(depth - 1) for _ in range(rng.randint(0, 4))]
+        return tuple(kids) if rng.random() < 0.2 else kids
+
+    for _ in range(500):
+        t = tree(4)
+        assert flat(t) == reference(t) and count(t) == len(reference(t)), t
+    assert flat([[1.0, 2.0], [3.0]]) == [1.0, 2.0, 3.0] and flat(7.0) == [7.0] and flat([[], ()]) == []
