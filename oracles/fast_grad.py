@@ -634,15 +634,9 @@ class _GradSource:
         conv: dict[int, tuple[float, float]] = {}  # by the Fraction's object (alive in comps): no hashing of q
 
         def dd_of(q: Fraction) -> tuple[float, float]:
-            """(h, l): h = RN(q), l = RN(q - h), as float(q - Fraction(h)) gives them, without building that
-            Fraction: n/d and (n hd - hn d)/(d hd) are Python's int true divisions, correctly rounded, of the same
-            rationals (float(Fraction) is that division; q - h need not be in lowest terms for it)."""
             got = conv.get(id(q))
             if got is None:
-                n, d = q.numerator, q.denominator
-                h = n / d
-                hn, hd = h.as_integer_ratio()
-                got = conv[id(q)] = (h, (n * hd - hn * d) / (d * hd))
+                got = conv[id(q)] = _dd_split(q)[:2]
             return got
 
         ah, al = np.array([dd_of(a) for a, _ in coef]).T
@@ -789,12 +783,10 @@ class _GradSource:
             if q is None or q.denominator & (q.denominator - 1):
                 continue
             try:
-                hi = float(q)
-                rest = q - Fraction(hi)
-                low = float(rest)
+                hi, low, exact = _dd_split(q, check=True)
             except OverflowError:  # beyond binary64: left to ``enclose``
                 continue
-            if Fraction(low) == rest:
+            if exact:
                 h[i], lo[i], ok[i] = hi, low, True
                 _count("answered")
         return h, lo, ok
@@ -889,6 +881,22 @@ def _deferred(src: _GradSource, n: int) -> list:
 def _only(kwargs: dict, allowed: set) -> None:
     if set(kwargs) - allowed or "input" not in kwargs:
         raise fast.NotEligible
+
+
+def _dd_split(q: Fraction, check: bool = False) -> tuple[float, float, bool]:
+    """(h, l, exact): h = RN(q), l = RN(q - h), as float(q) and float(q - Fraction(h)) give them, without building
+    that Fraction: n/d and (n hd - hn d)/(d hd) are Python's int true divisions, correctly rounded, of the same
+    rationals (float(Fraction) is that division; q - h need not be in lowest terms for it). ``exact`` (computed
+    where ``check``, else False): q = h + l exactly. OverflowError where q is beyond binary64, as float(q)."""
+    n, d = q.numerator, q.denominator
+    h = n / d
+    hn, hd = h.as_integer_ratio()
+    num, den = n * hd - hn * d, d * hd
+    low = num / den
+    if not check:
+        return h, low, False
+    ln, ld = low.as_integer_ratio()
+    return h, low, ln * den == num * ld
 
 
 def _fraction_sum(values: Iterable[Fraction]) -> Fraction:
