@@ -57,6 +57,8 @@ def environment() -> dict:
         except md.PackageNotFoundError:
             env[pkg] = None
     env["numpy_simd"] = numpy_simd()
+    # XLA's flags select JAX's compiled kernels (reports/environment.py); recorded only where set
+    env["xla_flags"] = os.environ.get("XLA_FLAGS", "").strip() or None
     if "torch" in sys.modules or env["torch"]:
         import torch
 

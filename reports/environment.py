@@ -3,6 +3,10 @@ without any change to its code.
 
 The same torch build picks other kernels on another CPU (``ATEN_CPU_CAPABILITY``: default, avx2, avx512), splits a
 reduction otherwise with another thread count, and NumPy dispatches its loops by the SIMD extensions the CPU has.
+XLA's flags (``XLA_FLAGS``) choose how JAX's functions are compiled: with ``--xla_cpu_use_fusion_emitters=false``
+jax.nn.log_sigmoid and softplus return other float16 bits, values and gradients, on the same inputs (jax 0.10.2,
+measured 2026-12-07; ``--xla_cpu_max_isa=AVX2`` against AVX-512 left every bit of that sample as it was), so a run
+with them set is another environment; a run without them records no such field and keeps its name.
 A baseline's ULP counts and correctly rounded rates hold for one such environment only; across environments only
 the verdict rungs and the derived bounds (NUMERICS.md) compare (reports/gate.py).
 
@@ -18,7 +22,7 @@ import json
 
 #: the fields of a run's environment that select kernels (missing ones are left out, not guessed)
 KERNEL_FIELDS = ("machine", "torch", "torch_cpu_capability", "torch_threads", "torch_cuda", "cuda", "numpy",
-                 "numpy_simd", "scipy", "jax", "jaxlib")
+                 "numpy_simd", "scipy", "jax", "jaxlib", "xla_flags")
 
 
 def kernel_fields(env: dict | None) -> dict:
@@ -57,6 +61,8 @@ def describe(env: dict | None) -> str:
     for k in ("scipy", "jax", "jaxlib"):
         if k in f:
             parts.append(f"{k} {f[k]}")
+    if "xla_flags" in f:
+        parts.append(f"XLA_FLAGS={f['xla_flags']!r}")
     if "machine" in f:
         parts.append(str(f["machine"]))
     return ", ".join(parts)

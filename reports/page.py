@@ -179,6 +179,8 @@ def _env_line(env):
         if env.get(k):
             v = env[k] + (f" (backend {env['mpmath_backend']})" if k == "mpmath" and env.get("mpmath_backend") else "")
             out.append((k, v))
+    if env.get("xla_flags"):  # they compile JAX's functions otherwise (reports/environment.py)
+        out.append(("XLA_FLAGS", str(env["xla_flags"])))
     return out
 
 

@@ -47,7 +47,22 @@ def test_the_environment_id_reads_only_what_selects_kernels():
     assert E.environment_id(AVX512) != E.environment_id(AVX2)
     assert E.environment_id(AVX512) != E.environment_id({**AVX512, "torch_threads": 4})
     assert E.environment_id({}) == "unknown"
+    # XLA's flags compile JAX's functions otherwise (other float16 bits, reports/environment.py); unset, no field
+    flagged = {**AVX512, "xla_flags": "--xla_cpu_use_fusion_emitters=false"}
+    assert E.environment_id(flagged) != E.environment_id(AVX512)
+    assert E.environment_id({**AVX512, "xla_flags": None}) == E.environment_id(AVX512)
+    assert "XLA_FLAGS='--xla_cpu_use_fusion_emitters=false'" in E.describe(flagged)
     assert "cpu AVX512" in E.describe(AVX512) and "2 threads" in E.describe(AVX512)
+
+
+def test_the_recorded_environment_holds_xla_flags_only_where_set(monkeypatch):
+    from lossproof.recorder import environment
+
+    monkeypatch.setenv("XLA_FLAGS", " --xla_cpu_use_fusion_emitters=false ")
+    assert environment()["xla_flags"] == "--xla_cpu_use_fusion_emitters=false"
+    monkeypatch.delenv("XLA_FLAGS")
+    assert environment()["xla_flags"] is None
+    assert "xla_flags" not in E.kernel_fields(environment())
 
 
 def test_numbers_compare_only_within_one_environment():

@@ -456,3 +456,10 @@ def test_report_command_builds_from_existing_results(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == str(out.resolve()) and out.exists()
     r = _run("report", "--no-run", "--results", str(tmp_path / "missing.json"), "--out", str(out))
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_report_header_shows_xla_flags_only_where_a_run_set_them():
+    env = {"jax": "0.10.2", "python": "3.11.7"}
+    assert ("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false") in page._env_line(
+        {**env, "xla_flags": "--xla_cpu_use_fusion_emitters=false"})
+    assert [k for k, _ in page._env_line({**env, "xla_flags": None})] == ["jax", "python"]
