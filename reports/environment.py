@@ -6,8 +6,8 @@ reduction otherwise with another thread count, and NumPy dispatches its loops by
 XLA's flags (``XLA_FLAGS``) choose how JAX's functions are compiled: with ``--xla_cpu_use_fusion_emitters=false``
 jax.nn.log_sigmoid and softplus return other float16 bits, values and gradients, on the same inputs (jax 0.10.2,
 ``benchmarks/xla_emitters.py``, 2026-12-07; ``--xla_cpu_max_isa=AVX2`` against AVX-512 left every bit of that
-sample as it was), so a run
-with them set is another environment; a run without them records no such field and keeps its name.
+sample as it was), so a run with them set is another environment; a run without them records no such field and
+keeps its name.
 A baseline's ULP counts and correctly rounded rates hold for one such environment only; across environments only
 the verdict rungs and the derived bounds (NUMERICS.md) compare (reports/gate.py).
 
