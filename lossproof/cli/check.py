@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from lossproof import accept as accepting
-from lossproof import catalogue
+from lossproof import catalogue, profiles
 from lossproof.regimes import REGIMES
 from reports import atomic
 from subjects import deviations
@@ -226,13 +226,18 @@ def _formats(value):
 
 
 def cmd_check(args) -> int:
+    # the flags first, then the user's module: its import (torch's, JAX's: 1 to 2 s) is not paid for a typo
+    formats_ = _formats(args.dtype)
+    if args.device not in (None, "cpu", "cuda"):
+        raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
+    try:
+        profiles.get(args.profile)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns)
     except SubjectError as e:
         raise UsageError(str(e)) from None
-    formats_ = _formats(args.dtype)
-    if args.device not in (None, "cpu", "cuda"):
-        raise UsageError(f"unknown device {args.device!r}; expected cpu or cuda")
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", args.framework,
              "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
              "--lossproof-class-axis", str(args.class_axis)]

@@ -29,6 +29,10 @@ def check(*args, timeout=300):
     (("softplus", "examples/user_losses.py:careful_softplus", "--framework", "mxnet"), "unknown framework"),
     (("softplus", "examples/user_losses.py:careful_softplus", "--dtype", "float8"), "unknown dtype"),
     (("softplus", "examples/user_losses.py:careful_softplus", "--profile", "fast"), "unknown profile"),
+    # the flags are read before the user's module is imported (its torch or JAX import is not paid for a typo)
+    (("softplus", "examples/nofile.py:f", "--dtype", "float8"), "unknown dtype"),
+    (("softplus", "examples/nofile.py:f", "--profile", "fast"), "unknown profile"),
+    (("softplus", "examples/nofile.py:f", "--device", "tpu"), "unknown device"),
 ])
 def test_usage_errors_exit_2_with_one_line(args, message):
     code, out, _ = check(*args, timeout=120)
