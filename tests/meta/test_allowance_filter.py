@@ -189,18 +189,22 @@ def _reductions(rng, n_calls):
         yield mags, W, D, rng.choice([6, 8, 3, 22])
 
 
+def _operands(mags, W, D, s, f):
+    """(the estimate's operands or None, the exact sum V of the magnitudes, n, the binary64 estimator)"""
+    return (M._reduction_operands(mags, W, D, s, f), sum((Fraction(m) for m in mags), Fraction(0)), len(mags),
+            M._Quick(f, s, Fraction(1)))
+
+
 @pytest.mark.parametrize("fmt", FMTS)
 def test_the_reduced_estimate_is_within_2_44_of_the_exact_allowance(fmt):
     rng = random.Random(f"red-{fmt}")
     f = get_format(fmt)
     checked = none = 0
     for mags, W, D, s in _reductions(rng, 300):
-        ops = M._reduction_operands(mags, W, D, s, f)
+        ops, V, _, q = _operands(mags, W, D, s, f)
         if ops is None:
             none += 1
             continue
-        V = sum((Fraction(m) for m in mags), Fraction(0))
-        q = M._Quick(f, s, Fraction(1))
         for za in _magnitudes(rng, 4):
             exact = (bounds.K * bounds.reduction_bound(f, s, Fraction(za), V, W, len(mags), D),
                      bounds.accurate_bound(f, Fraction(za), Fraction(0)))
@@ -217,9 +221,7 @@ def test_filtered_comparisons_of_reduced_values_equal_the_exact_ones(fmt):
     f = get_format(fmt)
     compared = filtered = 0
     for mags, W, D, s in _reductions(rng, 40):
-        ops = M._reduction_operands(mags, W, D, s, f)
-        V, n = sum((Fraction(m) for m in mags), Fraction(0)), len(mags)
-        q = M._Quick(f, s, Fraction(1))
+        ops, V, n, q = _operands(mags, W, D, s, f)
         for za in _magnitudes(rng, 3):
             za_q = Fraction(za)
 
