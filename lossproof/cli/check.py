@@ -153,13 +153,22 @@ def _short(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def findings_table(loss: str, target: str, cells: list, code: int) -> list:
-    """The check's output: the table, then the most ordinary finding in full, then one line on the outcome."""
+def findings_table(loss: str, target: str, cells: list, code: int, profile: str | None = None) -> list:
+    """The check's output: the title (with what a cell measures under ``profile``), the table, then the most ordinary
+    finding in full, then one line on the outcome. A cell's "measured" is the examples compared with the exact
+    result: the fixed edge problems, then the search's, which stops at the profile's examples or compared numbers
+    (so 11 examples of long rows can be a whole search, and 259 a search after many edge problems): the count
+    alone, not a fraction of an example budget it is not a fraction of."""
     cells = sorted(cells, key=_order)
-    lines = [f"lossproof check {loss} {target}", "",
+    title = f"lossproof check {loss} {target}"
+    if profile is not None:
+        p = profiles.get(profile)
+        title += (f"  (profile {p.name}: each cell measures its edge problems, then searches up to "
+                  f"{p.agreement_examples:,} examples or {p.work:,.0f} compared numbers)")
+    lines = [title, "",
              f"{'property':15} {'format':9} {'outcome':14} {'measured':>9}  {'regime':12} finding"]
     for c in cells:
-        measured = f"{c.measured}/{c.budget}" if c.measured is not None else (f"{c.rows} rows" if c.rows else "-")
+        measured = f"{c.measured}" if c.measured is not None else (f"{c.rows} rows" if c.rows else "-")
         # the finding without the case's id, which the row already says (a special-value row: its name and values)
         finding = c.minimal and f"on {c.minimal}" or re.sub(r"^.*?-(?:cpu|cuda):? ", "", c.headline or "", count=1)
         if c.outcome == "passed":
@@ -272,7 +281,7 @@ def cmd_check(args) -> int:
     cells = _merge_special([_cell(r) for r in reports if r.nodeid.split("::")[-1].split("[")[0] in PROPERTIES])
     if code == OK and any(c.outcome == "inconclusive" for c in cells):
         code = INCONCLUSIVE
-    lines = findings_table(args.loss, args.target, cells, code)
+    lines = findings_table(args.loss, args.target, cells, code, args.profile)
     accepted = {}
     for r in reports:
         for k, v in r.user_properties:
