@@ -348,3 +348,25 @@ def test_xla_flush_is_scoped_to_the_formats_and_rows_it_describes():
                                           "float16")
     scope = deviations.scope_of(dev, kw, fmt)
     assert scope["value"] == {0} and scope["grad"] == {0, 1}
+
+
+def test_a_sum_just_below_the_overflow_threshold_that_torch_rounds_past_it_is_the_documented_overflow():
+    """torch-kl_div-sum-overflow covers a mean whose terms' sum torch rounds past the largest finite value even
+    where the exact sum lies just below it (subjects.deviations._sum_past: the reference pairwise sum's growth):
+    float64, 102 terms t (log t - x) with t = 1/102 and x = -max, mean reduction, drawn by the battery. The exact
+    mean is 1.76e306 and torch returns inf; the binary64 sum of the terms is 1.7976931348623155e308, below the
+    largest finite value, so the condition used to miss it and torch's documented behaviour was reported as a
+    failure. A sum far below the threshold (half of it) stays outside: an inf there would be reported."""
+    dev = DEVS["torch-kl_div-sum-overflow"]
+    big = 1.7976931348623157e308
+    kw = {"input": [-big] * 102, "target": [float.fromhex("0x1.4141414141414p-7")] * 102, "reduction": "mean"}
+    case = _torch_case("kl_div", "float64")
+    call = judge.overflow_call(case, kw)
+    assert call is not None
+    values, grads, _ = _run(dev, "float64", call)
+    assert values == [math.inf], values  # torch's behaviour at this input, which the deviation documents
+    assert dev.applies(kw, "float64")
+    assert judge.overflow_failure(case, call, values, grads) is None
+    half = {**kw, "input": [-big / 2] * 102}
+    assert not dev.applies(half, "float64")
+    assert judge.overflow_failure(case, judge.overflow_call(case, half) or half, [math.inf], grads) is not None
