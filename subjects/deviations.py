@@ -130,6 +130,21 @@ def _zero_weight_on_masked_target(kw, f=None):
         wc == 0 and v == -math.inf for wc, v in zip(w, row))) for row, c in zip(rows, ts))
 
 
+def _full_smoothing_on_infinite_target(kw, f=None):
+    """label_smoothing exactly 1 and a row, not ignored, whose class-index target has logit -inf: torch forms
+    (1 - label_smoothing) * nll + label_smoothing / C * smooth, and (1 - 1) * inf is NaN where the exact loss (the
+    smoothing term alone, +inf: the row's -inf logit) is +inf. Any input rank: rows and targets in the same
+    (sample, position) order."""
+    if kw.get("label_smoothing") != 1.0:
+        return False
+    t = kw.get("target")
+    ts = _flat(t) if isinstance(t, list) else [t]
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in ts):
+        return False
+    rows, ign = _rows_of(kw.get("input")), kw.get("ignore_index", -100)
+    return len(rows) == len(ts) and any(c != ign and 0 <= c < len(r) and r[c] == -math.inf for r, c in zip(rows, ts))
+
+
 def _plus_inf_logit(kw, f=None):
     return any(v == math.inf for v in _flat(kw.get("input", [])))
 
@@ -1364,6 +1379,17 @@ DEVIATIONS = [
         _smoothing_underflows, documented_output=math.isnan,
         scope=_rows_by(_smoothing_underflows),
         witness=("float32", {"input": [[0.0, -math.inf]], "target": [0], "label_smoothing": 1e-45})),
+    Deviation(
+        "torch-ce-full-smoothing-infinite-target", "torch", "cross_entropy",
+        "label_smoothing = 1 and a target class (not ignored) whose logit is -inf",
+        "torch returns (1 - label_smoothing) * nll_loss + label_smoothing / C * smoothing term: the first factor is "
+        "exactly 0 and the target's nll is inf, so 0 * inf = NaN where the exact loss (the smoothing term alone) is "
+        "+inf (torch 2.13: cross_entropy([0, -inf], 1, label_smoothing=1) is NaN)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+        _full_smoothing_on_infinite_target, documented_output=math.isnan,
+        scope=_rows_by(_full_smoothing_on_infinite_target),
+        witness=("float32", {"input": [[0.0, -math.inf], [0.0, 1.0]], "target": [1, 0], "label_smoothing": 1.0,
+                             "reduction": "none"})),
     Deviation(
         "torch-ce-smoothing-span-overflow", "torch", "cross_entropy",
         "label smoothing with a row whose finite logits span more than the largest finite value, or whose sum of "
