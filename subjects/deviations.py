@@ -1633,6 +1633,18 @@ DEVIATIONS = [
         _bcel_jnp_mean_overflows, documented_output=_not_finite_or_zero,
         scope=_values_only,
         witness=("float32", {"input": [-3e38, -3e38], "target": [1.0, 1.0]})),
+    Deviation(
+        "jax-kl_div-sum-overflow", "jax", "kl_div",
+        "pointwise terms beyond the largest finite value, or their sum within rounding of it",
+        "optax.kl_divergence sums the pointwise terms t (log t - x) in the format (over every axis: torch's sum; "
+        "over the classes, then jnp.mean: batchmean), as torch does (torch-kl_div-sum-overflow): a sum within "
+        "rounding of the largest finite value rounds past it (float32 inputs -max x 10, targets 0.9 and 0.1 / 9 "
+        "x 9: inf where the exact sum is 3.4028233935e38, below the largest float32 3.4028235e38)",
+        "https://docs.jax.dev/en/latest/_autosummary/jax.numpy.sum.html",
+        _kl_terms_overflow, documented_output=_not_finite_or_zero,
+        scope=_per_element_flags(_kl_overflow_flags),
+        witness=("float32", {"input": [-3.4028234663852886e+38] * 10,
+                             "target": [0.8999999761581421] + [0.011111111380159855] * 9, "reduction": "sum"})),
 ]
 
 
