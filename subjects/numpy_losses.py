@@ -175,6 +175,12 @@ def _xmul(a, b):
     return np.where(zero, 0.0, r)
 
 
+def _normalized(m, k):
+    """(m, k) with m 2**k unchanged and m in [1/2, 1) (0 where m is 0): shares whose mantissa a division moved."""
+    f, e = np.frexp(m)
+    return f, np.asarray(k, np.int64) + e
+
+
 def _acc_sum(a, axis=-1):
     """Sum along ``axis`` as if in twice the precision, then rounded: a pairwise tree whose every addition is a
     TwoSum, the rounding errors summed on the side and added back. Non-finite rows get the IEEE sum (inf, or
@@ -930,14 +936,36 @@ class _CE:
                     xh, xl = _two_sum(np.broadcast_to(M, sh.shape), -sh)
                     return xh + (xl + lo)
 
-                # at the final scale, each share at its own (subnormal shares at the row's scale lose digits);
-                # at the row's scale 2**K only where that sum overflows
-                oth = others(own)
-                big = ~np.isfinite(oth)
-                Kb = np.broadcast_to(np.where(big, K[:, None], 0), p.shape).astype(np.int32)
-                oth = np.where(big, others(at_row_scale(m_t, k_t) + at_row_scale(m_s, k_s)), oth)
-                first = np.where(ordinary, np.ldexp(p * oth, Kb),
-                                 np.exp(ls + np.log(oth) + Kb * _LN2_HI + Kb * _LN2_LO))
+                # sum_{k != c} of the shares at a scale of its own per component, Kc: the largest exponent among
+                # the other shares of its row (the row's largest, or the second largest for the component holding
+                # it), so the sum is in [1/2, C) there and every share it lost is below 2**-1074 of it; then
+                # scaled to the final scale with one rounding. At the final scale itself (each share at its own)
+                # shares below the subnormals vanish although their sum does not: label smoothing 3 * 2**-1074
+                # over 9 classes makes every share eps / C w_c round to 0 where the target's component,
+                # eps / C sum_{c != t} w_c = 1.67 * 2**-1074, rounds to 2**-1073 (found by the battery)
+                n_t, n_s = _normalized(m_t, k_t), _normalized(m_s, k_s)
+                none = np.iinfo(np.int64).min
+                E = np.maximum(np.where(n_t[0] != 0, n_t[1], none), np.where(n_s[0] != 0, n_s[1], none))
+                ridx = np.arange(E.shape[0])
+                top = E.argmax(axis=1)  # the column holding the row's largest share
+                K1 = E[ridx, top]
+                E2 = E.copy()
+                E2[ridx, top] = none
+                K2 = E2.max(axis=1)
+                K1 = np.where(K1 == none, 0, K1)
+                K2 = np.where(K2 == none, K1, K2)
+
+                def at(n, K):  # a share m 2**k as m 2**(k - K) (at most 1: the row's shares are at most 2**K)
+                    return np.ldexp(n[0], np.clip(n[1] - K[:, None], -2200, 0).astype(np.int32))
+
+                oth = others(at(n_t, K1) + at(n_s, K1))
+                rest = at(n_t, K2) + at(n_s, K2)
+                rest[ridx, top] = 0.0  # its own share, out of the sum (clipped above, not inf)
+                oth[ridx, top] = _acc_sum(rest, axis=1)
+                Kc = np.broadcast_to(K1[:, None], p.shape).copy()
+                Kc[ridx, top] = K2
+                first = np.where(ordinary, np.ldexp(p * oth, np.clip(Kc, -2200, 2200).astype(np.int32)),
+                                 np.exp(ls + np.log(oth) + Kc * _LN2_HI + Kc * _LN2_LO))
                 first = np.where(np.isfinite(ls) & (oth > 0), first, 0.0)
                 one_m = rw._others() / rw.denom[:, None]  # 1 - s_c
                 g = np.where(whole[:, None], first - own * one_m, g)

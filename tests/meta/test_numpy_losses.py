@@ -456,6 +456,44 @@ def test_lost_shares_beside_a_dominant_logit_stay_accurate():
     assert measured == 40 * (1 + 2 * 257) and not bad, bad[:10]
 
 
+
+def test_smoothing_shares_below_the_subnormals_still_sum_to_the_gradient():
+    """Label smoothing of a few 2**-1074 over C classes: every smoothing share eps / C w_c rounds to 0 at the
+    final scale, yet the target's gradient component eps / C sum_{c != t} w_c (its logit dominant, the others
+    -inf or far below) is a nonzero subnormal. A subnormal class weight sends the row through the lost-shares
+    rescue, which summed the shares at the final scale and returned 0 (the battery's witness, first below: exact
+    1.67 * 2**-1074, RN 2**-1073, got 0). Every component must be accurate (NUMERICS: within K u (|z| + kappa)
+    plus the smallest subnormal)."""
+    from lossproof.measure import measure
+
+    h = float.fromhex
+    witness = dict(input=[h("0x1.61b2bdd7abcd2p+9")] + [-math.inf] * 8, target=0,
+                   weight=[h("0x1.fffffffffffffp-1"), h("0x1.0000000000001p+0"), 0.0, 2.0 ** -1022, 1.0,
+                           h("0x1.4484bfeebc2a0p-100"), h("0x1.fffffffffffffp-1"), 1.0, h("0x1.0000000000001p+0")],
+                   reduction="sum", label_smoothing=3 * 2.0 ** -1074)
+    cases = [witness]
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        C = int(rng.integers(3, 13))
+        w = rng.uniform(0.5, 2.0, C)
+        w[int(rng.integers(1, C))] = 2.0 ** -1022 * float(rng.integers(1, 8))  # a share lost at the row's scale
+        x = np.where(rng.random(C) < 0.5, -math.inf, -800.0 - rng.uniform(0, 50, C))
+        x[0] = float(rng.uniform(-5, 700))
+        cases.append(dict(input=x.tolist(), target=0, weight=w.tolist(), reduction=str(rng.choice(["sum", "mean"])),
+                          label_smoothing=float(rng.integers(1, 16)) * 2.0 ** -1074))
+    bad, nonzero = [], 0
+    for i, kw in enumerate(cases):
+        args = dict(kw, input=np.array(kw["input"]), target=np.array(kw["target"]), weight=np.array(kw["weight"]))
+        v = np.asarray(N.cross_entropy(**args)).reshape(-1).tolist()
+        g = np.asarray(N.cross_entropy_grad(**args)).reshape(-1).tolist()
+        nonzero += g[0] != 0
+        m = measure("numpy", "cross_entropy", "float64", "cpu", kw, v, g)
+        bad += [(i, e.kind, e.index, e.verdict) for e in m.elements if e.kind == "grad"
+                and e.verdict not in ("correctly_rounded", "accurate")]
+    assert not bad, (len({b[0] for b in bad}), bad[:10])
+    assert nonzero >= 20, nonzero  # the target's component is a nonzero subnormal in most of them
+
+
 # ---- semantics, shapes, dtypes, signatures
 
 
