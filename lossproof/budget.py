@@ -53,6 +53,11 @@ from pathlib import Path
 
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+try:  # Hypothesis's draws: its local constants (search_constants_only), private and not in every version
+    from hypothesis.internal.conjecture import providers as _providers
+except ImportError:  # pragma: no cover - a Hypothesis without that module
+    _providers = None
+
 from oracles.codec import hex_tree, unhex_tree
 from reports.reproducers import compact_input
 
@@ -216,10 +221,11 @@ class Budget:
         budget ends it with the smallest failure found (an AssertionError with its report and reproducer); a spent
         work budget ends it as a pass; a last resort hit (the search's, or an example's) fails it with
         ``TimeLimitHit``, never a silent pass. Python's cyclic garbage collector runs less often meanwhile
-        (``fewer_collections``), and the search runs with room on the interpreter's frame stack
-        (``with_stack_room``)."""
+        (``fewer_collections``), the search runs with room on the interpreter's frame stack
+        (``with_stack_room``), and it draws without the constants of the process's local modules
+        (``search_constants_only``)."""
         try:
-            with fewer_collections():
+            with fewer_collections(), search_constants_only():
                 with_stack_room(test)
         except Spent:
             if self.overtime is not None:
@@ -258,6 +264,40 @@ def _raise(message: str):
     """The one place a budgeted test fails, so Hypothesis sees one failure (it tells failures apart by where
     they are raised) whether the example was measured or replayed."""
     raise AssertionError(message)
+
+
+@contextlib.contextmanager
+def search_constants_only():
+    """Hypothesis (6.1xx) mixes into its draws, about one draw in twenty, literals it collects from the source of
+    every "local" module in ``sys.modules``: any module outside site-packages and the standard library that is not
+    a test file. Which modules those are depends on the environment, not on the search: lossproof's own modules
+    where it is installed from a checkout (this repository's test command, an editable install), not where it is
+    installed from the wheel, and every module of the user's project imported so far. So the same derandomized
+    search measured other inputs from a checkout than from the installed wheel (a user's logsumexp: 12 and 38
+    examples measured against 11 and 11, the same seed and strategy; excluding lossproof's own modules from the
+    scan gave the wheel's sequence, 2026-12-07), and an edit of any literal anywhere in lossproof changed what the
+    battery measured. For the block, Hypothesis's local constants are empty and its cache of permitted constants
+    is one of lossproof's own (holding only what the empty pool and Hypothesis's global constants give), so a
+    search's inputs depend on its seed and strategies alone; both are restored after it. A Hypothesis without
+    that mechanism is left as it is. tests/meta/test_load_independence.py checks that a module of new literals,
+    imported or not, leaves a search's inputs as they are."""
+    providers = _providers
+    try:
+        get, cache, empty = providers._get_local_constants, providers.CONSTANTS_CACHE, providers.Constants()
+    except AttributeError:  # no such module (None), or one without the mechanism
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE = _SEARCH_CONSTANTS_CACHE
+    try:
+        yield
+    finally:
+        providers._get_local_constants, providers.CONSTANTS_CACHE = get, cache
+
+
+#: Hypothesis's permitted constants per choice type and constraints, as ``search_constants_only`` computes them
+#: (no local constants): kept across searches, since they depend on nothing else
+_SEARCH_CONSTANTS_CACHE: dict = {}
 
 
 def examples_dir() -> Path | None:

@@ -189,3 +189,38 @@ def test_a_saved_failure_the_search_misses_fails_the_next_run_and_a_fixed_one_is
     monkeypatch.setenv(budget_mod.EXAMPLES_ENV, "off")
     clean, err_off, _ = _once(case)
     assert err_off is None and fixed[0] == hex_tree(rare) and fixed[1:] == clean
+
+
+def test_the_literals_of_local_modules_never_change_what_a_search_measures(no_database, tmp_path, monkeypatch):
+    """Hypothesis mixes literals of the process's local modules (outside site-packages) into its draws; a search
+    runs without them (lossproof.budget.search_constants_only), so the local constants of another environment (a
+    checkout's own modules, a user's project: here a module of new literals, added to the pool as Hypothesis adds
+    an imported module's) leave its inputs as they were: the same digest. Without that, these literals moved the
+    sequence of torch's float32 log_softmax search (the digests differed). Which modules Hypothesis has scanned
+    is itself not reliable (it tracks them by id(), which a new module can reuse), so the pool is set here, not
+    left to an import."""
+    from hypothesis.internal.conjecture import providers
+
+    if not hasattr(providers, "_get_local_constants") or not hasattr(providers, "CONSTANTS_CACHE"):
+        pytest.skip("this Hypothesis mixes no local constants into its draws: nothing to isolate")
+    from hypothesis.internal.constants_ast import constants_from_module
+
+    case = _case("torch-log_softmax-float32-cpu")
+    before = _digest(case, "ci", 30)
+    # under Hypothesis's own limit of constants per module (it skips a module of more)
+    ints = ", ".join(str(v) for v in [*range(-100, 100), *(2**k for k in range(3, 64)),
+                                      *(2**k - 1 for k in range(3, 64)), *range(1000, 3000, 13)])
+    floats = ", ".join(repr(v) for v in (1e-45, 1e-38, 65504.0, 3.4e38, 88.72283935546875, -103.97, 1e-7, 0.1, 2.5))
+    (tmp_path / "lossproof_local_literals.py").write_text(f"INTS = ({ints},)\nFLOATS = ({floats},)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import lossproof_local_literals
+
+    try:
+        pool = providers._get_local_constants() | constants_from_module(lossproof_local_literals)
+        assert len(pool.integers) > 200, len(pool.integers)  # the literals are in it
+        monkeypatch.setattr(providers, "_get_local_constants", lambda: pool)
+        monkeypatch.setattr(providers, "CONSTANTS_CACHE", {})
+        after = _digest(case, "ci", 30)
+    finally:
+        sys.modules.pop("lossproof_local_literals", None)
+    assert after == before, f"without the module's literals {before}, with them {after}"
