@@ -378,10 +378,13 @@ def _overflow_explained(case, kw, e, strict_shared, n_values, memo=None) -> bool
 
 
 class _Out:
-    """One output element as the deviation checks read it (kind, index, y, exact)."""
+    """One output element as the deviation checks and the reproducer read it (kind, index, y, exact; z and its
+    rounding to the format)."""
 
-    def __init__(self, kind, index, y, exact):
+    def __init__(self, kind, index, y, exact, fmt=None):
         self.kind, self.index, self.y, self.exact = kind, (index,), y, exact
+        self.z = exact
+        self.z_rounded = exact.to(fmt) if fmt is not None else None
 
 
 def overflow_failure(case, kw, values, grads, strict_shared: bool = False, lazy: bool = False):
@@ -392,16 +395,20 @@ def overflow_failure(case, kw, values, grads, strict_shared: bool = False, lazy:
     memo: dict = {}
     for i, (y, z) in enumerate(zip(values, flat(result))):
         if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-            if _overflow_explained(case, kw, _Out("value", i, y, z), strict_shared, len(values), memo):
+            out = _Out("value", i, y, z, case.fmt)
+            if _overflow_explained(case, kw, out, strict_shared, len(values), memo):
                 continue
+            # the reproducer prints this element (of reduction "none"'s several), with y and RN(z) beside it
             return _report(lazy, lambda: f"{case.id}: {y} where the exact result {z} is finite\n"
-                           + case_reproducer(case, kw))
+                           + case_reproducer(case, kw, out))
     if grads is not None and not all(math.isfinite(y) for y in grads):
         up = upstream(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
         for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
             if not math.isfinite(y) and math.isfinite(z.to(case.fmt)):
-                if _overflow_explained(case, kw, _Out("grad", j, y, z), strict_shared, len(values), memo):
+                out = _Out("grad", j, y, z, case.fmt)
+                if _overflow_explained(case, kw, out, strict_shared, len(values), memo):
                     continue
+                # the reproducer computes the gradient (a value's would print a finite number beside this NaN)
                 return _report(lazy, lambda: f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                               + case_reproducer(case, kw))
+                               + case_reproducer(case, kw, out))
     return None

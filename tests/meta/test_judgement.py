@@ -68,3 +68,54 @@ def test_our_numpy_losses_must_be_accurate_and_others_stable():
     assert m.verdict == "stable", m.verdict
     assert not judge.meets(np_case, m) and judge.meets(torch_case, m)
     assert math.isfinite(m.elements[0].ulp_error)
+
+
+def _run_reproducer(message: str) -> list:
+    """The printed lines of the reproducer in a no-overflow failure's message, run here."""
+    import contextlib
+    import io
+
+    code = message[message.index("\n") + 1:]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<reproducer>", "exec"), {})
+    return out.getvalue().splitlines()
+
+
+def _clamped_bce(input, target, reduction="mean"):  # torch.clamp(log 0) is finite; its gradient 0 * inf is NaN
+    import torch
+    loss = -(target * torch.clamp(torch.log(input), min=-100.0)
+             + (1 - target) * torch.clamp(torch.log1p(-input), min=-100.0))
+    return loss.sum() if reduction == "sum" else loss if reduction == "none" else loss.mean()
+
+
+def _inf_at_one(input):  # inf at x = 1 only, where softplus is 1.3133
+    import torch
+    return torch.where(input == 1.0, torch.full_like(input, math.inf), torch.nn.functional.softplus(input))
+
+
+def test_a_no_overflow_failure_reproduces_the_element_that_failed():
+    """A NaN gradient's reproducer computes the gradient, and an element of reduction "none" is printed at its own
+    index: both printed the value's first element, a finite number beside the reported NaN (a user's BCE with
+    clamped logs, gradient NaN at p = 0, 2026-12-07)."""
+    from lossproof.cases import user_cases
+    from subjects.user import UserSubject, accepted_parameters
+
+    def case_of(loss, fn):  # the reproducer loads the function by its module and name, as a user's
+        user = UserSubject(loss, f"{__name__}:{fn.__name__}", "torch", fn, accepted_parameters(fn))
+        return next(c for c in user_cases(user, False) if c.fmt == "float32" and c.device == "cpu")
+
+    case = case_of("binary_cross_entropy", _clamped_bce)
+    kw = {"input": [0.5, 0.0], "target": [0.5, 0.0], "reduction": "none"}
+    values, grads = case.call(kw)
+    msg = judge.overflow_failure(case, kw, values, grads)
+    assert msg is not None and "gradient nan" in msg, msg
+    printed = _run_reproducer(str(msg))
+    # component 1 (not 0, whose gradient is finite), under the upstream gradient [1, 1.625]: d/dp = 1 there
+    assert printed[0] == "nan" and printed[1].startswith("exact 1.625 "), printed
+    case = case_of("softplus", _inf_at_one)
+    kw = {"input": [0.0, 1.0]}
+    values, grads = case.call(kw)
+    msg = judge.overflow_failure(case, kw, values, None)
+    printed = _run_reproducer(str(msg))
+    assert printed[0] == "inf" and printed[1].startswith("exact 1.3132616"), printed
