@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from subjects.user import FRAMEWORKS, UserSubject, accepted_parameters, load_function
+from subjects.user import FRAMEWORKS, UserSubject, accepted_parameters, infer_framework, load_function
 
 from . import catalogue, judge, profiles
 from . import search as searches
@@ -107,18 +107,19 @@ def _choices(what: str, given: Iterable[str] | None, known: Iterable[str]) -> tu
     return out
 
 
-def _subject(loss: str, fn: Callable[..., Any] | str, framework: str, target: str | None, class_axis: int = 1,
+def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, target: str | None, class_axis: int = 1,
              returns: str | None = None) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
-    if framework not in FRAMEWORKS:
+    if framework is not None and framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if isinstance(fn, str):
         target, fn = fn, load_function(fn)
     if not callable(fn):
         raise TypeError(f"{fn!r} is not callable")
     name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns)
+    framework, why = (framework, "") if framework is not None else infer_framework(fn)
+    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why)
 
 
 def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:
@@ -143,7 +144,7 @@ def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, d
     return measured, None, None
 
 
-def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
+def check(loss: str, fn: Callable[..., Any] | str, *, framework: str | None = None,
           formats: Iterable[str] | None = None, devices: Iterable[str] | None = None, profile: str | None = None,
           properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False,
           class_axis: int = 1, returns: str | None = None) -> Findings:
@@ -151,8 +152,9 @@ def check(loss: str, fn: Callable[..., Any] | str, *, framework: str = "torch",
     torch, numpy or jax function), in every format of ``formats`` (default all) and device of ``devices``
     (default every available one), under its conventions: ``class_axis`` 1 (torch's) or -1 (the classes last),
     ``returns`` "mean", "sum", "per-example" or "reduction-arg" (default: reduction-arg when it takes
-    ``reduction``, else mean). Failures that its framework's reference shares (torch's, or JAX's for a JAX
-    function: their documented behaviours) are listed, not gating, unless ``strict``."""
+    ``reduction``, else mean); ``framework`` None infers it from the function's code (torch where it names
+    none: ``subjects.user.infer_framework``). Failures that its framework's reference shares (torch's, or JAX's
+    for a JAX function: their documented behaviours) are listed, not gating, unless ``strict``."""
     import torch
 
     user = _subject(loss, fn, framework, target, class_axis, returns)

@@ -1,7 +1,7 @@
 """``[tool.lossproof]`` in a user's pyproject.toml: the configuration the pytest plugin and the command line read.
 
     [tool.lossproof]
-    framework = "torch"                       # torch (default) or numpy: how the subjects below are called
+    framework = "torch"                       # torch, numpy or jax (default: inferred from each function's code)
     profile = "ci"                            # dev, ci (default) or thorough
     formats = ["float32", "bfloat16"]         # default: all four
     results = "out/lossproof.json"            # default: out/results.json

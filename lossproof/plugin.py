@@ -44,7 +44,7 @@ class Options:
         self.config_file = cfg
         self.profile = opt("--lossproof-profile") or cfg.profile
         self.results = opt("--lossproof-results") or cfg.results or os.path.join("out", "results.json")
-        self.framework = opt("--lossproof-framework") or cfg.framework or "torch"
+        self.framework = opt("--lossproof-framework") or cfg.framework  # None: each subject's own (inferred)
         self.class_axis = opt("--lossproof-class-axis")
         self.returns = opt("--lossproof-returns")
         self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
@@ -90,7 +90,8 @@ def pytest_addoption(parser):
     g.addoption("--lossproof-subject", action="append", default=[], metavar="LOSS=TARGET",
                 help="a function to check: package.module:function or path/to/file.py:function (repeatable)")
     g.addoption("--lossproof-framework", default=None, choices=["torch", "numpy", "jax"],
-                help="the framework of the --lossproof-subject functions (default torch)")
+                help="the framework of the --lossproof-subject functions (default: inferred from each function's "
+                     "code, torch where it names none)")
     g.addoption("--lossproof-class-axis", default="1", metavar="AXIS",
                 help="where the --lossproof-subject functions take the classes: 1 (torch's (N, C, ...), the "
                      "default) or -1 (the classes last, as JAX and Keras)")

@@ -119,6 +119,11 @@ class Search:
                f"(at least {share:.0%} needed)")
         if raised:
             why += f"; the function raised on {raised}, first: {self.state['unsupported']}"
+            if self.case is not None and getattr(self.case, "is_user", False):
+                # a function of another framework raises on every input: say which arrays it was given
+                arrays = {"torch": "torch tensors", "numpy": "NumPy arrays", "jax": "JAX arrays"}
+                why += (f" (it was called with {arrays.get(self.case.framework, self.case.framework)}: "
+                        "--framework torch|numpy|jax chooses)")
         if slow:
             why += f"; {slow} over the per-example cap"
         return why

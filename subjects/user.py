@@ -15,6 +15,7 @@ Its conventions, for any framework (torch, numpy, jax):
 
 from __future__ import annotations
 
+import dis
 import functools
 import importlib
 import importlib.util
@@ -49,6 +50,7 @@ class UserSubject:
     params: frozenset | None  # keyword parameters it accepts (or None: it accepts **kwargs)
     class_axis: int = 1  # where it takes the classes (CLASS_AXES)
     returns: str | None = None  # RETURNS; None: "reduction-arg" when it takes reduction, else "mean"
+    framework_why: str = ""  # how the framework was decided, where it was not chosen (``infer_framework``)
 
     def __post_init__(self):
         check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns)
@@ -184,9 +186,10 @@ def parse_class_axis(value) -> int:
     return axis
 
 
-def load(spec: str, framework: str, class_axis: int = 1, returns: str | None = None) -> UserSubject:
-    """``LOSS=TARGET`` with ``framework`` torch, numpy or jax, and its conventions (``check_conventions``)."""
-    if framework not in FRAMEWORKS:
+def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: str | None = None) -> UserSubject:
+    """``LOSS=TARGET`` with ``framework`` torch, numpy or jax (None: ``infer_framework`` from the function), and its
+    conventions (``check_conventions``)."""
+    if framework is not None and framework not in FRAMEWORKS:
         raise SubjectError(f"unknown framework {framework!r}: expected one of {', '.join(FRAMEWORKS)}")
     loss, sep, target = spec.partition("=")
     if not sep:
@@ -197,7 +200,103 @@ def load(spec: str, framework: str, class_axis: int = 1, returns: str | None = N
     params = accepted_parameters(fn)
     if params is not None and "input" not in params and len(params) < 1:
         raise SubjectError(f"{target} takes no arguments")
-    return UserSubject(loss, target, framework, fn, params, class_axis, returns)
+    framework, why = (framework, "") if framework is not None else infer_framework(fn)
+    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why)
+
+
+#: the framework whose arrays a function of each top-level package takes (SciPy's take NumPy's; optax's and
+#: flax's take JAX's)
+_PACKAGE_FRAMEWORK = {"torch": "torch", "numpy": "numpy", "scipy": "numpy", "jax": "jax", "jaxlib": "jax",
+                      "optax": "jax", "flax": "jax"}
+
+
+def infer_framework(fn) -> tuple[str, str]:
+    """(framework, why): how to call ``fn`` when the user did not say. A function of a framework's own package
+    (torch.nn.functional.softplus, scipy.special.expit, jax.nn.softplus) takes that framework's arrays; a function
+    of the user's takes those of the frameworks its code names (``np.log1p``, ``torch.logsumexp``, ``jnp.exp``,
+    in its body, its nested functions and lambdas, what its body imports, and the functions of its own module it
+    calls, three calls deep): torch where torch is among them (a torch loss may use NumPy for a constant), else
+    JAX (a JAX loss may use NumPy), else NumPy; torch, the default, where its code names none
+    (``input.exp().sum()``). A NumPy function called with torch tensors raises on every input ("Can't call
+    numpy() on Tensor that requires grad"), which reads as the function's own failure: lossproof inferred nothing
+    before, and said torch."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    home: list[str] = []
+
+    def package(obj) -> str | None:
+        mod = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
+        if not isinstance(mod, str):
+            mod = getattr(type(obj), "__module__", None)
+        return _PACKAGE_FRAMEWORK.get(mod.partition(".")[0]) if isinstance(mod, str) else None
+
+    def names(code) -> set:
+        out = set(code.co_names)
+        for c in code.co_consts:
+            if inspect.iscode(c):
+                out |= names(c)
+        return out
+
+    def imported(code) -> set:  # the packages its body imports (``import torch`` inside the function)
+        out = {str(i.argval).partition(".")[0] for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"}
+        for c in code.co_consts:
+            if inspect.iscode(c):
+                out |= imported(c)
+        return out
+
+    def visit(obj, depth: int) -> None:
+        while isinstance(obj, functools.partial):
+            obj = obj.func
+        obj = getattr(obj, "__func__", obj)  # a bound method's function
+        try:
+            obj = inspect.unwrap(obj)
+        except ValueError:  # a cycle of __wrapped__
+            pass
+        if id(obj) in seen or depth > 3:
+            return
+        seen.add(id(obj))
+        own = package(obj)
+        if own is not None:
+            found.add(own)
+            if depth == 0:  # the function itself is the framework's (or SciPy's, optax's)
+                mod = getattr(obj, "__module__", None) or getattr(type(obj), "__module__", "")
+                home.append(str(mod).partition(".")[0])
+            return
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            call = getattr(type(obj), "__call__", None)  # a callable object: its class's __call__
+            if inspect.isfunction(call):
+                visit(call, depth)
+            return
+        found.update(_PACKAGE_FRAMEWORK[p] for p in imported(code) if p in _PACKAGE_FRAMEWORK)
+        env = dict(getattr(obj, "__globals__", {}))
+        for cell_name, cell in zip(code.co_freevars, getattr(obj, "__closure__", None) or ()):
+            try:
+                env[cell_name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                pass
+        for name in names(code) | set(code.co_freevars):
+            if name not in env:
+                continue
+            value = env[name]
+            fw = package(value)
+            if fw is not None:
+                found.add(fw)
+            elif inspect.isfunction(value) or isinstance(value, functools.partial):
+                visit(value, depth + 1)
+
+    try:
+        visit(fn, 0)
+    except Exception:  # an object that resists introspection: the default, said so
+        return "torch", "the default (its code could not be read)"
+    if home:
+        fw = _PACKAGE_FRAMEWORK[home[0]]
+        return fw, f"inferred: a function of {home[0]}" + (f" ({fw} arrays)" if fw != home[0] else "")
+    for fw in ("torch", "jax", "numpy"):
+        if fw in found:
+            others = sorted(found - {fw})
+            return fw, f"inferred: its code uses {fw}" + (f" (and {', '.join(others)})" if others else "")
+    return "torch", "the default: its code names no framework"
 
 
 def _moveaxis(framework: str):

@@ -34,7 +34,7 @@ def _check_configuration(extra: list) -> None:
         framework = extra[extra.index("--lossproof-framework") + 1] if "--lossproof-framework" in extra else None
         for loss, target in cfg.subjects:
             try:
-                load(f"{loss}={target}", framework or cfg.framework or "torch")
+                load(f"{loss}={target}", framework or cfg.framework)
             except SubjectError as e:
                 raise UsageError(f"{cfg.path}: [tool.lossproof] subjects.{loss}: {e}") from None
     except (configuration.ConfigError, accepting.AcceptError) as e:

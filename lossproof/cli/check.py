@@ -153,7 +153,8 @@ def _short(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def findings_table(loss: str, target: str, cells: list, code: int, profile: str | None = None) -> list:
+def findings_table(loss: str, target: str, cells: list, code: int, profile: str | None = None,
+                   framework: str | None = None) -> list:
     """The check's output: the title (with what a cell measures under ``profile``), the table, then the most ordinary
     finding in full, then one line on the outcome. A cell's "measured" is the examples compared with the exact
     result: the fixed edge problems, then the search's, which stops at the profile's examples or compared numbers
@@ -161,6 +162,8 @@ def findings_table(loss: str, target: str, cells: list, code: int, profile: str 
     alone, not a fraction of an example budget it is not a fraction of."""
     cells = sorted(cells, key=_order)
     title = f"lossproof check {loss} {target}"
+    if framework:
+        title += f"  [{framework}]"
     if profile is not None:
         p = profiles.get(profile)
         title += (f"  (profile {p.name}: each cell measures its edge problems, then searches up to "
@@ -168,7 +171,8 @@ def findings_table(loss: str, target: str, cells: list, code: int, profile: str 
     lines = [title, "",
              f"{'property':15} {'format':9} {'outcome':14} {'measured':>9}  {'regime':12} finding"]
     for c in cells:
-        measured = f"{c.measured}" if c.measured is not None else (f"{c.rows} rows" if c.rows else "-")
+        rows = f"{c.rows} row" + ("s" if c.rows != 1 else "")
+        measured = f"{c.measured}" if c.measured is not None else (rows if c.rows else "-")
         # the finding without the case's id, which the row already says (a special-value row: its name and values)
         finding = c.minimal and f"on {c.minimal}" or re.sub(r"^.*?-(?:cpu|cuda):? ", "", c.headline or "", count=1)
         if c.outcome == "passed":
@@ -244,10 +248,10 @@ def cmd_check(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns)
+        user = load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns)
     except SubjectError as e:
         raise UsageError(str(e)) from None
-    extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", args.framework,
+    extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
              "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
              "--lossproof-class-axis", str(args.class_axis)]
     if args.returns:
@@ -281,7 +285,9 @@ def cmd_check(args) -> int:
     cells = _merge_special([_cell(r) for r in reports if r.nodeid.split("::")[-1].split("[")[0] in PROPERTIES])
     if code == OK and any(c.outcome == "inconclusive" for c in cells):
         code = INCONCLUSIVE
-    lines = findings_table(args.loss, args.target, cells, code, args.profile)
+    lines = findings_table(args.loss, args.target, cells, code, args.profile,
+                           framework=user.framework + (f", {user.framework_why}; --framework to choose"
+                                                       if user.framework_why else ""))
     accepted = {}
     for r in reports:
         for k, v in r.user_properties:
@@ -295,7 +301,7 @@ def cmd_check(args) -> int:
     print("\n".join(lines[:-1] + notes + lines[-1:]))
     if args.json:
         atomic.write_json(args.json, {"schema": FINDINGS_SCHEMA, "loss": args.loss, "target": args.target,
-                                      "framework": args.framework, "exit": code,
+                                      "framework": user.framework, "exit": code,
                                       "cells": [asdict(c) for c in sorted(cells, key=_order)]})
         print(f"findings: {args.json}", file=sys.stderr)
     return code
@@ -305,7 +311,9 @@ def add_parser(sub):
     c = sub.add_parser("check", help="the whole battery for one loss against your function")
     c.add_argument("loss", help="the loss it implements: cross_entropy, nll_loss, softplus, ...")
     c.add_argument("target", help="package.module:function or path/to/file.py:function")
-    c.add_argument("--framework", default="torch", help=f"{', '.join(FRAMEWORKS)} (default torch)")
+    c.add_argument("--framework", default=None,
+                   help=f"{', '.join(FRAMEWORKS)} (default: inferred from the function's code, torch where it names "
+                        "none)")
     c.add_argument("--class-axis", default="1", metavar="AXIS",
                    help="where your function takes the classes: 1 (torch's (N, C, ...), the default) or -1 (the "
                         "classes last, as JAX and Keras)")

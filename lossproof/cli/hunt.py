@@ -21,7 +21,7 @@ def cmd_hunt(args) -> int:
         raise UsageError(f"unknown loss {args.loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if args.format not in formats.FORMATS:
         raise UsageError(f"unknown format {args.format!r}; expected one of {', '.join(formats.FORMATS)}")
-    if args.framework not in FRAMEWORKS:
+    if args.framework is not None and args.framework not in FRAMEWORKS:
         raise UsageError(f"unknown framework {args.framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if not (args.budget > 0 and math.isfinite(args.budget)):
         raise UsageError(f"--budget must be a positive number of seconds, not {args.budget!r}")
@@ -58,7 +58,9 @@ def add_parser(sub):
     h = sub.add_parser("hunt", help="search for the worst inputs of a loss implementation (ULP / bits of error)")
     h.add_argument("loss", help="cross_entropy, log_softmax, binary_cross_entropy_with_logits, ...")
     h.add_argument("target", help="torch (torch's own function), or package.module:function or path/file.py:function")
-    h.add_argument("--framework", default="torch", help="of a user TARGET: torch (default), numpy or jax")
+    h.add_argument("--framework", default=None,
+                   help="of a user TARGET: torch, numpy or jax (default: inferred from its code, torch where it "
+                        "names none)")
     h.add_argument("--format", default="float32", help="float64, float32 (default), float16 or bfloat16")
     h.add_argument("--budget", type=float, default=60.0, help="seconds of search (default 60)")
     h.add_argument("--top", type=int, default=10, help="how many worst inputs to print (default 10)")

@@ -94,6 +94,8 @@ def test_verdicts_on_the_examples(loss, fn):
     # the title says what a cell measures; the column counts examples measured, never "of" an example budget (the
     # edge problems come on top of it, and a search of long rows ends at its compared numbers first)
     assert "(profile ci: each cell measures its edge problems, then searches up to 50 examples or 6,000" in lines[0]
+    # with which framework's arrays it was called, and why (no --framework given)
+    assert "  [torch, inferred: its code uses torch; --framework to choose]  " in lines[0], lines[0]
     assert not [ln for ln in lines[3:] if re.search(r"\s\d+/\d+\s", ln)], out[-3000:]
     # "about 40 lines": the table (3 + 4 cells per format: 19 in four formats) and the first finding in full (its
     # headline, 4 lines of numbers, the minimal input and a whole, runnable reproducer: up to 20 lines for a

@@ -33,3 +33,63 @@ def test_torch_names_are_kept_as_they_are():
         return input
 
     assert accepted_parameters(loss) == frozenset({"input", "target", "weight"})
+
+
+# ---- which framework's arrays a function is called with, where the user did not say (infer_framework)
+
+def _np_softplus(input):
+    return np.logaddexp(0.0, input)
+
+
+def _np_helper(x):
+    return np.log1p(np.exp(-np.abs(x)))
+
+
+def _np_softplus_by_helper(input):
+    return np.maximum(input, 0) + _np_helper(input)
+
+
+def _torch_with_numpy_constant(input):
+    import torch
+    return torch.nn.functional.softplus(input) * np.float32(1.0)
+
+
+def _methods_only(input):
+    return input.exp().log1p()
+
+
+def test_the_framework_is_the_one_its_code_uses():
+    import jax.nn
+    import torch.nn.functional as F
+
+    from subjects.user import infer_framework
+
+    def closure_over_numpy():
+        log1p = np.log1p
+        return lambda input: log1p(input)
+
+    got = {name: infer_framework(fn)[0] for name, fn in {
+        "numpy": _np_softplus, "numpy through a helper of its module": _np_softplus_by_helper,
+        "numpy in a closure": closure_over_numpy(), "torch beside a NumPy constant": _torch_with_numpy_constant,
+        "scipy's own": scipy.special.log_softmax, "torch's own": F.softplus, "JAX's own": jax.nn.softplus,
+        "a JAX lambda": lambda input: jax.nn.log_sigmoid(input), "methods only": _methods_only}.items()}
+    assert got == {"numpy": "numpy", "numpy through a helper of its module": "numpy", "numpy in a closure": "numpy",
+                   "torch beside a NumPy constant": "torch", "scipy's own": "numpy", "torch's own": "torch",
+                   "JAX's own": "jax", "a JAX lambda": "jax", "methods only": "torch"}, got
+    assert infer_framework(_methods_only)[1] == "the default: its code names no framework"
+    assert infer_framework(_np_softplus)[1] == "inferred: its code uses numpy"
+
+
+def test_a_numpy_function_is_checked_with_numpy_arrays_unless_told_otherwise():
+    """A NumPy function checked without a framework was called with torch tensors, raised on every input ("Can't
+    call numpy() on Tensor that requires grad") and came out inconclusive, which reads as its own failure (a
+    user's trial, 2026-12-07); it is now measured, and an explicit framework still decides."""
+    import lossproof
+
+    findings = lossproof.check("softplus", _np_softplus, formats=["float32"], properties=["agreement"])
+    assert findings.ok and [c.status for c in findings.cells] == ["passed"], findings.table()
+    assert findings.cells[0].measured, findings.table()
+    told = lossproof.check("softplus", _np_softplus, framework="torch", formats=["float32"],
+                           properties=["agreement"])
+    assert [c.status for c in told.cells] == ["inconclusive"], told.table()
+    assert "it was called with torch tensors: --framework torch|numpy|jax chooses" in told.table(), told.table()
