@@ -28,10 +28,32 @@ def _ndim(v) -> int:
     return n
 
 
+#: a run of equal elements at least this long is written [e] * n (a minimal input of 256 equal logits beside one
+#: other was 256 spellings on one line of a reproducer; the minimal input above it already read "x256")
+RUN = 4
+
+
 def _py(v) -> str:
-    """A nested list of exact spellings as Python source: h("0x1.8p+0") with h = float.fromhex."""
+    """A nested list of exact spellings as Python source: h("0x1.8p+0") with h = float.fromhex; runs of at least
+    ``RUN`` equal elements (or rows) as [e] * n, joined by +. The list it evaluates to is the same (its equal rows
+    are one object, which torch.tensor, np.array and the oracle only read)."""
     if isinstance(v, list):
-        return "[" + ", ".join(_py(e) for e in v) + "]"
+        parts, plain, i = [], [], 0
+        while i < len(v):
+            j = i
+            while j < len(v) and v[j] == v[i]:
+                j += 1
+            if j - i >= RUN:
+                if plain:
+                    parts.append("[" + ", ".join(plain) + "]")
+                    plain = []
+                parts.append(f"[{_py(v[i])}] * {j - i}")
+            else:
+                plain += [_py(e) for e in v[i:j]]
+            i = j
+        if plain or not parts:
+            parts.append("[" + ", ".join(plain) + "]")
+        return parts[0] if len(parts) == 1 else "(" + " + ".join(parts) + ")"
     if isinstance(v, str):
         return f'h("{v}")' if v not in ("inf", "-inf", "nan") else f'float("{v}")'
     return repr(v)

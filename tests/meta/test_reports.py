@@ -434,6 +434,25 @@ def test_numpy_reproducer_runs(tmp_path):
     assert buf.getvalue().strip().splitlines()[0] == float(y).hex()
 
 
+def test_a_reproducer_writes_runs_of_equal_elements_once():
+    """A minimal input of 256 equal numbers beside one other (a user's kl_div, 2026-12-07) made a reproducer of
+    two lines of 256 spellings each; runs are written [e] * n, and the code still builds the same call."""
+    np = pytest.importorskip("numpy")
+    big, t, one = "-0x1.fffffffffffffp+1023", "0x1.48f70b8667af6p-15", "0x1.fae147ae147aep-1"
+    kw = {"input": [big] * 256, "target": [t] * 152 + [one] + [t] * 103, "reduction": "mean"}
+    code = reproducers.reproducer("numpy", "kl_div", "float64", "cpu", kw)
+    assert max(len(line) for line in code.splitlines()) < 200, code
+    assert f'[h("{big}")] * 256' in code and f'([h("{t}")] * 152 + [h("{one}")] + [h("{t}")] * 103)' in code, code
+    env: dict = {"h": float.fromhex}
+    for k in ("input", "target"):  # the source evaluates to the numbers it spells
+        src = next(line for line in code.splitlines() if line.startswith(f"{k} = np.array("))
+        got = eval(src.split(" = ", 1)[1], {**env, "np": np})
+        assert got.tolist() == [float.fromhex(v) for v in kw[k]]
+    row = '[h("0x1p+0"), h("0x1p+1")]'
+    assert reproducers._py([["0x1p+0", "0x1p+1"]] * 3) == f"[{row}, {row}, {row}]"  # 3 < RUN: as before
+    assert reproducers._py([["0x1p+0"]] * 4) == '[[h("0x1p+0")]] * 4'
+
+
 def test_a_report_of_100000_records_shows_every_cell_and_counts_every_record(tmp_path):
     """A results document of the issue's size builds into one page whose summary links every corpus cell and
     counts every corpus record. How long it takes is benchmarks/report_speed.py's claim (measured there, not
