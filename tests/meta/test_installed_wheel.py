@@ -149,7 +149,11 @@ def test_a_command_that_needs_a_checkout_says_so_in_one_line(tmp_path):
 
 
 def test_the_plugin_loads_in_a_foreign_pytest_session(tmp_path):
-    (tmp_path / "test_x.py").write_text("def test_x(lossproof_options):\n    assert lossproof_options.framework\n")
+    # its options are read (the results path's default; no framework named: each function's own, inferred)
+    (tmp_path / "test_x.py").write_text(
+        "import os\n\n\ndef test_x(lossproof_options):\n"
+        "    assert lossproof_options.results == os.path.join('out', 'results.json')\n"
+        "    assert lossproof_options.framework is None\n")
     out = _run([_python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_x.py"], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert not (tmp_path / "out").exists(), "the plugin wrote results although nothing was measured"
