@@ -627,13 +627,21 @@ def _decode_side(strings, rel_bits: int):
     return out
 
 
+def _count_mismatch(y_values, n_exact: int, subject, kwargs: dict, params: dict) -> str:
+    """The message of a function that returned another number of values than the exact result holds, with the
+    call that showed it (the input's shape and the parameters: a reduction the function ignores, or one it does not
+    know and answers per row), so a user can tell which convention differs."""
+    call = ", ".join([f"input shape {_shape(kwargs.get('input'))}"] + [f"{k}={v!r}" for k, v in params.items()])
+    return f"{len(y_values)} values returned where the exact result has {n_exact} ({subject}, called with {call})"
+
+
 def _measure_cached(subject, loss, f, device, kwargs, y_values, y_grads, side):
     params = {k: v for k, v in kwargs.items() if k not in ("input", "target", "other", "weight", "pos_weight")}
     m = Measurement(subject, loss, f.name, device, params, kwargs=kwargs)
     vals = [s for s in side if s[0] == "value"]
     grads = [s for s in side if s[0] == "grad"]
     if len(vals) != len(y_values) or (y_grads is not None and len(grads) != len(y_grads)):
-        raise ValueError(f"{len(y_values)} values returned where the exact result has {len(vals)} ({subject})")
+        raise ValueError(_count_mismatch(y_values, len(vals), subject, kwargs, params))
     for kind, ys, zs in (("value", y_values, vals), ("grad", y_grads or [], grads)):
         for i, (y, (_, z, st, acc)) in enumerate(zip(ys, zs)):
             a = Allowances.known(st, acc)
@@ -671,7 +679,7 @@ def measure(subject: str, loss: str, fmt: str, device: str, kwargs: dict, y_valu
     result = oracles.REGISTRY[oracle_name or loss](**kwargs)
     outs = flat(result)
     if len(outs) != len(y_values):
-        raise ValueError(f"{len(y_values)} values returned where the exact result has {len(outs)} ({subject})")
+        raise ValueError(_count_mismatch(y_values, len(outs), subject, kwargs, params))
     s = bounds.steps(loss, context.get("n_classes", 1), context.get("label_smoothing", 0.0),
                      context.get("prob_targets", False))
     rb = _measuring_bits(f)  # magnitudes at the precision Ziv's loop starts at: evaluated once, shared

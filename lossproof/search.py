@@ -85,6 +85,8 @@ class Search:
                 record_property("lossproof_accepted", f"{n} x {label}")
             for dev, n in self.state.get("shared", {}).items():
                 record_property("lossproof_shared", f"{n} x {dev}")
+            for note in self.state.get("notes", []):  # the edge problems beside the search, other failures
+                record_property("lossproof_note", note)
 
     def counts(self) -> dict:
         """Examples drawn (distinct draws, the edge problems included), applied (the property applies to the
@@ -218,7 +220,10 @@ class Search:
                     self.budget.restart()
         self.state["searching"] = True
         try:
-            self.budget.run(self.test)
+            try:
+                self.budget.run(self.test)
+            except BaseExceptionGroup as group:
+                raise self._most_ordinary(group) from None
         except (AssertionError, BaseExceptionGroup) as e:
             # the search's failures are shrunk, and shrinking moves toward ordinary inputs (a format-edge failure of
             # naive_jax_ce shrinks to a typical one): the search's minimal input is what the run reports unless
@@ -235,6 +240,38 @@ class Search:
         if edge_error is not None:
             self.state["last_fail"] = edge_input
             raise edge_error
+
+    def _most_ordinary(self, group: BaseExceptionGroup) -> BaseException:
+        """Of the distinct failures Hypothesis found in one search (its report_multiple_bugs), the one a user
+        should fix first: a finding (an AssertionError, with its numbers and reproducer) whose minimal input is in
+        the most ordinary regime, the first of those. It is noted with the others' first lines and inputs (an
+        error the function raised, a finding in a less ordinary regime), and its input becomes the search's failing
+        input (``last_fail``): a property reports one failure, as for a single bug. A group without a finding is
+        returned as it is."""
+        members: list = []
+
+        def walk(g):
+            for x in g.exceptions:
+                walk(x) if isinstance(x, BaseExceptionGroup) else members.append(x)
+
+        walk(group)
+        findings = [x for x in members if isinstance(x, AssertionError)]
+        if not findings or not all(isinstance(x, Exception) for x in members):
+            return group
+        chosen = min(findings, key=lambda x: self._rank(getattr(x, "lossproof_input", None)))
+        if getattr(chosen, "lossproof_input", None) is not None:
+            self.state["last_fail"] = chosen.lossproof_input
+        others = [x for x in members if x is not chosen]
+        if others:
+            def line(x):
+                where = getattr(x, "lossproof_input", None)
+                text = _first_line(x if isinstance(x, AssertionError) else f"{type(x).__name__}: {x}")
+                return text + ("" if where is None else f", on {_first_line(compact_input(where), 200)}")
+
+            self._note(chosen, f"(the search found {len(members)} distinct failures; this one is in the most "
+                               f"ordinary regime; the other{'s' if len(others) > 1 else ''}: "
+                               + "; ".join(line(x) for x in others) + ")")
+        return chosen
 
     def _note(self, error: BaseException, text: str):
         """A note on the run's failure: pytest prints it under the failure, ``outcome`` appends it to the message."""
@@ -312,10 +349,13 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
             if new:
                 state["drawn_keys"].discard(drawn)
             return
-        except AssertionError:  # a failing example (new, or one seen to fail, replayed): the latest is the smallest
+        except AssertionError as e:  # a failing example (new, or one seen to fail, replayed): the latest, smallest
             if state["first"] is None:
                 state["first"] = time.monotonic() - state["t0"]
-            state["last_fail"] = state["current"]
+            state["last_fail"] = e.lossproof_input = state["current"]  # type: ignore[attr-defined]
+            raise
+        except Exception as e:  # an error the function raised (or its output's shape): its input, for the report
+            e.lossproof_input = state["current"]  # type: ignore[attr-defined]
             raise
 
     state["one"] = one  # Search.run replays the example database's saved failures through it
@@ -359,6 +399,12 @@ def _edges(case, state, one):
     return settings(phases=[Phase.explicit], report_multiple_bugs=False, suppress_health_check=_HEALTH,
                     database=None, deadline=None)(
         given(problem=st.integers(0, len(edges) - 1))(edge))
+
+
+def _first_line(text: object, width: int = 160) -> str:
+    """The first line of a text (or an exception's message), cut to ``width`` characters."""
+    line = (str(text).strip().splitlines() or [type(text).__name__])[0]
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 class _Seen(Exception):

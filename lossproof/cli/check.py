@@ -49,6 +49,7 @@ class Cell:
     reproducer: list = field(default_factory=list)
     rows: int = 0  # special values: rows of the table held
     not_supported: list = field(default_factory=list)  # capabilities the function lacks (probed), with why
+    notes: list = field(default_factory=list)  # the search's notes: an edge problem failing beside it, other failures
 
 
 class _Collector:
@@ -86,6 +87,7 @@ def _cell(report) -> Cell:
     cell = Cell(prop, fmt, device, report.outcome, props.get("lossproof_measured"), props.get("lossproof_budget"),
                 props.get("lossproof_regime"), props.get("lossproof_minimal"))
     cell.not_supported = [v for k, v in report.user_properties if k == "lossproof_not_supported"]
+    cell.notes = [v for k, v in report.user_properties if k == "lossproof_note"]
     if report.outcome == "skipped":
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
@@ -112,7 +114,8 @@ def _cell(report) -> Cell:
             if lines[start].strip() == "reproducer:":
                 start += 1
             stop = next((i for i in range(start, len(lines)) if lines[i].startswith(
-                ("(the smallest", "edge problem", "Failing test case", "Explanation:", "You can reproduce"))
+                ("(the smallest", "edge problem", "Failing test case", "Explanation:", "You can reproduce",
+                 "(the search", "(an edge problem"))
                 or (".py:" in lines[i] and "Error" in lines[i])), len(lines))
             cell.reproducer = [ln.rstrip() for ln in lines[start:stop]]  # whole: a cut one does not run
         except StopIteration:
@@ -189,6 +192,7 @@ def findings_table(loss: str, target: str, cells: list, code: int, profile: str 
         if first.reproducer:
             lines.append("  reproducer:")
             lines += [f"    {r}" for r in first.reproducer]  # never cut: it is code to run
+        lines += [f"  {_short(n, 600)}" for n in first.notes]
     lacking: dict = {}  # one line per missing capability and message, naming the formats it was seen in
     for c in cells:
         for n in c.not_supported:
