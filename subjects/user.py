@@ -214,8 +214,10 @@ def infer_framework(fn) -> tuple[str, str]:
     """(framework, why): how to call ``fn`` when the user did not say. A function of a framework's own package
     (torch.nn.functional.softplus, scipy.special.expit, jax.nn.softplus) takes that framework's arrays; a function
     of the user's takes those of the frameworks its code names (``np.log1p``, ``torch.logsumexp``, ``jnp.exp``,
-    in its body, its nested functions and lambdas, what its body imports, and the functions of its own module it
-    calls, three calls deep): torch where torch is among them (a torch loss may use NumPy for a constant), else
+    in its body, its nested functions and lambdas, what its body imports, the functions of its own module it
+    calls and a library's functions it reads through the library's modules (``kornia.losses.focal_loss``), three
+    calls deep; the title line names the library's function where only it named the framework): torch where torch
+    is among them (a torch loss may use NumPy for a constant), else
     JAX (a JAX loss may use NumPy), else NumPy; torch, the default, where its code names none
     (``input.exp().sum()``). A NumPy function called with torch tensors raises on every input ("Can't call
     numpy() on Tensor that requires grad"), which reads as the function's own failure: lossproof inferred nothing
@@ -223,6 +225,9 @@ def infer_framework(fn) -> tuple[str, str]:
     found: set[str] = set()
     seen: set[int] = set()
     home: list[str] = []
+    direct: set[str] = set()  # found in the user's own code (the function and the helpers of its package)
+    via: dict[str, str] = {}  # found in a function of another package it calls: that function's name
+    user_package = str(getattr(fn, "__module__", None) or "").partition(".")[0]
 
     def package(obj) -> str | None:
         mod = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
@@ -244,7 +249,33 @@ def infer_framework(fn) -> tuple[str, str]:
                 out |= imported(c)
         return out
 
-    def visit(obj, depth: int) -> None:
+    def chains(code) -> list:
+        """The dotted names its code reads (``kornia.losses.focal_loss``, ``tmf.kl_divergence``): a global or
+        free variable followed by attribute loads, nested code included."""
+        out, chain = [], None
+        for i in dis.get_instructions(code):
+            if i.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"):
+                chain = [str(i.argval)]
+                out.append(chain)
+            elif i.opname in ("LOAD_ATTR", "LOAD_METHOD") and chain is not None:
+                chain.append(str(i.argval))
+            else:
+                chain = None
+        for c in code.co_consts:
+            if inspect.iscode(c):
+                out += chains(c)
+        return [c for c in out if len(c) > 1]
+
+    def resolve(env, chain):
+        """The object a dotted name reads through modules (a module's attribute, never an arbitrary object's)."""
+        obj = env.get(chain[0])
+        for attr in chain[1:]:
+            if not inspect.ismodule(obj):
+                return None
+            obj = getattr(obj, attr, None)
+        return obj
+
+    def visit(obj, depth: int, where: str | None = None) -> None:
         while isinstance(obj, functools.partial):
             obj = obj.func
         obj = getattr(obj, "__func__", obj)  # a bound method's function
@@ -268,22 +299,35 @@ def infer_framework(fn) -> tuple[str, str]:
             if inspect.isfunction(call):
                 visit(call, depth)
             return
-        found.update(_PACKAGE_FRAMEWORK[p] for p in imported(code) if p in _PACKAGE_FRAMEWORK)
+        mod = str(getattr(obj, "__module__", None) or "")
+        if where is None and depth and mod.partition(".")[0] not in ("", user_package):
+            where = f"{mod}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"  # another package's
+
+        def add(fw):
+            found.add(fw)
+            if where is None:
+                direct.add(fw)
+            else:
+                via.setdefault(fw, where)
+
+        for p in imported(code):
+            if p in _PACKAGE_FRAMEWORK:
+                add(_PACKAGE_FRAMEWORK[p])
         env = dict(getattr(obj, "__globals__", {}))
         for cell_name, cell in zip(code.co_freevars, getattr(obj, "__closure__", None) or ()):
             try:
                 env[cell_name] = cell.cell_contents
             except ValueError:  # an empty cell
                 pass
-        for name in names(code) | set(code.co_freevars):
-            if name not in env:
-                continue
-            value = env[name]
+        values = [env[name] for name in names(code) | set(code.co_freevars) if name in env]
+        # a library's function read through its modules (kornia.losses.focal_loss): followed like a helper
+        values += [v for v in (resolve(env, c) for c in chains(code)) if inspect.isfunction(v)]
+        for value in values:
             fw = package(value)
             if fw is not None:
-                found.add(fw)
+                add(fw)
             elif inspect.isfunction(value) or isinstance(value, functools.partial):
-                visit(value, depth + 1)
+                visit(value, depth + 1, where)
 
     try:
         visit(fn, 0)
@@ -295,7 +339,10 @@ def infer_framework(fn) -> tuple[str, str]:
     for fw in ("torch", "jax", "numpy"):
         if fw in found:
             others = sorted(found - {fw})
-            return fw, f"inferred: its code uses {fw}" + (f" (and {', '.join(others)})" if others else "")
+            also = f" (and {', '.join(others)})" if others else ""
+            if fw not in direct and fw in via:  # found only in another package's function it calls
+                return fw, f"inferred: it calls {via[fw]}, which uses {fw}{also}"
+            return fw, f"inferred: its code uses {fw}{also}"
     return "torch", "the default: its code names no framework"
 
 

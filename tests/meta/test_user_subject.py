@@ -80,6 +80,32 @@ def test_the_framework_is_the_one_its_code_uses():
     assert infer_framework(_np_softplus)[1] == "inferred: its code uses numpy"
 
 
+def test_a_library_function_read_through_its_modules_is_followed(tmp_path, monkeypatch):
+    """A user's adapter of a library's loss (``kornia.losses.focal_loss(...)``, ``tmf.kl_divergence(...)``) names
+    no framework itself: the library's function, read through its modules, is followed like a helper, and the
+    title line says which function decided. A NumPy library's function was called with torch tensors before."""
+    import importlib
+
+    from subjects.user import infer_framework
+
+    lib = tmp_path / "fakelib_numpy"
+    lib.mkdir()
+    (lib / "__init__.py").write_text("from . import losses\n")
+    (lib / "losses.py").write_text("import numpy as np\n\ndef logaddexp0(x):\n    return np.logaddexp(0.0, x)\n")
+    (tmp_path / "fakelib_user.py").write_text(
+        "import fakelib_numpy\nimport fakelib_numpy as fl\n\n"
+        "def softplus(input):\n    return fakelib_numpy.losses.logaddexp0(input)\n\n"
+        "def aliased(input):\n    return fl.losses.logaddexp0(input)\n\n"
+        "def with_torch(input):\n    import torch\n    return torch.as_tensor(fl.losses.logaddexp0(input))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    user = importlib.import_module("fakelib_user")
+    assert infer_framework(user.softplus) == (
+        "numpy", "inferred: it calls fakelib_numpy.losses.logaddexp0, which uses numpy")
+    assert infer_framework(user.aliased)[0] == "numpy"
+    # its own code names torch: that decides, and says so
+    assert infer_framework(user.with_torch) == ("torch", "inferred: its code uses torch (and numpy)")
+
+
 def test_a_numpy_function_is_checked_with_numpy_arrays_unless_told_otherwise():
     """A NumPy function checked without a framework was called with torch tensors, raised on every input ("Can't
     call numpy() on Tensor that requires grad") and came out inconclusive, which reads as its own failure (a
