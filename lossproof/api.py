@@ -59,6 +59,9 @@ class Cell:
     measured: int = 0
     seconds: float = 0.0
     note: str | None = None
+    #: the capabilities the function lacks ({capability: why}: probability targets, a reduction), reported as not
+    #: supported, never passed: the cell measured the rest
+    not_supported: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -82,7 +85,8 @@ class Findings:
         lines = [f"lossproof check {self.loss} {self.subject}"]
         for c in self.cells:
             lines.append(f"  {c.prop:15} {c.fmt:9} {c.device:5} {c.status:14} {c.measured:>5} measured"
-                         + (f"  ({c.note})" if c.note else ""))
+                         + (f"  ({c.note})" if c.note else "")
+                         + (f"  (not supported: {', '.join(c.not_supported)})" if c.not_supported else ""))
         for f in self.findings:
             lines.append("")
             lines.append(f"{f.prop} {f.fmt} {f.device}:")
@@ -108,7 +112,7 @@ def _choices(what: str, given: Iterable[str] | None, known: Iterable[str]) -> tu
 
 
 def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, target: str | None, class_axis: int = 1,
-             returns: str | None = None) -> UserSubject:
+             returns: str | None = None, targets: str | None = None) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if framework is not None and framework not in FRAMEWORKS:
@@ -119,7 +123,7 @@ def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, tar
         raise TypeError(f"{fn!r} is not callable")
     name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
-    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why)
+    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why, targets)
 
 
 def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:
@@ -147,17 +151,18 @@ def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, d
 def check(loss: str, fn: Callable[..., Any] | str, *, framework: str | None = None,
           formats: Iterable[str] | None = None, devices: Iterable[str] | None = None, profile: str | None = None,
           properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False,
-          class_axis: int = 1, returns: str | None = None) -> Findings:
+          class_axis: int = 1, returns: str | None = None, targets: str | None = None) -> Findings:
     """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"; a
     torch, numpy or jax function), in every format of ``formats`` (default all) and device of ``devices``
     (default every available one), under its conventions: ``class_axis`` 1 (torch's) or -1 (the classes last),
     ``returns`` "mean", "sum", "per-example" or "reduction-arg" (default: reduction-arg when it takes
-    ``reduction``, else mean); ``framework`` None infers it from the function's code (torch where it names
+    ``reduction``, else mean), ``targets`` "probability" or "index" for a cross_entropy that takes one kind only
+    (default: both, as torch's); ``framework`` None infers it from the function's code (torch where it names
     none: ``subjects.user.infer_framework``). Failures that its framework's reference shares (torch's, or JAX's
     for a JAX function: their documented behaviours) are listed, not gating, unless ``strict``."""
     import torch
 
-    user = _subject(loss, fn, framework, target, class_axis, returns)
+    user = _subject(loss, fn, framework, target, class_axis, returns, targets)
     formats = _choices("format", formats, catalogue.FORMATS) or catalogue.FORMATS
     devices = _choices("device", devices, catalogue.DEVICES)
     properties = _choices("property", properties, PROPERTIES) or PROPERTIES
@@ -173,6 +178,7 @@ def check(loss: str, fn: Callable[..., Any] | str, *, framework: str | None = No
             for prop in properties:
                 t0 = time.monotonic()
                 why = None  # a passing cell that measured too little is inconclusive, never passed
+                lacking: dict = {}  # the capabilities the function lacks (a search finds them)
                 if prop == "special_values":
                     measured, message, kw = _special_values(case, strict)
                     minimal = kw
@@ -181,8 +187,9 @@ def check(loss: str, fn: Callable[..., Any] | str, *, framework: str | None = No
                     message = run.outcome()
                     measured, minimal = run.state["measured"], run.state["last_fail"]
                     why = None if message else run.inconclusive()
+                    lacking = dict(run.state["missing"])
                 status = "failed" if message else "inconclusive" if why else "passed"
-                cell = Cell(prop, case.fmt, case.device, status, measured, time.monotonic() - t0, why)
+                cell = Cell(prop, case.fmt, case.device, status, measured, time.monotonic() - t0, why, lacking)
                 out.cells.append(cell)
                 if message:
                     out.findings.append(Finding(prop, case.fmt, case.device, message, minimal,

@@ -47,6 +47,7 @@ class Options:
         self.framework = opt("--lossproof-framework") or cfg.framework  # None: each subject's own (inferred)
         self.class_axis = opt("--lossproof-class-axis")
         self.returns = opt("--lossproof-returns")
+        self.targets = opt("--lossproof-targets")
         self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
         only = opt("--lossproof-only-subjects")
         # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
@@ -98,6 +99,9 @@ def pytest_addoption(parser):
     g.addoption("--lossproof-returns", default=None, metavar="WHAT",
                 help="what the --lossproof-subject functions return: mean, sum, per-example or reduction-arg "
                      "(default: reduction-arg when they take reduction, else mean)")
+    g.addoption("--lossproof-targets", default=None, metavar="KIND",
+                help="the one kind of target the --lossproof-subject functions take, for cross_entropy: probability "
+                     "or index (default: both, as torch's)")
     g.addoption("--lossproof-only-subjects", default=None, metavar="NAMES",
                 help="comma-separated subjects to run (torch, numpy, scipy, jax, user); default all, or user when "
                      "subjects are named")
@@ -189,7 +193,8 @@ def selected(config) -> list:
     users = []
     for spec in options.subject_specs:
         try:
-            users.append(load(spec, options.framework, parse_class_axis(options.class_axis), options.returns))
+            users.append(load(spec, options.framework, parse_class_axis(options.class_axis), options.returns,
+                              options.targets))
         except SubjectError as e:
             raise pytest.UsageError(f"lossproof: {e}") from None
     library = None if only is None else {s for s in only if s != "user"}

@@ -10,7 +10,11 @@ Its conventions, for any framework (torch, numpy, jax):
 - what it returns (``returns``, ``--returns``): ``reduction-arg`` (it takes torch's ``reduction``: the default
   when it does), ``mean`` (the default otherwise: torch's default reduction), ``sum``, or ``per-example`` (torch's
   reduction "none": optax's and Keras's losses); a function that returns one reduction only is checked with that
-  one.
+  one;
+- the targets it takes (``targets``, ``--targets``), for a loss that takes class indices or probabilities
+  (cross_entropy): both by default, as torch's; ``probability`` (timm's SoftTargetCrossEntropy, optax's
+  softmax_cross_entropy, one-hot Keras losses) or ``index``: the other kind is reported as not supported, never
+  drawn (a function of probability targets given class indices broadcasts them and computes something else).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ FRAMEWORKS = ("torch", "numpy", "jax")
 
 #: what a user's reducing loss returns (``--returns``)
 RETURNS = ("mean", "sum", "per-example", "reduction-arg")
+#: the targets a user's function may take only, for a loss that takes both (``--targets``)
+TARGETS = ("index", "probability")
 #: the class axes a user's class or softmax-family function may take its classes on (``--class-axis``)
 CLASS_AXES = (1, -1)
 #: the reduction each fixed ``returns`` is checked with (torch's name)
@@ -51,9 +57,10 @@ class UserSubject:
     class_axis: int = 1  # where it takes the classes (CLASS_AXES)
     returns: str | None = None  # RETURNS; None: "reduction-arg" when it takes reduction, else "mean"
     framework_why: str = ""  # how the framework was decided, where it was not chosen (``infer_framework``)
+    targets: str | None = None  # TARGETS: the one kind of target it takes; None: what the loss takes
 
     def __post_init__(self):
-        check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns)
+        check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns, self.targets)
         if self.returns is None and catalogue.get(self.loss).reduces:
             self.returns = "reduction-arg" if self._takes("reduction") else "mean"
 
@@ -131,9 +138,25 @@ def load_function(target: str):
     return fn
 
 
+def parameters_of(fn):
+    """The callable whose parameters a call of ``fn`` reaches: ``fn`` itself, or, for an object whose ``__call__``
+    passes everything on (``*args, **kwargs``) to its ``forward`` (a torch ``nn.Module``: timm's and kornia's loss
+    classes, a user's own), that method. Without it such an object seemed to take every keyword (``weight``,
+    ``ignore_index``) and raised on each call."""
+    forward = getattr(fn, "forward", None)
+    if inspect.isroutine(fn) or not callable(forward):
+        return fn
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return forward
+    passing = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return forward if all(p.kind in passing for p in params) else fn
+
+
 def accepted_parameters(fn):
     try:
-        sig = inspect.signature(fn)
+        sig = inspect.signature(parameters_of(fn))
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
@@ -151,11 +174,17 @@ def accepted_parameters(fn):
     return frozenset(out)
 
 
-def check_conventions(loss: str, target: str, params, class_axis, returns) -> None:
-    """SubjectError (one line) for conventions that cannot hold: an unknown class axis or return, a class axis
-    for a loss without classes, a return for a loss that does not reduce, reduction-arg for a function without
-    ``reduction``."""
+def check_conventions(loss: str, target: str, params, class_axis, returns, targets=None) -> None:
+    """SubjectError (one line) for conventions that cannot hold: an unknown class axis, return or target kind, a
+    class axis for a loss without classes, a return for a loss that does not reduce, reduction-arg for a function
+    without ``reduction``, a target kind for a loss that takes one kind only."""
     row = catalogue.get(loss)
+    if targets is not None:
+        if targets not in TARGETS:
+            raise SubjectError(f"targets {targets!r}: expected one of {', '.join(TARGETS)}")
+        if row.target != "index or probability":
+            raise SubjectError(f"--targets applies to a loss that takes class indices or probabilities "
+                               f"(cross_entropy); {loss} takes {row.target or 'no'} targets")
     if isinstance(class_axis, bool) or class_axis not in CLASS_AXES:
         raise SubjectError(f"class axis {class_axis!r}: expected 1 (torch's (N, C, ...)) or -1 (the classes last, "
                            "as JAX and Keras)")
@@ -186,7 +215,8 @@ def parse_class_axis(value) -> int:
     return axis
 
 
-def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: str | None = None) -> UserSubject:
+def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: str | None = None,
+         targets: str | None = None) -> UserSubject:
     """``LOSS=TARGET`` with ``framework`` torch, numpy or jax (None: ``infer_framework`` from the function), and its
     conventions (``check_conventions``)."""
     if framework is not None and framework not in FRAMEWORKS:
@@ -201,7 +231,7 @@ def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: 
     if params is not None and "input" not in params and len(params) < 1:
         raise SubjectError(f"{target} takes no arguments")
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
-    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why)
+    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why, targets)
 
 
 #: the framework whose arrays a function of each top-level package takes (SciPy's take NumPy's; optax's and
@@ -330,7 +360,7 @@ def infer_framework(fn) -> tuple[str, str]:
                 visit(value, depth + 1, where)
 
     try:
-        visit(fn, 0)
+        visit(parameters_of(fn), 0)  # an nn.Module's forward, not torch's Module.__call__
     except Exception:  # an object that resists introspection: the default, said so
         return "torch", "the default (its code could not be read)"
     if home:
@@ -365,11 +395,16 @@ def adapt(subject: UserSubject):
     first two when its parameters are named differently), the classes moved to its class axis."""
     fn = _classes_moved(subject, subject.fn) if subject.class_axis != 1 else subject.fn
     try:
-        names = list(inspect.signature(fn).parameters)
+        names = list(inspect.signature(parameters_of(subject.fn)).parameters)
     except (TypeError, ValueError):
         names = []
 
     def call(**kw):
+        if subject.targets is not None and "target" in kw and _index_targets(kw["target"]) != (
+                subject.targets == "index"):
+            other = "class-index" if subject.targets == "probability" else "probability"
+            raise NotImplementedError(f"{subject.target} takes {subject.targets} targets only (--targets "
+                                      f"{subject.targets}): {other} targets are not supported")
         args, rest = [], dict(kw)
         if names and "input" not in names and "input" in rest:
             args.append(rest.pop("input"))
@@ -381,6 +416,18 @@ def adapt(subject: UserSubject):
         return fn(*args, **rest)
 
     return call
+
+
+def _index_targets(t) -> bool:
+    """Whether a call's target (a torch tensor, a NumPy or JAX array, a number) holds class indices (integers)."""
+    floating = getattr(t, "is_floating_point", None)
+    if callable(floating):
+        return not floating()
+    dtype = getattr(t, "dtype", None)
+    if dtype is None:
+        return isinstance(t, int) and not isinstance(t, bool)
+    import numpy as np
+    return bool(np.issubdtype(np.dtype(dtype), np.integer))
 
 
 def _classes_moved(subject: UserSubject, fn):

@@ -77,8 +77,14 @@ def _where(nodeid: str):
 
 
 def _message(report) -> list:
+    """The failure's message lines: pytest's "E" lines where it has them (the exception and its notes), not the
+    traceback around them, whose frames print their arguments cut short (``message = user:…: grad element (0,) is
+    unstable…  expected (exact)...nput']))``, read before as the finding's first detail line)."""
     text = report.longreprtext if hasattr(report, "longreprtext") else str(report.longrepr)
-    return [line[1:].strip() if line.startswith("E") else line for line in text.splitlines()]
+    lines = text.splitlines()
+    if any(line == "E" or line.startswith("E ") for line in lines):
+        return [line[1:].strip() for line in lines if line == "E" or line.startswith("E ")]
+    return lines
 
 
 def _cell(report) -> Cell:
@@ -252,7 +258,8 @@ def cmd_check(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     try:
-        user = load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns)
+        user = load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns,
+                    args.targets)
     except SubjectError as e:
         raise UsageError(str(e)) from None
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
@@ -260,6 +267,8 @@ def cmd_check(args) -> int:
              "--lossproof-class-axis", str(args.class_axis)]
     if args.returns:
         extra += ["--lossproof-returns", args.returns]
+    if args.targets:
+        extra += ["--lossproof-targets", args.targets]
     if formats_:
         extra += ["--lossproof-formats", ",".join(formats_)]
     if args.device:
@@ -324,6 +333,9 @@ def add_parser(sub):
     c.add_argument("--returns", default=None, metavar="WHAT",
                    help=f"what your function returns: {', '.join(RETURNS)} (default: reduction-arg when it takes "
                         "reduction, else mean); per-example is torch's reduction 'none' (optax, Keras)")
+    c.add_argument("--targets", default=None, metavar="KIND",
+                   help="the one kind of target your cross_entropy takes: probability (soft or one-hot labels) or "
+                        "index (default: both, as torch's); the other is reported as not supported")
     c.add_argument("--dtype", default=None, help="formats to check, comma-separated (default: all)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")

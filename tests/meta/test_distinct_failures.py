@@ -65,7 +65,8 @@ def test_a_function_with_two_distinct_bugs_is_reported_by_its_typical_wrong_resu
     assert f.message.splitlines()[0].endswith("wrong result on a typical input: value element (0,) is off by more "
                                               "than 1% of (|z| + 1), which is no rounding error: check the "
                                               "conventions (input shape (1, 2), classes on axis 1; class-index "
-                                              "targets; reduction='mean')"), f.message
+                                              "targets; reduction='mean'; it takes no weight, ignore_index, "
+                                              "label_smoothing: torch's defaults assumed)"), f.message
     assert "reproducer" in f.message and "ExceptionGroup" not in f.message, f.message
     assert "distinct failures" in f.message and "values returned where the exact result has" in f.message, f.message
     # the minimal input the API reports is the reported failure's own
@@ -78,14 +79,20 @@ def test_the_check_command_prints_the_notes_under_the_first_finding_and_keeps_th
     from lossproof.cli import check as C
 
     note = "(the search found 2 distinct failures; this one is in the most ordinary regime; the other: ValueError: x)"
-    text = "\n".join(["E   AssertionError: user:f-cross_entropy-float32-cpu: wrong result on a typical input: ...",
-                      "E     reproducer:", "E       import torch", "E       print(1)", f"E   {note}"])
+    # pytest prints the failing frame's arguments cut short above the exception: never read as the finding
+    frame = ["message = user:f-cross_entropy-float32-cpu: grad element (0,) is unstable (required: stable)",
+             "  expected (exact)...nput'])), v.reshape(-1).tolist())[0]", "    reproducer:", "        garbage"]
+    message = ["E   AssertionError: user:f-cross_entropy-float32-cpu: wrong result on a typical input: ...",
+               "E     expected (exact) -0.5", "E     got               -0.45",
+               "E     reproducer:", "E       import torch", "E       print(1)", f"E   {note}"]
+    text = "\n".join(frame + message)
     report = SimpleNamespace(nodeid="test_agreement[user-cross_entropy-float32-cpu]", outcome="failed",
                              longreprtext=text, longrepr=text,
                              user_properties=[("lossproof_measured", 3), ("lossproof_budget", 50),
                                               ("lossproof_regime", "typical"), ("lossproof_note", note)])
     cell = C._cell(report)
     assert cell.reproducer == ["import torch", "print(1)"] and cell.notes == [note]
+    assert cell.detail == ["expected (exact) -0.5", "got               -0.45"], cell.detail
     lines = C.findings_table("cross_entropy", "f", [cell], 1)
     assert f"  {note}" in lines and lines.index(f"  {note}") > lines.index("    print(1)"), "\n".join(lines)
 

@@ -106,6 +106,66 @@ def test_a_library_function_read_through_its_modules_is_followed(tmp_path, monke
     assert infer_framework(user.with_torch) == ("torch", "inferred: its code uses torch (and numpy)")
 
 
+def test_an_nn_module_is_called_with_the_parameters_of_its_forward():
+    """A loss class (timm's, kornia's, a user's own nn.Module): its __call__ takes (*args, **kwargs), which made it
+    seem to take every keyword; it raised on each call ("forward() got an unexpected keyword argument 'weight'")
+    and came out inconclusive, and the title said "a function of torch". Its forward's parameters decide now, and
+    its forward's code the framework."""
+    import torch
+
+    from subjects.user import infer_framework
+
+    class CE(torch.nn.Module):
+        def forward(self, x, target):
+            return torch.nn.functional.cross_entropy(x, target)
+
+    class Kw(torch.nn.Module):
+        def __call__(self, input, target, reduction="mean"):  # a __call__ of its own decides
+            return torch.nn.functional.cross_entropy(input, target, reduction=reduction)
+
+    ce = CE()
+    assert accepted_parameters(ce) == frozenset({"input", "target", "x"})
+    assert accepted_parameters(Kw()) == frozenset({"input", "target", "reduction"})
+    assert infer_framework(ce) == ("torch", "inferred: its code uses torch")
+    findings = lossproof_check("cross_entropy", ce, formats=["float32"], properties=["agreement"])
+    assert findings.ok and findings.cells[0].measured, findings.table()
+
+
+def test_a_cross_entropy_of_probability_targets_only_is_measured_on_those_and_the_rest_not_supported():
+    """timm's SoftTargetCrossEntropy (probability targets, the classes last): given class indices it broadcasts
+    them against the log-probabilities and returns 0 for two equal logits, which read as a wrong result of the
+    function rather than a convention. ``targets="probability"`` (``--targets probability``) measures it on
+    probability targets only and reports class indices as not supported; an unknown kind or a loss with one kind
+    of target is a one-line error."""
+    import pytest
+    import torch
+
+    from subjects.user import SubjectError, load
+
+    class SoftTargetCrossEntropy(torch.nn.Module):
+        def forward(self, x, target):
+            return torch.sum(-target * torch.nn.functional.log_softmax(x, dim=-1), dim=-1).mean()
+
+    fn = SoftTargetCrossEntropy()
+    findings = lossproof_check("cross_entropy", fn, formats=["float32"], properties=["agreement"], class_axis=-1,
+                               targets="probability")
+    assert findings.ok and findings.cells[0].measured, findings.table()
+    assert list(findings.cells[0].not_supported) == ["class-index targets"], findings.table()
+    assert "(not supported: class-index targets)" in findings.table(), findings.table()
+    told = lossproof_check("cross_entropy", fn, formats=["float32"], properties=["agreement"], class_axis=-1)
+    assert not told.ok, told.table()  # given class indices too, it is wrong on them
+    for kind, loss, message in (("soft", "cross_entropy", "targets 'soft': expected one of index, probability"),
+                                ("index", "softplus", "softplus takes no targets"),
+                                ("probability", "nll_loss", "nll_loss takes index targets")):
+        with pytest.raises(SubjectError, match=message):
+            load(f"{loss}=examples/user_losses.py:careful_softplus", "torch", 1, None, kind)
+
+
+def lossproof_check(*args, **kwargs):
+    import lossproof
+    return lossproof.check(*args, **kwargs)
+
+
 def test_a_numpy_function_is_checked_with_numpy_arrays_unless_told_otherwise():
     """A NumPy function checked without a framework was called with torch tensors, raised on every input ("Can't
     call numpy() on Tensor that requires grad") and came out inconclusive, which reads as its own failure (a

@@ -66,3 +66,40 @@ def test_a_softmax_family_wrong_result_names_the_axis_the_oracle_reduced_over():
     assert "passed on axis -1" in conventions(case("softmax", -1), {"input": [[0.0, 1.0]]})
     assert conventions(case("log_softmax"), {**three_d, "dim": -2}) == "input shape (1, 2, 1), over dim -2"
     assert "over every axis" in conventions(case("logsumexp"), three_d)
+
+
+class SmoothedByItself(torch.nn.Module):
+    """timm's LabelSmoothingCrossEntropy as users copy it: an nn.Module whose forward(x, target) smooths the labels
+    by 0.1 on its own and returns the mean."""
+
+    def forward(self, x, target):
+        logprobs = torch.log_softmax(x, dim=-1)
+        nll = -logprobs.gather(dim=-1, index=target.unsqueeze(1)).squeeze(1)
+        return (0.9 * nll + 0.1 * -logprobs.mean(dim=-1)).mean()
+
+
+def test_a_gradient_off_on_a_typical_input_is_a_wrong_result_naming_the_parameters_the_function_lacks():
+    """Tried as a user on timm's label-smoothing loss: its shrunk failure is two equal logits, where the value
+    agrees (log 2 either way) and the gradient is -0.45 against -0.5; it read "grad element (0,) is unstable",
+    with no hint that the function smooths labels where lossproof assumed label_smoothing = 0. A gradient off by
+    more than 1% of (|z| + 1) on a typical input is now a wrong result too, and the conventions line names the
+    loss's parameters the function does not take (torch's defaults in the exact result)."""
+    from lossproof.cases import user_cases
+    from lossproof.judge import failure_report
+    from lossproof.measure import measure
+    from subjects.user import UserSubject, accepted_parameters
+
+    fn = SmoothedByItself()
+    user = UserSubject("cross_entropy", "test:smoothed", "torch", fn, accepted_parameters(fn))
+    (case,) = [c for c in user_cases(user, False) if c.fmt == "float32" and c.device == "cpu"]
+    kw = {"input": [[0.0, 0.0]], "target": [0]}
+    values, grads = case.call(kw)
+    assert grads == [-0.44999998807907104, 0.44999998807907104]  # the function's own, by torch's autograd
+    report = failure_report(case, kw, measure(case.subject, "cross_entropy", "float32", "cpu", kw, values, grads))
+    head = report.splitlines()[0]
+    assert "wrong result on a typical input: grad element (0,) is off by more than 1% of (|z| + 1)" in head, head
+    assert head.endswith("no reduction argument: taken to return the mean; it takes no weight, ignore_index, "
+                         "label_smoothing: torch's defaults assumed)"), head
+    # the whole check says so too, first
+    findings = lossproof.check("cross_entropy", fn, formats=["float32"], properties=("agreement",))
+    assert "wrong result on a typical input" in findings.findings[0].message, findings.table()
