@@ -305,6 +305,9 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
     if _wrong_result(case, kwargs, w):
         what = (f"wrong result on a typical input: {w.kind} element {w.index} is off by more than 1% of "
                 f"(|z| + 1), which is no rounding error: check the conventions ({conventions(case, kwargs)})")
+        if w.kind == "grad":  # a hand-written BCE's clamp(x, 0) and |x| at x = 0: gradient 1 where it is 1/2
+            what += (", and the derivative at the input's ties and kinks (clamp, abs, max or where at a boundary "
+                     "value give autograd one side's slope)")
     lines = [f"{case.id}: {what}",
              f"  expected (exact) {w.z}",
              f"  correctly rounded {zr!r} ({float.hex(zr) if math.isfinite(zr) else zr})",

@@ -3,6 +3,8 @@ lossproof assumed beside it (docs/NUMERICS.md, "Regimes"), not as rounding."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 import lossproof
@@ -98,8 +100,32 @@ def test_a_gradient_off_on_a_typical_input_is_a_wrong_result_naming_the_paramete
     report = failure_report(case, kw, measure(case.subject, "cross_entropy", "float32", "cpu", kw, values, grads))
     head = report.splitlines()[0]
     assert "wrong result on a typical input: grad element (0,) is off by more than 1% of (|z| + 1)" in head, head
-    assert head.endswith("no reduction argument: taken to return the mean; it takes no weight, ignore_index, "
-                         "label_smoothing: torch's defaults assumed)"), head
+    assert ("no reduction argument: taken to return the mean; it takes no weight, ignore_index, label_smoothing: "
+            "torch's defaults assumed), and the derivative at the input's ties and kinks") in head, head
     # the whole check says so too, first
     findings = lossproof.check("cross_entropy", fn, formats=["float32"], properties=("agreement",))
     assert "wrong result on a typical input" in findings.findings[0].message, findings.table()
+
+
+def hand_written_bce(input, target, reduction="mean"):
+    """The stable BCE-with-logits formula as a helper wrote it for a user trial (2026-12-07): right values, but
+    autograd takes clamp's slope 1 and abs's 0 at x = 0, so the gradient there is 1 - y where it is 1/2 - y."""
+    loss = input.clamp(min=0) - input * target + torch.log1p(torch.exp(-input.abs()))
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def test_a_gradient_through_a_kink_is_a_wrong_result_that_names_the_kink():
+    from lossproof.cases import user_cases
+    from lossproof.judge import failure_report
+    from lossproof.measure import measure
+    from subjects.user import UserSubject, accepted_parameters
+
+    user = UserSubject("binary_cross_entropy_with_logits", "test:bce", "torch", hand_written_bce,
+                       accepted_parameters(hand_written_bce))
+    (case,) = [c for c in user_cases(user, False) if c.fmt == "float64" and c.device == "cpu"]
+    kw = {"input": [0.0], "target": [0.0], "reduction": "mean"}
+    values, grads = case.call(kw)
+    assert values == [math.log(2)] and grads == [1.0]  # exact: log 2 and 1/2
+    m = measure(case.subject, case.loss, "float64", "cpu", kw, values, grads)
+    head = failure_report(case, kw, m).splitlines()[0]
+    assert "wrong result on a typical input: grad element (0,)" in head and "clamp, abs, max or where" in head, head
