@@ -145,6 +145,34 @@ def meets(case, m) -> bool:
     return all(RANK[e.verdict] >= RANK[required_rung(case, e.kind)] for e in m.elements)
 
 
+def classes_last_hint(case, kwargs: dict) -> str:
+    """A note for a user's cross-entropy or NLL that failed on an input of three or more dimensions, where torch's
+    classes are on axis 1: when the same function, given the classes on the last axis, meets its requirement on
+    the values there, it takes them last (``dim=-1``, as timm's and many users' losses do) and ``--class-axis -1``
+    checks it as written; otherwise "". A two-user trial (2026-12-07): both wrote ``dim=-1``, and the failure read
+    as an overflow at the format's edge, not as a convention."""
+    if not getattr(case, "is_user", False) or case.class_axis != 1 or catalogue.get(case.loss).family != "class":
+        return ""
+    try:
+        import numpy as np
+
+        x = np.asarray(kwargs["input"], dtype=np.float64)
+        if x.ndim < 3 or x.shape[1] == x.shape[-1] == 1:
+            return ""
+        moved = dict(kwargs, input=np.moveaxis(x, 1, -1).tolist())
+        target = kwargs.get("target")
+        if target is not None and np.ndim(target) == x.ndim:  # probability targets, shaped as the input
+            moved["target"] = np.moveaxis(np.asarray(target, dtype=np.float64), 1, -1).tolist()
+        values, _ = case.call(moved)
+        m = measure(case.subject, case.loss, case.fmt, case.device, kwargs, values, None)
+    except Exception:  # the function refuses that layout, or returns another count: no hint
+        return ""
+    if not m.elements or not meets(case, m):
+        return ""
+    return (" (with the classes on the last axis this function meets its requirement on these values: it takes "
+            "them last, as dim=-1 does; --class-axis -1 checks it that way)")
+
+
 def case_reproducer(case, kwargs: dict, element=None) -> str:
     """The reproducer of ``case`` on ``kwargs`` (reports.reproducers), at the measured element when given."""
     extra = {}
@@ -308,7 +336,7 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
         if w.kind == "grad":  # a hand-written BCE's clamp(x, 0) and |x| at x = 0: gradient 1 where it is 1/2
             what += (", and the derivative at the input's ties and kinks (clamp, abs, max or where at a boundary "
                      "value give autograd one side's slope)")
-    lines = [f"{case.id}: {what}",
+    lines = [f"{case.id}: {what}{classes_last_hint(case, kwargs)}",
              f"  expected (exact) {w.z}",
              f"  correctly rounded {zr!r} ({float.hex(zr) if math.isfinite(zr) else zr})",
              f"  got               {w.y!r}",
@@ -415,8 +443,8 @@ def overflow_failure(case, kw, values, grads, strict_shared: bool = False, lazy:
             if _overflow_explained(case, kw, out, strict_shared, len(values), memo):
                 continue
             # the reproducer prints this element (of reduction "none"'s several), with y and RN(z) beside it
-            return _report(lazy, lambda: f"{case.id}: {y} where the exact result {z} is finite\n"
-                           + case_reproducer(case, kw, out))
+            return _report(lazy, lambda: f"{case.id}: {y} where the exact result {z} is finite"
+                           + classes_last_hint(case, kw) + "\n" + case_reproducer(case, kw, out))
     if grads is not None and not all(math.isfinite(y) for y in grads):
         up = upstream(len(values)) if case.framework in UPSTREAM_FRAMEWORKS else None
         for j, (y, z) in enumerate(zip(grads, exact_gradient(case.loss, kw, result, len(grads), up))):
@@ -425,6 +453,6 @@ def overflow_failure(case, kw, values, grads, strict_shared: bool = False, lazy:
                 if _overflow_explained(case, kw, out, strict_shared, len(values), memo):
                     continue
                 # the reproducer computes the gradient (a value's would print a finite number beside this NaN)
-                return _report(lazy, lambda: f"{case.id}: gradient {y} where the exact one {z} is finite\n"
-                               + case_reproducer(case, kw, out))
+                return _report(lazy, lambda: f"{case.id}: gradient {y} where the exact one {z} is finite"
+                               + classes_last_hint(case, kw) + "\n" + case_reproducer(case, kw, out))
     return None

@@ -191,7 +191,7 @@ def findings_table(loss: str, target: str, cells: list, code: int, profile: str 
     first = next((c for c in cells if c.outcome == "failed"), None)
     if first is not None:
         lines += ["", f"first to fix: {first.prop}, {first.fmt} ({first.regime or 'regime unknown'})",
-                  f"  {_short(first.headline, 400)}"]
+                  f"  {_short(first.headline, 800)}"]
         lines += [f"  {d}" for d in first.detail]
         if first.minimal:
             lines.append(f"  minimal input: {_short(first.minimal, 200)}")

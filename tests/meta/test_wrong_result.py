@@ -129,3 +129,42 @@ def test_a_gradient_through_a_kink_is_a_wrong_result_that_names_the_kink():
     m = measure(case.subject, case.loss, "float64", "cpu", kw, values, grads)
     head = failure_report(case, kw, m).splitlines()[0]
     assert "wrong result on a typical input: grad element (0,)" in head and "clamp, abs, max or where" in head, head
+
+
+def classes_last_ce(input, target, reduction="mean"):
+    """A cross-entropy over dim=-1, as timm's and two trial users' losses: right for (N, C), not for torch's
+    (N, C, d) layout."""
+    nll = -torch.log_softmax(input, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return nll.mean() if reduction == "mean" else nll.sum() if reduction == "sum" else nll
+
+
+def test_a_failure_on_a_three_dimensional_input_says_when_the_function_takes_the_classes_last():
+    """Found on a user trial (2026-12-07): a focal loss over dim=-1 failed no-overflow on a (2, 2, 2) input with
+    -max logits, which read as an overflow at the format's edge; with the classes moved last it is exact there.
+    The message now says so, and names --class-axis -1; a function wrong in any layout gets no such note."""
+    from lossproof.cases import user_cases
+    from lossproof.judge import classes_last_hint, failure_report, overflow_failure
+    from lossproof.measure import measure
+    from subjects.user import UserSubject, accepted_parameters
+
+    def case_of(fn):
+        user = UserSubject("cross_entropy", "test:ce", "torch", fn, accepted_parameters(fn))
+        return next(c for c in user_cases(user, False) if c.fmt == "float32" and c.device == "cpu")
+
+    case = case_of(classes_last_ce)
+    big = -3.4028234663852886e38
+    edge = {"input": [[[0.0, 0.0], [0.0, 0.0]], [[big, 0.0], [big, 0.0]]], "target": [[0, 0], [0, 0]]}
+    values, grads = case.call(edge)
+    message = str(overflow_failure(case, edge, values, grads))
+    assert message.splitlines()[0].endswith("is finite (with the classes on the last axis this function meets its "
+                                            "requirement on these values: it takes them last, as dim=-1 does; "
+                                            "--class-axis -1 checks it that way)"), message
+    typical = {"input": [[[0.0, 1.0], [0.5, -1.0]]], "target": [[1, 0]], "reduction": "none"}
+    values, grads = case.call(typical)
+    head = failure_report(case, typical, measure(case.subject, case.loss, "float32", "cpu", typical, values,
+                                                 grads)).splitlines()[0]
+    assert "wrong result on a typical input" in head and "--class-axis -1 checks it that way" in head, head
+    # a function wrong in either layout, and a two-dimensional input (axis 1 is the last): no note
+    zero = case_of(lambda input, target, reduction="mean": (input * 0).sum(dim=-1).mean())
+    assert classes_last_hint(zero, typical) == ""
+    assert classes_last_hint(case, {"input": [[0.0, 1.0]], "target": [1]}) == ""
