@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
+
 import oracles
 from oracles.codec import flat
 from oracles.tensors import softmax_dim
@@ -154,8 +156,6 @@ def classes_last_hint(case, kwargs: dict) -> str:
     if not getattr(case, "is_user", False) or case.class_axis != 1 or catalogue.get(case.loss).family != "class":
         return ""
     try:
-        import numpy as np
-
         x = np.asarray(kwargs["input"], dtype=np.float64)
         if x.ndim < 3 or x.shape[1] == x.shape[-1] == 1:
             return ""

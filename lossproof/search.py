@@ -355,7 +355,10 @@ def search(prop: str, case, *, strict: bool = False, record=None, examples: int 
             state["last_fail"] = e.lossproof_input = state["current"]  # type: ignore[attr-defined]
             raise
         except Exception as e:  # an error the function raised (or its output's shape): its input, for the report
-            e.lossproof_input = state["current"]  # type: ignore[attr-defined]
+            try:
+                e.lossproof_input = state["current"]  # type: ignore[attr-defined]
+            except Exception:  # an exception type that takes no attributes: reported without its input
+                pass
             raise
 
     state["one"] = one  # Search.run replays the example database's saved failures through it
