@@ -285,15 +285,13 @@ class Search:
 
     def outcome(self):
         """Run the search and return (failure message or None); failures are caught, not raised. The message ends
-        with the run's own notes (``_note``: the edge problems beside the search), not Hypothesis's."""
+        with the run's own notes (``_note``: the edge problems beside the search, the other distinct failures),
+        not Hypothesis's. Several distinct failures arrive as one (``_most_ordinary``); a group without a finding
+        propagates, as any error of the run does."""
         try:
             self.run()
         except AssertionError as e:
             return "\n".join([str(e), *self.state.get("notes", [])])
-        except BaseExceptionGroup as g:  # several distinct failures: still a failure of this property
-            if not all(isinstance(x, AssertionError) for x in g.exceptions):
-                raise
-            return "\n".join([str(g.exceptions[0]), *self.state.get("notes", [])])
         return None
 
 
