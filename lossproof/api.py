@@ -112,7 +112,7 @@ def _choices(what: str, given: Iterable[str] | None, known: Iterable[str]) -> tu
 
 
 def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, target: str | None, class_axis: int = 1,
-             returns: str | None = None, targets: str | None = None) -> UserSubject:
+             returns: str | None = None, targets: str | None = None, fixed: Any = ()) -> UserSubject:
     if loss not in catalogue.NAMES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
     if framework is not None and framework not in FRAMEWORKS:
@@ -123,7 +123,8 @@ def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, tar
         raise TypeError(f"{fn!r} is not callable")
     name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
-    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why, targets)
+    return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why, targets,
+                       fixed)
 
 
 def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:
@@ -151,18 +152,21 @@ def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, d
 def check(loss: str, fn: Callable[..., Any] | str, *, framework: str | None = None,
           formats: Iterable[str] | None = None, devices: Iterable[str] | None = None, profile: str | None = None,
           properties: Iterable[str] = PROPERTIES, target: str | None = None, strict: bool = False,
-          class_axis: int = 1, returns: str | None = None, targets: str | None = None) -> Findings:
+          class_axis: int = 1, returns: str | None = None, targets: str | None = None,
+          fixed: dict | None = None) -> Findings:
     """The battery for ``loss`` against ``fn`` (a callable, or "module:function" / "path/file.py:function"; a
     torch, numpy or jax function), in every format of ``formats`` (default all) and device of ``devices``
     (default every available one), under its conventions: ``class_axis`` 1 (torch's) or -1 (the classes last),
     ``returns`` "mean", "sum", "per-example" or "reduction-arg" (default: reduction-arg when it takes
     ``reduction``, else mean), ``targets`` "probability" or "index" for a cross_entropy that takes one kind only
-    (default: both, as torch's); ``framework`` None infers it from the function's code (torch where it names
+    (default: both, as torch's), ``fixed`` the loss parameters the function has built in instead of taking them
+    ({"label_smoothing": 0.1}: ``subjects.user.FIXABLE``; the exact result uses them, other values are not
+    supported); ``framework`` None infers it from the function's code (torch where it names
     none: ``subjects.user.infer_framework``). Failures that its framework's reference shares (torch's, or JAX's
     for a JAX function: their documented behaviours) are listed, not gating, unless ``strict``."""
     import torch
 
-    user = _subject(loss, fn, framework, target, class_axis, returns, targets)
+    user = _subject(loss, fn, framework, target, class_axis, returns, targets, fixed or ())
     formats = _choices("format", formats, catalogue.FORMATS) or catalogue.FORMATS
     devices = _choices("device", devices, catalogue.DEVICES)
     properties = _choices("property", properties, PROPERTIES) or PROPERTIES

@@ -221,8 +221,7 @@ def user_cases(user: UserSubject, cuda_available: bool) -> list:
     (``UserSubject.class_axis``, ``UserSubject.returns``: a function that returns one reduction only is checked
     with that one, ``Case.only``)."""
     fn = adapt(user)
-    only = user.only()
-    only_why = f"{user.target} returns the {user.returns_what()} (--returns {user.returns})" if only else ""
+    only, only_why = user.only(), user.only_why()
     out = []
     for fmt in FORMATS:
         if user.framework == "jax":
@@ -310,22 +309,34 @@ def restrict(case, kwargs):
     at the default ignore index (-100) become class 0 for a function without ``ignore_index`` (it could not
     mean them), and so do targets at any negative ignore index (a drawn ignore index that is a class keeps
     its meaning: that class). A parameter the function takes at one value only (``Case.only``) is given that
-    value. None when a drawn input needs a dropped parameter to mean what it says (a log-space target without
-    log_target, or with a function that takes no log-space target)."""
+    value, and so is one a user's function has built in (``--fixed``): for the oracle, and for the function where it
+    takes it; targets at the drawn ignore index move to a built-in one (still ignored). None when a drawn input
+    needs a dropped parameter to mean what it says (a log-space target without log_target, or with a function that
+    takes no log-space target or another one built in)."""
+    only = dict(case.only)
     out = {}
     for k, v in kwargs.items():
         if case.accepts(k):
             out[k] = v
-        elif k == "log_target" and v:
+        elif k == "log_target" and v and k not in only:
             return None
     for k, v in case.only:  # the one value the function takes: a log-space target cannot be made another one
         if k == "log_target" and kwargs.get(k, False) != v:
             return None
-        if k in out or k == "reduction":
+        if k in out or k == "reduction" or case.is_user:  # a user's call passes on only what it takes (adapt)
             out[k] = v
-    if not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
+    if "ignore_index" in only and isinstance(out.get("target"), (int, list)):
+        out["target"] = _reignore(out["target"], kwargs.get("ignore_index", -100), only["ignore_index"])
+    elif not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
         out["target"] = _unignore(out["target"])
     return out
+
+
+def _reignore(t, drawn: int, fixed: int):
+    """Class-index targets with the drawn ignore index moved to a function's built-in one: ignored as drawn."""
+    if isinstance(t, list):
+        return [_reignore(x, drawn, fixed) for x in t]
+    return fixed if isinstance(t, int) and not isinstance(t, bool) and t == drawn else t
 
 
 def _unignore(t):

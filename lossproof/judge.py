@@ -15,6 +15,7 @@ from reports.reproducers import reproducer
 from subjects import deviations, jax_subject, torch_subject
 from subjects.torch_subject import upstream
 from subjects.torch_subject import upstream as upstream_of
+from subjects.user import FIXABLE, fixed_text
 
 from . import catalogue
 from .cases import restrict
@@ -304,9 +305,18 @@ def conventions(case, kwargs) -> str:
     # the parameters a user's function does not take are at torch's defaults in the exact result: a function that
     # smooths its labels on its own (timm's LabelSmoothingCrossEntropy) differs from label_smoothing=0 by design
     accepts = getattr(case, "accepts", None)
-    untaken = [p for p in loss.params if p not in _SAID and accepts is not None and not accepts(p)]
+    only = dict(getattr(case, "only", ()))
+    fixed = [(p, only[p]) for p in loss.params if p in only and p != "reduction"]
+    if fixed and getattr(case, "is_user", False):
+        parts.append(f"{fixed_text(fixed)} built in (--fixed)")
+    untaken = [p for p in loss.params if p not in _SAID and p not in only and accepts is not None and not accepts(p)]
     if untaken:
-        parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed")
+        fixable = [p for p in untaken if case.loss in FIXABLE.get(p, ((),))[0]]
+        hint = ""
+        if fixable and getattr(case, "is_user", False):
+            hint = (f" (--fixed {fixable[0]}=VALUE for a value it has built in)" if len(fixable) == 1 else
+                    f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})")
+        parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed{hint}")
     return "; ".join(parts)
 
 
@@ -326,6 +336,14 @@ def _wrong_result(case, kwargs, w) -> bool:
     return abs(Fraction(w.y) - z) > WRONG_SHARE * (abs(z) + 1)
 
 
+def _non_finite_on_typical(case, kwargs, w) -> bool:
+    """A user's function that returns NaN or an infinity on a typical input where the exact value is finite: no
+    overflow (the input is typical), most likely a convention it does not share (a class it ignores as padding, a
+    reduction over nothing)."""
+    return (getattr(case, "is_user", False) and not math.isfinite(w.y) and not w.exact.is_special
+            and math.isfinite(w.z_rounded) and regime_of(case.loss, kwargs, case.fmt) == "typical")
+
+
 def failure_report(case, kwargs, m, deviation=None) -> str:
     w = m.worst_element
     zr = w.z_rounded
@@ -336,6 +354,9 @@ def failure_report(case, kwargs, m, deviation=None) -> str:
         if w.kind == "grad":  # a hand-written BCE's clamp(x, 0) and |x| at x = 0: gradient 1 where it is 1/2
             what += (", and the derivative at the input's ties and kinks (clamp, abs, max or where at a boundary "
                      "value give autograd one side's slope)")
+    elif _non_finite_on_typical(case, kwargs, w):
+        what += (f": {'NaN' if math.isnan(w.y) else 'an infinity'} on a typical input, where the exact value is "
+                 f"finite: check the conventions ({conventions(case, kwargs)})")
     lines = [f"{case.id}: {what}{classes_last_hint(case, kwargs)}",
              f"  expected (exact) {w.z}",
              f"  correctly rounded {zr!r} ({float.hex(zr) if math.isfinite(zr) else zr})",

@@ -48,6 +48,7 @@ class Options:
         self.class_axis = opt("--lossproof-class-axis")
         self.returns = opt("--lossproof-returns")
         self.targets = opt("--lossproof-targets")
+        self.fixed = list(opt("--lossproof-fixed") or [])
         self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
         only = opt("--lossproof-only-subjects")
         # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
@@ -102,6 +103,9 @@ def pytest_addoption(parser):
     g.addoption("--lossproof-targets", default=None, metavar="KIND",
                 help="the one kind of target the --lossproof-subject functions take, for cross_entropy: probability "
                      "or index (default: both, as torch's)")
+    g.addoption("--lossproof-fixed", action="append", default=[], metavar="NAME=VALUE",
+                help="a loss parameter the --lossproof-subject functions have built in instead of taking it "
+                     "(label_smoothing=0.1, ignore_index=0, log_target=true; repeatable): the exact result uses it")
     g.addoption("--lossproof-only-subjects", default=None, metavar="NAMES",
                 help="comma-separated subjects to run (torch, numpy, scipy, jax, user); default all, or user when "
                      "subjects are named")
@@ -183,7 +187,7 @@ def selected(config) -> list:
     # in every pytest session that has the plugin installed
     import torch
 
-    from subjects.user import SubjectError, load, parse_class_axis
+    from subjects.user import SubjectError, load, parse_class_axis, parse_fixed
 
     from .cases import all_cases
 
@@ -194,7 +198,7 @@ def selected(config) -> list:
     for spec in options.subject_specs:
         try:
             users.append(load(spec, options.framework, parse_class_axis(options.class_axis), options.returns,
-                              options.targets))
+                              options.targets, parse_fixed(options.fixed)))
         except SubjectError as e:
             raise pytest.UsageError(f"lossproof: {e}") from None
     library = None if only is None else {s for s in only if s != "user"}

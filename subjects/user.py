@@ -14,7 +14,11 @@ Its conventions, for any framework (torch, numpy, jax):
 - the targets it takes (``targets``, ``--targets``), for a loss that takes class indices or probabilities
   (cross_entropy): both by default, as torch's; ``probability`` (timm's SoftTargetCrossEntropy, optax's
   softmax_cross_entropy, one-hot Keras losses) or ``index``: the other kind is reported as not supported, never
-  drawn (a function of probability targets given class indices broadcasts them and computes something else).
+  drawn (a function of probability targets given class indices broadcasts them and computes something else);
+- the parameters it has built in (``fixed``, ``--fixed NAME=VALUE``): a loss parameter the function computes with a
+  value of its own instead of taking it (label smoothing 0.1 in a hand-written cross-entropy, a KL of log-space
+  targets): the exact result is computed with that value, the function is called without it (or with it, where it
+  takes it), and every other value is reported as not supported. Which parameters: ``FIXABLE``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ FRAMEWORKS = ("torch", "numpy", "jax")
 RETURNS = ("mean", "sum", "per-example", "reduction-arg")
 #: the targets a user's function may take only, for a loss that takes both (``--targets``)
 TARGETS = ("index", "probability")
+#: the loss parameters a user's function may have built in (``--fixed NAME=VALUE``): name -> (the losses that take
+#: it, the kind of value). Scalars only: a tensor (weight, pos_weight) has a shape the draws choose; ``reduction``
+#: is ``--returns`` and the class axis ``--class-axis``
+FIXABLE = {"label_smoothing": (("cross_entropy",), "a number in [0, 1]"),
+           "ignore_index": (("cross_entropy", "nll_loss"), "an integer"),
+           "log_target": (("kl_div",), "true or false")}
 #: the class axes a user's class or softmax-family function may take its classes on (``--class-axis``)
 CLASS_AXES = (1, -1)
 #: the reduction each fixed ``returns`` is checked with (torch's name)
@@ -58,9 +68,11 @@ class UserSubject:
     returns: str | None = None  # RETURNS; None: "reduction-arg" when it takes reduction, else "mean"
     framework_why: str = ""  # how the framework was decided, where it was not chosen (``infer_framework``)
     targets: str | None = None  # TARGETS: the one kind of target it takes; None: what the loss takes
+    fixed: tuple = ()  # ((name, value), ...): the parameters it has built in (``FIXABLE``), sorted by name
 
     def __post_init__(self):
         check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns, self.targets)
+        self.fixed = check_fixed(self.loss, self.fixed)
         if self.returns is None and catalogue.get(self.loss).reduces:
             self.returns = "reduction-arg" if self._takes("reduction") else "mean"
 
@@ -77,9 +89,19 @@ class UserSubject:
         return self._takes(key)
 
     def only(self) -> tuple:
-        """The parameters it takes at one value only (lossproof.cases.Case.only): the reduction it returns."""
+        """The parameters it takes at one value only (lossproof.cases.Case.only): the reduction it returns and the
+        parameters it has built in."""
         r = _REDUCTION_OF.get(self.returns or "")
-        return (("reduction", r),) if r and r != "mean" else ()
+        return ((("reduction", r),) if r and r != "mean" else ()) + self.fixed
+
+    def only_why(self) -> str:
+        """Why it is checked at those values only (``Case.only_why``), or ""."""
+        parts = []
+        if _REDUCTION_OF.get(self.returns or "", "mean") != "mean":
+            parts.append(f"returns the {self.returns_what()} (--returns {self.returns})")
+        if self.fixed:
+            parts.append(f"has {fixed_text(self.fixed)} built in (--fixed)")
+        return f"{self.target} " + " and ".join(parts) if parts else ""
 
     def returns_what(self) -> str:
         return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')"}.get(
@@ -202,6 +224,70 @@ def check_conventions(loss: str, target: str, params, class_axis, returns, targe
         raise SubjectError(f"returns 'reduction-arg', but {target} takes no reduction argument")
 
 
+def check_fixed(loss: str, fixed) -> tuple:
+    """The built-in parameters (a dict or (name, value) pairs) as sorted pairs, each one the loss takes (``FIXABLE``)
+    with a value of its kind; SubjectError (one line) otherwise."""
+    items = list(fixed.items()) if isinstance(fixed, dict) else list(fixed or ())
+    out: dict = {}
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+            raise SubjectError(f"fixed parameter {item!r}: expected a name and a value")
+        name, value = item
+        losses = FIXABLE.get(name, ((),))[0]
+        if loss not in losses:
+            known = [k for k, (ls, _) in FIXABLE.items() if loss in ls]
+            raise SubjectError(f"--fixed {name}: {loss} has no such parameter to fix"
+                               + (f" (it takes {', '.join(known)})" if known
+                                  else " (--fixed applies to none of its parameters)"))
+        if name in out:
+            raise SubjectError(f"--fixed {name} given twice")
+        kind = FIXABLE[name][1]
+        if name == "label_smoothing":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+            value = float(value) if ok else value
+        elif name == "ignore_index":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, bool)
+        if not ok:
+            raise SubjectError(f"--fixed {name}={value!r}: expected {kind}")
+        out[name] = value
+    return tuple(sorted(out.items()))
+
+
+def parse_fixed(items) -> tuple:
+    """``--fixed NAME=VALUE`` arguments as (name, value) pairs of the kinds ``check_fixed`` takes (its loss is checked
+    there): label_smoothing a number, ignore_index an integer, log_target true or false; SubjectError otherwise."""
+    out = []
+    for item in items or ():
+        name, sep, text = str(item).partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise SubjectError(f"--fixed {item!r}: expected NAME=VALUE, e.g. label_smoothing=0.1")
+        if name not in FIXABLE:
+            raise SubjectError(f"--fixed {name}: expected one of {', '.join(FIXABLE)}")
+        value: object = text
+        if name == "label_smoothing":
+            try:
+                value = float(text)
+            except ValueError:
+                pass
+        elif name == "ignore_index":
+            try:
+                value = int(text)
+            except ValueError:
+                pass
+        elif text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        out.append((name, value))
+    return tuple(out)
+
+
+def fixed_text(fixed) -> str:
+    """``label_smoothing=0.1, log_target=True``: the built-in parameters as a user wrote them."""
+    return ", ".join(f"{k}={v!r}" for k, v in fixed)
+
+
 def parse_class_axis(value) -> int:
     """``--class-axis`` as an int (SubjectError, one line, otherwise)."""
     try:
@@ -216,7 +302,7 @@ def parse_class_axis(value) -> int:
 
 
 def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: str | None = None,
-         targets: str | None = None) -> UserSubject:
+         targets: str | None = None, fixed=()) -> UserSubject:
     """``LOSS=TARGET`` with ``framework`` torch, numpy or jax (None: ``infer_framework`` from the function), and its
     conventions (``check_conventions``)."""
     if framework is not None and framework not in FRAMEWORKS:
@@ -231,7 +317,7 @@ def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: 
     if params is not None and "input" not in params and len(params) < 1:
         raise SubjectError(f"{target} takes no arguments")
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
-    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why, targets)
+    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why, targets, fixed)
 
 
 #: the framework whose arrays a function of each top-level package takes (SciPy's take NumPy's; optax's and

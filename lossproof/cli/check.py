@@ -18,7 +18,7 @@ from lossproof import catalogue, profiles
 from lossproof.regimes import REGIMES
 from reports import atomic
 from subjects import deviations
-from subjects.user import FRAMEWORKS, RETURNS, SubjectError, load, parse_class_axis
+from subjects.user import FIXABLE, FRAMEWORKS, RETURNS, SubjectError, load, parse_class_axis, parse_fixed
 
 from . import battery
 from .errors import FAILED, INCONCLUSIVE, OK, UsageError
@@ -259,7 +259,7 @@ def cmd_check(args) -> int:
         raise UsageError(str(e)) from None
     try:
         user = load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns,
-                    args.targets)
+                    args.targets, parse_fixed(args.fixed))
     except SubjectError as e:
         raise UsageError(str(e)) from None
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
@@ -269,6 +269,8 @@ def cmd_check(args) -> int:
         extra += ["--lossproof-returns", args.returns]
     if args.targets:
         extra += ["--lossproof-targets", args.targets]
+    for item in args.fixed or ():
+        extra += ["--lossproof-fixed", item]
     if formats_:
         extra += ["--lossproof-formats", ",".join(formats_)]
     if args.device:
@@ -336,6 +338,10 @@ def add_parser(sub):
     c.add_argument("--targets", default=None, metavar="KIND",
                    help="the one kind of target your cross_entropy takes: probability (soft or one-hot labels) or "
                         "index (default: both, as torch's); the other is reported as not supported")
+    c.add_argument("--fixed", action="append", default=None, metavar="NAME=VALUE",
+                   help=f"a loss parameter your function has built in instead of taking it (one of "
+                        f"{', '.join(FIXABLE)}; label_smoothing=0.1, ignore_index=0, log_target=true): the exact "
+                        "result uses that value, every other is reported as not supported; repeatable")
     c.add_argument("--dtype", default=None, help="formats to check, comma-separated (default: all)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")

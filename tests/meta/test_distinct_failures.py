@@ -66,7 +66,8 @@ def test_a_function_with_two_distinct_bugs_is_reported_by_its_typical_wrong_resu
                                               "than 1% of (|z| + 1), which is no rounding error: check the "
                                               "conventions (input shape (1, 2), classes on axis 1; class-index "
                                               "targets; reduction='mean'; it takes no weight, ignore_index, "
-                                              "label_smoothing: torch's defaults assumed)"), f.message
+                                              "label_smoothing: torch's defaults assumed (--fixed NAME=VALUE for "
+                                              "one it has built in: ignore_index or label_smoothing))"), f.message
     assert "reproducer" in f.message and "ExceptionGroup" not in f.message, f.message
     assert "distinct failures" in f.message and "values returned where the exact result has" in f.message, f.message
     # the minimal input the API reports is the reported failure's own

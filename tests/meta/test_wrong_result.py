@@ -101,7 +101,8 @@ def test_a_gradient_off_on_a_typical_input_is_a_wrong_result_naming_the_paramete
     head = report.splitlines()[0]
     assert "wrong result on a typical input: grad element (0,) is off by more than 1% of (|z| + 1)" in head, head
     assert ("no reduction argument: taken to return the mean; it takes no weight, ignore_index, label_smoothing: "
-            "torch's defaults assumed), and the derivative at the input's ties and kinks") in head, head
+            "torch's defaults assumed (--fixed NAME=VALUE for one it has built in: ignore_index or "
+            "label_smoothing)), and the derivative at the input's ties and kinks") in head, head
     # the whole check says so too, first
     findings = lossproof.check("cross_entropy", fn, formats=["float32"], properties=("agreement",))
     assert "wrong result on a typical input" in findings.findings[0].message, findings.table()
