@@ -10,9 +10,13 @@ capabilities of the catalogue before a search, so that the search draws only wha
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
+import oracles
+from oracles.codec import flat
 from oracles.formats import round_to_format
 from subjects import array_subject, jax_subject, numpy_losses, torch_subject
 from subjects.array_subject import FormatChanged
@@ -51,6 +55,10 @@ class Case:
     only: tuple = ()
     only_why: str = ""
     class_axis: int = 1  # where the function takes the classes (a user's --class-axis; torch's 1 otherwise)
+    #: {parameter: why} for the parameters a user's function takes through ``**kwargs`` and ignores (it returns the
+    #: same with and without them where the exact result changes: ``ignored_parameters``), probed when first asked:
+    #: they are not passed (the exact result keeps torch's default) and are reported as not supported
+    ignored: Callable[[], dict] = dict
 
     @property
     def id(self) -> str:
@@ -81,7 +89,7 @@ def _cuda_skip(device: str, cuda_available: bool) -> str | None:
 
 
 def _framework_case(framework, runner, subject, fn, loss, fmt, device, accepts=lambda k: True, skip=None,
-                    target=None, only=(), only_why="", class_axis=1):
+                    target=None, only=(), only_why="", class_axis=1, ignored=dict):
     """A Case that calls ``fn`` through a framework's runner (torch_subject.run, jax_subject.run). What a failing
     call means: a change of format is a finding, judged like any other output; a library's own refusal (torch's
     "not implemented for 'Half'", the JAX adapter's NotImplementedError for a reduction it has no counterpart of)
@@ -103,7 +111,8 @@ def _framework_case(framework, runner, subject, fn, loss, fmt, device, accepts=l
             first = str(e).splitlines()[0] if str(e) else ""
             raise NotSupported(f"{subject} {loss} in {fmt} on {device}: {type(e).__name__}: {first}") from None
 
-    return Case(subject, framework, loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis)
+    return Case(subject, framework, loss, fmt, device, call, accepts, skip, target, only, only_why, class_axis,
+                ignored)
 
 
 def _torch_case(subject, fn, loss, fmt, device, *args, **kwargs):
@@ -216,23 +225,84 @@ _JAX_ONLY_WHY = {"kl_div": "optax's kl_divergence sums the pointwise terms (over
                            "by the KL = CE - H identity"}
 
 
+#: for each loss, its parameters a function may take through ``**kwargs`` and ignore, with a value that changes the
+#: exact result of the catalogue's sample call (``Loss.sample``; kl_div's is "batchmean" over one row, so "mean")
+_IGNORE_PROBES = {
+    "cross_entropy": {"reduction": "sum", "weight": [0.5, 2.0, 1.0], "ignore_index": 1, "label_smoothing": 0.25},
+    "nll_loss": {"reduction": "sum", "weight": [0.5, 2.0, 1.0], "ignore_index": 1},
+    "binary_cross_entropy": {"reduction": "sum", "weight": [0.5, 2.0, 1.0]},
+    "binary_cross_entropy_with_logits": {"reduction": "sum", "weight": [0.5, 2.0, 1.0],
+                                         "pos_weight": [2.0, 2.0, 2.0]},
+    "kl_div": {"reduction": "mean", "log_target": True},
+    "log_softmax": {"dim": 0}, "softmax": {"dim": 0}, "logsumexp": {"dim": 0},
+}
+
+
+def ignored_parameters(user: UserSubject, call64: Callable) -> dict:
+    """{parameter: why} for the loss parameters a user's function that takes ``**kwargs`` ignores: called in float64
+    on the catalogue's sample with and without each (``_IGNORE_PROBES``), it returns the same numbers where the exact
+    result differs. Found checking Hugging Face's ``fixed_cross_entropy(source, target, num_items_in_batch=None,
+    ignore_index=-100, **kwargs)``: label_smoothing, weight and reduction were passed, swallowed and ignored, and
+    every difference read as the function's wrong result. A parameter the call refuses (it raises) is not ignored:
+    the capability probes and the search count those. Empty for a function without ``**kwargs``."""
+    if user.params is not None or user.loss not in _IGNORE_PROBES:
+        return {}
+    sample = catalogue.get(user.loss).sample
+
+    def exact(kw):
+        return [e.to("float64") for e in flat(oracles.REGISTRY[user.loss](**kw))]
+
+    def got(kw):
+        try:
+            return call64(kw)[0]
+        except FormatChanged as e:
+            return e.values
+        except Exception:  # a refusal: not ignored (reported by the capability probes and the search)
+            return None
+
+    def same(a, b):
+        return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+
+    out = {}
+    base = got(sample)
+    for param, value in _IGNORE_PROBES[user.loss].items():
+        if param == "reduction" and not user.accepts(param) or param in dict(user.fixed):
+            continue  # --returns: the call carries no reduction; --fixed: the user said what it has built in
+        varied = {**sample, param: value}
+        y = got(varied)
+        if base is not None and y is not None and same(base, y) and not same(exact(sample), exact(varied)):
+            out[param] = (f"{user.target} takes **kwargs and ignores {param} (the same result with "
+                          f"{param}={value!r}, where the exact one changes): checked at torch's default")
+    return out
+
+
 def user_cases(user: UserSubject, cuda_available: bool) -> list:
     """A user's function for its loss in every format (torch and JAX: on every device), under its conventions
     (``UserSubject.class_axis``, ``UserSubject.returns``: a function that returns one reduction only is checked
-    with that one, ``Case.only``)."""
+    with that one, ``Case.only``; the parameters it ignores through ``**kwargs``: ``ignored_parameters``)."""
     fn = adapt(user)
     only, only_why = user.only(), user.only_why()
+    if user.framework == "jax":
+        def call64(kw):
+            return jax_subject.run(fn, user.loss, "float64", "cpu", kw, grad=False, user=True)
+    elif user.framework == "torch":
+        def call64(kw):
+            return torch_subject.run(fn, user.loss, "float64", "cpu", kw, grad=False, user=True)
+    else:
+        def call64(kw):
+            return array_subject.run(fn, user.loss, "float64", kw, user=True)
+    ignored = functools.cache(lambda: ignored_parameters(user, call64))  # once for all its cases, when first asked
     out = []
     for fmt in FORMATS:
         if user.framework == "jax":
             for device in DEVICES:
                 out.append(_jax_case(user.name, fn, user.loss, fmt, device, user.accepts, _jax_skips(device),
-                                     user.target, only, only_why, user.class_axis))
+                                     user.target, only, only_why, user.class_axis, ignored))
         elif user.framework == "torch":
             for device in DEVICES:
                 out.append(_torch_case(user.name, fn, user.loss, fmt, device, user.accepts,
                                        _cuda_skip(device, cuda_available), user.target, only, only_why,
-                                       user.class_axis))
+                                       user.class_axis, ignored))
         else:
             skip = "NumPy has no bfloat16" if fmt == "bfloat16" else None
 
@@ -246,7 +316,7 @@ def user_cases(user: UserSubject, cuda_available: bool) -> list:
                     raise NotSupported(f"{user.name} {user.loss} in {fmt}: {type(e).__name__}: {e}") from None
 
             out.append(Case(user.name, "numpy", user.loss, fmt, "cpu", call, user.accepts, skip, user.target, only,
-                            only_why, user.class_axis))
+                            only_why, user.class_axis, ignored))
     return out
 
 
@@ -289,6 +359,8 @@ def unsupported(case) -> dict:
             out[capability] = first
     for param, value in case.only:
         out[f"{param} other than {value!r}"] = f"{case.subject} {case.loss}: {case.only_why}"
+    for param, why in case.ignored().items():
+        out[f"{param} (ignored)"] = why
     return out
 
 
@@ -314,9 +386,10 @@ def restrict(case, kwargs):
     needs a dropped parameter to mean what it says (a log-space target without log_target, or with a function that
     takes no log-space target or another one built in)."""
     only = dict(case.only)
+    ignored = case.ignored()
     out = {}
     for k, v in kwargs.items():
-        if case.accepts(k):
+        if case.accepts(k) and k not in ignored:
             out[k] = v
         elif k == "log_target" and v and k not in only:
             return None
@@ -327,7 +400,8 @@ def restrict(case, kwargs):
             out[k] = v
     if "ignore_index" in only and isinstance(out.get("target"), (int, list)):
         out["target"] = _reignore(out["target"], kwargs.get("ignore_index", -100), only["ignore_index"])
-    elif not case.accepts("ignore_index") and isinstance(out.get("target"), (int, list)):
+    elif (not case.accepts("ignore_index") or "ignore_index" in ignored) and isinstance(out.get("target"),
+                                                                                       (int, list)):
         out["target"] = _unignore(out["target"])
     return out
 

@@ -317,6 +317,9 @@ def conventions(case, kwargs) -> str:
             hint = (f" (--fixed {fixable[0]}=VALUE for a value it has built in)" if len(fixable) == 1 else
                     f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})")
         parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed{hint}")
+    ignored = [p for p in getattr(case, "ignored", dict)() if p != "reduction"]
+    if ignored:
+        parts.append(f"it ignores {', '.join(ignored)} (taken through **kwargs): torch's defaults assumed")
     return "; ".join(parts)
 
 

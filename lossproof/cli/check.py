@@ -111,9 +111,14 @@ def _cell(report) -> Cell:
         # a finding's own headline; else what an unexpected exception says (pytest's crash line: "ValueError:
         # the function returned 1 values where ..."), not the file and line it was raised at
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
-        head = next((ln for ln in lines if _HEADLINE.match(ln)), None) or crash or (lines[-1] if lines else "failed")
+        at = next((i for i, ln in enumerate(lines) if _HEADLINE.match(ln)), None)
+        head = lines[at] if at is not None else crash or (lines[-1] if lines else "failed")
         cell.headline = head
         cell.detail = [ln.strip() for ln in lines if _DETAIL.match(ln)][:5]
+        if at is not None and at + 1 < len(lines) and _HEADLINE.match(lines[at + 1]):
+            # a second finding on the same input, stated right after the first (a format change, then what its
+            # values are: "wrong result on a typical input: ... check the conventions"), shown with it
+            cell.detail.insert(0, "and: " + _HEADLINE.sub("", lines[at + 1], count=1))
         try:
             start = next(i for i, ln in enumerate(lines) if ln.strip() == "reproducer:" or ln.strip() == "import torch"
                          or ln.strip() == "import numpy as np")

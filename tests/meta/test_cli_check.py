@@ -185,3 +185,24 @@ def test_a_function_that_breaks_its_declared_contract_is_told_what_it_returned(t
     assert re.search(r"ValueError: 1 values returned where the exact result has \d+ ", row), out
     assert "measure.py" not in row, out
 
+
+
+def test_a_second_finding_on_the_same_input_is_shown_with_the_first():
+    """A format change is stated first, then what the values are (monai's FocalLoss at gamma 0 returns float32 for
+    float64 input and divides by N x C): the check printed the first line only, and the wrong result with its
+    conventions, the one to fix, was lost."""
+    from types import SimpleNamespace
+
+    from lossproof.cli.check import _cell
+
+    case = "user:m:f-cross_entropy-float64-cpu"
+    text = "\n".join([f"E   AssertionError: {case}: returns float32 for float64 input (an output in another format)",
+                      f"E   {case}: wrong result on a typical input: value element (0,) is off by more than 1%",
+                      "E     expected (exact) 0.693147180559945309417232121458176568",
+                      "E     got               0.3465735912322998"])
+    report = SimpleNamespace(nodeid=f"test_agreement.py::test_agreement[{case}]", outcome="failed",
+                             user_properties=[("lossproof_measured", 3)], longreprtext=text, longrepr=text)
+    cell = _cell(report)
+    assert cell.headline == f"{case}: returns float32 for float64 input (an output in another format)", cell
+    assert cell.detail[0] == "and: wrong result on a typical input: value element (0,) is off by more than 1%", cell
+    assert cell.detail[1].startswith("expected (exact) 0.6931"), cell
