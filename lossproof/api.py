@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from subjects.user import FRAMEWORKS, UserSubject, accepted_parameters, infer_framework, load_function
+from subjects.user import (
+    FRAMEWORKS,
+    UserSubject,
+    accepted_parameters,
+    infer_framework,
+    load_function,
+    module_conventions,
+)
 
 from . import catalogue, judge, profiles
 from . import search as searches
@@ -123,8 +130,9 @@ def _subject(loss: str, fn: Callable[..., Any] | str, framework: str | None, tar
         raise TypeError(f"{fn!r} is not callable")
     name = target or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
+    returns, fixed, read_from = module_conventions(fn, name, loss, returns, fixed)
     return UserSubject(loss, name, framework, fn, accepted_parameters(fn), class_axis, returns, why, targets,
-                       fixed)
+                       fixed, read_from)
 
 
 def _special_values(case: Any, strict: bool = False) -> tuple[int, str | None, dict | None]:

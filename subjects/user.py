@@ -42,7 +42,7 @@ class SubjectError(ValueError):
 FRAMEWORKS = ("torch", "numpy", "jax")
 
 #: what a user's reducing loss returns (``--returns``)
-RETURNS = ("mean", "sum", "per-example", "reduction-arg")
+RETURNS = ("mean", "sum", "per-example", "batchmean", "reduction-arg")
 #: the targets a user's function may take only, for a loss that takes both (``--targets``)
 TARGETS = ("index", "probability")
 #: the loss parameters a user's function may have built in (``--fixed NAME=VALUE``): name -> (the losses that take
@@ -54,7 +54,7 @@ FIXABLE = {"label_smoothing": (("cross_entropy",), "a number in [0, 1]"),
 #: the class axes a user's class or softmax-family function may take its classes on (``--class-axis``)
 CLASS_AXES = (1, -1)
 #: the reduction each fixed ``returns`` is checked with (torch's name)
-_REDUCTION_OF = {"mean": "mean", "sum": "sum", "per-example": "none"}
+_REDUCTION_OF = {"mean": "mean", "sum": "sum", "per-example": "none", "batchmean": "batchmean"}
 
 
 @dataclass
@@ -69,6 +69,7 @@ class UserSubject:
     framework_why: str = ""  # how the framework was decided, where it was not chosen (``infer_framework``)
     targets: str | None = None  # TARGETS: the one kind of target it takes; None: what the loss takes
     fixed: tuple = ()  # ((name, value), ...): the parameters it has built in (``FIXABLE``), sorted by name
+    read_from: str = ""  # the conventions read from a torch.nn loss module it is (``module_conventions``)
 
     def __post_init__(self):
         check_conventions(self.loss, self.target, self.params, self.class_axis, self.returns, self.targets)
@@ -104,7 +105,8 @@ class UserSubject:
         return f"{self.target} " + " and ".join(parts) if parts else ""
 
     def returns_what(self) -> str:
-        return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')"}.get(
+        return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')",
+                "batchmean": "sum over the batch's first axis (torch's reduction 'batchmean')"}.get(
             self.returns or "", "mean")
 
     def call_kwargs(self, kwargs: dict) -> dict:
@@ -222,6 +224,54 @@ def check_conventions(loss: str, target: str, params, class_axis, returns, targe
                            f"({', '.join(catalogue.REDUCING)})")
     if returns == "reduction-arg" and params is not None and "reduction" not in params:
         raise SubjectError(f"returns 'reduction-arg', but {target} takes no reduction argument")
+    if returns == "batchmean" and loss != "kl_div":
+        raise SubjectError(f"returns 'batchmean' applies to kl_div (torch's only loss with that reduction), not {loss}")
+
+
+#: what a torch.nn loss module's reduction returns (``--returns``)
+_MODULE_RETURNS = {"mean": "mean", "sum": "sum", "none": "per-example", "batchmean": "batchmean"}
+
+
+def module_conventions(fn, target: str, loss: str, returns, fixed) -> tuple:
+    """(returns, fixed, read_from) for an instance of one of torch.nn's own loss classes
+    (``torch.nn.CrossEntropyLoss(label_smoothing=0.1)``, the way a training script holds its loss): the reduction
+    it holds as what it returns, its label_smoothing, ignore_index and log_target where not torch's defaults as
+    built in (``FIXABLE``), merged with what the user said (a contradiction is a SubjectError, one line, and so is a
+    weight it holds: lossproof draws the number of classes). Anything else: the arguments as they are, "". Its
+    forward takes (input, target) only, so without this every such module was checked at torch's defaults and its
+    own configuration read as a wrong result."""
+    cls = type(fn)
+    if not str(getattr(cls, "__module__", "")).startswith("torch.nn.modules.") or not any(
+            c.__name__ == "_Loss" and c.__module__ == "torch.nn.modules.loss" for c in cls.__mro__):
+        return returns, fixed, ""
+    for name in ("weight", "pos_weight"):
+        held = getattr(fn, name, None)
+        if held is not None:
+            raise SubjectError(f"{target} ({cls.__name__}) holds a {name} of shape {tuple(held.shape)}: lossproof "
+                               f"draws the number of classes and the {name}; check a function that takes {name} "
+                               f"(torch.nn.functional.{loss}) instead")
+    reduction = getattr(fn, "reduction", "mean")
+    mine = _MODULE_RETURNS.get(reduction)
+    if mine is None:
+        raise SubjectError(f"{target} ({cls.__name__}) holds reduction={reduction!r}, which lossproof does not know")
+    if returns is not None and returns != mine:
+        raise SubjectError(f"--returns {returns}, but {target} ({cls.__name__}) holds reduction={reduction!r}")
+    held_fixed = []
+    if float(getattr(fn, "label_smoothing", 0.0) or 0.0):
+        held_fixed.append(("label_smoothing", float(fn.label_smoothing)))
+    if getattr(fn, "ignore_index", -100) != -100:
+        held_fixed.append(("ignore_index", int(fn.ignore_index)))
+    if getattr(fn, "log_target", False):
+        held_fixed.append(("log_target", True))
+    merged = dict(check_fixed(loss, fixed))
+    for name, value in held_fixed:
+        if name in merged and merged[name] != value:
+            raise SubjectError(f"--fixed {name}={merged[name]!r}, but {target} ({cls.__name__}) holds "
+                               f"{name}={value!r}")
+        merged[name] = value
+    read_from = f"read from {cls.__name__}: reduction {reduction!r}" + "".join(
+        f", {k}={v!r}" for k, v in held_fixed)
+    return mine, tuple(sorted(merged.items())), read_from
 
 
 def check_fixed(loss: str, fixed) -> tuple:
@@ -317,7 +367,8 @@ def load(spec: str, framework: str | None = None, class_axis: int = 1, returns: 
     if params is not None and "input" not in params and len(params) < 1:
         raise SubjectError(f"{target} takes no arguments")
     framework, why = (framework, "") if framework is not None else infer_framework(fn)
-    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why, targets, fixed)
+    returns, fixed, read_from = module_conventions(fn, target, loss, returns, fixed)
+    return UserSubject(loss, target, framework, fn, params, class_axis, returns, why, targets, fixed, read_from)
 
 
 #: the framework whose arrays a function of each top-level package takes (SciPy's take NumPy's; optax's and

@@ -307,7 +307,8 @@ def cmd_check(args) -> int:
         code = INCONCLUSIVE
     lines = findings_table(args.loss, args.target, cells, code, args.profile,
                            framework=user.framework + (f", {user.framework_why}; --framework to choose"
-                                                       if user.framework_why else ""))
+                                                       if user.framework_why else "")
+                           + (f"; {user.read_from}" if user.read_from else ""))
     accepted = {}
     for r in reports:
         for k, v in r.user_properties:

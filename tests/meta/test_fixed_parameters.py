@@ -146,3 +146,50 @@ def test_torch_agrees_with_the_hand_written_loss_that_the_test_checks():
     """The test's own premise: the hand-written loss is torch's label_smoothing=0.1 cross-entropy."""
     x, t = torch.randn(4, 5, dtype=torch.float64), torch.tensor([0, 4, 2, 1])
     assert torch.allclose(smoothed_ce(x, t), F.cross_entropy(x, t, label_smoothing=0.1))
+
+
+# ---- torch.nn's loss modules: the configuration a training script's criterion holds (module_conventions)
+
+def test_a_torch_loss_module_is_checked_as_configured():
+    """nn.CrossEntropyLoss(label_smoothing=0.1), nn.NLLLoss(ignore_index=0), nn.BCEWithLogitsLoss(reduction="sum")
+    and nn.KLDivLoss(reduction="batchmean", log_target=True), held as a training script holds its loss: each was a
+    wrong result at torch's defaults (their forward takes (input, target) only); each passes now."""
+    import torch.nn as nn
+
+    for loss, module in [("cross_entropy", nn.CrossEntropyLoss(label_smoothing=0.1)),
+                         ("nll_loss", nn.NLLLoss(ignore_index=0)),
+                         ("binary_cross_entropy_with_logits", nn.BCEWithLogitsLoss(reduction="sum")),
+                         ("kl_div", nn.KLDivLoss(reduction="batchmean", log_target=True))]:
+        findings = lossproof.check(loss, module, formats=["float32"], properties=["agreement"])
+        assert findings.ok, findings.table()
+        assert findings.cells[0].measured > 0, findings.table()
+
+
+def test_what_a_module_holds_becomes_its_conventions_and_a_contradiction_is_one_line():
+    import torch.nn as nn
+
+    from subjects.user import module_conventions
+
+    assert module_conventions(nn.CrossEntropyLoss(label_smoothing=0.1, reduction="none"), "m:c", "cross_entropy",
+                              None, ()) == ("per-example", (("label_smoothing", 0.1),),
+                                            "read from CrossEntropyLoss: reduction 'none', label_smoothing=0.1")
+    assert module_conventions(nn.NLLLoss(), "m:c", "nll_loss", None, ()) == (
+        "mean", (), "read from NLLLoss: reduction 'mean'")
+    assert module_conventions(smoothed_ce, "m:f", "cross_entropy", None, ()) == (None, (), "")  # not a module
+    for module, loss, returns, fixed, message in [
+            (nn.CrossEntropyLoss(weight=torch.ones(3)), "cross_entropy", None, (), "holds a weight of shape (3,)"),
+            (nn.CrossEntropyLoss(), "cross_entropy", "sum", (), "--returns sum, but m:c (CrossEntropyLoss) holds "
+                                                               "reduction='mean'"),
+            (nn.CrossEntropyLoss(label_smoothing=0.1), "cross_entropy", None, {"label_smoothing": 0.2},
+             "--fixed label_smoothing=0.2, but m:c (CrossEntropyLoss) holds label_smoothing=0.1")]:
+        with pytest.raises(SubjectError, match="^[^\n]*$") as e:
+            module_conventions(module, "m:c", loss, returns, fixed)
+        assert message in str(e.value)
+
+
+def test_batchmean_is_a_return_of_kl_div_only():
+    with pytest.raises(SubjectError, match="applies to kl_div"):
+        UserSubject("cross_entropy", "m:f", "torch", smoothed_ce, None, returns="batchmean")
+    kl = UserSubject("kl_div", "m:f", "torch", lambda input, target: input, frozenset({"input", "target"}),
+                     returns="batchmean")
+    assert kl.only() == (("reduction", "batchmean"),) and not kl.accepts("reduction")
