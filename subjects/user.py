@@ -19,6 +19,9 @@ Its conventions, for any framework (torch, numpy, jax):
   value of its own instead of taking it (label smoothing 0.1 in a hand-written cross-entropy, a KL of log-space
   targets): the exact result is computed with that value, the function is called without it (or with it, where it
   takes it), and every other value is reported as not supported. Which parameters: ``FIXABLE``.
+
+An instance of one of torch.nn's own loss classes (``nn.CrossEntropyLoss(label_smoothing=0.1)``) carries its
+conventions: its reduction and its built-in parameters are read from it (``module_conventions``).
 """
 
 from __future__ import annotations

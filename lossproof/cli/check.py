@@ -207,7 +207,10 @@ def findings_table(loss: str, target: str, cells: list, code: int, profile: str 
     lacking: dict = {}  # one line per missing capability and message, naming the formats it was seen in
     for c in cells:
         for n in c.not_supported:
-            lacking.setdefault(re.sub(r" in (\w+) on (\w+):", " in {} on \\2:", n, count=1), []).append(c.fmt)
+            # the format named once for all ("in float64/float32 on cpu"; NumPy's cells name no device)
+            key = re.sub(r" in (?:float64|float32|float16|bfloat16)( on \w+)?:",
+                         lambda m: f" in {{}}{m.group(1) or ''}:", n, count=1)
+            lacking.setdefault(key, []).append(c.fmt)
     for n, fmts in sorted(lacking.items()):
         fmts = [f for f in catalogue.FORMATS if f in fmts]
         n = n.replace("{}", "/".join(fmts), 1) if "{}" in n else n

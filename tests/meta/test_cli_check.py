@@ -206,3 +206,21 @@ def test_a_second_finding_on_the_same_input_is_shown_with_the_first():
     assert cell.headline == f"{case}: returns float32 for float64 input (an output in another format)", cell
     assert cell.detail[0] == "and: wrong result on a typical input: value element (0,) is off by more than 1%", cell
     assert cell.detail[1].startswith("expected (exact) 0.6931"), cell
+
+
+def test_a_capability_missing_in_several_formats_is_one_line_for_numpy_cells_too():
+    """NumPy's cells name no device ("... cross_entropy in float32: IndexError: ..."): the check listed one line per
+    format for them, where a torch function's were merged into one ("in float64/float32 on cpu")."""
+    from lossproof.cli.check import Cell, findings_table
+
+    def cell(fmt, device_text):
+        c = Cell("agreement", fmt, "cpu", "passed", 5)
+        c.not_supported = [f"probability targets (user:f.py:g cross_entropy in {fmt}{device_text}: IndexError: "
+                           "arrays used as indices must be of integer type)"]
+        return c
+
+    for device_text in ("", " on cpu"):
+        lines = findings_table("cross_entropy", "f.py:g", [cell("float64", device_text), cell("float32", device_text)],
+                               0)
+        lacking = [ln for ln in lines if ln.startswith("not supported")]
+        assert len(lacking) == 1 and f"in float64/float32{device_text}: IndexError" in lacking[0], lines
