@@ -226,16 +226,24 @@ _JAX_ONLY_WHY = {"kl_div": "optax's kl_divergence sums the pointwise terms (over
 
 
 #: for each loss, its parameters a function may take through ``**kwargs`` and ignore, with a value that changes the
-#: exact result of the catalogue's sample call (``Loss.sample``; kl_div's is "batchmean" over one row, so "mean")
+#: exact result of the sample call (``_probe_sample``; kl_div's is "batchmean" over one row, so "mean"); "C" stands
+#: for a class weight of the sample's class count
 _IGNORE_PROBES = {
-    "cross_entropy": {"reduction": "sum", "weight": [0.5, 2.0, 1.0], "ignore_index": 1, "label_smoothing": 0.25},
-    "nll_loss": {"reduction": "sum", "weight": [0.5, 2.0, 1.0], "ignore_index": 1},
+    "cross_entropy": {"reduction": "sum", "weight": "C", "ignore_index": 1, "label_smoothing": 0.25},
+    "nll_loss": {"reduction": "sum", "weight": "C", "ignore_index": 1},
     "binary_cross_entropy": {"reduction": "sum", "weight": [0.5, 2.0, 1.0]},
     "binary_cross_entropy_with_logits": {"reduction": "sum", "weight": [0.5, 2.0, 1.0],
                                          "pos_weight": [2.0, 2.0, 2.0]},
     "kl_div": {"reduction": "mean", "log_target": True},
     "log_softmax": {"dim": 0}, "softmax": {"dim": 0}, "logsumexp": {"dim": 0},
 }
+
+
+def _probe_sample(user: UserSubject) -> dict:
+    """The call ``ignored_parameters`` varies: the catalogue's sample, or its probability-target probe for a
+    cross_entropy that takes those only (``--targets probability``: class indices are refused)."""
+    row = catalogue.get(user.loss)
+    return dict(row.probes["probability targets"] if user.targets == "probability" else row.sample)
 
 
 def ignored_parameters(user: UserSubject, call64: Callable) -> dict:
@@ -247,7 +255,8 @@ def ignored_parameters(user: UserSubject, call64: Callable) -> dict:
     the capability probes and the search count those. Empty for a function without ``**kwargs``."""
     if user.params is not None or user.loss not in _IGNORE_PROBES:
         return {}
-    sample = catalogue.get(user.loss).sample
+    sample = _probe_sample(user)
+    n_classes = len(sample["input"][0]) if isinstance(sample["input"][0], list) else len(sample["input"])
 
     def exact(kw):
         return [e.to("float64") for e in flat(oracles.REGISTRY[user.loss](**kw))]
@@ -263,14 +272,18 @@ def ignored_parameters(user: UserSubject, call64: Callable) -> dict:
     def same(a, b):
         return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
 
-    out = {}
+    out: dict = {}
     base = got(sample)
+    if base is None or not all(math.isfinite(v) for v in base):  # a refusal, or NaN / inf: nothing to compare
+        return out
     for param, value in _IGNORE_PROBES[user.loss].items():
+        if value == "C":
+            value = [(0.5, 2.0, 1.0)[i % 3] for i in range(n_classes)]
         if param == "reduction" and not user.accepts(param) or param in dict(user.fixed):
             continue  # --returns: the call carries no reduction; --fixed: the user said what it has built in
         varied = {**sample, param: value}
         y = got(varied)
-        if base is not None and y is not None and same(base, y) and not same(exact(sample), exact(varied)):
+        if y is not None and same(base, y) and not same(exact(sample), exact(varied)):
             out[param] = (f"{user.target} takes **kwargs and ignores {param} (the same result with "
                           f"{param}={value!r}, where the exact one changes): checked at torch's default")
     return out

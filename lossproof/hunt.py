@@ -73,14 +73,15 @@ class _Spent(BaseException):
     failure)."""
 
 
-def case_of(loss, target, framework, fmt, device="cpu"):
-    """The case hunted: torch's own function for ``loss`` (``target`` "torch") or a user's function."""
+def case_of(loss, target, framework, fmt, device="cpu", user=None):
+    """The case hunted: torch's own function for ``loss`` (``target`` "torch") or a user's function (``user``: its
+    subject, loaded under its conventions; default: loaded with torch's)."""
     if target == "torch":
         for c in torch_cases(False):
             if c.loss == loss and c.fmt == fmt and c.device == device:
                 return c
         raise ValueError(f"torch has no case for {loss} in {fmt}")
-    for c in user_cases(load(f"{loss}={target}", framework), False):
+    for c in user_cases(user if user is not None else load(f"{loss}={target}", framework), False):
         if c.fmt == fmt and c.device == device:
             if c.skip:
                 raise ValueError(c.skip)

@@ -308,7 +308,7 @@ def conventions(case, kwargs) -> str:
     only = dict(getattr(case, "only", ()))
     fixed = [(p, only[p]) for p in loss.params if p in only and p != "reduction"]
     if fixed and getattr(case, "is_user", False):
-        parts.append(f"{fixed_text(fixed)} built in (--fixed)")
+        parts.append(f"{fixed_text(fixed)} built in")
     untaken = [p for p in loss.params if p not in _SAID and p not in only and accepts is not None and not accepts(p)]
     if untaken:
         fixable = [p for p in untaken if case.loss in FIXABLE.get(p, ((),))[0]]
@@ -319,7 +319,9 @@ def conventions(case, kwargs) -> str:
         parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed{hint}")
     ignored = [p for p in getattr(case, "ignored", dict)() if p != "reduction"]
     if ignored:
-        parts.append(f"it ignores {', '.join(ignored)} (taken through **kwargs): torch's defaults assumed")
+        fixable = [p for p in ignored if case.loss in FIXABLE.get(p, ((),))[0]]
+        parts.append(f"it ignores {', '.join(ignored)} (taken through **kwargs): torch's defaults assumed"
+                     + (f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})" if fixable else ""))
     return "; ".join(parts)
 
 

@@ -31,6 +31,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import numbers
 import os
 import sys
 from dataclasses import dataclass
@@ -102,10 +103,13 @@ class UserSubject:
         """Why it is checked at those values only (``Case.only_why``), or ""."""
         parts = []
         if _REDUCTION_OF.get(self.returns or "", "mean") != "mean":
-            parts.append(f"returns the {self.returns_what()} (--returns {self.returns})")
+            parts.append(f"returns the {self.returns_what()}" + ("" if self.read_from else
+                                                                 f" (--returns {self.returns})"))
         if self.fixed:
-            parts.append(f"has {fixed_text(self.fixed)} built in (--fixed)")
-        return f"{self.target} " + " and ".join(parts) if parts else ""
+            parts.append(f"has {fixed_text(self.fixed)} built in" + ("" if self.read_from else " (--fixed)"))
+        if not parts:
+            return ""
+        return f"{self.target} " + " and ".join(parts) + (f" ({self.read_from})" if self.read_from else "")
 
     def returns_what(self) -> str:
         return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')",
@@ -235,51 +239,70 @@ def check_conventions(loss: str, target: str, params, class_axis, returns, targe
 _MODULE_RETURNS = {"mean": "mean", "sum": "sum", "none": "per-example", "batchmean": "batchmean"}
 
 
+#: torch.nn's loss classes whose configuration lossproof reads (``module_conventions``): class name -> loss
+_MODULE_LOSS = {"CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss", "BCELoss": "binary_cross_entropy",
+                "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "KLDivLoss": "kl_div"}
+#: the attributes of those classes that hold a built-in parameter, with torch's default
+_MODULE_FIXED = (("label_smoothing", 0.0), ("ignore_index", -100), ("log_target", False))
+
+
+def _torch_loss_class(fn):
+    """The torch.nn loss class (one of ``_MODULE_LOSS``) whose forward ``fn`` runs: its own class, or the one a
+    subclass derives from without a forward of its own; else None."""
+    for c in type(fn).__mro__:
+        if c.__module__ == "torch.nn.modules.loss" and c.__name__ in _MODULE_LOSS:
+            return c if getattr(type(fn), "forward", None) is getattr(c, "forward", None) else None
+    return None
+
+
 def module_conventions(fn, target: str, loss: str, returns, fixed) -> tuple:
-    """(returns, fixed, read_from) for an instance of one of torch.nn's own loss classes
-    (``torch.nn.CrossEntropyLoss(label_smoothing=0.1)``, the way a training script holds its loss): the reduction
-    it holds as what it returns, its label_smoothing, ignore_index and log_target where not torch's defaults as
-    built in (``FIXABLE``), merged with what the user said (a contradiction is a SubjectError, one line, and so is a
-    weight it holds: lossproof draws the number of classes). Anything else: the arguments as they are, "". Its
-    forward takes (input, target) only, so without this every such module was checked at torch's defaults and its
-    own configuration read as a wrong result."""
-    cls = type(fn)
-    if not str(getattr(cls, "__module__", "")).startswith("torch.nn.modules.") or not any(
-            c.__name__ == "_Loss" and c.__module__ == "torch.nn.modules.loss" for c in cls.__mro__):
+    """(returns, fixed, read_from) for an instance of one of torch.nn's loss classes (``_MODULE_LOSS``:
+    ``torch.nn.CrossEntropyLoss(label_smoothing=0.1)``, the way a training script holds its loss; a subclass that
+    keeps its forward too): the reduction it holds as what it returns, its label_smoothing, ignore_index and
+    log_target where not torch's defaults as built in (``FIXABLE``), with what the user said where it agrees. A
+    SubjectError (one line) for a module of another loss, a contradiction with what it holds, or a weight it holds
+    (lossproof draws the number of classes). Anything else: the arguments as they are, "". Its forward takes (input,
+    target) only, so without this every such module was checked at torch's defaults and its own configuration read
+    as a wrong result."""
+    cls = _torch_loss_class(fn)
+    if cls is None:
         return returns, fixed, ""
-    for name in ("weight", "pos_weight"):
-        held = getattr(fn, name, None)
+    name = f"{target} ({cls.__name__})"
+    if _MODULE_LOSS[cls.__name__] != loss:
+        raise SubjectError(f"{name} computes {_MODULE_LOSS[cls.__name__]}, not {loss}: check it as "
+                           f"{_MODULE_LOSS[cls.__name__]}")
+    for attr in ("weight", "pos_weight"):
+        held = getattr(fn, attr, None)
         if held is not None:
-            raise SubjectError(f"{target} ({cls.__name__}) holds a {name} of shape {tuple(held.shape)}: lossproof "
-                               f"draws the number of classes and the {name}; check a function that takes {name} "
+            raise SubjectError(f"{name} holds a {attr} of shape {tuple(held.shape)}: lossproof draws the number of "
+                               f"classes and the {attr}; check a function that takes {attr} "
                                f"(torch.nn.functional.{loss}) instead")
     reduction = getattr(fn, "reduction", "mean")
     mine = _MODULE_RETURNS.get(reduction)
     if mine is None:
-        raise SubjectError(f"{target} ({cls.__name__}) holds reduction={reduction!r}, which lossproof does not know")
+        raise SubjectError(f"{name} holds reduction={reduction!r}, which lossproof does not know")
     if returns is not None and returns != mine:
-        raise SubjectError(f"--returns {returns}, but {target} ({cls.__name__}) holds reduction={reduction!r}")
-    held_fixed = []
-    if float(getattr(fn, "label_smoothing", 0.0) or 0.0):
-        held_fixed.append(("label_smoothing", float(fn.label_smoothing)))
-    if getattr(fn, "ignore_index", -100) != -100:
-        held_fixed.append(("ignore_index", int(fn.ignore_index)))
-    if getattr(fn, "log_target", False):
-        held_fixed.append(("log_target", True))
-    merged = dict(check_fixed(loss, fixed))
-    for name, value in held_fixed:
-        if name in merged and merged[name] != value:
-            raise SubjectError(f"--fixed {name}={merged[name]!r}, but {target} ({cls.__name__}) holds "
-                               f"{name}={value!r}")
-        merged[name] = value
-    read_from = f"read from {cls.__name__}: reduction {reduction!r}" + "".join(
-        f", {k}={v!r}" for k, v in held_fixed)
-    return mine, tuple(sorted(merged.items())), read_from
+        raise SubjectError(f"--returns {returns}, but {name} holds reduction={reduction!r}")
+    given = dict(check_fixed(loss, fixed))
+    held = {}
+    for attr, default in _MODULE_FIXED:
+        if hasattr(fn, attr):
+            value = getattr(fn, attr)
+            value = float(value) if attr == "label_smoothing" else bool(value) if attr == "log_target" else int(value)
+            if attr in given and given[attr] != value:  # torch's default included: the module computes with it
+                raise SubjectError(f"--fixed {attr}={given[attr]!r}, but {name} holds {attr}={value!r}")
+            if value != default:
+                held[attr] = value
+    read_from = f"read from {cls.__name__}: reduction {reduction!r}" + "".join(f", {k}={v!r}" for k, v in
+                                                                            sorted(held.items()))
+    return mine, tuple(sorted({**given, **held}.items())), read_from
 
 
 def check_fixed(loss: str, fixed) -> tuple:
     """The built-in parameters (a dict or (name, value) pairs) as sorted pairs, each one the loss takes (``FIXABLE``)
     with a value of its kind; SubjectError (one line) otherwise."""
+    if isinstance(fixed, str):
+        raise SubjectError(f"fixed {fixed!r}: expected the parameters as a dict, e.g. {{'label_smoothing': 0.1}}")
     items = list(fixed.items()) if isinstance(fixed, dict) else list(fixed or ())
     out: dict = {}
     for item in items:
@@ -295,11 +318,12 @@ def check_fixed(loss: str, fixed) -> tuple:
         if name in out:
             raise SubjectError(f"--fixed {name} given twice")
         kind = FIXABLE[name][1]
-        if name == "label_smoothing":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+        if name == "label_smoothing":  # NumPy's scalars too (numbers.Real); a bool is no number here
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
             value = float(value) if ok else value
         elif name == "ignore_index":
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            value = int(value) if ok else value
         else:
             ok = isinstance(value, bool)
         if not ok:

@@ -265,11 +265,7 @@ def cmd_check(args) -> int:
         profiles.get(args.profile)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    try:
-        user = load(f"{args.loss}={args.target}", args.framework, parse_class_axis(args.class_axis), args.returns,
-                    args.targets, parse_fixed(args.fixed))
-    except SubjectError as e:
-        raise UsageError(str(e)) from None
+    user = load_conventions(args.loss, args.target, args)
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
              "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
              "--lossproof-class-axis", str(args.class_axis)]
@@ -331,6 +327,33 @@ def cmd_check(args) -> int:
     return code
 
 
+def add_conventions(parser) -> None:
+    """The options that say how a user's function is called (``check`` and ``hunt``): its class axis, what it
+    returns, the one kind of target it takes, the parameters it has built in (subjects.user)."""
+    parser.add_argument("--class-axis", default="1", metavar="AXIS",
+                   help="where your function takes the classes: 1 (torch's (N, C, ...), the default) or -1 (the "
+                        "classes last, as JAX and Keras)")
+    parser.add_argument("--returns", default=None, metavar="WHAT",
+                   help=f"what your function returns: {', '.join(RETURNS)} (default: reduction-arg when it takes "
+                        "reduction, else mean); per-example is torch's reduction 'none' (optax, Keras)")
+    parser.add_argument("--targets", default=None, metavar="KIND",
+                   help="the one kind of target your cross_entropy takes: probability (soft or one-hot labels) or "
+                        "index (default: both, as torch's); the other is reported as not supported")
+    parser.add_argument("--fixed", action="append", default=None, metavar="NAME=VALUE",
+                   help=f"a loss parameter your function has built in instead of taking it (one of "
+                        f"{', '.join(FIXABLE)}; label_smoothing=0.1, ignore_index=0, log_target=true): the exact "
+                        "result uses that value, every other is reported as not supported; repeatable")
+
+
+def load_conventions(loss: str, target: str, args):
+    """The user's subject under the convention options (``add_conventions``); UsageError (one line) otherwise."""
+    try:
+        return load(f"{loss}={target}", args.framework, parse_class_axis(args.class_axis), args.returns,
+                    args.targets, parse_fixed(args.fixed))
+    except SubjectError as e:
+        raise UsageError(str(e)) from None
+
+
 def add_parser(sub):
     c = sub.add_parser("check", help="the whole battery for one loss against your function")
     c.add_argument("loss", help="the loss it implements: cross_entropy, nll_loss, softplus, ...")
@@ -338,19 +361,7 @@ def add_parser(sub):
     c.add_argument("--framework", default=None,
                    help=f"{', '.join(FRAMEWORKS)} (default: inferred from the function's code, torch where it names "
                         "none)")
-    c.add_argument("--class-axis", default="1", metavar="AXIS",
-                   help="where your function takes the classes: 1 (torch's (N, C, ...), the default) or -1 (the "
-                        "classes last, as JAX and Keras)")
-    c.add_argument("--returns", default=None, metavar="WHAT",
-                   help=f"what your function returns: {', '.join(RETURNS)} (default: reduction-arg when it takes "
-                        "reduction, else mean); per-example is torch's reduction 'none' (optax, Keras)")
-    c.add_argument("--targets", default=None, metavar="KIND",
-                   help="the one kind of target your cross_entropy takes: probability (soft or one-hot labels) or "
-                        "index (default: both, as torch's); the other is reported as not supported")
-    c.add_argument("--fixed", action="append", default=None, metavar="NAME=VALUE",
-                   help=f"a loss parameter your function has built in instead of taking it (one of "
-                        f"{', '.join(FIXABLE)}; label_smoothing=0.1, ignore_index=0, log_target=true): the exact "
-                        "result uses that value, every other is reported as not supported; repeatable")
+    add_conventions(c)
     c.add_argument("--dtype", default=None, help="formats to check, comma-separated (default: all)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: every available device)")
     c.add_argument("--profile", default="ci", help="dev, ci (default) or thorough")

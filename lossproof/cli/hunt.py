@@ -13,6 +13,7 @@ from lossproof import catalogue
 from oracles import formats
 from subjects.user import FRAMEWORKS, SubjectError
 
+from .check import add_conventions, load_conventions
 from .errors import UsageError
 
 
@@ -37,8 +38,12 @@ def cmd_hunt(args) -> int:
 
     from lossproof import hunt
 
+    conventions = ("class_axis", "returns", "targets", "fixed")
+    if args.target == "torch" and any(getattr(args, k) not in (None, "1") for k in conventions):
+        raise UsageError("--class-axis, --returns, --targets and --fixed describe a user's function, not torch's")
+    user = None if args.target == "torch" else load_conventions(args.loss, args.target, args)
     try:
-        case = hunt.case_of(args.loss, args.target, args.framework, args.format)
+        case = hunt.case_of(args.loss, args.target, args.framework, args.format, user=user)
     except (SubjectError, ValueError) as e:
         raise UsageError(str(e)) from None
     warnings.filterwarnings("ignore")
@@ -61,6 +66,7 @@ def add_parser(sub):
     h.add_argument("--framework", default=None,
                    help="of a user TARGET: torch, numpy or jax (default: inferred from its code, torch where it "
                         "names none)")
+    add_conventions(h)
     h.add_argument("--format", default="float32", help="float64, float32 (default), float16 or bfloat16")
     h.add_argument("--budget", type=float, default=60.0, help="seconds of search (default 60)")
     h.add_argument("--top", type=int, default=10, help="how many worst inputs to print (default 10)")

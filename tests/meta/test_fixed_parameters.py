@@ -6,6 +6,9 @@ every other value is reported as not supported, and a wrong result names the opt
 
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -50,9 +53,12 @@ def test_label_smoothing_built_in_passes_with_fixed_and_is_a_wrong_result_naming
 def test_a_fixed_parameter_reaches_the_oracle_and_not_a_function_that_does_not_take_it():
     seen = []
 
-    def ce(input, target, reduction="mean"):
-        seen.append(sorted(k for k in ("input", "target", "reduction")))
-        return F.cross_entropy(input, target, reduction=reduction, label_smoothing=0.25)
+    def ce(*args, **kwargs):  # what the call passes, recorded (adapt passes by keyword what it takes)
+        seen.append(sorted(kwargs))
+        return F.cross_entropy(kwargs["input"], kwargs["target"], reduction=kwargs["reduction"],
+                               label_smoothing=0.25)
+
+    ce.__signature__ = inspect.signature(lambda input, target, reduction="mean": None)  # type: ignore[attr-defined]
 
     case = _case(_user(ce, "cross_entropy", {"label_smoothing": 0.25}))
     drawn = {"input": [[0.0, 1.0]], "target": [1], "reduction": "sum", "label_smoothing": 0.5}
@@ -60,7 +66,7 @@ def test_a_fixed_parameter_reaches_the_oracle_and_not_a_function_that_does_not_t
     assert kw["label_smoothing"] == 0.25 and kw["reduction"] == "sum", kw  # the built-in value, for the oracle
     case.call(kw)  # the call passes on what the function takes only: it has no label_smoothing parameter
     assert seen == [["input", "reduction", "target"]]
-    assert "label_smoothing=0.25 built in (--fixed)" in conventions(case, kw)
+    assert "label_smoothing=0.25 built in" in conventions(case, kw)
     assert unsupported(case)["label_smoothing other than 0.25"].endswith("has label_smoothing=0.25 built in "
                                                                         "(--fixed)")
 
@@ -187,9 +193,76 @@ def test_what_a_module_holds_becomes_its_conventions_and_a_contradiction_is_one_
         assert message in str(e.value)
 
 
+def test_a_module_of_another_loss_or_a_contradicting_default_is_refused_and_a_subclass_is_read():
+    import torch.nn as nn
+
+    from subjects.user import module_conventions
+
+    for module, loss, fixed, message in [
+            (nn.CrossEntropyLoss(label_smoothing=0.1), "nll_loss", (), "computes cross_entropy, not nll_loss"),
+            (nn.CrossEntropyLoss(ignore_index=-1), "nll_loss", (), "computes cross_entropy, not nll_loss"),
+            (nn.KLDivLoss(reduction="batchmean"), "cross_entropy", (), "computes kl_div, not cross_entropy"),
+            # torch's default is what the module computes with: a --fixed other value contradicts it too
+            (nn.CrossEntropyLoss(), "cross_entropy", {"label_smoothing": 0.1},
+             "--fixed label_smoothing=0.1, but m:c (CrossEntropyLoss) holds label_smoothing=0.0")]:
+        with pytest.raises(SubjectError, match="^[^\n]*$") as e:
+            module_conventions(module, "m:c", loss, None, fixed)
+        assert message in str(e.value)
+
+    class Smoothed(nn.CrossEntropyLoss):  # a subclass that keeps torch's forward: read as its base
+        pass
+
+    class Own(nn.CrossEntropyLoss):  # one with a forward of its own: not read (its forward decides)
+        def forward(self, input, target):
+            return super().forward(input, target)
+
+    assert module_conventions(Smoothed(label_smoothing=0.1), "m:c", "cross_entropy", None, ())[1] == (
+        ("label_smoothing", 0.1),)
+    assert module_conventions(Own(label_smoothing=0.1), "m:c", "cross_entropy", None, ()) == (None, (), "")
+
+
+def test_what_a_module_holds_is_credited_to_the_module_not_to_options_never_given():
+    import torch.nn as nn
+
+    from subjects.user import module_conventions
+
+    returns, fixed, read_from = module_conventions(nn.NLLLoss(ignore_index=0, reduction="sum"), "m:c", "nll_loss",
+                                                   None, ())
+    user = UserSubject("nll_loss", "m:c", "torch", nn.NLLLoss(ignore_index=0, reduction="sum"),
+                       frozenset({"input", "target"}), returns=returns, fixed=fixed, read_from=read_from)
+    assert user.only_why() == ("m:c returns the sum and has ignore_index=0 built in (read from NLLLoss: reduction "
+                               "'sum', ignore_index=0)"), user.only_why()
+    assert "--returns" not in user.only_why() and "--fixed" not in user.only_why()
+
+
+def test_the_api_takes_numpy_scalars_and_refuses_a_string_in_one_line():
+    assert check_fixed("nll_loss", {"ignore_index": np.int64(0)}) == (("ignore_index", 0),)
+    assert check_fixed("cross_entropy", {"label_smoothing": np.float32(0.5)}) == (("label_smoothing", 0.5),)
+    with pytest.raises(SubjectError, match="expected the parameters as a dict"):
+        check_fixed("cross_entropy", "label_smoothing=0.1")
+
+
 def test_batchmean_is_a_return_of_kl_div_only():
     with pytest.raises(SubjectError, match="applies to kl_div"):
         UserSubject("cross_entropy", "m:f", "torch", smoothed_ce, None, returns="batchmean")
     kl = UserSubject("kl_div", "m:f", "torch", lambda input, target: input, frozenset({"input", "target"}),
                      returns="batchmean")
     assert kl.only() == (("reduction", "batchmean"),) and not kl.accepts("reduction")
+
+
+def test_hunt_takes_the_same_conventions(tmp_path):
+    """``lossproof hunt`` searched a user's function under torch's conventions only: a smoothed cross-entropy's worst
+    inputs were all its label smoothing. It takes --class-axis, --returns, --targets and --fixed now, as check."""
+    from lossproof import hunt
+    from lossproof.cli import main
+
+    src = tmp_path / "smooth.py"
+    src.write_text("import torch.nn.functional as F\n\n"
+                   "def ce(input, target):\n    return F.cross_entropy(input, target, label_smoothing=0.1)\n")
+    from subjects.user import load
+
+    user = load(f"cross_entropy={src}:ce", None, 1, None, None, parse_fixed(["label_smoothing=0.1"]))
+    case = hunt.case_of("cross_entropy", f"{src}:ce", None, "float32", user=user)
+    assert ("label_smoothing", 0.1) in case.only
+    assert restrict(case, {"input": [[0.0, 1.0]], "target": [1]})["label_smoothing"] == 0.1
+    assert main(["hunt", "cross_entropy", f"{src}:ce", "--fixed", "label_smoothing=2", "--budget", "1"]) == 2

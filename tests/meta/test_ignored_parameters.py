@@ -73,3 +73,24 @@ def test_a_parameter_declared_built_in_is_not_also_reported_ignored():
     ignored = [next(iter(user_cases(u, False))).ignored() for u in (plain, fixed)]
     assert "label_smoothing" in ignored[0] and "label_smoothing" not in ignored[1], ignored
     assert "weight" in ignored[1]
+
+
+def test_a_probability_target_function_is_probed_with_probability_targets():
+    """--targets probability: the catalogue's sample (class indices) is refused, so nothing was ever found ignored
+    for the soft-target cross-entropies (optax's, timm's) this probe is for."""
+    def soft_ce(input, target, **kwargs):
+        return -(target * F.log_softmax(input, dim=1)).sum(dim=1).mean()
+
+    user = UserSubject("cross_entropy", "t:soft_ce", "torch", soft_ce, None, targets="probability")
+    ignored = next(iter(user_cases(user, False))).ignored()
+    assert sorted(ignored) == ["label_smoothing", "reduction", "weight"], ignored  # ignore_index: no effect there
+
+
+def test_an_ignored_parameter_that_may_be_built_in_names_fixed():
+    def smoothing_ce(input, target, **kwargs):
+        return F.cross_entropy(input, target, label_smoothing=0.25)
+
+    case = _case(smoothing_ce)
+    text = conventions(case, {"input": [[0.0, 1.0]], "target": [1]})
+    assert "it ignores weight, ignore_index, label_smoothing (taken through **kwargs): torch's defaults assumed " \
+           "(--fixed NAME=VALUE for one it has built in: ignore_index or label_smoothing)" in text, text
