@@ -113,7 +113,7 @@ class UserSubject:
 
     def returns_what(self) -> str:
         return {"sum": "sum", "per-example": "per-example losses (torch's reduction 'none')",
-                "batchmean": "sum over the batch's first axis (torch's reduction 'batchmean')"}.get(
+                "batchmean": "sum divided by the batch size (torch's reduction 'batchmean')"}.get(
             self.returns or "", "mean")
 
     def call_kwargs(self, kwargs: dict) -> dict:

@@ -248,6 +248,7 @@ def test_batchmean_is_a_return_of_kl_div_only():
     kl = UserSubject("kl_div", "m:f", "torch", lambda input, target: input, frozenset({"input", "target"}),
                      returns="batchmean")
     assert kl.only() == (("reduction", "batchmean"),) and not kl.accepts("reduction")
+    assert kl.returns_what() == "sum divided by the batch size (torch's reduction 'batchmean')"
 
 
 def test_hunt_takes_the_same_conventions(tmp_path):
