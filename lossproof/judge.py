@@ -15,7 +15,7 @@ from reports.reproducers import reproducer
 from subjects import deviations, jax_subject, torch_subject
 from subjects.torch_subject import upstream
 from subjects.torch_subject import upstream as upstream_of
-from subjects.user import FIXABLE, fixed_text
+from subjects.user import fixable_of, fixed_text
 
 from . import catalogue
 from .cases import restrict
@@ -311,18 +311,22 @@ def conventions(case, kwargs) -> str:
         parts.append(f"{fixed_text(fixed)} built in")
     untaken = [p for p in loss.params if p not in _SAID and p not in only and accepts is not None and not accepts(p)]
     if untaken:
-        fixable = [p for p in untaken if case.loss in FIXABLE.get(p, ((),))[0]]
-        hint = ""
-        if fixable and getattr(case, "is_user", False):
-            hint = (f" (--fixed {fixable[0]}=VALUE for a value it has built in)" if len(fixable) == 1 else
-                    f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})")
-        parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed{hint}")
+        parts.append(f"it takes no {', '.join(untaken)}: torch's defaults assumed{_fixed_hint(case, untaken)}")
     ignored = [p for p in getattr(case, "ignored", dict)() if p != "reduction"]
     if ignored:
-        fixable = [p for p in ignored if case.loss in FIXABLE.get(p, ((),))[0]]
         parts.append(f"it ignores {', '.join(ignored)} (taken through **kwargs): torch's defaults assumed"
-                     + (f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})" if fixable else ""))
+                     f"{_fixed_hint(case, ignored)}")
     return "; ".join(parts)
+
+
+def _fixed_hint(case, params) -> str:
+    """How a user's function says which of ``params`` it has built in (``--fixed``), or "" where none can be."""
+    fixable = [p for p in params if p in fixable_of(case.loss)]
+    if not fixable or not getattr(case, "is_user", False):
+        return ""
+    if len(fixable) == 1:
+        return f" (--fixed {fixable[0]}=VALUE for a value it has built in)"
+    return f" (--fixed NAME=VALUE for one it has built in: {' or '.join(fixable)})"
 
 
 #: parameters ``conventions`` speaks of otherwise (input, targets, reduction, axis) or that change nothing

@@ -235,8 +235,8 @@ def check_conventions(loss: str, target: str, params, class_axis, returns, targe
         raise SubjectError(f"returns 'batchmean' applies to kl_div (torch's only loss with that reduction), not {loss}")
 
 
-#: what a torch.nn loss module's reduction returns (``--returns``)
-_MODULE_RETURNS = {"mean": "mean", "sum": "sum", "none": "per-example", "batchmean": "batchmean"}
+#: what a torch.nn loss module's reduction returns (``--returns``): ``_REDUCTION_OF`` read backwards
+_MODULE_RETURNS = {reduction: returns for returns, reduction in _REDUCTION_OF.items()}
 
 
 #: torch.nn's loss classes whose configuration lossproof reads (``module_conventions``): class name -> loss
@@ -298,6 +298,11 @@ def module_conventions(fn, target: str, loss: str, returns, fixed) -> tuple:
     return mine, tuple(sorted({**given, **held}.items())), read_from
 
 
+def fixable_of(loss: str) -> tuple:
+    """The parameters of ``loss`` that ``--fixed`` takes (``FIXABLE``)."""
+    return tuple(name for name, (losses, _) in FIXABLE.items() if loss in losses)
+
+
 def check_fixed(loss: str, fixed) -> tuple:
     """The built-in parameters (a dict or (name, value) pairs) as sorted pairs, each one the loss takes (``FIXABLE``)
     with a value of its kind; SubjectError (one line) otherwise."""
@@ -309,9 +314,8 @@ def check_fixed(loss: str, fixed) -> tuple:
         if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
             raise SubjectError(f"fixed parameter {item!r}: expected a name and a value")
         name, value = item
-        losses = FIXABLE.get(name, ((),))[0]
-        if loss not in losses:
-            known = [k for k, (ls, _) in FIXABLE.items() if loss in ls]
+        known = fixable_of(loss)
+        if name not in known:
             raise SubjectError(f"--fixed {name}: {loss} has no such parameter to fix"
                                + (f" (it takes {', '.join(known)})" if known
                                   else " (--fixed applies to none of its parameters)"))
