@@ -10,6 +10,11 @@
     [tool.lossproof.subjects]                 # the functions the battery checks (pytest --pyargs lossproof.battery)
     cross_entropy = "mypackage.losses:cross_entropy"
     softplus = ["mypackage.ops:softplus", "mypackage.ops:softplus_fast"]
+    kl_div = {target = "mypackage.losses:kl", returns = "batchmean", fixed = {log_target = true}}
+
+A subject is "module:function", a table of its target and its own conventions (``SUBJECT_KEYS``: framework,
+class_axis, returns, targets, fixed, as ``lossproof check``'s options), or a list of either. Its own conventions
+win over the plugin's command-line ones (``--lossproof-class-axis`` ...), which apply to the subjects that set none.
 
     [[tool.lossproof.accept]]                 # findings accepted with a reason (lossproof.accept)
     behaviour = "torch-ce-sum-overflow"
@@ -26,16 +31,52 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from subjects.user import CLASS_AXES, SubjectError, UserSubject, check_conventions, check_fixed
+from subjects.user import load as load_subject
+
 from . import catalogue, profiles
 
-__all__ = ["Config", "ConfigError", "load", "find_pyproject", "read_toml"]
+__all__ = ["Config", "ConfigError", "Subject", "load", "find_pyproject", "read_toml"]
 
 KEYS = ("framework", "profile", "formats", "results", "strict", "subjects", "accept", "losses")
 FRAMEWORKS = ("torch", "numpy", "jax")
+#: a subject's own table: its function and the conventions it is called under (subjects.user)
+SUBJECT_KEYS = ("target", "framework", "class_axis", "returns", "targets", "fixed")
 
 
 class ConfigError(ValueError):
     """A ``[tool.lossproof]`` table that cannot be used: one line, naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A function to check: its loss, its target ("module:function" or "path/file.py:function") and the
+    conventions it set for itself (None, or () for ``fixed``: the run's own apply). ``where`` names it in errors."""
+
+    loss: str
+    target: str
+    framework: str | None = None
+    class_axis: int | None = None
+    returns: str | None = None
+    targets: str | None = None
+    fixed: tuple = ()
+    where: str = ""
+
+    @property
+    def spec(self) -> str:
+        """LOSS=TARGET (a command-line spec without its "=" kept as given: subjects.user.load refuses it)."""
+        return f"{self.loss}={self.target}" if self.loss else self.target
+
+    def load(self, framework: str | None = None, class_axis: int = 1, returns: str | None = None,
+             targets: str | None = None, fixed: tuple = ()) -> UserSubject:
+        """Its function, under the conventions it set for itself, else the run's (the arguments); SubjectError
+        (one line, naming the configuration's key where it has one) when it cannot be loaded."""
+        try:
+            return load_subject(self.spec, self.framework or framework,
+                                class_axis if self.class_axis is None else self.class_axis, self.returns or returns,
+                                self.targets or targets, self.fixed or fixed)
+        except SubjectError as e:
+            raise SubjectError(f"{self.where}: {e}" if self.where else str(e)) from None
 
 
 @dataclass
@@ -47,7 +88,7 @@ class Config:
     losses: tuple = ()
     results: str | None = None
     strict: bool = False
-    subjects: list = field(default_factory=list)  # [(loss, target)]
+    subjects: list = field(default_factory=list)  # [Subject]
     accept: list = field(default_factory=list)  # raw entries (lossproof.accept reads them)
 
 
@@ -107,6 +148,41 @@ def _names(where: str, value: object, allowed: tuple, what: str, single: bool = 
     return tuple(value)
 
 
+def _subject(where: str, loss: str, entry: object) -> Subject:
+    """One entry of ``[tool.lossproof.subjects]``: "module:function" or a table of ``SUBJECT_KEYS`` (``target``
+    required); its conventions are checked here against its loss, as ``lossproof check`` checks its options."""
+    shape = "must be \"module:function\", a table {target = \"module:function\", ...} or a list of them"
+    if isinstance(entry, str) and entry:
+        return Subject(loss, entry, where=where)
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: {shape}")
+    unknown = [k for k in entry if k not in SUBJECT_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(SUBJECT_KEYS)}")
+    target = entry.get("target")
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{where}: a subject's table needs target = \"module:function\"")
+    framework = entry.get("framework")
+    if framework is not None:
+        framework = _names(f"{where} framework", framework, FRAMEWORKS, "framework", True)[0]
+    class_axis = entry.get("class_axis")
+    if class_axis is not None and (isinstance(class_axis, bool) or class_axis not in CLASS_AXES):
+        raise ConfigError(f"{where} class_axis: must be 1 (torch's (N, C, ...)) or -1 (the classes last)")
+    for key in ("returns", "targets"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ConfigError(f"{where} {key}: must be a string")
+    fixed = entry.get("fixed", {})
+    if not isinstance(fixed, dict):
+        raise ConfigError(f"{where} fixed: must be a table of parameter = value, such as {{label_smoothing = 0.1}}")
+    try:
+        check_conventions(loss, target, None, 1 if class_axis is None else class_axis, entry.get("returns"),
+                          entry.get("targets"))
+        pairs = check_fixed(loss, fixed)
+    except SubjectError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return Subject(loss, target, framework, class_axis, entry.get("returns"), entry.get("targets"), pairs, where)
+
+
 def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLike | None = None) -> Config:
     """The ``[tool.lossproof]`` table of ``path`` (or of the nearest pyproject.toml), or an empty Config."""
     p = Path(path) if path is not None else find_pyproject(search_from)
@@ -142,13 +218,11 @@ def load(path: str | os.PathLike | None = None, *, search_from: str | os.PathLik
     subjects = table.get("subjects", {})
     if not isinstance(subjects, dict):
         raise ConfigError(f"{where} subjects: must be a table of loss = \"module:function\"")
-    for loss, targets in subjects.items():
+    for loss, entries in subjects.items():
         if loss not in catalogue.NAMES:
             raise ConfigError(f"{where} subjects: unknown loss {loss!r}; expected one of {', '.join(catalogue.NAMES)}")
-        targets = [targets] if isinstance(targets, str) else targets
-        if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
-            raise ConfigError(f"{where} subjects.{loss}: must be \"module:function\" or a list of them")
-        cfg.subjects += [(loss, t) for t in targets]
+        entries = entries if isinstance(entries, list) else [entries]
+        cfg.subjects += [_subject(f"{where} subjects.{loss}", loss, e) for e in entries]
     accept = table.get("accept", [])
     if not isinstance(accept, list) or not all(isinstance(a, dict) for a in accept):
         raise ConfigError(f"{where} accept: must be an array of tables ([[tool.lossproof.accept]])")

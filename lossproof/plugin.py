@@ -49,10 +49,16 @@ class Options:
         self.returns = opt("--lossproof-returns")
         self.targets = opt("--lossproof-targets")
         self.fixed = list(opt("--lossproof-fixed") or [])
-        self.subject_specs = list(opt("--lossproof-subject") or []) + [f"{loss}={t}" for loss, t in cfg.subjects]
+        # lossproof check names its one function and skips the configured ones (they are not what it was asked)
+        configured = [] if opt("--lossproof-skip-configured-subjects") else cfg.subjects
+        named = []
+        for spec in opt("--lossproof-subject") or []:
+            loss, sep, target = spec.partition("=")
+            named.append(configuration.Subject(loss, target) if sep else configuration.Subject("", spec))
+        self.subjects = named + list(configured)
         only = opt("--lossproof-only-subjects")
         # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
-        self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subject_specs else None)
+        self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subjects else None)
         self.losses = _csv(opt("--lossproof-losses")) or cfg.losses
         self.formats = _csv(opt("--lossproof-formats")) or cfg.formats
         self.devices = _csv(opt("--lossproof-devices"))
@@ -91,20 +97,24 @@ def pytest_addoption(parser):
                      "out/results.json in the working directory)")
     g.addoption("--lossproof-subject", action="append", default=[], metavar="LOSS=TARGET",
                 help="a function to check: package.module:function or path/to/file.py:function (repeatable)")
+    g.addoption("--lossproof-skip-configured-subjects", action="store_true", default=False,
+                help="check only the --lossproof-subject functions, not those of [tool.lossproof.subjects] (what "
+                     "lossproof check runs)")
     g.addoption("--lossproof-framework", default=None, choices=["torch", "numpy", "jax"],
-                help="the framework of the --lossproof-subject functions (default: inferred from each function's "
-                     "code, torch where it names none)")
+                help="the framework of the subjects' functions (default: inferred from each function's code, torch "
+                     "where it names none); a subject's own in [tool.lossproof.subjects] wins, as for the "
+                     "conventions below")
     g.addoption("--lossproof-class-axis", default="1", metavar="AXIS",
-                help="where the --lossproof-subject functions take the classes: 1 (torch's (N, C, ...), the "
+                help="where the subjects' functions take the classes: 1 (torch's (N, C, ...), the "
                      "default) or -1 (the classes last, as JAX and Keras)")
     g.addoption("--lossproof-returns", default=None, metavar="WHAT",
-                help="what the --lossproof-subject functions return: mean, sum, per-example or reduction-arg "
+                help="what the subjects' functions return: mean, sum, per-example or reduction-arg "
                      "(default: reduction-arg when they take reduction, else mean)")
     g.addoption("--lossproof-targets", default=None, metavar="KIND",
-                help="the one kind of target the --lossproof-subject functions take, for cross_entropy: probability "
+                help="the one kind of target the subjects' functions take, for cross_entropy: probability "
                      "or index (default: both, as torch's)")
     g.addoption("--lossproof-fixed", action="append", default=[], metavar="NAME=VALUE",
-                help="a loss parameter the --lossproof-subject functions have built in instead of taking it "
+                help="a loss parameter the subjects' functions have built in instead of taking it "
                      "(label_smoothing=0.1, ignore_index=0, log_target=true; repeatable): the exact result uses it")
     g.addoption("--lossproof-only-subjects", default=None, metavar="NAMES",
                 help="comma-separated subjects to run (torch, numpy, scipy, jax, user); default all, or user when "
@@ -187,7 +197,7 @@ def selected(config) -> list:
     # in every pytest session that has the plugin installed
     import torch
 
-    from subjects.user import SubjectError, load, parse_class_axis, parse_fixed
+    from subjects.user import SubjectError, parse_class_axis, parse_fixed
 
     from .cases import all_cases
 
@@ -195,12 +205,15 @@ def selected(config) -> list:
     cuda = torch.cuda.is_available()
     only = options.only_subjects
     users = []
-    for spec in options.subject_specs:
+    for subject in options.subjects:
         try:
-            users.append(load(spec, options.framework, parse_class_axis(options.class_axis), options.returns,
-                              options.targets, parse_fixed(options.fixed)))
+            users.append(subject.load(options.framework, parse_class_axis(options.class_axis), options.returns,
+                                      options.targets, parse_fixed(options.fixed)))
         except SubjectError as e:
-            raise pytest.UsageError(f"lossproof: {e}") from None
+            if hasattr(config, "workerinput"):  # an xdist worker: its collection error (the controller collects
+                raise pytest.UsageError(f"lossproof: {e}") from None  # nothing to stop the run with one line)
+            config.stash[_BAD_SUBJECT] = f"lossproof: {e}"  # one line at the end of collection, no traceback
+            return []
     library = None if only is None else {s for s in only if s != "user"}
     out = all_cases(library, users if only is None or "user" in only else [], cuda)
     if options.losses:
@@ -218,6 +231,15 @@ def params(case_list) -> list:
 
 
 _SELECTED = pytest.StashKey()
+_BAD_SUBJECT = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    """A subject that cannot be loaded (no such function, an import error) stops the run as a usage error of one
+    line: raised inside a test module's parametrization it would show as that module's collection error with
+    pytest's traceback (as it still does under pytest-xdist, whose workers collect)."""
+    if _BAD_SUBJECT in session.config.stash:
+        raise pytest.UsageError(session.config.stash[_BAD_SUBJECT])
 
 
 def _cases(config) -> list:

@@ -25,18 +25,18 @@ def _check_configuration(extra: list) -> None:
     pytest's usage error of several lines (lossproof.plugin reads them again, the same way)."""
     from lossproof import accept as accepting
     from lossproof import config as configuration
-    from subjects.user import SubjectError, load
+    from subjects.user import SubjectError
 
     try:
         cfg = configuration.load(search_from=os.getcwd())
         if cfg.accept:
             accepting.parse(cfg.accept, f"{cfg.path}: [tool.lossproof]")
         framework = extra[extra.index("--lossproof-framework") + 1] if "--lossproof-framework" in extra else None
-        for loss, target in cfg.subjects:
+        for subject in [] if "--lossproof-skip-configured-subjects" in extra else cfg.subjects:
             try:
-                load(f"{loss}={target}", framework or cfg.framework)
+                subject.load(framework or cfg.framework)
             except SubjectError as e:
-                raise UsageError(f"{cfg.path}: [tool.lossproof] subjects.{loss}: {e}") from None
+                raise UsageError(str(e)) from None
     except (configuration.ConfigError, accepting.AcceptError) as e:
         raise UsageError(str(e)) from None
 

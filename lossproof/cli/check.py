@@ -268,7 +268,9 @@ def cmd_check(args) -> int:
     user = load_conventions(args.loss, args.target, args)
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
              "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
-             "--lossproof-class-axis", str(args.class_axis)]
+             "--lossproof-class-axis", str(args.class_axis),
+             # the function it names, not a project's [tool.lossproof.subjects] (whose failures it would report)
+             "--lossproof-skip-configured-subjects"]
     if args.returns:
         extra += ["--lossproof-returns", args.returns]
     if args.targets:

@@ -116,6 +116,12 @@ PYPROJECTS = {
     "subjects_unknown_loss": b"[tool.lossproof.subjects]\nno_such_loss = \"m:f\"\n",
     "subjects_target_int": b"[tool.lossproof.subjects]\nsoftplus = 5\n",
     "subjects_target_missing": b"[tool.lossproof.subjects]\nsoftplus = \"lossproof_no_such_module:f\"\n",
+    # a subject's own table (its target and conventions, lossproof.config.Subject)
+    "subject_table_unknown_key": b"[tool.lossproof.subjects]\nsoftplus = {target = \"m:f\", colour = 1}\n",
+    "subject_table_no_target": b"[tool.lossproof.subjects]\ncross_entropy = {class_axis = -1}\n",
+    "subject_class_axis_str": b"[tool.lossproof.subjects]\ncross_entropy = {target = \"m:f\", class_axis = \"-1\"}\n",
+    "subject_fixed_of_another_loss": (b"[tool.lossproof.subjects]\n"
+                                      b"softplus = {target = \"m:f\", fixed = {log_target = true}}\n"),
     "accept_int": b"[tool.lossproof]\naccept = 5\n",
     "accept_reason_int": b"[[tool.lossproof.accept]]\nformat = \"float32\"\nreason = 5\n",
     "lossproof_not_table": b"[tool]\nlossproof = 5\n",
@@ -286,10 +292,13 @@ CASES = [
                       ("other-table", "accept_other_table.toml"), ("format-int", "accept_format_int.toml"),
                       ("deep", "accept_deep.toml"), ("huge-whitespace", "whitespace.json"))],
     # -- check and verify: [tool.lossproof] in the project's pyproject.toml
+    # (check runs the function it names, not the configured ones: a configured target that does not import is
+    # verify's error, not check's)
     *[("check", f"pyproject-{name}", ["check", "softplus", "{d}/subj_ok.py:f"], None, f"cfg_{name}")
-      for name in PYPROJECTS],
+      for name in PYPROJECTS if name != "subjects_target_missing"],
     *[("verify", f"pyproject-{name}", ["verify", "--losses", "softplus"], None, f"cfg_{name}")
-      for name in ("unknown_key", "formats_int", "accept_reason_int", "not_toml", "binary")],
+      for name in ("unknown_key", "formats_int", "accept_reason_int", "not_toml", "binary",
+                   "subjects_target_missing")],
     ("verify", "unknown-loss", ["verify", "--losses", "no_such_loss"], None, None),
     ("verify", "unknown-format", ["verify", "--formats", "float33"], None, None),
     ("verify", "unknown-profile", ["verify", "--profile", "fast"], None, None),

@@ -2,7 +2,7 @@
 
 import torch
 
-__all__ = ["softplus", "sigmoid", "naive_softplus"]
+__all__ = ["softplus", "sigmoid", "naive_softplus", "smoothed_cross_entropy"]
 
 
 def softplus(input: torch.Tensor) -> torch.Tensor:
@@ -19,3 +19,10 @@ def sigmoid(input: torch.Tensor) -> torch.Tensor:
 def naive_softplus(input: torch.Tensor) -> torch.Tensor:
     """log(1 + exp(x)), the way it is often written: exp overflows for x > 88.7 in float32."""
     return torch.log(1 + torch.exp(input))
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with the classes last ((batch, classes), as JAX and Keras lay them out) and label smoothing
+    0.1 built in, averaged over the batch: its table in pyproject.toml says so (class_axis, fixed)."""
+    return torch.nn.functional.cross_entropy(logits.movedim(-1, 1) if logits.ndim > 1 else logits, labels,
+                                             label_smoothing=0.1)

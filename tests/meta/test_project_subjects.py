@@ -1,0 +1,144 @@
+"""A project's own functions in its pyproject.toml (``[tool.lossproof.subjects]``, lossproof.config): each subject
+may set its own conventions (a classes-last cross-entropy with label smoothing built in beside a torch-style one,
+in one run), and ``lossproof check LOSS TARGET`` run inside such a project checks the function it names, never the
+configured ones (it reported their failures as the named function's, and exited 1 on a function that passes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lossproof import config as configuration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LOSSES = '''
+import torch
+import torch.nn.functional as F
+
+
+def ce_classes_last(input, target):
+    """JAX's and Keras's layout, with label smoothing 0.1 built in (what a training script often writes)."""
+    return F.cross_entropy(torch.movedim(input, -1, 1) if input.ndim > 1 else input, target, label_smoothing=0.1)
+
+
+def ce_torch(input, target, reduction="mean"):
+    return F.cross_entropy(input, target, reduction=reduction)
+
+
+def naive_softplus(input):
+    return torch.log(1 + torch.exp(input))
+
+
+def careful_softplus(input):
+    return F.softplus(input)
+'''
+
+
+def _project(tmp_path: Path, subjects: str) -> Path:
+    (tmp_path / "losses.py").write_text(LOSSES)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_battery.py").write_text(
+        "from lossproof.battery.test_agreement import test_agreement  # noqa: F401\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lossproof]\nformats = ["float32"]\nresults = "out/lossproof.json"\n\n[tool.lossproof.subjects]\n'
+        + textwrap.dedent(subjects))
+    return tmp_path
+
+
+def _env(tmp_path):
+    return {**os.environ, "PYTHONPATH": str(ROOT), "LOSSPROOF_CACHE": str(tmp_path / ".cache")}
+
+
+def test_a_subject_table_holds_its_target_and_conventions(tmp_path):
+    p = tmp_path / "pyproject.toml"
+    p.write_text(textwrap.dedent('''
+        [tool.lossproof.subjects]
+        softplus = "m:softplus"
+        cross_entropy = [
+          {target = "m:ce", class_axis = -1, returns = "per-example", targets = "index", framework = "jax"},
+          "m:ce2",
+        ]
+
+        [tool.lossproof.subjects.kl_div]           # a table of its own
+        target = "m:kl"
+        fixed = {log_target = true}
+        returns = "batchmean"
+        '''))
+    subjects = configuration.load(p).subjects
+    assert [s.spec for s in subjects] == ["softplus=m:softplus", "cross_entropy=m:ce", "cross_entropy=m:ce2",
+                                          "kl_div=m:kl"]
+    ce, kl = subjects[1], subjects[3]
+    assert (ce.framework, ce.class_axis, ce.returns, ce.targets, ce.fixed) == ("jax", -1, "per-example", "index", ())
+    assert ce.where.endswith("[tool.lossproof] subjects.cross_entropy")
+    assert (kl.returns, kl.fixed) == ("batchmean", (("log_target", True),))
+    # a string sets nothing of its own: the run's conventions apply
+    assert (subjects[0].class_axis, subjects[0].returns, subjects[0].fixed) == (None, None, ())
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('softplus = {target = "m:f", colour = 1}', "subjects.softplus: unknown key 'colour'"),
+    ("cross_entropy = {class_axis = -1}", 'subjects.cross_entropy: a subject\'s table needs target = '),
+    ('cross_entropy = {target = "m:f", class_axis = 2}', "subjects.cross_entropy class_axis: must be 1"),
+    ('softplus = {target = "m:f", class_axis = -1}', "subjects.softplus: softplus has no class axis"),
+    ('softplus = {target = "m:f", fixed = {label_smoothing = 0.1}}', "softplus has no such parameter to fix"),
+    ('cross_entropy = {target = "m:f", fixed = 0.1}', "subjects.cross_entropy fixed: must be a table"),
+    ('cross_entropy = {target = "m:f", fixed = {label_smoothing = 2}}', "label_smoothing=2: expected a number"),
+    ('cross_entropy = {target = "m:f", returns = "median"}', "returns 'median': expected one of"),
+    ('softplus = {target = "m:f", returns = "sum"}', "softplus does not reduce"),
+    ('nll_loss = {target = "m:f", targets = "probability"}', "--targets applies to a loss that takes"),
+    ('kl_div = {target = "m:f", framework = "mxnet"}', "subjects.kl_div framework: unknown framework 'mxnet'"),
+    ("softplus = [3]", 'subjects.softplus: must be "module:function", a table'),
+])
+def test_a_bad_subject_table_is_one_line_naming_its_key(tmp_path, entry, message):
+    p = tmp_path / "pyproject.toml"
+    p.write_text(f"[tool.lossproof.subjects]\n{entry}\n")
+    with pytest.raises(configuration.ConfigError) as e:
+        configuration.load(p)
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"{p}: [tool.lossproof] subjects."), str(e.value)
+
+
+def test_each_configured_subject_runs_under_its_own_conventions(tmp_path):
+    """Two cross-entropies in one run: one classes last with label smoothing built in (its table says so), one
+    torch's way (a plain string: the run's conventions). Under torch's conventions the first is a wrong result;
+    under its own, both pass."""
+    project = _project(tmp_path, '''
+        cross_entropy = [{target = "losses.py:ce_classes_last", class_axis = -1, fixed = {label_smoothing = 0.1}},
+                         "losses.py:ce_torch"]
+        ''')
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "tests"],
+                       cwd=project, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "2 passed" in out, out[-4000:]
+    for name in ("user:losses.py:ce_classes_last", "user:losses.py:ce_torch"):
+        assert f"{name}-cross_entropy-float32-cpu" in out or name in out, out[-4000:]
+    # the same function under the run's (torch's) conventions fails: the table is what made it pass
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        '{target = "losses.py:ce_classes_last", class_axis = -1, fixed = {label_smoothing = 0.1}}',
+        '"losses.py:ce_classes_last"'))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "tests",
+                        "-x"], cwd=project, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "ce_classes_last" in r.stdout, (r.stdout + r.stderr)[-4000:]
+
+
+def test_check_runs_the_function_it_names_not_the_configured_ones(tmp_path):
+    """Inside a project whose pyproject.toml names a failing softplus and a module that does not exist, ``lossproof
+    check softplus`` of a careful function passes: it neither measures nor imports the configured subjects."""
+    project = _project(tmp_path, '''
+        softplus = ["losses.py:naive_softplus", "no_such_module_here:softplus"]
+        ''')
+    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "softplus", "losses.py:careful_softplus",
+                        "--dtype", "float32"], cwd=project, env=_env(tmp_path), capture_output=True, text=True,
+                       timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "naive_softplus" not in out and "no_such_module_here" not in out, out
+    # the rest of the project's table still applies (its formats: float32 only, here given as --dtype too)
+    assert "exit 0" in out, out
