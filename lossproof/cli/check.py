@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
 
 from lossproof import accept as accepting
 from lossproof import catalogue, profiles
+from lossproof import config as configuration
 from lossproof.regimes import REGIMES
 from reports import atomic
 from subjects import deviations
@@ -268,7 +270,7 @@ def cmd_check(args) -> int:
     user = load_conventions(args.loss, args.target, args)
     extra = ["--lossproof-subject", f"{args.loss}={args.target}", "--lossproof-framework", user.framework,
              "--lossproof-only-subjects", "user", "--lossproof-losses", args.loss,
-             "--lossproof-class-axis", str(args.class_axis),
+             "--lossproof-class-axis", str(1 if args.class_axis is None else args.class_axis),
              # the function it names, not a project's [tool.lossproof.subjects] (whose failures it would report)
              "--lossproof-skip-configured-subjects"]
     if args.returns:
@@ -309,7 +311,8 @@ def cmd_check(args) -> int:
     lines = findings_table(args.loss, args.target, cells, code, args.profile,
                            framework=user.framework + (f", {user.framework_why}; --framework to choose"
                                                        if user.framework_why else "")
-                           + (f"; {user.read_from}" if user.read_from else ""))
+                           + (f"; {user.read_from}" if user.read_from else "")
+                           + (f"; {args.conventions_from}" if args.conventions_from else ""))
     accepted = {}
     for r in reports:
         for k, v in r.user_properties:
@@ -332,7 +335,7 @@ def cmd_check(args) -> int:
 def add_conventions(parser) -> None:
     """The options that say how a user's function is called (``check`` and ``hunt``): its class axis, what it
     returns, the one kind of target it takes, the parameters it has built in (subjects.user)."""
-    parser.add_argument("--class-axis", default="1", metavar="AXIS",
+    parser.add_argument("--class-axis", default=None, metavar="AXIS",
                    help="where your function takes the classes: 1 (torch's (N, C, ...), the default) or -1 (the "
                         "classes last, as JAX and Keras)")
     parser.add_argument("--returns", default=None, metavar="WHAT",
@@ -347,11 +350,35 @@ def add_conventions(parser) -> None:
                         "result uses that value, every other is reported as not supported; repeatable")
 
 
-def load_conventions(loss: str, target: str, args):
-    """The user's subject under the convention options (``add_conventions``); UsageError (one line) otherwise."""
+def project_conventions(loss: str, target: str, args) -> str | None:
+    """The conventions the project's pyproject.toml sets for this very function (a ``[tool.lossproof.subjects]``
+    table of the same loss and target, lossproof.config.Subject), taken into ``args`` where the command line gave
+    none of its own: where they came from, or None when the project sets none for it."""
     try:
-        return load(f"{loss}={target}", args.framework, parse_class_axis(args.class_axis), args.returns,
-                    args.targets, parse_fixed(args.fixed))
+        cfg = configuration.load(search_from=os.getcwd())
+    except configuration.ConfigError as e:
+        raise UsageError(str(e)) from None
+    own = next((s for s in cfg.subjects if s.loss == loss and s.target == target), None)
+    if own is None:
+        return None
+    taken = []
+    for key, value in (("framework", own.framework), ("class_axis", own.class_axis), ("returns", own.returns),
+                       ("targets", own.targets), ("fixed", [f"{k}={v}" for k, v in own.fixed] or None)):
+        if value is not None and getattr(args, key) is None:
+            setattr(args, key, value)
+            taken.append(key)
+    return f"{', '.join(taken)} from {own.where}" if taken else None
+
+
+def load_conventions(loss: str, target: str, args):
+    """The user's subject under the convention options (``add_conventions``), those the command line leaves out
+    taken from the project's table for the function (``project_conventions``, noted in ``args.conventions_from``);
+    UsageError (one line) otherwise."""
+    args.conventions_from = project_conventions(loss, target, args)
+    try:
+        return load(f"{loss}={target}", args.framework, parse_class_axis(1 if args.class_axis is None
+                                                                         else args.class_axis),
+                    args.returns, args.targets, parse_fixed(args.fixed))
     except SubjectError as e:
         raise UsageError(str(e)) from None
 

@@ -142,3 +142,33 @@ def test_check_runs_the_function_it_names_not_the_configured_ones(tmp_path):
     assert "naive_softplus" not in out and "no_such_module_here" not in out, out
     # the rest of the project's table still applies (its formats: float32 only, here given as --dtype too)
     assert "exit 0" in out, out
+
+
+def test_check_of_a_configured_function_takes_its_tables_conventions(tmp_path, monkeypatch):
+    """``lossproof check cross_entropy losses.py:ce_classes_last`` in the project that describes it: the table's
+    class axis and built-in label smoothing apply (without them it is a wrong result, above), and the title says
+    where they came from; an option given on the command line wins over the table."""
+    project = _project(tmp_path, '''
+        cross_entropy = {target = "losses.py:ce_classes_last", class_axis = -1, fixed = {label_smoothing = 0.1}}
+        ''')
+    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "cross_entropy", "losses.py:ce_classes_last",
+                        "--dtype", "float32"], cwd=project, env=_env(tmp_path), capture_output=True, text=True,
+                       timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "class_axis, fixed from " in out.splitlines()[0] and "subjects.cross_entropy]" in out.splitlines()[0], out
+
+    from argparse import Namespace
+
+    from lossproof.cli.check import project_conventions
+
+    monkeypatch.chdir(project)
+    given = Namespace(framework=None, class_axis="1", returns=None, targets=None, fixed=["label_smoothing=0.2"])
+    assert project_conventions("cross_entropy", "losses.py:ce_classes_last", given) is None  # nothing left to take
+    assert (given.class_axis, given.fixed) == ("1", ["label_smoothing=0.2"])
+    bare = Namespace(framework=None, class_axis=None, returns=None, targets=None, fixed=None)
+    assert project_conventions("cross_entropy", "losses.py:ce_classes_last", bare).startswith("class_axis, fixed")
+    assert (bare.class_axis, bare.fixed) == (-1, ["label_smoothing=0.1"])
+    # another function, or the same one under another loss, takes nothing
+    other = Namespace(framework=None, class_axis=None, returns=None, targets=None, fixed=None)
+    assert project_conventions("cross_entropy", "losses.py:ce_torch", other) is None and other.class_axis is None
