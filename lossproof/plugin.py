@@ -210,10 +210,9 @@ def selected(config) -> list:
             users.append(subject.load(options.framework, parse_class_axis(options.class_axis), options.returns,
                                       options.targets, parse_fixed(options.fixed)))
         except SubjectError as e:
-            if hasattr(config, "workerinput"):  # an xdist worker: its collection error (the controller collects
-                raise pytest.UsageError(f"lossproof: {e}") from None  # nothing to stop the run with one line)
-            config.stash[_BAD_SUBJECT] = f"lossproof: {e}"  # one line at the end of collection, no traceback
-            return []
+            # the test module's collection error, shown as this one line (pytest prints a CollectError's message
+            # without its traceback), under pytest-xdist too: a UsageError here printed pytest's traceback
+            raise pytest.Collector.CollectError(f"lossproof: {e}") from None
     library = None if only is None else {s for s in only if s != "user"}
     out = all_cases(library, users if only is None or "user" in only else [], cuda)
     if options.losses:
@@ -231,15 +230,6 @@ def params(case_list) -> list:
 
 
 _SELECTED = pytest.StashKey()
-_BAD_SUBJECT = pytest.StashKey()
-
-
-def pytest_collection_finish(session):
-    """A subject that cannot be loaded (no such function, an import error) stops the run as a usage error of one
-    line: raised inside a test module's parametrization it would show as that module's collection error with
-    pytest's traceback (as it still does under pytest-xdist, whose workers collect)."""
-    if _BAD_SUBJECT in session.config.stash:
-        raise pytest.UsageError(session.config.stash[_BAD_SUBJECT])
 
 
 def _cases(config) -> list:

@@ -172,3 +172,19 @@ def test_check_of_a_configured_function_takes_its_tables_conventions(tmp_path, m
     # another function, or the same one under another loss, takes nothing
     other = Namespace(framework=None, class_axis=None, returns=None, targets=None, fixed=None)
     assert project_conventions("cross_entropy", "losses.py:ce_torch", other) is None and other.class_axis is None
+
+
+def test_a_configured_function_that_does_not_load_is_one_line_not_a_traceback(tmp_path):
+    """pytest in a project whose table names a function its module lacks: the battery module's collection error is
+    lossproof's one line naming the key (it was pytest's traceback through lossproof's plugin)."""
+    project = _project(tmp_path, '''
+        cross_entropy = {target = "losses.py:no_such_function", class_axis = -1}
+        ''')
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "tests"],
+                       cwd=project, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    line = "lossproof: " + str(project / "pyproject.toml") + ": [tool.lossproof] subjects.cross_entropy: losses.py " \
+           "has no function 'no_such_function'"
+    assert line in out.splitlines(), out
+    assert "Traceback" not in out and "plugin.py" not in out and "UsageError" not in out, out
