@@ -51,7 +51,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Subject:
     """A function to check: its loss, its target ("module:function" or "path/file.py:function") and the
-    conventions it set for itself (None, or () for ``fixed``: the run's own apply). ``where`` names it in errors."""
+    conventions it set for itself (None: the run's own apply; ``fixed`` () is an explicit "none built in").
+    ``where`` names it in errors."""
 
     loss: str
     target: str
@@ -59,7 +60,7 @@ class Subject:
     class_axis: int | None = None
     returns: str | None = None
     targets: str | None = None
-    fixed: tuple = ()
+    fixed: tuple | None = None
     where: str = ""
 
     @property
@@ -74,7 +75,7 @@ class Subject:
         try:
             return load_subject(self.spec, self.framework or framework,
                                 class_axis if self.class_axis is None else self.class_axis, self.returns or returns,
-                                self.targets or targets, self.fixed or fixed)
+                                self.targets or targets, fixed if self.fixed is None else self.fixed)
         except SubjectError as e:
             raise SubjectError(f"{self.where}: {e}" if self.where else str(e)) from None
 
@@ -166,18 +167,19 @@ def _subject(where: str, loss: str, entry: object) -> Subject:
     if framework is not None:
         framework = _names(f"{where} framework", framework, FRAMEWORKS, "framework", True)[0]
     class_axis = entry.get("class_axis")
-    if class_axis is not None and (isinstance(class_axis, bool) or class_axis not in CLASS_AXES):
+    # an int (TOML's -1.0 equals -1 but is a float, which no axis argument takes)
+    if class_axis is not None and (type(class_axis) is not int or class_axis not in CLASS_AXES):
         raise ConfigError(f"{where} class_axis: must be 1 (torch's (N, C, ...)) or -1 (the classes last)")
     for key in ("returns", "targets"):
         if key in entry and not isinstance(entry[key], str):
             raise ConfigError(f"{where} {key}: must be a string")
-    fixed = entry.get("fixed", {})
-    if not isinstance(fixed, dict):
+    fixed = entry.get("fixed")
+    if fixed is not None and not isinstance(fixed, dict):
         raise ConfigError(f"{where} fixed: must be a table of parameter = value, such as {{label_smoothing = 0.1}}")
     try:
         check_conventions(loss, target, None, 1 if class_axis is None else class_axis, entry.get("returns"),
                           entry.get("targets"))
-        pairs = check_fixed(loss, fixed)
+        pairs = None if fixed is None else check_fixed(loss, fixed)  # {} sets nothing built in: not the run's
     except SubjectError as e:
         raise ConfigError(f"{where}: {e}") from None
     return Subject(loss, target, framework, class_axis, entry.get("returns"), entry.get("targets"), pairs, where)

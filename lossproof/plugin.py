@@ -20,6 +20,8 @@ import mpmath
 import pytest
 from mpmath.libmp import BACKEND
 
+from subjects.user import SubjectError, parse_class_axis, parse_fixed
+
 from . import accept as accepting
 from . import catalogue, profiles
 from . import config as configuration
@@ -50,15 +52,17 @@ class Options:
         self.targets = opt("--lossproof-targets")
         self.fixed = list(opt("--lossproof-fixed") or [])
         # lossproof check names its one function and skips the configured ones (they are not what it was asked)
-        configured = [] if opt("--lossproof-skip-configured-subjects") else cfg.subjects
+        skip = opt("--lossproof-skip-configured-subjects")
         named = []
         for spec in opt("--lossproof-subject") or []:
             loss, sep, target = spec.partition("=")
-            named.append(configuration.Subject(loss, target) if sep else configuration.Subject("", spec))
-        self.subjects = named + list(configured)
+            # a spec without "=" or a loss is kept whole: subjects.user.load refuses it quoting it as given
+            named.append(configuration.Subject(loss, target) if sep and loss else configuration.Subject("", spec))
+        self.subjects = named + ([] if skip else list(cfg.subjects))
         only = opt("--lossproof-only-subjects")
-        # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise
-        self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subjects else None)
+        # a suite that names its own subjects checks those (and not torch's whole battery) unless told otherwise;
+        # with the configured ones skipped, the named ones only (none named: nothing, not every library subject)
+        self.only_subjects = set(only.split(",")) if only else ({"user"} if self.subjects or skip else None)
         self.losses = _csv(opt("--lossproof-losses")) or cfg.losses
         self.formats = _csv(opt("--lossproof-formats")) or cfg.formats
         self.devices = _csv(opt("--lossproof-devices"))
@@ -196,8 +200,6 @@ def selected(config) -> list:
     # the subjects import their frameworks (torch: a second or two): loaded when a battery test is collected, not
     # in every pytest session that has the plugin installed
     import torch
-
-    from subjects.user import SubjectError, parse_class_axis, parse_fixed
 
     from .cases import all_cases
 

@@ -53,7 +53,7 @@ TARGETS = ("index", "probability")
 #: it, the kind of value). Scalars only: a tensor (weight, pos_weight) has a shape the draws choose; ``reduction``
 #: is ``--returns`` and the class axis ``--class-axis``
 FIXABLE = {"label_smoothing": (("cross_entropy",), "a number in [0, 1]"),
-           "ignore_index": (("cross_entropy", "nll_loss"), "an integer"),
+           "ignore_index": (("cross_entropy", "nll_loss"), "a 64-bit integer"),
            "log_target": (("kl_div",), "true or false")}
 #: the class axes a user's class or softmax-family function may take its classes on (``--class-axis``)
 CLASS_AXES = (1, -1)
@@ -325,8 +325,9 @@ def check_fixed(loss: str, fixed) -> tuple:
         if name == "label_smoothing":  # NumPy's scalars too (numbers.Real); a bool is no number here
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
             value = float(value) if ok else value
-        elif name == "ignore_index":
-            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif name == "ignore_index":  # a 64-bit integer: the index type of torch, NumPy and JAX (a larger one
+            # made torch's own function raise, so the comparison with it was lost)
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and -2**63 <= value < 2**63
             value = int(value) if ok else value
         else:
             ok = isinstance(value, bool)

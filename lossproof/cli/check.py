@@ -352,22 +352,36 @@ def add_conventions(parser) -> None:
 
 def project_conventions(loss: str, target: str, args) -> str | None:
     """The conventions the project's pyproject.toml sets for this very function (a ``[tool.lossproof.subjects]``
-    table of the same loss and target, lossproof.config.Subject), taken into ``args`` where the command line gave
-    none of its own: where they came from, or None when the project sets none for it."""
+    table of the same loss and target, lossproof.config.Subject; its framework, else the table's ``framework``),
+    taken into ``args`` where the command line gave none of its own (``fixed`` per parameter: a ``--fixed`` of one
+    keeps the table's others): where they came from, or None when the project sets none for it."""
     try:
         cfg = configuration.load(search_from=os.getcwd())
     except configuration.ConfigError as e:
         raise UsageError(str(e)) from None
-    own = next((s for s in cfg.subjects if s.loss == loss and s.target == target), None)
-    if own is None:
-        return None
-    taken = []
-    for key, value in (("framework", own.framework), ("class_axis", own.class_axis), ("returns", own.returns),
-                       ("targets", own.targets), ("fixed", [f"{k}={v}" for k, v in own.fixed] or None)):
-        if value is not None and getattr(args, key) is None:
-            setattr(args, key, value)
-            taken.append(key)
-    return f"{', '.join(taken)} from {own.where}" if taken else None
+    same = [s for s in cfg.subjects if s.loss == loss and s.target == target]
+    own = next((s for s in same if (s.framework, s.class_axis, s.returns, s.targets, s.fixed) != (None,) * 5),
+               same[0] if same else None)
+    notes = []
+    if own is not None:
+        taken = []
+        for key, value in (("framework", own.framework), ("class_axis", own.class_axis), ("returns", own.returns),
+                           ("targets", own.targets)):
+            if value is not None and getattr(args, key) is None:
+                setattr(args, key, value)
+                taken.append(key)
+        if own.fixed is not None:
+            given = {str(item).partition("=")[0].strip() for item in args.fixed or ()}
+            more = [f"{k}={v}" for k, v in own.fixed if k not in given]
+            if args.fixed is None or more:
+                args.fixed = list(args.fixed or ()) + more
+                taken.append("fixed")
+        if taken:
+            notes.append(f"{', '.join(taken)} from {own.where}")
+    if args.framework is None and cfg.framework is not None:  # the project's framework, as its pytest run has it
+        args.framework = cfg.framework
+        notes.append(f"framework from {cfg.path}: [tool.lossproof]")
+    return "; ".join(notes) or None
 
 
 def load_conventions(loss: str, target: str, args):
@@ -379,8 +393,8 @@ def load_conventions(loss: str, target: str, args):
         return load(f"{loss}={target}", args.framework, parse_class_axis(1 if args.class_axis is None
                                                                          else args.class_axis),
                     args.returns, args.targets, parse_fixed(args.fixed))
-    except SubjectError as e:
-        raise UsageError(str(e)) from None
+    except SubjectError as e:  # a convention the table gave is named as such, not as an option never given
+        raise UsageError(f"{e} (with {args.conventions_from})" if args.conventions_from else str(e)) from None
 
 
 def add_parser(sub):

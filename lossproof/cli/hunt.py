@@ -46,6 +46,8 @@ def cmd_hunt(args) -> int:
         case = hunt.case_of(args.loss, args.target, args.framework, args.format, user=user)
     except (SubjectError, ValueError) as e:
         raise UsageError(str(e)) from None
+    if getattr(args, "conventions_from", None):
+        print(f"conventions: {args.conventions_from}")
     warnings.filterwarnings("ignore")
     np.seterr(all="ignore")
     result = hunt.hunt(case, args.budget, args.seed, args.top, log=lambda s: print(s, file=sys.stderr))

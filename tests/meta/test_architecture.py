@@ -47,7 +47,6 @@ LAZY = {
     ("lossproof.cli.report", "reports.html"): _CLI_FIRST,
     ("subjects.array_subject", "scipy"): "SciPy is a test dependency: imported when its subject is asked for",
     ("lossproof.plugin", "torch"): "start-up time: the plugin loads in every pytest session, torch takes seconds",
-    ("lossproof.plugin", "subjects.user"): "start-up time: imports the subjects (torch)",
     ("lossproof.plugin", "lossproof.cases"): "start-up time: imports the subjects (torch)",
     ("lossproof.strategies", "torch"): "to_torch, for a user's own tests: the strategies need no framework",
     ("lossproof.api", "torch"): "start-up time: lossproof's public API loads without a framework",

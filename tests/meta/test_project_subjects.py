@@ -74,17 +74,21 @@ def test_a_subject_table_holds_its_target_and_conventions(tmp_path):
     assert [s.spec for s in subjects] == ["softplus=m:softplus", "cross_entropy=m:ce", "cross_entropy=m:ce2",
                                           "kl_div=m:kl"]
     ce, kl = subjects[1], subjects[3]
-    assert (ce.framework, ce.class_axis, ce.returns, ce.targets, ce.fixed) == ("jax", -1, "per-example", "index", ())
+    assert (ce.framework, ce.class_axis, ce.returns, ce.targets, ce.fixed) == ("jax", -1, "per-example", "index",
+                                                                               None)
     assert ce.where.endswith("[tool.lossproof] subjects.cross_entropy")
     assert (kl.returns, kl.fixed) == ("batchmean", (("log_target", True),))
     # a string sets nothing of its own: the run's conventions apply
-    assert (subjects[0].class_axis, subjects[0].returns, subjects[0].fixed) == (None, None, ())
+    assert (subjects[0].class_axis, subjects[0].returns, subjects[0].fixed) == (None, None, None)
 
 
 @pytest.mark.parametrize("entry, message", [
     ('softplus = {target = "m:f", colour = 1}', "subjects.softplus: unknown key 'colour'"),
     ("cross_entropy = {class_axis = -1}", 'subjects.cross_entropy: a subject\'s table needs target = '),
     ('cross_entropy = {target = "m:f", class_axis = 2}', "subjects.cross_entropy class_axis: must be 1"),
+    # TOML's -1.0 equals -1 but is a float: taken, it reached torch.movedim and every example raised (a silent pass)
+    ('cross_entropy = {target = "m:f", class_axis = -1.0}', "subjects.cross_entropy class_axis: must be 1"),
+    ('cross_entropy = {target = "m:f", fixed = {ignore_index = 99999999999999999999}}', "expected a 64-bit integer"),
     ('softplus = {target = "m:f", class_axis = -1}', "subjects.softplus: softplus has no class axis"),
     ('softplus = {target = "m:f", fixed = {label_smoothing = 0.1}}', "softplus has no such parameter to fix"),
     ('cross_entropy = {target = "m:f", fixed = 0.1}', "subjects.cross_entropy fixed: must be a table"),
@@ -188,3 +192,87 @@ def test_a_configured_function_that_does_not_load_is_one_line_not_a_traceback(tm
            "has no function 'no_such_function'"
     assert line in out.splitlines(), out
     assert "Traceback" not in out and "plugin.py" not in out and "UsageError" not in out, out
+
+
+def _options(tmp_path, **given):
+    """The plugin's Options for a pytest run in ``tmp_path`` with the command-line options ``given``."""
+    from types import SimpleNamespace
+
+    from lossproof.plugin import Options
+
+    names = {"--lossproof-subject": [], "--lossproof-fixed": [], "--lossproof-class-axis": "1"}
+    names.update({f"--lossproof-{k.replace('_', '-')}": v for k, v in given.items()})
+    return Options(SimpleNamespace(getoption=lambda name: names.get(name), rootpath=tmp_path))
+
+
+def test_an_empty_fixed_table_is_none_built_in_not_the_runs(tmp_path, monkeypatch):
+    """``fixed = {}`` says the function has nothing built in: the run's --lossproof-fixed does not apply to it (it
+    did: an empty table counted as no table), while a subject without the key takes the run's."""
+    project = _project(tmp_path, '''
+        cross_entropy = [{target = "losses.py:ce_torch", fixed = {}}, "losses.py:ce_classes_last"]
+        ''')
+    explicit, plain = _options(project, fixed=["label_smoothing=0.1"]).subjects
+    assert explicit.fixed == () and plain.fixed is None
+    monkeypatch.chdir(project)
+    run = (None, 1, None, None, (("label_smoothing", 0.1),))
+    assert explicit.load(*run).fixed == ()
+    assert plain.load(*run).fixed == (("label_smoothing", 0.1),)
+
+
+def test_skipping_the_configured_subjects_runs_the_named_ones_only(tmp_path):
+    project = _project(tmp_path, 'softplus = "losses.py:naive_softplus"\n')
+    assert [s.spec for s in _options(project).subjects] == ["softplus=losses.py:naive_softplus"]
+    skipped = _options(project, skip_configured_subjects=True)
+    # none named and the configured ones skipped: nothing, not every library subject's battery
+    assert skipped.subjects == [] and skipped.only_subjects == {"user"}
+    named = _options(project, skip_configured_subjects=True, subject=["softplus=losses.py:careful_softplus"])
+    assert [s.spec for s in named.subjects] == ["softplus=losses.py:careful_softplus"]
+    # a spec with an empty loss is kept as given (subjects.user.load refuses it quoting it so)
+    assert _options(project, subject=["=losses.py:f"]).subjects[0].spec == "=losses.py:f"
+
+
+def test_check_takes_the_describing_table_and_merges_fixed_per_parameter(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from lossproof.cli.check import load_conventions, project_conventions
+    from lossproof.cli.errors import UsageError
+
+    project = _project(tmp_path, '''
+        cross_entropy = [
+          "losses.py:ce_torch",
+          {target = "losses.py:ce_torch", fixed = {label_smoothing = 0.1, ignore_index = 0}},
+        ]
+        nll_loss = {target = "losses.py:criterion", returns = "mean"}
+        ''')
+    (project / "losses.py").write_text(LOSSES + "\ncriterion = torch.nn.NLLLoss(reduction='sum')\n")
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        "[tool.lossproof]\n", '[tool.lossproof]\nframework = "torch"\n'))
+    monkeypatch.chdir(project)
+
+    def args(**kw):
+        return Namespace(**{"framework": None, "class_axis": None, "returns": None, "targets": None, "fixed": None,
+                            **kw})
+
+    # the entry that sets conventions, not the plain string before it; a --fixed of one parameter keeps the other
+    a = args(fixed=["ignore_index=-1"])
+    note = project_conventions("cross_entropy", "losses.py:ce_torch", a)
+    assert sorted(a.fixed) == ["ignore_index=-1", "label_smoothing=0.1"], a.fixed
+    assert note.startswith("fixed from ") and "; framework from " in note, note  # the project's framework too
+    assert a.framework == "torch"
+    # a conflict that the table's convention makes is named as the table's, not as an option never given
+    with pytest.raises(UsageError) as e:
+        load_conventions("nll_loss", "losses.py:criterion", args())
+    assert "(with returns from " in str(e.value) and "subjects.nll_loss" in str(e.value), str(e.value)
+
+
+def test_hunt_says_which_conventions_it_took(tmp_path, monkeypatch, capsys):
+    from lossproof.cli import main
+
+    project = _project(tmp_path, '''
+        cross_entropy = {target = "losses.py:ce_classes_last", class_axis = -1, fixed = {label_smoothing = 0.1}}
+        ''')
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("LOSSPROOF_CACHE", str(tmp_path / ".cache"))
+    assert main(["hunt", "cross_entropy", "losses.py:ce_classes_last", "--budget", "1", "--top", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("conventions: class_axis, fixed from ") and "subjects.cross_entropy" in first, first
