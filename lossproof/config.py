@@ -63,6 +63,10 @@ class Subject:
     fixed: tuple | None = None
     where: str = ""
 
+    def own(self) -> dict:
+        """The conventions it sets for itself, by their ``SUBJECT_KEYS`` name (``fixed`` as (name, value) pairs)."""
+        return {k: getattr(self, k) for k in SUBJECT_KEYS[1:] if getattr(self, k) is not None}
+
     @property
     def spec(self) -> str:
         """LOSS=TARGET (a command-line spec without its "=" kept as given: subjects.user.load refuses it)."""

@@ -360,22 +360,20 @@ def project_conventions(loss: str, target: str, args) -> str | None:
     except configuration.ConfigError as e:
         raise UsageError(str(e)) from None
     same = [s for s in cfg.subjects if s.loss == loss and s.target == target]
-    own = next((s for s in same if (s.framework, s.class_axis, s.returns, s.targets, s.fixed) != (None,) * 5),
-               same[0] if same else None)
+    own = next((s for s in same if s.own()), same[0] if same else None)
     notes = []
     if own is not None:
         taken = []
-        for key, value in (("framework", own.framework), ("class_axis", own.class_axis), ("returns", own.returns),
-                           ("targets", own.targets)):
-            if value is not None and getattr(args, key) is None:
+        for key, value in own.own().items():
+            if key == "fixed":  # per parameter: a --fixed of one keeps the table's others
+                given = {str(item).partition("=")[0].strip() for item in args.fixed or ()}
+                more = [f"{k}={v}" for k, v in value if k not in given]
+                if args.fixed is None or more:
+                    args.fixed = list(args.fixed or ()) + more
+                    taken.append(key)
+            elif getattr(args, key) is None:
                 setattr(args, key, value)
                 taken.append(key)
-        if own.fixed is not None:
-            given = {str(item).partition("=")[0].strip() for item in args.fixed or ()}
-            more = [f"{k}={v}" for k, v in own.fixed if k not in given]
-            if args.fixed is None or more:
-                args.fixed = list(args.fixed or ()) + more
-                taken.append("fixed")
         if taken:
             notes.append(f"{', '.join(taken)} from {own.where}")
     if args.framework is None and cfg.framework is not None:  # the project's framework, as its pytest run has it
