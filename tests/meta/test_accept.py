@@ -5,12 +5,11 @@ is reported as unused; a malformed entry is one line naming it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from lossproof import accept
+from tests.meta import forked_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -65,9 +64,8 @@ def test_check_with_accepted_findings_passes_shows_them_and_reports_unused_entri
     p.write_text('[[accept]]\nregime = "extreme"\nreason = "our activations stay within 50"\n\n'
                  '[[accept]]\nregime = "format edge"\nreason = "nor near the largest float"\n\n'
                  '[[accept]]\nbehaviour = "torch-ce-sum-overflow"\nreason = "matches nothing in softplus"\n')
-    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "softplus",
-                        "examples/user_losses.py:naive_softplus", "--dtype", "float32", "--accept", str(p)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = forked_command.run(["check", "softplus", "examples/user_losses.py:naive_softplus", "--dtype", "float32",
+                            "--accept", str(p)], cwd=ROOT, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "accepted (measured, not gating)" in out and "our activations stay within 50" in out, out

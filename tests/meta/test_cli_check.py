@@ -1,6 +1,7 @@
-"""``lossproof check`` as a user runs it (a subprocess, from the checkout): a function written the naive way
-fails with a minimal, runnable reproducer (exit 1), a careful one passes (exit 0), and a usage error exits 2
-with one line and no traceback. The example functions are in examples/user_losses.py."""
+"""``lossproof check`` as a user runs it (a process of its own, from the checkout; ``forked_command``: a fork of a
+server that imported torch once): a function written the naive way fails with a minimal, runnable reproducer
+(exit 1), a careful one passes (exit 0), and a usage error exits 2 with one line and no traceback. The example
+functions are in examples/user_losses.py."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import time
 
 import pytest
 
+from tests.meta import forked_command
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def check(*args, timeout=300):
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "lossproof", "check", *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=timeout)
+    r = forked_command.run(["check", *args], cwd=ROOT, timeout=timeout)
     return r.returncode, r.stdout + r.stderr, time.monotonic() - t
 
 

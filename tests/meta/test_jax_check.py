@@ -1,4 +1,5 @@
-"""``lossproof check --framework jax`` as a user runs it (a subprocess, from the checkout) on
+"""``lossproof check --framework jax`` as a user runs it (a process of its own, from the checkout:
+``forked_command``) on
 examples/jax_losses.py, in one format (float16, where the naive loss's unshifted exp overflows from a logit of
 11.1 on), to keep it short (about 45 s each on 2 cores): the naive loss fails (exit 1) with a typical-regime
 finding first, the careful one passes (exit 0)."""
@@ -6,12 +7,11 @@ finding first, the careful one passes (exit 0)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from subjects import jax_subject
+from tests.meta import forked_command
 
 if jax_subject.missing():
     pytest.skip(jax_subject.missing(), allow_module_level=True)
@@ -20,10 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def check(target, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "cross_entropy", f"examples/jax_losses.py:{target}",
-                        "--framework", "jax", "--class-axis", "-1", "--dtype", "float16", "--device", "cpu",
-                        "--results", str(tmp_path / "results.json")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=400)
+    r = forked_command.run(["check", "cross_entropy", f"examples/jax_losses.py:{target}", "--framework", "jax",
+                            "--class-axis", "-1", "--dtype", "float16", "--device", "cpu",
+                            "--results", str(tmp_path / "results.json")], cwd=ROOT, timeout=400)
     return r.returncode, r.stdout + r.stderr
 
 

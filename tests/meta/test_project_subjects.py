@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lossproof import config as configuration
+from tests.meta import forked_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,9 +139,8 @@ def test_check_runs_the_function_it_names_not_the_configured_ones(tmp_path):
     project = _project(tmp_path, '''
         softplus = ["losses.py:naive_softplus", "no_such_module_here:softplus"]
         ''')
-    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "softplus", "losses.py:careful_softplus",
-                        "--dtype", "float32"], cwd=project, env=_env(tmp_path), capture_output=True, text=True,
-                       timeout=600)
+    r = forked_command.run(["check", "softplus", "losses.py:careful_softplus", "--dtype", "float32"], cwd=project,
+                           env=_env(tmp_path), timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "naive_softplus" not in out and "no_such_module_here" not in out, out
@@ -155,9 +155,8 @@ def test_check_of_a_configured_function_takes_its_tables_conventions(tmp_path, m
     project = _project(tmp_path, '''
         cross_entropy = {target = "losses.py:ce_classes_last", class_axis = -1, fixed = {label_smoothing = 0.1}}
         ''')
-    r = subprocess.run([sys.executable, "-m", "lossproof", "check", "cross_entropy", "losses.py:ce_classes_last",
-                        "--dtype", "float32"], cwd=project, env=_env(tmp_path), capture_output=True, text=True,
-                       timeout=600)
+    r = forked_command.run(["check", "cross_entropy", "losses.py:ce_classes_last", "--dtype", "float32"],
+                           cwd=project, env=_env(tmp_path), timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "class_axis, fixed from " in out.splitlines()[0] and "subjects.cross_entropy]" in out.splitlines()[0], out

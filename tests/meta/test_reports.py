@@ -12,8 +12,6 @@ import os
 import random
 import re
 import shlex
-import subprocess
-import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -23,9 +21,9 @@ from oracles import codec
 from reports import cells as C
 from reports import gate as G
 from reports import html, page, reproducers, schema
+from tests.meta import forked_command
 
 ROOT = Path(__file__).resolve().parents[2]
-LOSSPROOF = [sys.executable, "-c", "import sys; from lossproof.cli import main; sys.exit(main())"]
 
 
 def _bench():
@@ -57,7 +55,8 @@ def _results(*records, run="r1"):
 
 
 def _run(*args, cwd=None):
-    return subprocess.run([*LOSSPROOF, *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120)
+    """The command line in a process of its own (``forked_command``: without paying the interpreter's imports)."""
+    return forked_command.run(list(args), cwd=cwd or ROOT, timeout=120)
 
 
 def _write(path, doc):

@@ -1,0 +1,176 @@
+"""``python -m lossproof ARGS`` for the meta-tests that run a whole ``lossproof check`` as a user does, each in a
+process of its own, without paying the interpreter's imports each time.
+
+A ``lossproof check`` spends 2.6 s importing before it starts (torch 1.7 s of it, ``python -X importtime``): 26 of
+them in the test command were about 70 core-seconds of the 2 cores' time. Here one server process per test
+worker imports what every check imports first (the command line, torch, NumPy, pytest) once and waits; each
+command is a ``fork`` of it that sets up what ``python -m lossproof`` would (the working folder first on sys.path,
+then PYTHONPATH's entries, the environment, standard input, output and error on their file descriptors,
+``sys.argv``) and runs the ``lossproof`` module as ``__main__``: a process of its own, with its own exit status,
+its output read from the descriptors, a crash or an ``os._exit`` its own. What differs from a fresh interpreter:
+the preloaded modules are already imported, so a check cannot show what it would import, nor what the
+interpreter prints at start-up. The tests of the real entry point (``test_cli_exact``, ``test_hostile_input``'s
+real commands, the installed wheel in ``.ci/run``) run real subprocesses; so does any call whose environment
+differs from the server's in a variable read at import time (only LOSSPROOF_CACHE, LOSSPROOF_EXAMPLES and
+LOSSPROOF_PROFILE, read when used, and PYTHONPATH, applied to sys.path, may differ), and every call where
+``fork`` is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: variables a forked command may set differently from the server: read when used, never at import
+#: (lossproof.cache.ENV, lossproof.budget.EXAMPLES_ENV, lossproof.profiles.ENV; pytest's name of the running
+#: test), and PYTHONPATH, which ``_child`` applies to sys.path as the interpreter does at start-up
+LATE_VARIABLES = frozenset({"LOSSPROOF_CACHE", "LOSSPROOF_EXAMPLES", "LOSSPROOF_PROFILE", "PYTEST_CURRENT_TEST",
+                            "PYTHONPATH"})
+
+_SERVER: dict = {}
+
+
+def run(argv, *, cwd=ROOT, env=None, input=None, timeout=600) -> subprocess.CompletedProcess:
+    """``subprocess.run([sys.executable, "-m", "lossproof", *argv], cwd=cwd, env=env, input=input,
+    capture_output=True, text=True, timeout=timeout)``, the same answer, from a fork of the server where it can."""
+    env = dict(os.environ if env is None else env)
+    server = _server()
+    if server is None or _differs_early(env, server["env"]):
+        return subprocess.run([sys.executable, "-m", "lossproof", *argv], cwd=cwd, env=env, input=input,
+                              capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="lossproof-forked-") as d:
+        paths = {k: os.path.join(d, k) for k in ("stdin", "stdout", "stderr")}
+        Path(paths["stdin"]).write_text(input or "")
+        request = {"argv": [str(a) for a in argv], "cwd": str(cwd), "env": env, **paths}
+        proc = server["proc"]
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+        pid = int(_reply(proc, 60))
+        try:
+            status = int(_reply(proc, timeout))
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            _reply(proc, 60)  # the server reaps it
+            raise subprocess.TimeoutExpired([sys.executable, "-m", "lossproof", *argv], timeout) from None
+        code = os.waitstatus_to_exitcode(status)
+        out, err = (Path(paths[k]).read_text(errors="replace") for k in ("stdout", "stderr"))
+    return subprocess.CompletedProcess([sys.executable, "-m", "lossproof", *argv], code, out, err)
+
+
+def _differs_early(env: dict, server_env: dict) -> bool:
+    keys = (set(env) | set(server_env)) - LATE_VARIABLES
+    return any(env.get(k) != server_env.get(k) for k in keys)
+
+
+def _reply(proc, timeout) -> str:
+    """The server's next line, within ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired("lossproof (forked)", timeout)
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the forked-command server exited ({proc.wait()})")
+            return line
+
+
+def _server():
+    """This process's server (started on first use), or None where fork is unavailable."""
+    if not hasattr(os, "fork"):
+        return None
+    s = _SERVER.get(os.getpid())
+    if s is None or s["proc"].poll() is not None:
+        env = dict(os.environ)
+        proc = subprocess.Popen([sys.executable, "-c", "from tests.meta.forked_command import serve; serve()"],
+                                cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if _reply(proc, 120).strip() != "ready":
+            raise RuntimeError("the forked-command server did not start")
+        s = _SERVER[os.getpid()] = {"proc": proc, "env": env}
+    return s
+
+
+def serve() -> None:
+    """The server: import what every check imports first, then fork one child per request line (on stdin) and
+    answer its pid, then its wait status (on stdout). Modules pytest rewrites (the battery, conftest files) are
+    not preloaded: a command imports them under pytest, as it would anywhere."""
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import torch  # noqa: F401
+
+    import lossproof.cli  # noqa: F401
+
+    requests = os.fdopen(os.dup(0), "r")
+    replies = os.fdopen(os.dup(1), "w")
+    print("ready", file=replies, flush=True)
+    for line in requests:
+        req = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            requests.close()
+            replies.close()
+            _child(req)  # never returns
+        print(pid, file=replies, flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(status, file=replies, flush=True)
+
+
+def _child(req: dict) -> None:
+    code = 70
+    try:
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        for fd, name, mode in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY | os.O_TRUNC),
+                               (2, "stderr", os.O_WRONLY | os.O_TRUNC)):
+            f = os.open(req[name], mode | (os.O_CREAT if fd else 0))
+            os.dup2(f, fd)
+            os.close(f)
+        sys.stdin = open(0, "r", closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        # python -m: the working folder first, then PYTHONPATH's entries, then the rest
+        rest = [p for p in sys.path[1:] if p]
+        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:] = [os.getcwd(), *extra, *rest]
+        sys.argv = [str(ROOT / "lossproof" / "__main__.py"), *req["argv"]]
+        import runpy
+
+        try:
+            runpy.run_module("lossproof", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            if e.code is None:
+                code = 0
+            elif isinstance(e.code, int):
+                code = e.code
+            else:
+                print(e.code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()  # what the interpreter runs on its way out
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

@@ -1,0 +1,102 @@
+"""``forked_command``, which runs the meta-tests' ``lossproof check`` commands as forks of a server that imported
+torch once: each answers as the real ``python -m lossproof`` does (exit status, output, error; standard input,
+the working folder and PYTHONPATH on sys.path), a crash or an ``os._exit`` is the command's own, a hang is killed
+at its timeout and the server serves on, and an environment the preloaded modules would have read differently
+runs the real command instead."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.meta import forked_command
+
+if not hasattr(os, "fork"):
+    pytest.skip("no os.fork on this platform: forked_command runs the real command there", allow_module_level=True)
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """The number of commands the server forked, counted while the test runs."""
+    count = [0]
+    real = forked_command._reply
+
+    def counting(proc, timeout):
+        line = real(proc, timeout)
+        count[0] += 1
+        return line
+
+    monkeypatch.setattr(forked_command, "_reply", counting)
+    return lambda: count[0] // 2  # two lines a command: its pid, then its wait status
+
+
+def _real(argv, cwd=forked_command.ROOT, env=None, input=None):
+    return subprocess.run([sys.executable, "-m", "lossproof", *argv], cwd=cwd, env=env, input=input,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _same(a, b):
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr), (a, b)
+
+
+@pytest.mark.parametrize("argv,stdin", [
+    (["exact", "softplus", '{"input": 25.0}'], None),
+    (["exact", "softplus", "-"], '{"input": -3.5}'),
+    (["exact", "softplus", "{"], None),
+    (["check", "softplus", "examples/user_losses.py:nofn"], None),
+    (["check", "nosuch", "examples/user_losses.py:careful_softplus"], None),
+])
+def test_a_forked_command_answers_as_the_real_one(argv, stdin, forks):
+    forked_command._server()  # started outside the count
+    before = forks()
+    got = forked_command.run(argv, input=stdin)
+    assert forks() == before + 1, "the command was not forked"
+    _same(got, _real(argv, input=stdin))
+
+
+def test_the_working_folder_and_pythonpath_come_first_as_under_python_m(tmp_path, forks):
+    (tmp_path / "here.py").write_text("import torch\n\ndef softplus(input):\n    return torch.nn.functional.softplus(input)\n")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "there.py").write_text("raise RuntimeError('imported from PYTHONPATH')\n")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    for target in ("here:nofn", "there:f"):
+        argv = ["check", "softplus", target, "--dtype", "float32"]
+        forked_command._server()
+        before = forks()
+        got = forked_command.run(argv, cwd=tmp_path, env=env)
+        assert forks() == before + 1
+        _same(got, _real(argv, cwd=tmp_path, env=env))
+    assert "has no function 'nofn'" in got.stderr or "imported from PYTHONPATH" in got.stderr + got.stdout
+
+
+def test_an_exit_or_a_crash_is_the_commands_own_and_the_server_serves_on(tmp_path, forks):
+    (tmp_path / "quits.py").write_text("import os\nos._exit(7)\n")
+    (tmp_path / "dies.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    got = forked_command.run(["check", "softplus", "quits:f"], cwd=tmp_path)
+    assert got.returncode == 7, got
+    got = forked_command.run(["check", "softplus", "dies:f"], cwd=tmp_path)
+    assert got.returncode == -9, got  # killed by SIGKILL, as subprocess reports it
+    _same(forked_command.run(["exact", "softplus", '{"input": 1.0}']), _real(["exact", "softplus", '{"input": 1.0}']))
+
+
+def test_a_hang_is_killed_at_its_timeout(tmp_path):
+    (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
+    with pytest.raises(subprocess.TimeoutExpired):
+        forked_command.run(["check", "softplus", "hangs:f"], cwd=tmp_path, timeout=3)
+    assert forked_command.run(["exact", "softplus", '{"input": 2.0}']).returncode == 0  # the server serves on
+
+
+def test_a_variable_read_at_import_runs_the_real_command(forks):
+    # oracles.fast reads LOSSPROOF_FAST when it is imported: the server's copy read the worker's value
+    env = {**os.environ, "LOSSPROOF_FAST": "0"}
+    forked_command._server()
+    before = forks()
+    got = forked_command.run(["exact", "softplus", '{"input": 25.0}'], env=env)
+    assert forks() == before, "forked although the server's modules read this variable at import"
+    _same(got, _real(["exact", "softplus", '{"input": 25.0}'], env=env))
+    assert forked_command._differs_early({"LOSSPROOF_FAST": "0"}, {}) and not forked_command._differs_early(
+        {"LOSSPROOF_CACHE": "x", "PYTEST_CURRENT_TEST": "t", "PYTHONPATH": "p"}, {})
