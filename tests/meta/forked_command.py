@@ -13,7 +13,7 @@ interpreter prints at start-up. The tests of the real entry point (``test_cli_ex
 real commands, the installed wheel in ``.ci/run``) run real subprocesses; so does any call whose environment
 differs from the server's in a variable read at import time (only LOSSPROOF_CACHE, LOSSPROOF_EXAMPLES and
 LOSSPROOF_PROFILE, read when used, and PYTHONPATH, applied to sys.path, may differ), and every call where
-``fork`` is unavailable.
+``fork`` is unavailable or unsafe (off Linux).
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def _reply(proc, timeout) -> str:
 
 
 def _server():
-    """This process's server (started on first use), or None where fork is unavailable."""
-    if not hasattr(os, "fork"):
+    """This process's server (started on first use), or None off Linux: fork is missing on Windows, and unsafe on
+    macOS once system frameworks are loaded."""
+    if not sys.platform.startswith("linux"):
         return None
     s = _SERVER.get(os.getpid())
     if s is None or s["proc"].poll() is not None:
