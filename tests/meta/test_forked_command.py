@@ -58,40 +58,72 @@ def test_a_forked_command_answers_as_the_real_one(argv, stdin, forks):
 
 
 def test_the_working_folder_and_pythonpath_come_first_as_under_python_m(tmp_path, forks):
-    (tmp_path / "here.py").write_text("import torch\n\n\ndef softplus(input):\n"
-                                      "    return torch.nn.functional.softplus(input)\n")
+    """A module in the working folder shadows one of the same name on PYTHONPATH, which is on sys.path too; a
+    project's own ``tests`` package is its own, not this repository's (which the server imported)."""
+    (tmp_path / "shadow.py").write_text("def other():\n    pass\n")
     lib = tmp_path / "lib"
     lib.mkdir()
+    (lib / "shadow.py").write_text("raise RuntimeError('the PYTHONPATH copy was imported')\n")
     (lib / "there.py").write_text("raise RuntimeError('imported from PYTHONPATH')\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "__init__.py").write_text("")
+    (tmp_path / "tests" / "losses.py").write_text("def other():\n    pass\n")
     env = {**os.environ, "PYTHONPATH": str(lib)}
-    for target in ("here:nofn", "there:f"):
+    outs = []
+    for target in ("shadow:nofn", "there:f", "tests.losses:nofn"):
         argv = ["check", "softplus", target, "--dtype", "float32"]
         forked_command._server()
         before = forks()
         got = forked_command.run(argv, cwd=tmp_path, env=env)
         assert forks() == before + 1
         _same(got, _real(argv, cwd=tmp_path, env=env))
-    assert "has no function 'nofn'" in got.stderr or "imported from PYTHONPATH" in got.stderr + got.stdout
+        outs.append(got.stdout + got.stderr)
+    assert "has no function 'nofn'" in outs[0], outs[0]
+    assert "imported from PYTHONPATH" in outs[1], outs[1]
+    assert "has no function 'nofn'" in outs[2], outs[2]
 
 
 def test_an_exit_or_a_crash_is_the_commands_own_and_the_server_serves_on(tmp_path, forks):
-    (tmp_path / "quits.py").write_text("import os\nos._exit(7)\n")
-    (tmp_path / "dies.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    got = forked_command.run(["check", "softplus", "quits:f"], cwd=tmp_path)
-    assert got.returncode == 7, got
-    got = forked_command.run(["check", "softplus", "dies:f"], cwd=tmp_path)
-    assert got.returncode == -9, got  # killed by SIGKILL, as subprocess reports it
+    """What the command wrote to stderr before it ended is kept (stderr is line-buffered, as in an interpreter);
+    a thread it left running is joined before it exits, as the interpreter joins it."""
+    (tmp_path / "quits.py").write_text("import os, sys\nprint('quitting', file=sys.stderr)\nos._exit(7)\n")
+    (tmp_path / "dies.py").write_text("import os, signal, sys\nprint('dying', file=sys.stderr)\n"
+                                      "os.kill(os.getpid(), signal.SIGKILL)\n")
+    (tmp_path / "lingers.py").write_text("import sys, threading, time\n\n\ndef late():\n    time.sleep(0.5)\n"
+                                         "    print('the thread finished', file=sys.stderr)\n\n\n"
+                                         "threading.Thread(target=late).start()\n")
+    for target, code in (("quits:f", 7), ("dies:f", -9), ("lingers:nofn", 2)):  # -9: killed by SIGKILL
+        argv = ["check", "softplus", target]
+        got = forked_command.run(argv, cwd=tmp_path)
+        assert got.returncode == code, got
+        _same(got, _real(argv, cwd=tmp_path))
+    assert "the thread finished" in got.stderr, got
     _same(forked_command.run(["exact", "softplus", '{"input": 1.0}']), _real(["exact", "softplus", '{"input": 1.0}']))
 
 
-def test_a_hang_is_killed_at_its_timeout(tmp_path):
+def test_a_hang_is_killed_at_its_timeout_and_an_interrupt_leaves_no_answer_behind(tmp_path, monkeypatch):
     (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
     with pytest.raises(subprocess.TimeoutExpired):
         forked_command.run(["check", "softplus", "hangs:f"], cwd=tmp_path, timeout=3)
-    assert forked_command.run(["exact", "softplus", '{"input": 2.0}']).returncode == 0  # the server serves on
+    assert forked_command.run(["exact", "softplus", '{"input": 2.0}']).returncode == 0  # a new server serves on
+    # an interrupt while a command runs: its status must not answer the next call
+    real = forked_command._reply
+    calls = [0]
+
+    def interrupted(proc, timeout):
+        calls[0] += 1
+        if calls[0] == 2:  # waiting for the status
+            raise KeyboardInterrupt
+        return real(proc, timeout)
+
+    monkeypatch.setattr(forked_command, "_reply", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        forked_command.run(["exact", "softplus", '{"input": 3.0}'])
+    monkeypatch.setattr(forked_command, "_reply", real)
+    _same(forked_command.run(["exact", "softplus", '{"input": 4.0}']), _real(["exact", "softplus", '{"input": 4.0}']))
 
 
-def test_a_variable_read_at_import_runs_the_real_command(forks):
+def test_a_variable_read_at_import_or_a_missing_folder_runs_the_real_command(forks, tmp_path):
     # oracles.fast reads LOSSPROOF_FAST when it is imported: the server's copy read the worker's value
     env = {**os.environ, "LOSSPROOF_FAST": "0"}
     forked_command._server()
@@ -100,4 +132,6 @@ def test_a_variable_read_at_import_runs_the_real_command(forks):
     assert forks() == before, "forked although the server's modules read this variable at import"
     _same(got, _real(["exact", "softplus", '{"input": 25.0}'], env=env))
     assert forked_command._differs_early({"LOSSPROOF_FAST": "0"}, {}) and not forked_command._differs_early(
-        {"LOSSPROOF_CACHE": "x", "PYTEST_CURRENT_TEST": "t", "PYTHONPATH": "p"}, {})
+        {"LOSSPROOF_CACHE": "x", "LOSSPROOF_EXAMPLES_DIR": "off", "PYTEST_CURRENT_TEST": "t", "PYTHONPATH": "p"}, {})
+    with pytest.raises(FileNotFoundError):  # as subprocess.run raises it
+        forked_command.run(["exact", "softplus", '{"input": 25.0}'], cwd=tmp_path / "nowhere")
