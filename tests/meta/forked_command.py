@@ -44,11 +44,12 @@ _SERVER: dict = {}
 def run(argv, *, cwd=ROOT, env=None, input=None, timeout=600) -> subprocess.CompletedProcess:
     """``subprocess.run([sys.executable, "-m", "lossproof", *argv], cwd=cwd, env=env, input=input,
     capture_output=True, text=True, timeout=timeout)``, the same answer, from a fork of the server where it can."""
+    command = [sys.executable, "-m", "lossproof", *argv]
     env = dict(os.environ if env is None else env)
     server = _server()
     if server is None or _differs_early(env, server["env"]) or not os.path.isdir(cwd):
-        return subprocess.run([sys.executable, "-m", "lossproof", *argv], cwd=cwd, env=env, input=input,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command, cwd=cwd, env=env, input=input, capture_output=True, text=True,
+                              timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="lossproof-forked-") as d:
         paths = {k: os.path.join(d, k) for k in ("stdin", "stdout", "stderr")}
         Path(paths["stdin"]).write_text(input or "")
@@ -64,18 +65,18 @@ def run(argv, *, cwd=ROOT, env=None, input=None, timeout=600) -> subprocess.Comp
             # would answer the wrong call), and the next call starts a new server
             _stop(server, pid)
             if isinstance(e, subprocess.TimeoutExpired):
-                raise subprocess.TimeoutExpired([sys.executable, "-m", "lossproof", *argv], timeout) from None
+                raise subprocess.TimeoutExpired(command, timeout) from None
             raise
         code = os.waitstatus_to_exitcode(status)
         out, err = (Path(paths[k]).read_text(errors="replace") for k in ("stdout", "stderr"))
-    return subprocess.CompletedProcess([sys.executable, "-m", "lossproof", *argv], code, out, err)
+    return subprocess.CompletedProcess(command, code, out, err)
 
 
 def _stop(server: dict, pid: int | None) -> None:
     """Kill the command ``pid`` (if any) and the server, and forget the server."""
-    for p in ([pid] if pid is not None else []):
+    if pid is not None:
         try:
-            os.kill(p, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:  # it had ended; the server has reaped it
             pass
     server["proc"].kill()
